@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Sets up what the tests need on a fresh Debian machine (as root, or with sudo) and runs
+# them. Idempotent: what is already installed is not installed again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
+command -v mosquitto_pub >/dev/null 2>&1 || need_apt+=(mosquitto-clients)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" = 0 ] || SUDO="sudo"
+  echo "installing ${need_apt[*]} (end-to-end tests run a real broker)"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+if ! python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
+  echo "installing aiosmtpd (end-to-end tests run a real SMTP server)"
+  python3 -m pip install -q aiosmtpd
+fi
+
+cargo test --locked "$@"

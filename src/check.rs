@@ -1,0 +1,122 @@
+//! `yingji check`: configuration problems an operator should fix. Pure: takes a loaded
+//! configuration, returns problems; the CLI prints them and exits 1 when there are any.
+
+use crate::config::{Loaded, Quota, CALL_ROLES};
+
+/// One problem, naming the key or the thing it is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub key: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+/// Everything `check` reports beyond the validation `Config::load` already did.
+pub fn problems(loaded: &Loaded) -> Vec<Problem> {
+    let cfg = &loaded.config;
+    let mut out = Vec::new();
+    let mut p = |key: String, message: String| out.push(Problem { key, message });
+    for k in &loaded.unknown_keys {
+        p(k.clone(), "unknown key (misspelt? it is ignored)".into());
+    }
+    // PLANS.md §1 "Output run": a quota table without a year uses the latest earlier one;
+    // check reports the years the table skips.
+    if let Quota::ByYear(t) = &cfg.coal.daily_quota_t {
+        let years: Vec<i32> = t.keys().filter_map(|y| y.trim().parse().ok()).collect();
+        if let (Some(lo), Some(hi)) = (years.iter().min(), years.iter().max()) {
+            for y in *lo..*hi {
+                if !years.contains(&y) {
+                    p(
+                        format!("coal.daily_quota_t.{y}"),
+                        format!(
+                            "no quota for {y}; the {} value is used",
+                            years.iter().filter(|x| **x < y).max().unwrap_or(lo)
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    // PLANS.md §3 "Recipients kept current" (§四.1): every department and leader of the
+    // call table has a contact, and every such contact can be reached.
+    for (role, name) in CALL_ROLES {
+        let with_role: Vec<_> = cfg
+            .contacts
+            .iter()
+            .filter(|c| c.role.as_deref() == Some(*role))
+            .collect();
+        if with_role.is_empty() {
+            p(
+                format!("contact(role = {role})"),
+                format!("no contact for {name} (叫应对象缺失, 叫应服务工作机制 §三)"),
+            );
+        }
+        for c in with_role {
+            if c.wechat.is_none() && c.phone.is_none() {
+                p(
+                    format!("contact({})", c.id),
+                    format!(
+                        "{name} {} has neither wechat nor phone: cannot be called",
+                        c.name
+                    ),
+                );
+            }
+            if c.tier.is_none() {
+                p(
+                    format!("contact({}).tier", c.id),
+                    format!("{name} {} has no tier: never called", c.name),
+                );
+            }
+        }
+    }
+    for c in &cfg.contacts {
+        if c.tier.is_some() && c.role.is_none() && c.wechat.is_none() && c.phone.is_none() {
+            p(
+                format!("contact({})", c.id),
+                "a called contact with neither wechat nor phone".into(),
+            );
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn reports_missing_roles_and_unreachable_contacts() {
+        let l = Config::from_toml(
+            "[[contact]]\nid = \"a\"\nrole = \"emergency\"\ntier = \"A\"\n\
+             [[contact]]\nid = \"b\"\nrole = \"water\"\ntier = \"A\"\nphone = \"1\"\n",
+        )
+        .unwrap();
+        let ps = problems(&l);
+        assert!(ps.iter().any(|p| p.key == "contact(a)"), "{ps:?}");
+        assert!(!ps.iter().any(|p| p.key == "contact(b)"), "{ps:?}");
+        assert!(
+            ps.iter().any(|p| p.key == "contact(role = mayor)"),
+            "{ps:?}"
+        );
+        assert!(
+            !ps.iter().any(|p| p.key == "contact(role = water)"),
+            "{ps:?}"
+        );
+    }
+
+    #[test]
+    fn reports_quota_year_gaps() {
+        let l = Config::from_toml("[coal]\ndaily_quota_t = { 2023 = 1, 2025 = 2 }\n").unwrap();
+        let ps = problems(&l);
+        assert!(
+            ps.iter().any(|p| p.key == "coal.daily_quota_t.2024"),
+            "{ps:?}"
+        );
+    }
+}

@@ -1,0 +1,764 @@
+//! Configuration: TOML -> raw structs (every key has a default, so an empty file is
+//! valid) -> validated [`Config`] with errors that name the key (CONTRACT.md
+//! "Configuration"). Unknown keys are reported by `yingji check`, not fatal.
+//!
+//! Plan texts quoted from the plans (pollution measures, coal member-unit tasks) are
+//! data: their defaults are embedded from `config/*.toml` and may be overridden.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveTime;
+use serde::{Deserialize, Serialize};
+
+/// A configuration problem, naming the key it is about.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct ConfigError {
+    /// Dotted path of the key, e.g. `coal.daily_quota_t` or `contact[2].tier`.
+    pub key: String,
+    /// What is wrong, in words an operator understands.
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The whole validated configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Root of every topic (`ers`); may contain `/`.
+    pub topic_root: String,
+    /// Local time of the daily follow-up reports, `HH:MM`.
+    #[serde(with = "hhmm")]
+    pub report_time: NaiveTime,
+    /// Regions served; absent: one region `shuozhou`.
+    #[serde(rename = "region")]
+    pub regions: Vec<RegionConfig>,
+    /// External broker; absent: embedded broker on 127.0.0.1:1883.
+    pub mqtt: Option<MqttConfig>,
+    pub store: StoreConfig,
+    pub http: HttpConfig,
+    /// SMTP; absent: no email.
+    pub email: Option<EmailConfig>,
+    pub coal: CoalConfig,
+    pub pollution: PollutionConfig,
+    pub weather_call: WeatherCallConfig,
+    pub limits: LimitsConfig,
+    #[serde(rename = "contact")]
+    pub contacts: Vec<Contact>,
+    /// Messaging webhooks (WeCom robot, phone gateway); extension of CONTRACT.md.
+    #[serde(rename = "webhook")]
+    pub webhooks: Vec<WebhookConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            topic_root: "ers".into(),
+            report_time: NaiveTime::from_hms_opt(8, 0, 0).expect("valid"),
+            regions: Vec::new(),
+            mqtt: None,
+            store: StoreConfig::default(),
+            http: HttpConfig::default(),
+            email: None,
+            coal: CoalConfig::default(),
+            pollution: PollutionConfig::default(),
+            weather_call: WeatherCallConfig::default(),
+            limits: LimitsConfig::default(),
+            contacts: Vec::new(),
+            webhooks: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+
+pub struct RegionConfig {
+    /// Slug used in topics and notice ids.
+    pub id: String,
+    /// Name in Chinese, used in notice texts.
+    #[serde(default)]
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct MqttConfig {
+    /// `mqtt://host:port` or `mqtts://host:port`.
+    pub url: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub password_file: Option<PathBuf>,
+    /// Client id; default `yingji-{first region}`. Must be stable for persistent sessions.
+    pub client_id: Option<String>,
+    /// 4 (3.1.1) or 5.
+    pub protocol: u8,
+    /// CA bundle for mqtts (PEM); absent: the system roots.
+    pub ca_file: Option<PathBuf>,
+    pub keep_alive_s: u64,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        Self {
+            url: "mqtt://127.0.0.1:1883".into(),
+            username: None,
+            password: None,
+            password_file: None,
+            client_id: None,
+            protocol: 4,
+            ca_file: None,
+            keep_alive_s: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct StoreConfig {
+    /// SQLite file: journal, snapshots, outbox, call register. Relative to the working dir.
+    pub path: PathBuf,
+    /// Snapshot the engine state every this many journaled inputs.
+    pub snapshot_every: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("var/yingji.db"),
+            snapshot_every: 1000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct HttpConfig {
+    pub listen: String,
+    pub public_url: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            public_url: "http://127.0.0.1:8080".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct EmailConfig {
+    pub smtp_url: String,
+    pub from: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub password_file: Option<PathBuf>,
+    /// Extra addresses per plan / level / department (CONTRACT.md "Email").
+    #[serde(rename = "route")]
+    pub routes: Vec<EmailRoute>,
+}
+
+impl Default for EmailConfig {
+    fn default() -> Self {
+        Self {
+            smtp_url: "smtp://127.0.0.1:25".into(),
+            from: "yingji <yingji@example.org>".into(),
+            username: None,
+            password: None,
+            password_file: None,
+            routes: Vec::new(),
+        }
+    }
+}
+
+/// `[[email.route]]`: who gets which notices by email besides contacts.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default)]
+pub struct EmailRoute {
+    /// Plans matched (empty: all).
+    pub plans: Vec<String>,
+    /// Levels matched (empty: all).
+    pub levels: Vec<String>,
+    /// Department / unit matched against a notice's recipients' units (empty: all).
+    pub departments: Vec<String>,
+    pub to: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct WebhookConfig {
+    /// `wecom` (WeCom robot / application message) or `phone` (a phone gateway), or `generic`.
+    pub kind: String,
+    pub url: String,
+    pub key: Option<String>,
+    pub key_file: Option<PathBuf>,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        Self {
+            kind: "generic".into(),
+            url: String::new(),
+            key: None,
+            key_file: None,
+        }
+    }
+}
+
+/// The annual daily guarantee quota (年度每日保供量): one number or a table by year.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Quota {
+    Flat(f64),
+    ByYear(BTreeMap<String, f64>),
+}
+
+impl Quota {
+    /// Quota of `year`; a table without that year uses the latest earlier year
+    /// (PLANS.md §1 "Output run"). `None` when the table has no year <= `year`.
+    pub fn for_year(&self, year: i32) -> Option<f64> {
+        match self {
+            Quota::Flat(q) => Some(*q),
+            Quota::ByYear(t) => t
+                .iter()
+                .filter_map(|(y, q)| y.trim().parse::<i32>().ok().map(|y| (y, *q)))
+                .filter(|(y, _)| *y <= year)
+                .max_by_key(|(y, _)| *y)
+                .map(|(_, q)| q),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StockRule {
+    Any,
+    Aggregate,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct CoalConfig {
+    pub daily_quota_t: Quota,
+    /// Empty: every plant that reports stock is a key plant.
+    pub key_plants: Vec<String>,
+    pub stock_rule: StockRule,
+    pub lift_hold_hours: f64,
+    pub require_confirmation: bool,
+    pub price_window_days: u32,
+    pub price_abnormal_pct: f64,
+    pub price_large_pct: f64,
+    pub price_min_cny_t: Option<f64>,
+    pub price_max_cny_t: Option<f64>,
+    pub output_gap_days: f64,
+    pub stock_gap_days: f64,
+    pub beyond_l1_stock_days: f64,
+    pub beyond_l1_missed_days: u32,
+    /// Member-unit tasks per level, quoted from the plan (§5.2.1, §5.2.2). Absent: the
+    /// embedded `config/coal-tasks.toml`.
+    pub tasks: Option<Vec<UnitTask>>,
+}
+
+impl Default for CoalConfig {
+    fn default() -> Self {
+        Self {
+            daily_quota_t: Quota::Flat(500_000.0),
+            key_plants: Vec::new(),
+            stock_rule: StockRule::Any,
+            lift_hold_hours: 72.0,
+            require_confirmation: false,
+            price_window_days: 7,
+            price_abnormal_pct: 10.0,
+            price_large_pct: 20.0,
+            price_min_cny_t: None,
+            price_max_cny_t: None,
+            output_gap_days: 2.0,
+            stock_gap_days: 3.0,
+            beyond_l1_stock_days: 7.0,
+            beyond_l1_missed_days: 3,
+            tasks: None,
+        }
+    }
+}
+
+/// A member unit's task at a coal response level (plan text, quoted).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default)]
+pub struct UnitTask {
+    /// `L2` or `L1`.
+    pub level: String,
+    /// Unit name as in the plan, e.g. `市能源局`; matched with contacts' `unit`.
+    pub unit: String,
+    /// Clause, e.g. `§5.2.1(2)`.
+    pub clause: String,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct PollutionConfig {
+    pub horizon_hours: u32,
+    pub require_approval: bool,
+    pub aqi_standard: String,
+    pub aqi_gap_hours: f64,
+    pub forecast_stale_hours: f64,
+    /// Reminder for a pending proposal after this many hours (§3.3.2: 2 h).
+    pub reminder_hours: f64,
+    /// Measures per level, quoted from the plan (§4.2.1–4.2.5). Absent: the embedded
+    /// `config/pollution-measures.toml`.
+    pub measures: Option<Vec<Measure>>,
+}
+
+impl Default for PollutionConfig {
+    fn default() -> Self {
+        Self {
+            horizon_hours: 72,
+            require_approval: false,
+            aqi_standard: "2026".into(),
+            aqi_gap_hours: 3.0,
+            forecast_stale_hours: 36.0,
+            reminder_hours: 2.0,
+            measures: None,
+        }
+    }
+}
+
+/// A measure of a pollution response level (plan text, quoted).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default)]
+pub struct Measure {
+    /// `yellow`, `orange`, `red`, `ozone` or `so2`.
+    pub level: String,
+    /// `health`, `advisory`, `mandatory`, `emission_cut`, `county_duty`, `control`.
+    pub category: String,
+    pub clause: String,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct WeatherCallConfig {
+    pub ack_timeout_s: u64,
+    pub phone_retry_s: u64,
+    pub phone_attempts: u32,
+    pub red_rainstorm_is_extreme: bool,
+    pub escalate_to: Vec<String>,
+}
+
+impl Default for WeatherCallConfig {
+    fn default() -> Self {
+        Self {
+            ack_timeout_s: 180,
+            phone_retry_s: 180,
+            phone_attempts: 3,
+            red_rainstorm_is_extreme: true,
+            escalate_to: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct LimitsConfig {
+    pub max_payload_bytes: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_payload_bytes: 65536,
+        }
+    }
+}
+
+/// A person who may be called or emailed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default)]
+pub struct Contact {
+    pub id: String,
+    pub name: String,
+    pub unit: String,
+    /// `A`, `B` or `C` (PLANS.md §3); absent: never called.
+    pub tier: Option<String>,
+    pub role: Option<String>,
+    pub backup: Option<String>,
+    pub wechat: Option<String>,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    /// Plans whose notices this contact also receives by email.
+    pub plans: Vec<String>,
+    /// Levels whose notices this contact receives (empty: all); extension.
+    pub levels: Vec<String>,
+}
+
+/// Roles of PLANS.md §3's table that `check` expects a contact for.
+pub const CALL_ROLES: &[(&str, &str)] = &[
+    ("emergency", "应急管理部门责任人"),
+    ("urban_management", "城管部门责任人"),
+    ("natural_resources", "规划和自然资源部门责任人"),
+    ("water", "水利部门责任人"),
+    ("housing", "住建部门责任人"),
+    ("agriculture", "农业农村部门责任人"),
+    ("transport", "交通部门责任人"),
+    ("leader_meteorology", "分管气象工作的市政府领导"),
+    ("leader_flood", "分管防汛工作的市政府领导"),
+    ("party_secretary", "市委主要领导"),
+    ("mayor", "市政府主要领导"),
+];
+
+mod hhmm {
+    use chrono::NaiveTime;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &NaiveTime, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&t.format("%H:%M").to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<NaiveTime, D::Error> {
+        let s = String::deserialize(d)?;
+        NaiveTime::parse_from_str(&s, "%H:%M")
+            .or_else(|_| NaiveTime::parse_from_str(&s, "%H:%M:%S"))
+            .map_err(|_| serde::de::Error::custom(format!("expected HH:MM, got {s:?}")))
+    }
+}
+
+/// What loading a config file produced: the config and the keys that were ignored.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Config,
+    /// Keys present in the file that yingji does not know (reported by `check`).
+    pub unknown_keys: Vec<String>,
+    /// Where it came from (`None`: built-in defaults).
+    pub source: Option<PathBuf>,
+}
+
+/// Default config path, relative to the working directory.
+pub const DEFAULT_PATH: &str = "config/yingji.toml";
+
+impl Config {
+    /// Parses TOML text and validates it.
+    pub fn from_toml(text: &str) -> Result<Loaded, Vec<ConfigError>> {
+        let de = toml::Deserializer::parse(text).map_err(|e| vec![toml_error(e)])?;
+        let mut unknown = Vec::new();
+        let config: Config = serde_ignored::deserialize(de, |path| unknown.push(path.to_string()))
+            .map_err(|e| vec![toml_error(e)])?;
+        let config = config.finish()?;
+        Ok(Loaded {
+            config,
+            unknown_keys: unknown,
+            source: None,
+        })
+    }
+
+    /// Loads `path`, or when `None`: `config/yingji.toml` if it exists, else defaults.
+    pub fn load(path: Option<&Path>) -> Result<Loaded, Vec<ConfigError>> {
+        let path = match path {
+            Some(p) => p.to_path_buf(),
+            None => {
+                let p = PathBuf::from(DEFAULT_PATH);
+                if !p.exists() {
+                    return Ok(Loaded {
+                        config: Config::default().finish()?,
+                        unknown_keys: Vec::new(),
+                        source: None,
+                    });
+                }
+                p
+            }
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            vec![ConfigError::new(
+                path.display().to_string(),
+                format!("cannot read config file: {e}"),
+            )]
+        })?;
+        let mut loaded = Self::from_toml(&text)?;
+        loaded.source = Some(path);
+        Ok(loaded)
+    }
+
+    /// Fills derived defaults and validates; every error names its key.
+    pub fn finish(mut self) -> Result<Config, Vec<ConfigError>> {
+        if self.regions.is_empty() {
+            self.regions.push(RegionConfig {
+                id: "shuozhou".into(),
+                name: "朔州市".into(),
+            });
+        }
+        let errors = self.validate();
+        if errors.is_empty() {
+            Ok(self)
+        } else {
+            Err(errors)
+        }
+    }
+
+    fn validate(&self) -> Vec<ConfigError> {
+        let mut e = Vec::new();
+        let mut err = |k: String, m: String| e.push(ConfigError::new(k, m));
+        if self.topic_root.is_empty()
+            || self.topic_root.contains(['+', '#'])
+            || self.topic_root.starts_with('/')
+            || self.topic_root.ends_with('/')
+        {
+            err(
+                "topic_root".into(),
+                "must be a non-empty topic prefix without wildcards or leading/trailing '/'".into(),
+            );
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, r) in self.regions.iter().enumerate() {
+            if r.id.is_empty()
+                || !r
+                    .id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                err(
+                    format!("region[{i}].id"),
+                    format!(
+                        "must be a slug of letters, digits, '-' or '_', got {:?}",
+                        r.id
+                    ),
+                );
+            }
+            if !seen.insert(&r.id) {
+                err(
+                    format!("region[{i}].id"),
+                    format!("duplicate region {:?}", r.id),
+                );
+            }
+        }
+        // [coal]
+        let c = &self.coal;
+        match &c.daily_quota_t {
+            Quota::Flat(q) if !(q.is_finite() && *q > 0.0) => {
+                err("coal.daily_quota_t".into(), format!("must be > 0, got {q}"))
+            }
+            Quota::ByYear(t) => {
+                if t.is_empty() {
+                    err(
+                        "coal.daily_quota_t".into(),
+                        "the table by year is empty".into(),
+                    );
+                }
+                for (y, q) in t {
+                    if y.trim().parse::<i32>().is_err() {
+                        err(
+                            format!("coal.daily_quota_t.{y}"),
+                            "key must be a year".into(),
+                        );
+                    }
+                    if !(q.is_finite() && *q > 0.0) {
+                        err(
+                            format!("coal.daily_quota_t.{y}"),
+                            format!("must be > 0, got {q}"),
+                        );
+                    }
+                }
+            }
+            _ => {}
+        }
+        for (k, v) in [
+            ("coal.lift_hold_hours", c.lift_hold_hours),
+            ("coal.output_gap_days", c.output_gap_days),
+            ("coal.stock_gap_days", c.stock_gap_days),
+            ("coal.price_abnormal_pct", c.price_abnormal_pct),
+            ("coal.price_large_pct", c.price_large_pct),
+            ("coal.beyond_l1_stock_days", c.beyond_l1_stock_days),
+            ("pollution.aqi_gap_hours", self.pollution.aqi_gap_hours),
+            (
+                "pollution.forecast_stale_hours",
+                self.pollution.forecast_stale_hours,
+            ),
+            ("pollution.reminder_hours", self.pollution.reminder_hours),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                err(k.into(), format!("must be a positive number, got {v}"));
+            }
+        }
+        if c.price_large_pct < c.price_abnormal_pct {
+            err(
+                "coal.price_large_pct".into(),
+                "must be >= coal.price_abnormal_pct".into(),
+            );
+        }
+        if c.price_window_days == 0 {
+            err("coal.price_window_days".into(), "must be >= 1".into());
+        }
+        if c.beyond_l1_missed_days == 0 {
+            err("coal.beyond_l1_missed_days".into(), "must be >= 1".into());
+        }
+        if let (Some(lo), Some(hi)) = (c.price_min_cny_t, c.price_max_cny_t) {
+            if lo > hi {
+                err(
+                    "coal.price_min_cny_t".into(),
+                    "must be <= coal.price_max_cny_t".into(),
+                );
+            }
+        }
+        // [pollution]
+        if !matches!(self.pollution.aqi_standard.as_str(), "2026" | "2012") {
+            err(
+                "pollution.aqi_standard".into(),
+                format!(
+                    "must be \"2026\" or \"2012\", got {:?}",
+                    self.pollution.aqi_standard
+                ),
+            );
+        }
+        if self.pollution.horizon_hours < 36 {
+            err(
+                "pollution.horizon_hours".into(),
+                "must be >= 36 (the lift and downgrade rules look 36 hours ahead)".into(),
+            );
+        }
+        // [weather_call]
+        if self.weather_call.phone_attempts == 0 {
+            err("weather_call.phone_attempts".into(), "must be >= 1".into());
+        }
+        // [limits]
+        if self.limits.max_payload_bytes == 0 {
+            err("limits.max_payload_bytes".into(), "must be > 0".into());
+        }
+        // [[contact]]
+        let mut ids = std::collections::BTreeSet::new();
+        for (i, ct) in self.contacts.iter().enumerate() {
+            if ct.id.is_empty() {
+                err(format!("contact[{i}].id"), "is required".into());
+            } else if !ids.insert(ct.id.as_str()) {
+                err(
+                    format!("contact[{i}].id"),
+                    format!("duplicate contact id {:?}", ct.id),
+                );
+            }
+            if let Some(t) = &ct.tier {
+                if !matches!(t.as_str(), "A" | "B" | "C") {
+                    err(
+                        format!("contact[{i}].tier"),
+                        format!("must be A, B or C, got {t:?}"),
+                    );
+                }
+            }
+            if let Some(r) = &ct.role {
+                if !CALL_ROLES.iter().any(|(k, _)| k == r) && r != "other" {
+                    err(format!("contact[{i}].role"), format!("unknown role {r:?}"));
+                }
+            }
+        }
+        for (i, ct) in self.contacts.iter().enumerate() {
+            if let Some(b) = &ct.backup {
+                if !ids.contains(b.as_str()) {
+                    err(
+                        format!("contact[{i}].backup"),
+                        format!("no contact with id {b:?}"),
+                    );
+                }
+            }
+        }
+        for (i, id) in self.weather_call.escalate_to.iter().enumerate() {
+            if !ids.contains(id.as_str()) {
+                err(
+                    format!("weather_call.escalate_to[{i}]"),
+                    format!("no contact with id {id:?}"),
+                );
+            }
+        }
+        e
+    }
+
+    /// Index of region `id`.
+    pub fn region_index(&self, id: &str) -> Option<usize> {
+        self.regions.iter().position(|r| r.id == id)
+    }
+
+    /// The contact with id `id`.
+    pub fn contact(&self, id: &str) -> Option<&Contact> {
+        self.contacts.iter().find(|c| c.id == id)
+    }
+}
+
+fn toml_error(e: toml::de::Error) -> ConfigError {
+    let msg = e.message().to_string();
+    // toml's message names the key where it can ("unknown field", "invalid type ... for key").
+    let key = msg
+        .split('`')
+        .nth(1)
+        .map(str::to_string)
+        .unwrap_or_else(|| "(file)".into());
+    ConfigError::new(key, e.to_string().trim().replace('\n', " "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_valid_with_contract_defaults() {
+        let c = Config::from_toml("").unwrap().config;
+        assert_eq!(c.topic_root, "ers");
+        assert_eq!(c.regions[0].id, "shuozhou");
+        assert_eq!(c.coal.daily_quota_t.for_year(2023), Some(500_000.0));
+        assert_eq!(c.coal.lift_hold_hours, 72.0);
+        assert_eq!(c.pollution.horizon_hours, 72);
+        assert_eq!(c.weather_call.ack_timeout_s, 180);
+        assert_eq!(c.limits.max_payload_bytes, 65536);
+        assert!(c.mqtt.is_none() && c.email.is_none());
+        assert_eq!(c.report_time, NaiveTime::from_hms_opt(8, 0, 0).unwrap());
+    }
+
+    #[test]
+    fn quota_table_by_year_uses_latest_earlier_year() {
+        let c = Config::from_toml("[coal]\ndaily_quota_t = { 2023 = 500000, 2024 = 520000 }\n")
+            .unwrap()
+            .config;
+        let q = &c.coal.daily_quota_t;
+        assert_eq!(q.for_year(2022), None);
+        assert_eq!(q.for_year(2023), Some(500_000.0));
+        assert_eq!(q.for_year(2024), Some(520_000.0));
+        assert_eq!(q.for_year(2026), Some(520_000.0));
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = Config::from_toml("[coal]\nlift_hold_hours = -1\n").unwrap_err();
+        assert_eq!(e[0].key, "coal.lift_hold_hours");
+        let e = Config::from_toml("[pollution]\naqi_standard = \"2019\"\n").unwrap_err();
+        assert_eq!(e[0].key, "pollution.aqi_standard");
+        let e = Config::from_toml("report_time = \"8 o'clock\"\n").unwrap_err();
+        assert!(e[0].to_string().contains("HH:MM"), "{e:?}");
+        let e = Config::from_toml("[[contact]]\nid = \"a\"\ntier = \"D\"\n").unwrap_err();
+        assert_eq!(e[0].key, "contact[0].tier");
+        let e = Config::from_toml("[weather_call]\nphone_attempts = \"three\"\n").unwrap_err();
+        assert!(e[0].to_string().contains("phone_attempts"), "{e:?}");
+    }
+
+    #[test]
+    fn unknown_keys_are_reported_not_fatal() {
+        // A misspelt key must not stop a replay, but `check` reports it (and fails).
+        let l = Config::from_toml("colour = 1\n[coal]\nstock_rules = \"any\"\n").unwrap();
+        let mut keys = l.unknown_keys;
+        keys.sort();
+        assert_eq!(
+            keys,
+            vec!["coal.stock_rules".to_string(), "colour".to_string()]
+        );
+    }
+
+    #[test]
+    fn shipped_config_is_valid() {
+        let text = include_str!("../config/yingji.toml");
+        let l = Config::from_toml(text).unwrap();
+        assert!(l.unknown_keys.is_empty(), "{:?}", l.unknown_keys);
+    }
+}

@@ -1,0 +1,418 @@
+//! The deterministic core: `handle(at, message)`, `advance_to(t)`, `next_deadline()`.
+//! No clock, no I/O. Timers fire at their exact due time, in the order PLANS.md §4 gives:
+//! by due time, then in the order they were last armed.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Config, RegionConfig};
+use crate::input::{Command, Input, Message, Rejection};
+use crate::notice::{Kind, Notice, Plan};
+use crate::plans::{coal_supply, heavy_pollution, severe_weather, PlanTimer};
+use crate::time::{fmt_ts, Ts};
+
+/// A timer key: which region and which plan timer.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TimerKey {
+    pub region: usize,
+    pub timer: PlanTimer,
+}
+
+/// The timer table. Re-arming a key replaces its due time and its place in the order.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(from = "TimersRepr", into = "TimersRepr")]
+pub struct Timers {
+    seq: u64,
+    /// (due, arm sequence) -> key.
+    queue: BTreeMap<(Ts, u64), TimerKey>,
+    /// key -> (due, arm sequence).
+    armed: BTreeMap<TimerKey, (Ts, u64)>,
+}
+
+/// Snapshot form of [`Timers`]: JSON maps need string keys, so a list.
+#[derive(Serialize, Deserialize)]
+struct TimersRepr {
+    seq: u64,
+    armed: Vec<(TimerKey, Ts, u64)>,
+}
+
+impl From<Timers> for TimersRepr {
+    fn from(t: Timers) -> Self {
+        TimersRepr {
+            seq: t.seq,
+            armed: t
+                .queue
+                .into_iter()
+                .map(|((due, s), k)| (k, due, s))
+                .collect(),
+        }
+    }
+}
+
+impl From<TimersRepr> for Timers {
+    fn from(r: TimersRepr) -> Self {
+        let mut t = Timers {
+            seq: r.seq,
+            ..Default::default()
+        };
+        for (k, due, s) in r.armed {
+            t.queue.insert((due, s), k.clone());
+            t.armed.insert(k, (due, s));
+        }
+        t
+    }
+}
+
+impl Timers {
+    pub fn arm(&mut self, key: TimerKey, due: Ts) {
+        self.cancel(&key);
+        self.seq += 1;
+        self.queue.insert((due, self.seq), key.clone());
+        self.armed.insert(key, (due, self.seq));
+    }
+
+    pub fn cancel(&mut self, key: &TimerKey) {
+        if let Some(slot) = self.armed.remove(key) {
+            self.queue.remove(&slot);
+        }
+    }
+
+    pub fn due_of(&self, key: &TimerKey) -> Option<Ts> {
+        self.armed.get(key).map(|(t, _)| *t)
+    }
+
+    /// Removes and returns the first timer due at or before `t`.
+    fn pop_due(&mut self, t: Ts) -> Option<(Ts, TimerKey)> {
+        let (&(due, seq), _) = self.queue.iter().next()?;
+        if due > t {
+            return None;
+        }
+        let key = self.queue.remove(&(due, seq)).expect("present");
+        self.armed.remove(&key);
+        Some((due, key))
+    }
+
+    fn first(&self) -> Option<(Ts, &TimerKey)> {
+        self.queue.iter().next().map(|((t, _), k)| (*t, k))
+    }
+
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+}
+
+/// Notice counters per `{plan}/{region}/{track}`: (notices, proposals).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct IdCounters(BTreeMap<String, (u64, u64)>);
+
+/// What a plan sees while it handles one input or timer: the time, the configuration,
+/// and ways to arm timers and emit notices.
+pub struct Cx<'a> {
+    pub now: Ts,
+    pub cfg: &'a Config,
+    pub region: &'a RegionConfig,
+    region_idx: usize,
+    timers: &'a mut Timers,
+    ids: &'a mut IdCounters,
+    out: &'a mut Vec<Notice>,
+}
+
+impl<'a> Cx<'a> {
+    fn key(&self, t: impl Into<PlanTimer>) -> TimerKey {
+        TimerKey {
+            region: self.region_idx,
+            timer: t.into(),
+        }
+    }
+
+    /// Arms (or re-arms) a timer of this region.
+    pub fn arm(&mut self, t: impl Into<PlanTimer>, due: Ts) {
+        let k = self.key(t);
+        self.timers.arm(k, due);
+    }
+
+    pub fn cancel(&mut self, t: impl Into<PlanTimer>) {
+        let k = self.key(t);
+        self.timers.cancel(&k);
+    }
+
+    /// Due time of an armed timer of this region.
+    pub fn armed(&self, t: impl Into<PlanTimer>) -> Option<Ts> {
+        self.timers.due_of(&self.key(t))
+    }
+
+    /// Emits a notice: fills `id`, `at` (now) and `region`, and returns the id.
+    /// Proposals are counted apart (`.../proposal/{k}`), as CONTRACT.md defines.
+    pub fn emit(&mut self, mut n: Notice) -> String {
+        let base = format!("{}/{}/{}", n.plan.as_str(), self.region.id, n.track);
+        let c = self.ids.0.entry(base.clone()).or_default();
+        n.id = if n.kind == Kind::Proposal {
+            c.1 += 1;
+            format!("{base}/proposal/{}", c.1)
+        } else {
+            c.0 += 1;
+            format!("{base}/{}", c.0)
+        };
+        if n.kind == Kind::Proposal {
+            n.proposal_id = Some(n.id.clone());
+        }
+        n.at = self.now;
+        n.region = self.region.id.clone();
+        let id = n.id.clone();
+        self.out.push(n);
+        id
+    }
+
+    /// The notices emitted so far in this step (for plans that need to look back).
+    pub fn emitted(&self) -> &[Notice] {
+        self.out
+    }
+}
+
+/// The plans of one region.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RegionPlans {
+    pub coal: coal_supply::CoalSupply,
+    pub pollution: heavy_pollution::HeavyPollution,
+    pub weather: severe_weather::SevereWeather,
+}
+
+/// Everything the engine remembers; serialisable for snapshots.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EngineState {
+    /// The latest time the engine has been advanced to.
+    pub now: Option<Ts>,
+    pub timers: Timers,
+    pub ids: IdCounters,
+    pub regions: Vec<RegionPlans>,
+}
+
+/// The engine: configuration + state.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    cfg: Arc<Config>,
+    state: EngineState,
+}
+
+/// What one `handle` produced.
+#[derive(Debug, Clone, Default)]
+pub struct Step {
+    /// Notices in the order they were made (timers due first, then the message's).
+    pub notices: Vec<Notice>,
+    /// Set when the message was refused by the plan (e.g. an ack for an unknown call);
+    /// it then changed no state (timers due before it still fired).
+    pub rejection: Option<Rejection>,
+}
+
+impl Engine {
+    pub fn new(cfg: Arc<Config>) -> Self {
+        let regions = cfg
+            .regions
+            .iter()
+            .map(|r| RegionPlans {
+                coal: coal_supply::CoalSupply::new(&cfg, r),
+                pollution: heavy_pollution::HeavyPollution::new(&cfg, r),
+                weather: severe_weather::SevereWeather::new(&cfg, r),
+            })
+            .collect();
+        Engine {
+            cfg,
+            state: EngineState {
+                now: None,
+                timers: Timers::default(),
+                ids: IdCounters::default(),
+                regions,
+            },
+        }
+    }
+
+    /// Restores an engine from a snapshot taken with [`Engine::snapshot`].
+    pub fn restore(cfg: Arc<Config>, snapshot: &[u8]) -> Result<Self, serde_json::Error> {
+        let state: EngineState = serde_json::from_slice(snapshot)?;
+        Ok(Engine { cfg, state })
+    }
+
+    /// The whole state as JSON.
+    pub fn snapshot(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.state).expect("state serialises")
+    }
+
+    pub fn config(&self) -> &Arc<Config> {
+        &self.cfg
+    }
+
+    pub fn state(&self) -> &EngineState {
+        &self.state
+    }
+
+    pub fn now(&self) -> Option<Ts> {
+        self.state.now
+    }
+
+    /// The earliest armed timer and why it is armed.
+    pub fn next_deadline(&self) -> Option<(Ts, String)> {
+        self.state.timers.first().map(|(t, k)| {
+            let region = &self.cfg.regions[k.region].id;
+            (t, format!("{region}: {}", k.timer.describe()))
+        })
+    }
+
+    /// Fires every timer due at or before `t`, in order. Calling it again for the same
+    /// time is a no-op; a time before `now` is ignored (a clock jump backwards never
+    /// fires a timer twice).
+    pub fn advance_to(&mut self, t: Ts) -> Vec<Notice> {
+        let mut out = Vec::new();
+        self.advance_into(t, &mut out);
+        out
+    }
+
+    fn advance_into(&mut self, t: Ts, out: &mut Vec<Notice>) {
+        if let Some(now) = self.state.now {
+            if t < now {
+                return;
+            }
+        }
+        while let Some((due, key)) = self.state.timers.pop_due(t) {
+            self.state.now = Some(due);
+            self.fire(due, key, out);
+        }
+        self.state.now = Some(t);
+    }
+
+    fn fire(&mut self, due: Ts, key: TimerKey, out: &mut Vec<Notice>) {
+        let cfg = Arc::clone(&self.cfg);
+        let st = &mut self.state;
+        let region = &cfg.regions[key.region];
+        let plans = &mut st.regions[key.region];
+        let mut cx = Cx {
+            now: due,
+            cfg: &cfg,
+            region,
+            region_idx: key.region,
+            timers: &mut st.timers,
+            ids: &mut st.ids,
+            out,
+        };
+        match key.timer {
+            PlanTimer::Coal(t) => plans.coal.on_timer(&mut cx, t),
+            PlanTimer::Pollution(t) => plans.pollution.on_timer(&mut cx, t),
+            PlanTimer::Weather(t) => plans.weather.on_timer(&mut cx, t),
+        }
+    }
+
+    /// Handles one validated message arriving at `at`: first the timers due at or before
+    /// `at`, then the message (PLANS.md §4), then any timer the message armed for `at`
+    /// itself. An `at` before `now` is taken as `now`.
+    pub fn handle(&mut self, at: Ts, msg: &Message) -> Step {
+        let at = match self.state.now {
+            Some(now) if at < now => now,
+            _ => at,
+        };
+        let mut out = Vec::new();
+        self.advance_into(at, &mut out);
+        let rejection = self.dispatch(at, msg, &mut out).err();
+        self.advance_into(at, &mut out);
+        Step {
+            notices: out,
+            rejection,
+        }
+    }
+
+    fn dispatch(&mut self, at: Ts, msg: &Message, out: &mut Vec<Notice>) -> Result<(), Rejection> {
+        let cfg = Arc::clone(&self.cfg);
+        let st = &mut self.state;
+        let region = &cfg.regions[msg.region];
+        let plans = &mut st.regions[msg.region];
+        let mut cx = Cx {
+            now: at,
+            cfg: &cfg,
+            region,
+            region_idx: msg.region,
+            timers: &mut st.timers,
+            ids: &mut st.ids,
+            out,
+        };
+        let r = match route(&msg.input) {
+            Some(Plan::CoalSupply) => plans.coal.on_input(&mut cx, &msg.input),
+            Some(Plan::HeavyPollution) => plans.pollution.on_input(&mut cx, &msg.input),
+            Some(Plan::SevereWeather) => plans.weather.on_input(&mut cx, &msg.input),
+            None => Err(format!(
+                "no plan of region {} has a proposal or call named in this command",
+                region.id
+            )),
+        };
+        r.map_err(|reason| Rejection {
+            topic: format!(
+                "{}/{}/{}",
+                cfg.topic_root,
+                region.id,
+                topic_suffix(&msg.input)
+            ),
+            region: Some(region.id.clone()),
+            class: "refused",
+            reason,
+        })
+    }
+
+    /// Convenience for tests and tools: a human-readable line per armed timer.
+    pub fn describe_timers(&self) -> Vec<String> {
+        self.state
+            .timers
+            .armed
+            .iter()
+            .map(|(k, (t, _))| {
+                format!(
+                    "{} {}: {}",
+                    fmt_ts(*t),
+                    self.cfg.regions[k.region].id,
+                    k.timer.describe()
+                )
+            })
+            .collect()
+    }
+}
+
+/// Which plan a message belongs to. Commands go by what they name.
+fn route(input: &Input) -> Option<Plan> {
+    Some(match input {
+        Input::CoalStock(_)
+        | Input::CoalOutput(_)
+        | Input::CoalPrice(_)
+        | Input::CoalStorage(_) => Plan::CoalSupply,
+        Input::AirAqi(_) | Input::AirForecast(_) | Input::AirProvince(_) => Plan::HeavyPollution,
+        Input::WeatherWarning(_) | Input::WeatherObs(_) => Plan::SevereWeather,
+        Input::Cmd(c) => match c {
+            Command::Ack { .. } => Plan::SevereWeather,
+            Command::Manual { .. } => Plan::CoalSupply,
+            Command::Approve { proposal_id, .. }
+            | Command::Reject { proposal_id, .. }
+            | Command::Confirm { proposal_id, .. } => {
+                Plan::parse(proposal_id.split('/').next().unwrap_or(""))?
+            }
+        },
+    })
+}
+
+fn topic_suffix(input: &Input) -> &'static str {
+    match input {
+        Input::CoalStock(_) => "coal/stock",
+        Input::CoalOutput(_) => "coal/output",
+        Input::CoalPrice(_) => "coal/price",
+        Input::CoalStorage(_) => "coal/storage",
+        Input::AirAqi(_) => "air/aqi",
+        Input::AirForecast(_) => "air/forecast",
+        Input::AirProvince(_) => "air/province",
+        Input::WeatherWarning(_) => "weather/warning",
+        Input::WeatherObs(_) => "weather/obs",
+        Input::Cmd(_) => "cmd",
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,890 @@
+//! Topic + payload -> typed [`Input`], or a [`Rejection`] with a reason an operator
+//! understands (CONTRACT.md "Input topics", "Commands" and the rejection rules).
+//! Parsing never touches engine state: a rejected message changes nothing.
+
+use std::collections::BTreeMap;
+
+use chrono::{Duration, NaiveDate};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::aqi::{self, Concentrations, Pollutant, Standard};
+use crate::config::{Config, StockRule};
+use crate::time::{day_start, parse_date, parse_ts, Ts};
+
+/// Why an input was refused. It changes no state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejection {
+    pub topic: String,
+    /// The region named by the topic, when it is a configured one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Rejection class, e.g. `bad_json`, `missing_field`, `out_of_range`.
+    pub class: &'static str,
+    pub reason: String,
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} rejected ({}): {}",
+            self.topic, self.class, self.reason
+        )
+    }
+}
+
+/// A validated message for one region.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    /// Index into `Config::regions`.
+    pub region: usize,
+    pub input: Input,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    CoalStock(StockReport),
+    CoalOutput(OutputReport),
+    CoalPrice(PriceReport),
+    CoalStorage(StorageReport),
+    AirAqi(AqiObs),
+    AirForecast(Forecast),
+    AirProvince(ProvinceNotice),
+    WeatherWarning(Warning),
+    WeatherObs(WeatherObs),
+    Cmd(Command),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StockReport {
+    pub ts: Ts,
+    pub plant: String,
+    pub stock: Stock,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Stock {
+    Tonnes { stock_t: f64, burn_t_per_day: f64 },
+    Days(f64),
+}
+
+impl Stock {
+    /// Stock days = stock_t / burn_t_per_day, or as given.
+    pub fn days(&self) -> f64 {
+        match *self {
+            Stock::Tonnes {
+                stock_t,
+                burn_t_per_day,
+            } => stock_t / burn_t_per_day,
+            Stock::Days(d) => d,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputReport {
+    pub date: NaiveDate,
+    pub output_t: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PriceReport {
+    pub date: NaiveDate,
+    pub price_cny_t: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StorageReport {
+    pub ts: Ts,
+    pub storage_t: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Cause {
+    Dust,
+    Fireworks,
+}
+
+/// An hourly AQI observation; `ts` is the end of the hour.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AqiObs {
+    pub ts: Ts,
+    pub aqi: f64,
+    /// Primary pollutant(s); empty for null.
+    pub primary: Vec<Pollutant>,
+    /// SO2 of the hour (µg/m³): `so2_ug_m3`, else the `so2` concentration.
+    pub so2_ug_m3: Option<f64>,
+    pub cause: Option<Cause>,
+    /// Each pollutant's IAQI when the AQI was computed from concentrations.
+    pub iaqi: Option<BTreeMap<Pollutant, u32>>,
+}
+
+/// One forecast hour (a daily value is spread over its 24 stamps at parse time).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForecastHour {
+    pub ts: Ts,
+    /// The value used: `aqi`, or the upper bound of a range (§3.4).
+    pub aqi: f64,
+    pub aqi_low: Option<f64>,
+    pub primary: Vec<Pollutant>,
+    pub so2_ug_m3: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Forecast {
+    pub issued: Ts,
+    /// Whether it was given as daily values.
+    pub daily: bool,
+    pub hours: Vec<ForecastHour>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProvinceAction {
+    Issue,
+    Adjust,
+    Lift,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProvinceNotice {
+    pub ts: Ts,
+    pub action: ProvinceAction,
+    /// `yellow`, `orange` or `red`; required for issue and adjust.
+    pub level: Option<String>,
+    pub start: Option<Ts>,
+    pub reference: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Hazard {
+    Rainstorm,
+    Blizzard,
+    ThunderstormGale,
+    /// Accepted and ignored by the plans.
+    Other(String),
+}
+
+impl Hazard {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Hazard::Rainstorm => "rainstorm",
+            Hazard::Blizzard => "blizzard",
+            Hazard::ThunderstormGale => "thunderstorm_gale",
+            Hazard::Other(s) => s,
+        }
+    }
+}
+
+/// Warning colours, ordered blue < yellow < orange < red.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Color {
+    Blue,
+    Yellow,
+    Orange,
+    Red,
+}
+
+impl Color {
+    pub fn parse(s: &str) -> Option<Color> {
+        match s {
+            "blue" => Some(Color::Blue),
+            "yellow" => Some(Color::Yellow),
+            "orange" => Some(Color::Orange),
+            "red" => Some(Color::Red),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Color::Blue => "blue",
+            Color::Yellow => "yellow",
+            Color::Orange => "orange",
+            Color::Red => "red",
+        }
+    }
+    pub fn name_zh(self) -> &'static str {
+        match self {
+            Color::Blue => "蓝色",
+            Color::Yellow => "黄色",
+            Color::Orange => "橙色",
+            Color::Red => "红色",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WarningAction {
+    Issue,
+    Update,
+    Lift,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Warning {
+    pub ts: Ts,
+    pub id: String,
+    pub hazard: Hazard,
+    /// Required for issue and update; a lift may omit it.
+    pub color: Option<Color>,
+    pub action: WarningAction,
+    pub extreme: bool,
+    pub text: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WeatherObs {
+    pub ts: Ts,
+    pub station: String,
+    pub rain_mm: Option<f64>,
+    pub snow_mm: Option<f64>,
+    pub wind_ms: Option<f64>,
+    pub gust_ms: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Ack {
+        call_id: String,
+        person: String,
+        by: Option<String>,
+    },
+    Approve {
+        proposal_id: String,
+        by: String,
+    },
+    Reject {
+        proposal_id: String,
+        by: String,
+        reason: String,
+    },
+    Confirm {
+        proposal_id: String,
+        by: String,
+    },
+    Manual {
+        level: ManualLevel,
+        reason: String,
+        by: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ManualLevel {
+    L2,
+    L1,
+    #[serde(rename = "none")]
+    None,
+}
+
+/// The input topics below `{root}/{region}/`.
+pub const TOPIC_SUFFIXES: &[&str] = &[
+    "coal/stock",
+    "coal/output",
+    "coal/price",
+    "coal/storage",
+    "air/aqi",
+    "air/forecast",
+    "air/province",
+    "weather/warning",
+    "weather/obs",
+    "cmd",
+];
+
+/// Parses one message that arrived at `at`.
+pub fn parse(cfg: &Config, topic: &str, payload: &[u8], at: Ts) -> Result<Message, Rejection> {
+    let reject = |region: Option<&str>, class: &'static str, reason: String| Rejection {
+        topic: topic.to_string(),
+        region: region.map(str::to_string),
+        class,
+        reason,
+    };
+    let rest = topic
+        .strip_prefix(cfg.topic_root.as_str())
+        .and_then(|r| r.strip_prefix('/'))
+        .ok_or_else(|| {
+            reject(
+                None,
+                "unknown_topic",
+                format!("topic is not under the root {:?}", cfg.topic_root),
+            )
+        })?;
+    let (region_id, suffix) = rest
+        .split_once('/')
+        .ok_or_else(|| reject(None, "unknown_topic", "topic has no region and feed".into()))?;
+    let region = cfg.region_index(region_id).ok_or_else(|| {
+        reject(
+            None,
+            "unknown_region",
+            format!(
+                "unknown region {region_id:?} (configured: {})",
+                region_list(cfg)
+            ),
+        )
+    })?;
+    let rj = |class, reason| reject(Some(region_id), class, reason);
+    if !TOPIC_SUFFIXES.contains(&suffix) {
+        return Err(rj("unknown_topic", format!("unknown feed {suffix:?}")));
+    }
+    if payload.len() > cfg.limits.max_payload_bytes {
+        return Err(rj(
+            "too_large",
+            format!(
+                "payload of {} bytes is over max_payload_bytes = {}",
+                payload.len(),
+                cfg.limits.max_payload_bytes
+            ),
+        ));
+    }
+    let value: Value = serde_json::from_slice(payload)
+        .map_err(|e| rj("bad_json", format!("payload is not valid JSON: {e}")))?;
+    let Value::Object(map) = value else {
+        return Err(rj("bad_json", "payload must be a JSON object".into()));
+    };
+    let o = Obj(&map);
+    let input = parse_payload(cfg, suffix, &o, at).map_err(|(class, reason)| rj(class, reason))?;
+    Ok(Message { region, input })
+}
+
+fn region_list(cfg: &Config) -> String {
+    cfg.regions
+        .iter()
+        .map(|r| r.id.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+type Bad = (&'static str, String);
+
+fn parse_payload(cfg: &Config, suffix: &str, o: &Obj, at: Ts) -> Result<Input, Bad> {
+    Ok(match suffix {
+        "coal/stock" => Input::CoalStock(parse_stock(cfg, o, at)?),
+        "coal/output" => {
+            let date = o.date("date", at)?;
+            Input::CoalOutput(OutputReport {
+                date,
+                output_t: o.num_min("output_t", 0.0, "tonnes cannot be negative")?,
+            })
+        }
+        "coal/price" => {
+            let date = o.date("date", at)?;
+            let p = o.num("price_cny_t")?;
+            if p <= 0.0 {
+                return Err(out_of_range("price_cny_t", p, "a price must be > 0"));
+            }
+            Input::CoalPrice(PriceReport {
+                date,
+                price_cny_t: p,
+            })
+        }
+        "coal/storage" => Input::CoalStorage(StorageReport {
+            ts: o.ts("ts", at)?,
+            storage_t: o.num_min("storage_t", 0.0, "tonnes cannot be negative")?,
+        }),
+        "air/aqi" => Input::AirAqi(parse_aqi(cfg, o, at)?),
+        "air/forecast" => Input::AirForecast(parse_forecast(o, at)?),
+        "air/province" => Input::AirProvince(parse_province(o, at)?),
+        "weather/warning" => Input::WeatherWarning(parse_warning(o, at)?),
+        "weather/obs" => Input::WeatherObs(WeatherObs {
+            ts: o.ts("ts", at)?,
+            station: o.nonempty_str("station")?,
+            rain_mm: o.opt_num_min("rain_mm", 0.0)?,
+            snow_mm: o.opt_num_min("snow_mm", 0.0)?,
+            wind_ms: o.opt_num_min("wind_ms", 0.0)?,
+            gust_ms: o.opt_num_min("gust_ms", 0.0)?,
+        }),
+        "cmd" => Input::Cmd(parse_cmd(o)?),
+        _ => unreachable!("checked against TOPIC_SUFFIXES"),
+    })
+}
+
+fn parse_stock(cfg: &Config, o: &Obj, at: Ts) -> Result<StockReport, Bad> {
+    let ts = o.ts("ts", at)?;
+    let plant = o.nonempty_str("plant")?;
+    let stock = if o.has("stock_t") || o.has("burn_t_per_day") {
+        let stock_t = o.num_min("stock_t", 0.0, "tonnes cannot be negative")?;
+        let burn = o.num("burn_t_per_day")?;
+        if burn <= 0.0 {
+            return Err(out_of_range(
+                "burn_t_per_day",
+                burn,
+                "the daily burn must be > 0",
+            ));
+        }
+        Stock::Tonnes {
+            stock_t,
+            burn_t_per_day: burn,
+        }
+    } else if o.has("stock_days") {
+        if cfg.coal.stock_rule == StockRule::Aggregate {
+            return Err((
+                "missing_field",
+                "coal.stock_rule = \"aggregate\" needs stock_t and burn_t_per_day; stock_days alone cannot be aggregated".into(),
+            ));
+        }
+        Stock::Days(o.num_min("stock_days", 0.0, "stock days cannot be negative")?)
+    } else {
+        return Err((
+            "missing_field",
+            "missing field: either stock_t + burn_t_per_day, or stock_days".into(),
+        ));
+    };
+    Ok(StockReport { ts, plant, stock })
+}
+
+fn parse_aqi(cfg: &Config, o: &Obj, at: Ts) -> Result<AqiObs, Bad> {
+    let ts = o.ts("ts", at)?;
+    let cause = match o.opt_str("cause")? {
+        None => None,
+        Some("dust") => Some(Cause::Dust),
+        Some("fireworks") => Some(Cause::Fireworks),
+        Some(c) => {
+            return Err((
+                "bad_value",
+                format!("cause must be \"dust\" or \"fireworks\", got {c:?}"),
+            ))
+        }
+    };
+    let mut conc = Concentrations::default();
+    let mut any_conc = false;
+    for (key, slot) in [
+        ("pm25", &mut conc.pm25),
+        ("pm10", &mut conc.pm10),
+        ("so2", &mut conc.so2),
+        ("no2", &mut conc.no2),
+        ("co", &mut conc.co),
+        ("o3", &mut conc.o3),
+        ("so2_24h", &mut conc.so2_24h),
+    ] {
+        if let Some(v) = o.opt_num_min(key, 0.0)? {
+            *slot = Some(v);
+            any_conc = true;
+        }
+    }
+    let so2_given = o.opt_num_min("so2_ug_m3", 0.0)?;
+    let so2 = so2_given.or(conc.so2);
+    if o.has("aqi") {
+        let aqi = aqi_value(o, "aqi")?;
+        let primary = pollutants(o.get("primary"), "primary")?;
+        Ok(AqiObs {
+            ts,
+            aqi,
+            primary,
+            so2_ug_m3: so2,
+            cause,
+            iaqi: None,
+        })
+    } else if any_conc {
+        let std = if cfg.pollution.aqi_standard == "2012" {
+            Standard::Hj2012
+        } else {
+            Standard::Hj2026
+        };
+        let r = aqi::compute(&conc, std).ok_or((
+            "missing_field",
+            "no pollutant concentration to compute the AQI from".to_string(),
+        ))?;
+        Ok(AqiObs {
+            ts,
+            aqi: f64::from(r.aqi),
+            primary: r.primary,
+            so2_ug_m3: so2,
+            cause,
+            iaqi: Some(r.iaqi),
+        })
+    } else {
+        Err((
+            "missing_field",
+            "missing field: aqi (or pollutant concentrations pm25 pm10 so2 no2 co o3)".into(),
+        ))
+    }
+}
+
+fn aqi_value(o: &Obj, key: &str) -> Result<f64, Bad> {
+    let v = o.num(key)?;
+    if !(0.0..=1000.0).contains(&v) {
+        return Err(out_of_range(key, v, "an AQI must be within 0..=1000"));
+    }
+    Ok(v)
+}
+
+fn parse_forecast(o: &Obj, at: Ts) -> Result<Forecast, Bad> {
+    let issued = o.ts("issued", at)?;
+    let (daily, list) = match (o.get("hours"), o.get("days")) {
+        (Some(h), None) => (false, h),
+        (None, Some(d)) => (true, d),
+        (Some(_), Some(_)) => {
+            return Err((
+                "bad_value",
+                "a forecast gives either hours or days, not both".into(),
+            ))
+        }
+        (None, None) => return Err(("missing_field", "missing field: hours (or days)".into())),
+    };
+    let key = if daily { "days" } else { "hours" };
+    let Value::Array(items) = list else {
+        return Err(wrong_type(key, "an array", list));
+    };
+    let mut hours = Vec::with_capacity(if daily { items.len() * 24 } else { items.len() });
+    for (i, item) in items.iter().enumerate() {
+        let Value::Object(m) = item else {
+            return Err(wrong_type(&format!("{key}[{i}]"), "an object", item));
+        };
+        let e = Obj(m);
+        let ctx = |(c, r): Bad| (c, format!("{key}[{i}]: {r}"));
+        let (aqi, low) = forecast_value(&e).map_err(ctx)?;
+        let primary = pollutants(e.get("primary"), "primary").map_err(ctx)?;
+        let so2 = e.opt_num_min("so2_ug_m3", 0.0).map_err(ctx)?;
+        if daily {
+            let date = e.date_any("date").map_err(ctx)?;
+            let start = day_start(date);
+            for k in 1..=24 {
+                hours.push(ForecastHour {
+                    ts: start + Duration::hours(k),
+                    aqi,
+                    aqi_low: low,
+                    primary: primary.clone(),
+                    so2_ug_m3: so2,
+                });
+            }
+        } else {
+            let ts = e.ts_any("ts").map_err(ctx)?;
+            if ts != crate::time::floor_hour(ts) {
+                return Err(ctx((
+                    "bad_value",
+                    format!("ts must be a whole hour, got {}", crate::time::fmt_ts(ts)),
+                )));
+            }
+            hours.push(ForecastHour {
+                ts,
+                aqi,
+                aqi_low: low,
+                primary,
+                so2_ug_m3: so2,
+            });
+        }
+    }
+    Ok(Forecast {
+        issued,
+        daily,
+        hours,
+    })
+}
+
+/// `aqi`, or `aqi_low` + `aqi_high` (the upper bound is used, §3.4).
+fn forecast_value(e: &Obj) -> Result<(f64, Option<f64>), Bad> {
+    if e.has("aqi") {
+        return Ok((aqi_value(e, "aqi")?, None));
+    }
+    if e.has("aqi_low") || e.has("aqi_high") {
+        let lo = aqi_value(e, "aqi_low")?;
+        let hi = aqi_value(e, "aqi_high")?;
+        if lo > hi {
+            return Err(out_of_range("aqi_low", lo, "aqi_low must be <= aqi_high"));
+        }
+        return Ok((hi, Some(lo)));
+    }
+    Err((
+        "missing_field",
+        "missing field: aqi (or aqi_low + aqi_high)".into(),
+    ))
+}
+
+fn parse_province(o: &Obj, at: Ts) -> Result<ProvinceNotice, Bad> {
+    let ts = o.ts("ts", at)?;
+    let action = match o.req_str("action")? {
+        "issue" => ProvinceAction::Issue,
+        "adjust" => ProvinceAction::Adjust,
+        "lift" => ProvinceAction::Lift,
+        a => {
+            return Err((
+                "bad_value",
+                format!("action must be issue, adjust or lift, got {a:?}"),
+            ))
+        }
+    };
+    let level = match o.opt_str("level")? {
+        Some(l @ ("yellow" | "orange" | "red")) => Some(l.to_string()),
+        Some(l) => {
+            return Err((
+                "bad_value",
+                format!("level must be yellow, orange or red, got {l:?}"),
+            ))
+        }
+        None if action != ProvinceAction::Lift => {
+            return Err((
+                "missing_field",
+                "missing field: level (required for issue and adjust)".into(),
+            ))
+        }
+        None => None,
+    };
+    let start = match o.get("start") {
+        None | Some(Value::Null) => None,
+        Some(_) => Some(o.ts_any("start")?),
+    };
+    Ok(ProvinceNotice {
+        ts,
+        action,
+        level,
+        start,
+        reference: o.opt_str("ref")?.map(str::to_string),
+    })
+}
+
+fn parse_warning(o: &Obj, at: Ts) -> Result<Warning, Bad> {
+    let ts = o.ts("ts", at)?;
+    let id = o.nonempty_str("id")?;
+    let hazard = match o.nonempty_str("hazard")?.as_str() {
+        "rainstorm" => Hazard::Rainstorm,
+        "blizzard" => Hazard::Blizzard,
+        "thunderstorm_gale" => Hazard::ThunderstormGale,
+        other => Hazard::Other(other.to_string()),
+    };
+    let action = match o.req_str("action")? {
+        "issue" => WarningAction::Issue,
+        "update" => WarningAction::Update,
+        "lift" => WarningAction::Lift,
+        a => {
+            return Err((
+                "bad_value",
+                format!("action must be issue, update or lift, got {a:?}"),
+            ))
+        }
+    };
+    let color = match o.opt_str("color")? {
+        Some(c) => Some(Color::parse(c).ok_or((
+            "bad_value",
+            format!("color must be blue, yellow, orange or red, got {c:?}"),
+        ))?),
+        None if action == WarningAction::Lift => None,
+        None => return Err(("missing_field", "missing field: color".into())),
+    };
+    let extreme = match o.get("extreme") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(v) => return Err(wrong_type("extreme", "true or false", v)),
+    };
+    Ok(Warning {
+        ts,
+        id,
+        hazard,
+        color,
+        action,
+        extreme,
+        text: o.opt_str("text")?.map(str::to_string),
+    })
+}
+
+fn parse_cmd(o: &Obj) -> Result<Command, Bad> {
+    let by = |o: &Obj| -> Result<String, Bad> { Ok(o.opt_str("by")?.unwrap_or("").to_string()) };
+    Ok(match o.req_str("cmd")? {
+        "ack" => Command::Ack {
+            call_id: o.nonempty_str("call_id")?,
+            person: o.nonempty_str("person")?,
+            by: o.opt_str("by")?.map(str::to_string),
+        },
+        "approve" => Command::Approve {
+            proposal_id: o.nonempty_str("proposal_id")?,
+            by: by(o)?,
+        },
+        "reject" => Command::Reject {
+            proposal_id: o.nonempty_str("proposal_id")?,
+            by: by(o)?,
+            reason: o.opt_str("reason")?.unwrap_or("").to_string(),
+        },
+        "confirm" => Command::Confirm {
+            proposal_id: o.nonempty_str("proposal_id")?,
+            by: by(o)?,
+        },
+        "manual" => {
+            match o.req_str("plan")? {
+                "coal_supply" => {}
+                p => {
+                    return Err((
+                        "bad_value",
+                        format!("manual warnings exist only for plan \"coal_supply\", got {p:?}"),
+                    ))
+                }
+            }
+            let level = match o.req_str("level")? {
+                "L2" => ManualLevel::L2,
+                "L1" => ManualLevel::L1,
+                "none" => ManualLevel::None,
+                l => {
+                    return Err((
+                        "bad_value",
+                        format!("level must be L2, L1 or none, got {l:?}"),
+                    ))
+                }
+            };
+            Command::Manual {
+                level,
+                reason: o.opt_str("reason")?.unwrap_or("").to_string(),
+                by: by(o)?,
+            }
+        }
+        c => {
+            return Err((
+                "bad_value",
+                format!("unknown command {c:?} (ack, approve, reject, confirm, manual)"),
+            ))
+        }
+    })
+}
+
+/// `primary`: a pollutant name, a list of them, or null/absent.
+fn pollutants(v: Option<&Value>, key: &str) -> Result<Vec<Pollutant>, Bad> {
+    let one = |v: &Value| -> Result<Pollutant, Bad> {
+        let Value::String(s) = v else {
+            return Err(wrong_type(
+                key,
+                "a pollutant name, a list of them, or null",
+                v,
+            ));
+        };
+        Pollutant::parse(s).ok_or((
+            "bad_value",
+            format!("{key}: unknown pollutant {s:?} (PM2.5 PM10 O3 SO2 NO2 CO)"),
+        ))
+    };
+    match v {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(a)) => {
+            let mut out: Vec<Pollutant> = Vec::with_capacity(a.len());
+            for x in a {
+                let p = one(x)?;
+                if !out.contains(&p) {
+                    out.push(p);
+                }
+            }
+            Ok(out)
+        }
+        Some(v) => Ok(vec![one(v)?]),
+    }
+}
+
+fn wrong_type(key: &str, want: &str, got: &Value) -> Bad {
+    let kind = match got {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    };
+    ("wrong_type", format!("{key} must be {want}, got {kind}"))
+}
+
+fn out_of_range(key: &str, v: f64, why: &str) -> Bad {
+    (
+        "out_of_range",
+        format!("{key} = {v} is out of range: {why}"),
+    )
+}
+
+/// Accessors over a JSON object that turn problems into operator-readable reasons.
+struct Obj<'a>(&'a Map<String, Value>);
+
+impl<'a> Obj<'a> {
+    fn get(&self, k: &str) -> Option<&'a Value> {
+        self.0.get(k)
+    }
+    fn has(&self, k: &str) -> bool {
+        !matches!(self.0.get(k), None | Some(Value::Null))
+    }
+    fn req(&self, k: &str) -> Result<&'a Value, Bad> {
+        match self.0.get(k) {
+            None | Some(Value::Null) => Err(("missing_field", format!("missing field: {k}"))),
+            Some(v) => Ok(v),
+        }
+    }
+    fn req_str(&self, k: &str) -> Result<&'a str, Bad> {
+        match self.req(k)? {
+            Value::String(s) => Ok(s),
+            v => Err(wrong_type(k, "a string", v)),
+        }
+    }
+    fn nonempty_str(&self, k: &str) -> Result<String, Bad> {
+        let s = self.req_str(k)?;
+        if s.trim().is_empty() {
+            return Err(("bad_value", format!("{k} must not be empty")));
+        }
+        Ok(s.to_string())
+    }
+    fn opt_str(&self, k: &str) -> Result<Option<&'a str>, Bad> {
+        match self.0.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(v) => Err(wrong_type(k, "a string", v)),
+        }
+    }
+    fn num(&self, k: &str) -> Result<f64, Bad> {
+        match self.req(k)? {
+            Value::Number(n) => {
+                let f = n.as_f64().unwrap_or(f64::NAN);
+                if f.is_finite() {
+                    Ok(f)
+                } else {
+                    Err(("out_of_range", format!("{k} is not a finite number")))
+                }
+            }
+            v => Err(wrong_type(k, "a number", v)),
+        }
+    }
+    fn num_min(&self, k: &str, min: f64, why: &str) -> Result<f64, Bad> {
+        let v = self.num(k)?;
+        if v < min {
+            return Err(out_of_range(k, v, why));
+        }
+        Ok(v)
+    }
+    fn opt_num_min(&self, k: &str, min: f64) -> Result<Option<f64>, Bad> {
+        if !self.has(k) {
+            return Ok(None);
+        }
+        self.num_min(k, min, "must not be negative").map(Some)
+    }
+    fn ts_any(&self, k: &str) -> Result<Ts, Bad> {
+        let s = self.req_str(k)?;
+        parse_ts(s).map_err(|e| ("bad_value", format!("{k}: {e}")))
+    }
+    /// A message's own timestamp: at most 1 day after its arrival (PLANS.md §4).
+    fn ts(&self, k: &str, at: Ts) -> Result<Ts, Bad> {
+        let t = self.ts_any(k)?;
+        future_check(k, t, at)?;
+        Ok(t)
+    }
+    fn date_any(&self, k: &str) -> Result<NaiveDate, Bad> {
+        let s = self.req_str(k)?;
+        parse_date(s).map_err(|e| ("bad_value", format!("{k}: {e}")))
+    }
+    /// A message's own date; D counts as D 00:00 for the future check.
+    fn date(&self, k: &str, at: Ts) -> Result<NaiveDate, Bad> {
+        let d = self.date_any(k)?;
+        future_check(k, day_start(d), at)?;
+        Ok(d)
+    }
+}
+
+fn future_check(k: &str, t: Ts, at: Ts) -> Result<(), Bad> {
+    if t > at + Duration::days(1) {
+        return Err((
+            "future",
+            format!(
+                "{k} {} is more than 1 day after arrival {}",
+                crate::time::fmt_ts(t),
+                crate::time::fmt_ts(at)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,280 @@
+//! One test per rejection class (issue 2), plus the accepted shapes of every topic.
+
+use super::*;
+use crate::time::parse_ts;
+
+fn cfg() -> Config {
+    Config::from_toml("").unwrap().config
+}
+
+fn at() -> Ts {
+    parse_ts("2023-12-01T08:05:00+08:00").unwrap()
+}
+
+fn ok(topic: &str, payload: &str) -> Input {
+    parse(&cfg(), topic, payload.as_bytes(), at())
+        .unwrap_or_else(|r| panic!("{topic} {payload}: {r}"))
+        .input
+}
+
+fn rejected(topic: &str, payload: &str) -> Rejection {
+    match parse(&cfg(), topic, payload.as_bytes(), at()) {
+        Ok(m) => panic!("{topic} {payload} was accepted: {m:?}"),
+        Err(r) => r,
+    }
+}
+
+#[test]
+fn bad_json() {
+    let r = rejected("ers/shuozhou/air/aqi", "{\"ts\": ");
+    assert_eq!(r.class, "bad_json");
+    assert_eq!(r.region.as_deref(), Some("shuozhou"));
+    let r = rejected("ers/shuozhou/air/aqi", "[1, 2]");
+    assert_eq!(r.class, "bad_json");
+    let r = rejected("ers/shuozhou/air/aqi", "{\"aqi\": NaN}");
+    assert_eq!(r.class, "bad_json");
+}
+
+#[test]
+fn missing_field() {
+    let r = rejected(
+        "ers/shuozhou/air/aqi",
+        r#"{"ts": "2023-12-01T08:00:00+08:00"}"#,
+    );
+    assert_eq!(r.class, "missing_field");
+    assert!(r.reason.contains("aqi"), "{}", r.reason);
+    let r = rejected("ers/shuozhou/coal/output", r#"{"output_t": 1}"#);
+    assert_eq!(
+        (r.class, r.reason.as_str()),
+        ("missing_field", "missing field: date")
+    );
+    let r = rejected("ers/shuozhou/cmd", r#"{"cmd": "ack", "person": "p"}"#);
+    assert!(r.reason.contains("call_id"));
+    let r = rejected(
+        "ers/shuozhou/air/province",
+        r#"{"ts": "2023-12-01T08:00:00+08:00", "action": "issue"}"#,
+    );
+    assert_eq!(r.class, "missing_field");
+}
+
+#[test]
+fn wrong_type() {
+    let r = rejected(
+        "ers/shuozhou/air/aqi",
+        r#"{"ts": "2023-12-01T08:00:00+08:00", "aqi": "high", "primary": null}"#,
+    );
+    assert_eq!(r.class, "wrong_type");
+    assert!(
+        r.reason.contains("aqi must be a number, got a string"),
+        "{}",
+        r.reason
+    );
+    let r = rejected(
+        "ers/shuozhou/weather/warning",
+        r#"{"ts": "2023-12-01T08:00:00+08:00", "id": "w", "hazard": "rainstorm", "color": "red", "action": "issue", "extreme": "yes"}"#,
+    );
+    assert_eq!(r.class, "wrong_type");
+}
+
+#[test]
+fn unknown_region_and_topic() {
+    let r = rejected("ers/datong/air/aqi", "{}");
+    assert_eq!(r.class, "unknown_region");
+    assert!(r.region.is_none());
+    let r = rejected("ers/shuozhou/air/pollen", "{}");
+    assert_eq!(r.class, "unknown_topic");
+    let r = rejected("other/shuozhou/air/aqi", "{}");
+    assert_eq!(r.class, "unknown_topic");
+}
+
+#[test]
+fn out_of_range() {
+    for p in [
+        r#"{"ts": "2023-12-01T08:00:00+08:00", "aqi": -1, "primary": null}"#,
+        r#"{"ts": "2023-12-01T08:00:00+08:00", "aqi": 1001, "primary": null}"#,
+    ] {
+        assert_eq!(rejected("ers/shuozhou/air/aqi", p).class, "out_of_range");
+    }
+    let r = rejected(
+        "ers/shuozhou/coal/stock",
+        r#"{"ts": "2023-12-01T08:00:00+08:00", "plant": "p", "stock_t": -5, "burn_t_per_day": 10}"#,
+    );
+    assert_eq!(r.class, "out_of_range");
+    let r = rejected(
+        "ers/shuozhou/coal/stock",
+        r#"{"ts": "2023-12-01T08:00:00+08:00", "plant": "p", "stock_t": 5, "burn_t_per_day": 0}"#,
+    );
+    assert_eq!(r.class, "out_of_range");
+    assert!(r.reason.contains("burn"));
+    let r = rejected(
+        "ers/shuozhou/coal/output",
+        r#"{"date": "2023-12-01", "output_t": -1}"#,
+    );
+    assert_eq!(r.class, "out_of_range");
+    let r = rejected(
+        "ers/shuozhou/air/aqi",
+        r#"{"ts": "2023-12-01T08:00:00+08:00", "aqi": 1e400}"#,
+    );
+    assert_eq!(r.class, "bad_json", "serde_json refuses infinities");
+}
+
+#[test]
+fn too_large() {
+    let big = format!(
+        r#"{{"ts": "2023-12-01T08:00:00+08:00", "aqi": 50, "text": "{}"}}"#,
+        "x".repeat(70_000)
+    );
+    assert_eq!(rejected("ers/shuozhou/air/aqi", &big).class, "too_large");
+}
+
+#[test]
+fn future_timestamps() {
+    // More than one day after arrival: rejected; exactly one day: accepted.
+    let r = rejected(
+        "ers/shuozhou/air/aqi",
+        r#"{"ts": "2023-12-02T08:06:00+08:00", "aqi": 50, "primary": null}"#,
+    );
+    assert_eq!(r.class, "future");
+    ok(
+        "ers/shuozhou/air/aqi",
+        r#"{"ts": "2023-12-02T08:05:00+08:00", "aqi": 50, "primary": null}"#,
+    );
+    // A date D counts as D 00:00.
+    ok(
+        "ers/shuozhou/coal/output",
+        r#"{"date": "2023-12-02", "output_t": 1}"#,
+    );
+    assert_eq!(
+        rejected(
+            "ers/shuozhou/coal/output",
+            r#"{"date": "2023-12-03", "output_t": 1}"#
+        )
+        .class,
+        "future"
+    );
+    // Forecast hours may lie ahead; `issued` may not.
+    ok(
+        "ers/shuozhou/air/forecast",
+        r#"{"issued": "2023-12-01T08:00:00+08:00", "hours": [{"ts": "2023-12-05T08:00:00+08:00", "aqi": 250, "primary": "PM2.5"}]}"#,
+    );
+    assert_eq!(
+        rejected(
+            "ers/shuozhou/air/forecast",
+            r#"{"issued": "2023-12-03T08:00:00+08:00", "hours": []}"#
+        )
+        .class,
+        "future"
+    );
+}
+
+#[test]
+fn bad_values() {
+    let r = rejected(
+        "ers/shuozhou/air/aqi",
+        r#"{"ts": "2023-12-01T08:00:00+08:00", "aqi": 50, "primary": "pollen"}"#,
+    );
+    assert_eq!(r.class, "bad_value");
+    let r = rejected(
+        "ers/shuozhou/weather/warning",
+        r#"{"ts": "2023-12-01T08:00:00+08:00", "id": "w", "hazard": "rainstorm", "color": "purple", "action": "issue"}"#,
+    );
+    assert_eq!(r.class, "bad_value");
+    let r = rejected(
+        "ers/shuozhou/cmd",
+        r#"{"cmd": "manual", "plan": "heavy_pollution", "level": "L2"}"#,
+    );
+    assert_eq!(r.class, "bad_value");
+    let r = rejected("ers/shuozhou/cmd", r#"{"cmd": "reboot"}"#);
+    assert_eq!(r.class, "bad_value");
+    let r = rejected(
+        "ers/shuozhou/air/aqi",
+        r#"{"ts": "2023-12-01 08:00", "aqi": 50}"#,
+    );
+    assert_eq!(r.class, "bad_value");
+    let r = rejected(
+        "ers/shuozhou/air/forecast",
+        r#"{"issued": "2023-12-01T08:00:00+08:00", "hours": [{"ts": "2023-12-01T09:00:00+08:00", "aqi_low": 200, "aqi_high": 150}]}"#,
+    );
+    assert_eq!(r.class, "out_of_range");
+}
+
+#[test]
+fn aggregate_rule_rejects_stock_days_only() {
+    let mut c = cfg();
+    c.coal.stock_rule = StockRule::Aggregate;
+    let r = parse(
+        &c,
+        "ers/shuozhou/coal/stock",
+        br#"{"ts": "2023-12-01T08:00:00+08:00", "plant": "p", "stock_days": 12}"#,
+        at(),
+    )
+    .unwrap_err();
+    assert_eq!(r.class, "missing_field");
+}
+
+#[test]
+fn accepted_shapes() {
+    match ok(
+        "ers/shuozhou/coal/stock",
+        r#"{"ts": "2023-12-01T08:00:00+08:00", "plant": "神头电厂", "stock_t": 190000, "burn_t_per_day": 10000}"#,
+    ) {
+        Input::CoalStock(s) => assert_eq!(s.stock.days(), 19.0),
+        i => panic!("{i:?}"),
+    }
+    match ok(
+        "ers/shuozhou/air/aqi",
+        r#"{"ts": "2023-12-01T08:00:00+08:00", "aqi": 210, "primary": ["PM2.5", "PM10"], "so2_ug_m3": 20, "cause": "fireworks"}"#,
+    ) {
+        Input::AirAqi(a) => {
+            assert_eq!(a.primary, vec![Pollutant::Pm25, Pollutant::Pm10]);
+            assert_eq!(a.cause, Some(Cause::Fireworks));
+            assert_eq!(a.so2_ug_m3, Some(20.0));
+        }
+        i => panic!("{i:?}"),
+    }
+    // Concentrations instead of aqi: computed per AQI.md (2026 by default).
+    match ok(
+        "ers/shuozhou/air/aqi",
+        r#"{"ts": "2023-12-01T08:00:00+08:00", "pm25": 172, "pm10": 120, "so2": 20, "no2": 40, "co": 1.2, "o3": 30}"#,
+    ) {
+        Input::AirAqi(a) => {
+            assert_eq!(a.aqi, 222.0);
+            assert_eq!(a.primary, vec![Pollutant::Pm25]);
+            assert_eq!(a.so2_ug_m3, Some(20.0));
+        }
+        i => panic!("{i:?}"),
+    }
+    // Daily forecast values spread over D 01:00 … D+1 00:00; a range uses its upper bound.
+    match ok(
+        "ers/shuozhou/air/forecast",
+        r#"{"issued": "2023-12-01T08:00:00+08:00", "days": [{"date": "2023-12-02", "aqi_low": 150, "aqi_high": 220, "primary": "PM2.5"}]}"#,
+    ) {
+        Input::AirForecast(f) => {
+            assert_eq!(f.hours.len(), 24);
+            assert_eq!(
+                crate::time::fmt_ts(f.hours[0].ts),
+                "2023-12-02T01:00:00+08:00"
+            );
+            assert_eq!(
+                crate::time::fmt_ts(f.hours[23].ts),
+                "2023-12-03T00:00:00+08:00"
+            );
+            assert_eq!(f.hours[0].aqi, 220.0);
+        }
+        i => panic!("{i:?}"),
+    }
+    match ok(
+        "ers/shuozhou/weather/warning",
+        r#"{"ts": "2023-12-01T08:00:00+08:00", "id": "w1", "hazard": "sandstorm", "color": "red", "action": "issue"}"#,
+    ) {
+        Input::WeatherWarning(w) => assert_eq!(w.hazard, Hazard::Other("sandstorm".into())),
+        i => panic!("{i:?}"),
+    }
+    match ok(
+        "ers/shuozhou/cmd",
+        r#"{"cmd": "manual", "plan": "coal_supply", "level": "none", "reason": "r", "by": "b"}"#,
+    ) {
+        Input::Cmd(Command::Manual { level, .. }) => assert_eq!(level, ManualLevel::None),
+        i => panic!("{i:?}"),
+    }
+}

@@ -1,0 +1,19 @@
+//! yingji (应急): Shuozhou's emergency plans as a deterministic engine, with a replay
+//! tool and a daemon around it. See README.md and `../shared/spec/` for the contract.
+
+pub mod aqi;
+pub mod check;
+pub mod config;
+pub mod engine;
+pub mod expect;
+pub mod input;
+pub mod notice;
+pub mod plans;
+pub mod replay;
+pub mod time;
+
+pub use config::Config;
+pub use engine::{Engine, Step};
+pub use input::{Input, Message, Rejection};
+pub use notice::{Kind, Notice, Plan};
+pub use time::Ts;

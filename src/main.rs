@@ -1,0 +1,284 @@
+//! The `yingji` command line: parses arguments and calls into the library. Exit codes:
+//! 0 success, 1 a check or comparison failed, 2 bad usage, config or scenario.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use yingji::aqi::{self, Concentrations, Pollutant, Standard};
+use yingji::config::{Config, Loaded};
+
+#[derive(Parser)]
+#[command(
+    name = "yingji",
+    version,
+    about = "应急 — Shuozhou's emergency plans as a service"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the long-running daemon.
+    Run {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Replay scenario files on virtual time; notices as JSONL.
+    Replay {
+        #[arg(required = true)]
+        scenarios: Vec<PathBuf>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Write notices here instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Compare the notices with this expected file; exit 1 with a diff when they differ.
+        #[arg(long)]
+        expect: Option<PathBuf>,
+        /// Do not print rejected inputs on stderr.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Validate the configuration and contact coverage; exit 1 on problems.
+    Check {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// AQI of one set of hourly concentrations, e.g. `yingji aqi pm25=37 pm10=55`.
+    Aqi {
+        /// `pollutant=value` pairs: pm25 pm10 so2 no2 co o3 (µg/m³; co in mg/m³).
+        #[arg(required = true)]
+        values: Vec<String>,
+        #[arg(long, default_value = "2026")]
+        standard: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The call register.
+    Calls {
+        #[command(subcommand)]
+        cmd: CallsCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum CallsCmd {
+    /// The call register of one event (warning id) as CSV.
+    Export {
+        #[arg(long)]
+        event: String,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Run { config } => run(config),
+        Cmd::Replay {
+            scenarios,
+            config,
+            out,
+            expect,
+            quiet,
+        } => replay(scenarios, config, out, expect, quiet),
+        Cmd::Check { config } => check(config),
+        Cmd::Aqi {
+            values,
+            standard,
+            json,
+        } => aqi_cmd(&values, &standard, json),
+        Cmd::Calls {
+            cmd: CallsCmd::Export { event, config },
+        } => calls_export(&event, config),
+    }
+}
+
+fn load_config(path: Option<&PathBuf>) -> Result<Loaded, ExitCode> {
+    Config::load(path.map(|p| p.as_path())).map_err(|errs| {
+        for e in errs {
+            eprintln!("config error: {e}");
+        }
+        ExitCode::from(2)
+    })
+}
+
+fn run(config: Option<PathBuf>) -> ExitCode {
+    let _ = config;
+    eprintln!("yingji run: the daemon is not built yet (issue 6); use `yingji replay` meanwhile");
+    ExitCode::from(2)
+}
+
+fn replay(
+    scenarios: Vec<PathBuf>,
+    config: Option<PathBuf>,
+    out: Option<PathBuf>,
+    expect: Option<PathBuf>,
+    quiet: bool,
+) -> ExitCode {
+    let loaded = match load_config(config.as_ref()) {
+        Ok(l) => l,
+        Err(c) => return c,
+    };
+    for k in &loaded.unknown_keys {
+        eprintln!("config warning: unknown key {k} is ignored");
+    }
+    let cfg = Arc::new(loaded.config);
+    let expected = match &expect {
+        None => None,
+        Some(p) => {
+            let text = match std::fs::read_to_string(p) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("{}: {e}", p.display());
+                    return ExitCode::from(2);
+                }
+            };
+            match yingji::expect::parse_expected(&text) {
+                Ok(x) => Some(x),
+                Err(e) => {
+                    eprintln!("{}: {e}", p.display());
+                    return ExitCode::from(2);
+                }
+            }
+        }
+    };
+    let mut writer: Box<dyn Write> = match &out {
+        Some(p) => match std::fs::File::create(p) {
+            Ok(f) => Box::new(std::io::BufWriter::new(f)),
+            Err(e) => {
+                eprintln!("{}: {e}", p.display());
+                return ExitCode::from(2);
+            }
+        },
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let mut collected = Vec::new();
+    let collect = expected.as_ref().map(|_| &mut collected);
+    let result = yingji::replay::run_files(&cfg, &scenarios, &mut writer, collect, !quiet);
+    if let Err(e) = writer.flush() {
+        eprintln!("writing notices: {e}");
+        return ExitCode::from(2);
+    }
+    drop(writer);
+    if let Err(e) = result {
+        eprintln!("{e}");
+        return ExitCode::from(2);
+    }
+    if let Some(exp) = expected {
+        if let Err(diff) = yingji::expect::compare(&exp, &collected) {
+            eprint!("{diff}");
+            return ExitCode::from(1);
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn check(config: Option<PathBuf>) -> ExitCode {
+    let loaded = match Config::load(config.as_deref()) {
+        Ok(l) => l,
+        Err(errs) => {
+            for e in errs {
+                println!("error: {e}");
+            }
+            return ExitCode::from(1);
+        }
+    };
+    let source = loaded
+        .source
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "built-in defaults".into());
+    let ps = yingji::check::problems(&loaded);
+    if ps.is_empty() {
+        println!("{source}: OK");
+        ExitCode::SUCCESS
+    } else {
+        for p in &ps {
+            println!("problem: {p}");
+        }
+        println!("{source}: {} problem(s)", ps.len());
+        ExitCode::from(1)
+    }
+}
+
+fn aqi_cmd(values: &[String], standard: &str, json: bool) -> ExitCode {
+    let Some(std) = Standard::parse(standard) else {
+        eprintln!("--standard must be 2026 or 2012, got {standard:?}");
+        return ExitCode::from(2);
+    };
+    let mut c = Concentrations::default();
+    for v in values {
+        let Some((k, x)) = v.split_once('=') else {
+            eprintln!("expected pollutant=value, got {v:?}");
+            return ExitCode::from(2);
+        };
+        let x: f64 = match x.trim().parse() {
+            Ok(x) if f64::is_finite(x) && x >= 0.0 => x,
+            _ => {
+                eprintln!("{k}: not a non-negative number: {x:?}");
+                return ExitCode::from(2);
+            }
+        };
+        let slot = match k.trim().to_ascii_lowercase().as_str() {
+            "pm25" | "pm2.5" => &mut c.pm25,
+            "pm10" => &mut c.pm10,
+            "so2" => &mut c.so2,
+            "no2" => &mut c.no2,
+            "co" => &mut c.co,
+            "o3" => &mut c.o3,
+            "so2_24h" => &mut c.so2_24h,
+            other => {
+                eprintln!("unknown pollutant {other:?} (pm25 pm10 so2 no2 co o3)");
+                return ExitCode::from(2);
+            }
+        };
+        *slot = Some(x);
+    }
+    let Some(r) = aqi::compute(&c, std) else {
+        eprintln!("no pollutant given");
+        return ExitCode::from(2);
+    };
+    let primary: Vec<&str> = r.primary.iter().map(|p| p.as_str()).collect();
+    if json {
+        let iaqi: serde_json::Map<String, serde_json::Value> = r
+            .iaqi
+            .iter()
+            .map(|(p, v)| (p.key().to_string(), (*v).into()))
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({"aqi": r.aqi, "iaqi": iaqi, "primary": primary})
+        );
+    } else {
+        println!(
+            "AQI {} ({}), primary: {}",
+            r.aqi,
+            aqi::category_zh(f64::from(r.aqi)),
+            if primary.is_empty() {
+                "none".to_string()
+            } else {
+                primary.join(" ")
+            }
+        );
+        for p in Pollutant::ALL {
+            if let Some(v) = r.iaqi.get(&p) {
+                println!("  IAQI {:<5} {v}", p.as_str());
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn calls_export(event: &str, config: Option<PathBuf>) -> ExitCode {
+    let _ = (event, config);
+    eprintln!("yingji calls export: the call register lands with issues 5 and 6");
+    ExitCode::from(2)
+}
