@@ -1,0 +1,258 @@
+//! `yingji run`: the long-running service around the same engine that replay uses.
+//!
+//! ```text
+//!  MQTT in (inbound.rs) ──► core thread (core.rs: journal, engine, outbox; store.rs)
+//!        ▲ acks after commit        │ timers: sleeps until next_deadline (clock.rs)
+//!        └──────────────────────────┤
+//!                                   ├──► MQTT out (outbound.rs): notice, cap, state, rejected
+//!                                   └──► email (email.rs)
+//! ```
+//! See docs/daemon.md for the guarantees and the deployment notes.
+
+pub mod broker;
+pub mod core;
+pub mod email;
+pub mod inbound;
+pub mod mqtt;
+pub mod outbound;
+pub mod render;
+pub mod store;
+
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::clock;
+use crate::config::Config;
+use crate::daemon::core::{Core, Effects, Incoming};
+use crate::daemon::mqtt::{AckToken, Settings};
+use crate::daemon::outbound::{Out, Publisher};
+use crate::daemon::store::Store;
+use crate::time::fmt_ts;
+
+/// What the core thread is told.
+pub enum CoreEvent {
+    Input(Incoming<AckToken>),
+    Shutdown,
+}
+
+/// Inputs handled in one transaction at most.
+const MAX_BATCH: usize = 512;
+/// The core looks at the clock at least this often (a clock jump is noticed within it).
+const MAX_SLEEP: Duration = Duration::from_secs(1);
+
+/// Environment variable that moves the embedded broker off 127.0.0.1:1883 (tests).
+pub const EMBEDDED_LISTEN_ENV: &str = "YINGJI_EMBEDDED_LISTEN";
+
+/// Sets up tracing: text on a terminal, JSON lines with `json`. `RUST_LOG` filters.
+pub fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rumqttd=off,rumqttc=warn"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let r = if json {
+        b.json().flatten_event(true).try_init()
+    } else {
+        b.try_init()
+    };
+    let _ = r;
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub fn run(cfg: Arc<Config>) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(run_async(cfg))
+}
+
+/// Where the broker is: the configured one, or the embedded one started here.
+async fn broker_settings(cfg: &Config) -> anyhow::Result<Settings> {
+    let default_id = format!(
+        "yingji-{}",
+        cfg.regions.first().map(|r| r.id.as_str()).unwrap_or("main")
+    );
+    if let Some(m) = &cfg.mqtt {
+        let s = Settings::from_config(m, &default_id)?;
+        tracing::info!(host = %s.host, port = s.port, tls = s.tls.is_some(), protocol = s.protocol, client_id = %s.client_id, "using the configured MQTT broker");
+        return Ok(s);
+    }
+    let listen =
+        std::env::var(EMBEDDED_LISTEN_ENV).unwrap_or_else(|_| broker::DEFAULT_LISTEN.into());
+    let addr = broker::start(&listen).await?;
+    let region = cfg
+        .regions
+        .first()
+        .map(|r| r.id.as_str())
+        .unwrap_or("shuozhou");
+    let root = &cfg.topic_root;
+    tracing::info!(
+        "no [mqtt] in the config: embedded MQTT broker listening on {addr}. Try:\n  \
+         mosquitto_sub -h {ip} -p {port} -v -t '{root}/+/notice/#' -t '{root}/+/rejected' &\n  \
+         mosquitto_pub -h {ip} -p {port} -q 1 -t {root}/{region}/air/aqi -m '{{\"ts\": \"<hour end, RFC 3339>\", \"aqi\": 230, \"primary\": \"PM2.5\"}}'",
+        ip = addr.ip(),
+        port = addr.port(),
+    );
+    Ok(Settings::local(addr.port(), &default_id))
+}
+
+async fn run_async(cfg: Arc<Config>) -> anyhow::Result<()> {
+    let settings = broker_settings(&cfg).await?;
+    let path = cfg.store.path.clone();
+    let core = {
+        let cfg = Arc::clone(&cfg);
+        let store = Store::open(&path)?;
+        tokio::task::spawn_blocking(move || Core::recover(cfg, store, clock::now())).await??
+    };
+    tracing::info!(store = %path.display(), next_timer = ?core.next_deadline().map(|(t, why)| format!("{} {why}", fmt_ts(t))), "store open");
+
+    let publisher = Publisher::start(Arc::clone(&cfg), &settings, Store::open(&path)?);
+    let pending = core.store().pending("mqtt:")?;
+    publisher.submit(pending.into_iter().map(|p| Out::Tracked {
+        notice: Arc::new(p.notice),
+        sink: p.sink,
+    }));
+    publisher.submit(state_outs(&cfg, core.all_states()));
+    let mailer = email::Mailer::start(Arc::clone(&cfg), &path)?;
+
+    let (core_tx, core_rx) = std::sync::mpsc::channel();
+    let (inbound, ack_tx) = inbound::start(&cfg, &settings, core_tx.clone());
+    let sinks = Sinks {
+        cfg: Arc::clone(&cfg),
+        publisher: publisher.clone(),
+        mailer: mailer.clone(),
+        acks: ack_tx,
+    };
+    let mut core_thread = tokio::task::spawn_blocking(move || core_loop(core, core_rx, sinks));
+    tracing::info!("yingji is running");
+
+    let result = tokio::select! {
+        r = &mut core_thread => Some(r),
+        s = shutdown_signal() => {
+            tracing::info!(signal = s, "shutting down: no new input, flushing the outbox");
+            None
+        }
+    };
+    inbound.close();
+    let result = match result {
+        Some(r) => r,
+        None => {
+            let _ = core_tx.send(CoreEvent::Shutdown);
+            core_thread.await
+        }
+    };
+    drop(core_tx);
+    inbound.disconnect().await;
+    publisher.flush_and_stop(Duration::from_secs(5)).await;
+    if let Some(m) = mailer {
+        m.stop().await;
+    }
+    let r = result.map_err(|e| anyhow::anyhow!("core thread failed: {e}"))?;
+    if r.is_ok() {
+        tracing::info!("stopped cleanly");
+    }
+    r
+}
+
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+    }
+}
+
+/// Where the core's effects go.
+struct Sinks {
+    cfg: Arc<Config>,
+    publisher: Publisher,
+    mailer: Option<email::Mailer>,
+    acks: UnboundedSender<AckToken>,
+}
+
+fn state_outs(
+    cfg: &Config,
+    states: Vec<(String, String, std::collections::BTreeMap<String, String>)>,
+) -> Vec<Out> {
+    states
+        .into_iter()
+        .map(|(region, plan, tracks)| Out::Plain {
+            topic: render::state_topic(cfg, &region, &plan),
+            payload: render::state_json(&region, &plan, &tracks),
+            qos1: true,
+            retain: true,
+        })
+        .collect()
+}
+
+impl Sinks {
+    fn apply(&self, fx: Effects<AckToken>) {
+        for t in fx.acks {
+            let _ = self.acks.send(t);
+        }
+        let mut outs = Vec::new();
+        for (at, r) in &fx.rejections {
+            tracing::warn!(topic = %r.topic, class = r.class, reason = %r.reason, "input rejected");
+            outs.push(Out::Plain {
+                topic: render::rejected_topic(&self.cfg, r),
+                payload: render::rejected_json(*at, r),
+                qos1: false,
+                retain: false,
+            });
+        }
+        for (n, sinks) in &fx.notices {
+            for s in sinks {
+                if s.starts_with("mqtt:") {
+                    outs.push(Out::Tracked {
+                        notice: Arc::clone(n),
+                        sink: s.clone(),
+                    });
+                } else if let (Some(addr), Some(m)) =
+                    (s.strip_prefix(render::SINK_EMAIL), &self.mailer)
+                {
+                    m.submit(Arc::clone(n), addr.to_string());
+                }
+            }
+        }
+        outs.extend(state_outs(&self.cfg, fx.states));
+        self.publisher.submit(outs);
+    }
+}
+
+/// The core thread: batches of inputs, timers, snapshots; returns on Shutdown.
+fn core_loop(mut core: Core, rx: Receiver<CoreEvent>, sinks: Sinks) -> anyhow::Result<()> {
+    loop {
+        let sleep = core
+            .next_deadline()
+            .map(|(t, _)| clock::until(t))
+            .unwrap_or(MAX_SLEEP)
+            .min(MAX_SLEEP);
+        let mut batch = Vec::new();
+        let mut shutdown = false;
+        match rx.recv_timeout(sleep) {
+            Ok(CoreEvent::Input(i)) => batch.push(i),
+            Ok(CoreEvent::Shutdown) | Err(RecvTimeoutError::Disconnected) => shutdown = true,
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        while !shutdown && !batch.is_empty() && batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(CoreEvent::Input(i)) => batch.push(i),
+                Ok(CoreEvent::Shutdown) => shutdown = true,
+                Err(_) => break,
+            }
+        }
+        if !batch.is_empty() {
+            sinks.apply(core.ingest(batch, clock::now())?);
+        }
+        sinks.apply(core.tick(clock::now())?);
+        if shutdown {
+            core.snapshot(clock::now())?;
+            return Ok(());
+        }
+    }
+}
