@@ -87,6 +87,8 @@ pub fn start(
                     let inc = Incoming {
                         topic: m.topic,
                         payload: m.payload,
+                        pkid: m.pkid,
+                        dup: m.dup,
                         token: m.token,
                     };
                     if core.send(CoreEvent::Input(inc)).is_err() {

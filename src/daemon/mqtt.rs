@@ -163,6 +163,8 @@ pub enum Ev {
 pub struct InMsg {
     pub topic: String,
     pub payload: Vec<u8>,
+    pub pkid: u16,
+    pub dup: bool,
     pub token: AckToken,
 }
 
@@ -247,6 +249,8 @@ impl EventLoop {
                     Event::Incoming(Packet::Publish(p)) => Ev::Message(InMsg {
                         topic: p.topic.clone(),
                         payload: p.payload.to_vec(),
+                        pkid: p.pkid,
+                        dup: p.dup,
                         token: AckToken::V4(Box::new(p)),
                     }),
                     Event::Incoming(Packet::PubAck(a)) => Ev::PubAck(a.pkid),
@@ -266,6 +270,8 @@ impl EventLoop {
                     Event::Incoming(Packet::Publish(p)) => Ev::Message(InMsg {
                         topic: String::from_utf8_lossy(&p.topic).into_owned(),
                         payload: p.payload.to_vec(),
+                        pkid: p.pkid,
+                        dup: p.dup,
                         token: AckToken::V5(Box::new(p)),
                     }),
                     Event::Incoming(Packet::PubAck(a)) => Ev::PubAck(a.pkid),

@@ -39,6 +39,11 @@ CREATE TABLE IF NOT EXISTS deliveries (
     PRIMARY KEY (notice_id, sink)
 );
 CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (delivered_at);
+CREATE TABLE IF NOT EXISTS inbox (
+    pkid    INTEGER PRIMARY KEY,
+    topic   TEXT NOT NULL,
+    payload BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS levels (
     region TEXT NOT NULL,
     plan   TEXT NOT NULL,
@@ -229,6 +234,30 @@ impl Tx<'_> {
             params![fmt_ts(at), topic, payload],
         )?;
         Ok(self.0.last_insert_rowid())
+    }
+
+    /// Remembers the last journaled message of each MQTT packet id, to recognise the
+    /// broker redelivering it (DUP) when our ack did not reach it.
+    pub fn remember(&self, pkid: u16, topic: &str, payload: &[u8]) -> anyhow::Result<()> {
+        self.0.execute(
+            "INSERT INTO inbox (pkid, topic, payload) VALUES (?1, ?2, ?3)
+             ON CONFLICT (pkid) DO UPDATE SET topic = excluded.topic, payload = excluded.payload",
+            params![pkid, topic, payload],
+        )?;
+        Ok(())
+    }
+
+    /// Whether the last journaled message with packet id `pkid` was this one.
+    pub fn seen(&self, pkid: u16, topic: &str, payload: &[u8]) -> anyhow::Result<bool> {
+        Ok(self
+            .0
+            .query_row(
+                "SELECT 1 FROM inbox WHERE pkid = ?1 AND topic = ?2 AND payload = ?3",
+                params![pkid, topic, payload],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
     }
 
     /// Puts a notice in the outbox with the sinks it needs. A notice already there (same

@@ -22,6 +22,10 @@ use crate::time::{fmt_ts, Ts};
 pub struct Incoming<T> {
     pub topic: String,
     pub payload: Vec<u8>,
+    /// MQTT packet id (0 for QoS 0) and DUP flag: a redelivery of a message already
+    /// journaled (our ack was lost) is acked again, not journaled twice.
+    pub pkid: u16,
+    pub dup: bool,
     pub token: T,
 }
 
@@ -166,9 +170,17 @@ impl Core {
                 Some(n) if n > now => n,
                 _ => now,
             };
+            if m.dup && m.pkid != 0 && tx.seen(m.pkid, &m.topic, &m.payload)? {
+                tracing::info!(topic = %m.topic, pkid = m.pkid, "redelivered input already journaled: acked again");
+                acks.push(m.token);
+                continue;
+            }
             match input::parse(&self.cfg, &m.topic, &m.payload, at) {
                 Ok(msg) => {
                     self.seq = tx.journal(at, &m.topic, &m.payload)?;
+                    if m.pkid != 0 {
+                        tx.remember(m.pkid, &m.topic, &m.payload)?;
+                    }
                     self.since_snapshot += 1;
                     let step = self.engine.handle(at, &msg);
                     record(&self.cfg, &tx, &mut self.levels, &step.notices, &mut fx)?;

@@ -23,6 +23,8 @@ fn msg(topic: &str, payload: &str) -> Incoming<u32> {
     Incoming {
         topic: topic.into(),
         payload: payload.as_bytes().to_vec(),
+        pkid: 0,
+        dup: false,
         token: 7,
     }
 }
@@ -107,4 +109,25 @@ fn recovery_restores_snapshot_and_replays_the_journal_after_it() {
         fresh,
         "same state as a replay of the whole journal"
     );
+}
+
+#[test]
+fn a_redelivered_input_whose_ack_was_lost_is_not_journaled_twice() {
+    let (_p, store) = tmp_store("dup");
+    let t = parse_ts("2023-12-01T08:05:00+08:00").unwrap();
+    let mut core = Core::recover(cfg(), store, t).unwrap();
+    let with = |pkid, dup, payload: &str| Incoming {
+        pkid,
+        dup,
+        ..msg("ers/shuozhou/air/aqi", payload)
+    };
+    core.ingest(vec![with(5, false, AQI)], t).unwrap();
+    let fx = core.ingest(vec![with(5, true, AQI)], t).unwrap();
+    assert_eq!(fx.acks.len(), 1, "acked again");
+    assert_eq!(core.store().journal_after(0).unwrap().len(), 1);
+    // The same packet id reused by the broker for another message (after our ack) counts.
+    let other = AQI.replace("80", "81");
+    core.ingest(vec![with(5, true, &other)], t).unwrap();
+    core.ingest(vec![with(5, false, AQI)], t).unwrap();
+    assert_eq!(core.store().journal_after(0).unwrap().len(), 3);
 }

@@ -1,0 +1,475 @@
+//! End-to-end: the `yingji run` binary against a real mosquitto (started here), checked
+//! from outside through MQTT and the store.
+//!
+//! The live scenario is built around the wall clock: a red rainstorm warning with
+//! one-second call timeouts (so call timers fire during the test), air-quality readings,
+//! a coal stock report, an acknowledgement, and malformed inputs. Whatever the plans make
+//! of it, the daemon must publish exactly what `yingji replay` makes of the same inputs
+//! at the same times (taken from the journal), every notice exactly once.
+
+mod e2e_support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use e2e_support::*;
+use serde_json::Value;
+use yingji::daemon::store::Store;
+use yingji::time::{floor_hour, fmt_ts, Ts};
+
+fn config(dir: &Path, port: u16, name: &str, protocol: u8, email: &str) -> std::path::PathBuf {
+    let text = format!(
+        r#"
+[mqtt]
+url = "mqtt://127.0.0.1:{port}"
+client_id = "yingji-e2e-{name}-{pid}"
+protocol = {protocol}
+keep_alive_s = 5
+
+[store]
+path = "{db}"
+snapshot_every = 3
+
+[weather_call]
+ack_timeout_s = 1
+phone_retry_s = 1
+phone_attempts = 2
+escalate_to = ["duty"]
+
+[limits]
+max_payload_bytes = 2048
+{email}
+[[contact]]
+id = "yjj"
+name = "张应急"
+unit = "市应急管理局"
+tier = "A"
+role = "emergency"
+backup = "yjj-dep"
+wechat = "zhangyj"
+phone = "+8613800000001"
+email = "yjj@example.org"
+
+[[contact]]
+id = "cg"
+name = "王城管"
+unit = "市城市管理局"
+tier = "A"
+role = "urban_management"
+phone = "+8613800000003"
+
+[[contact]]
+id = "yjj-dep"
+name = "刘副局长"
+unit = "市应急管理局"
+phone = "+8613800000004"
+
+[[contact]]
+id = "duty"
+name = "值班室"
+unit = "市应急管理局"
+email = "duty@example.org"
+plans = ["severe_weather", "heavy_pollution", "coal_supply"]
+"#,
+        pid = std::process::id(),
+        db = dir.join("yingji.db").display(),
+    );
+    let p = dir.join("yingji.toml");
+    write(&p, &text);
+    p
+}
+
+fn m(topic: &str, payload: impl Into<Vec<u8>>) -> (String, Vec<u8>) {
+    (topic.to_string(), payload.into())
+}
+
+/// Inputs of the live scenario, stamped around `now`. `part` 0, 1, 2 split it in three.
+fn inputs(now: Ts, part: u8) -> Vec<(String, Vec<u8>)> {
+    let hour = floor_hour(now);
+    let h = |k: i64| fmt_ts(hour - chrono::Duration::hours(k));
+    match part {
+        0 => vec![
+            m(
+                "ers/shuozhou/weather/warning",
+                format!(
+                    r#"{{"ts": "{}", "id": "e2e-rain", "hazard": "rainstorm", "action": "issue", "color": "red"}}"#,
+                    fmt_ts(now)
+                ),
+            ),
+            m("ers/shuozhou/air/aqi", "{not json"),
+            m(
+                "ers/shuozhou/air/aqi",
+                format!(r#"{{"ts": "{}", "aqi": 230, "primary": "PM2.5"}}"#, h(2)),
+            ),
+        ],
+        1 => vec![
+            m(
+                "ers/shuozhou/air/aqi",
+                format!(r#"{{"ts": "{}", "aqi": 260, "primary": "PM2.5"}}"#, h(1)),
+            ),
+            m("ers/shuozhou/air/aqi", r#"{"ts": "x", "aqi": -5}"#),
+            m(
+                "ers/shuozhou/coal/stock",
+                format!(
+                    r#"{{"ts": "{}", "plant": "p1", "stock_days": 4}}"#,
+                    fmt_ts(now)
+                ),
+            ),
+            m(
+                "ers/shuozhou/cmd",
+                r#"{"cmd": "ack", "call_id": "e2e-rain/1", "person": "yjj"}"#,
+            ),
+        ],
+        _ => vec![
+            m(
+                "ers/shuozhou/air/aqi",
+                format!(r#"{{"ts": "{}", "aqi": 280, "primary": "PM2.5"}}"#, h(0)),
+            ),
+            m("ers/shuozhou/air/aqi", vec![b'x'; 4096]),
+            m(
+                "ers/shuozhou/weather/warning",
+                format!(
+                    r#"{{"ts": "{}", "id": "e2e-rain", "hazard": "rainstorm", "action": "lift"}}"#,
+                    fmt_ts(now)
+                ),
+            ),
+        ],
+    }
+}
+
+/// Inputs of `inputs` that are malformed (rejected before the engine).
+const MALFORMED: usize = 3;
+
+/// The notices the store holds, and its journal as a scenario file; runs `yingji replay`
+/// on it and returns (outbox notices, replayed notices).
+fn replay_journal(dir: &Path, cfg: &Path) -> (Vec<Value>, Vec<Value>) {
+    let store = Store::open(&dir.join("yingji.db")).unwrap();
+    let rows = store.journal_after(0).unwrap();
+    let stored: Vec<Value> = store
+        .notices()
+        .unwrap()
+        .iter()
+        .map(|n| serde_json::to_value(n).unwrap())
+        .collect();
+    let mut end = rows.last().map(|r| r.at);
+    for n in store.notices().unwrap() {
+        end = end.max(Some(n.at));
+    }
+    let mut text = String::new();
+    for r in &rows {
+        let payload = String::from_utf8(r.payload.clone()).unwrap();
+        text += &serde_json::json!({"at": fmt_ts(r.at), "topic": r.topic, "payload": payload})
+            .to_string();
+        text.push('\n');
+    }
+    if let Some(end) = end {
+        text += &serde_json::json!({"at": fmt_ts(end), "end": true}).to_string();
+        text.push('\n');
+    }
+    let scen = dir.join("journal.jsonl");
+    write(&scen, &text);
+    let out = dir.join("replayed.jsonl");
+    let st = std::process::Command::new(BIN)
+        .args(["replay", "--quiet", "--config"])
+        .arg(cfg)
+        .arg("--out")
+        .arg(&out)
+        .arg(&scen)
+        .status()
+        .unwrap();
+    assert!(st.success(), "replay of the journal failed");
+    let replayed = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (stored, replayed)
+}
+
+fn ids(v: &[Value]) -> Vec<String> {
+    v.iter()
+        .map(|n| n["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn assert_all_delivered(dir: &Path) {
+    let store = Store::open(&dir.join("yingji.db")).unwrap();
+    let pending = store.pending("mqtt:").unwrap();
+    assert!(
+        pending.is_empty(),
+        "undelivered after a clean stop: {:?}",
+        pending
+            .iter()
+            .map(|p| (&p.notice.id, &p.sink))
+            .collect::<Vec<_>>()
+    );
+}
+
+fn journal_len(dir: &Path) -> usize {
+    Store::open(&dir.join("yingji.db"))
+        .unwrap()
+        .journal_after(0)
+        .unwrap()
+        .len()
+}
+
+fn wait_journal(dir: &Path, n: usize) {
+    wait_for(
+        Duration::from_secs(20),
+        &format!("{n} journaled inputs"),
+        || (journal_len(dir) >= n).then_some(()),
+    );
+}
+
+fn settle() {
+    // Call timers are 1 s apart: let a round run out.
+    std::thread::sleep(Duration::from_millis(3500));
+}
+
+/// Live notices equal the replay of the same inputs, in order, field for field; state and
+/// CAP are published; malformed inputs are rejected with reasons and the daemon goes on.
+fn live_equals_replay(protocol: u8) {
+    let tmp = TempDir::new(&format!("live-v{protocol}"));
+    let dir = tmp.path();
+    let broker = Mosquitto::start(dir);
+    let cfg = config(dir, broker.port, &format!("live{protocol}"), protocol, "");
+    let watch = Watcher::start(
+        broker.port,
+        &format!("e2e-watch-live{protocol}-{}", std::process::id()),
+        &[
+            "ers/+/notice/#",
+            "ers/+/rejected",
+            "ers/+/cap/#",
+            "ers/+/state/#",
+        ],
+    );
+    let mut d = Daemon::start(dir, &cfg, &[]);
+    d.wait_ready();
+    let now = yingji::clock::now();
+    let mut valid = 0;
+    for part in 0..3 {
+        let batch = inputs(now, part);
+        valid += batch.len();
+        publish(broker.port, &batch);
+        if part == 0 {
+            settle();
+        }
+    }
+    valid -= MALFORMED;
+    wait_journal(dir, valid);
+    wait_for(Duration::from_secs(10), "the rejections", || {
+        (watch.json_on("/rejected").len() >= MALFORMED).then_some(())
+    });
+    settle();
+    let st = d.term();
+    assert!(st.success(), "exit status {st}:\n{}", d.log_text());
+    assert_all_delivered(dir);
+
+    let rejected = watch.json_on("/rejected");
+    assert_eq!(rejected.len(), MALFORMED, "{rejected:?}");
+    for r in &rejected {
+        assert!(!r["reason"].as_str().unwrap_or("").is_empty(), "{r}");
+        assert_eq!(r["topic"], "ers/shuozhou/air/aqi");
+    }
+    assert!(
+        rejected.iter().any(|r| r["class"] == "too_large"
+            || r["reason"].as_str().unwrap().contains("max_payload_bytes")),
+        "{rejected:?}"
+    );
+
+    let live = watch.json_on("/notice/");
+    let (stored, replayed) = replay_journal(dir, &cfg);
+    assert_eq!(ids(&stored), ids(&live), "live notices = the outbox");
+    assert_eq!(live, replayed, "live notices = replay of the journal");
+    let caps: Vec<_> = watch
+        .all()
+        .into_iter()
+        .filter(|(t, _)| t.contains("/cap/"))
+        .collect();
+    assert_eq!(caps.len(), live.len(), "one CAP alert per notice");
+    for ((_, x), n) in caps.iter().zip(&live) {
+        let x = String::from_utf8(x.clone()).unwrap();
+        assert!(x.contains("urn:oasis:names:tc:emergency:cap:1.2"));
+        assert!(x.contains(&format!(
+            "<identifier>{}</identifier>",
+            n["id"].as_str().unwrap()
+        )));
+    }
+    if live.iter().any(|n| n["kind"] == "activate") {
+        assert!(
+            !watch.json_on("/state/").is_empty(),
+            "a move publishes the state"
+        );
+    }
+}
+
+#[test]
+fn live_scenario_gives_the_same_notices_as_its_replay_v311() {
+    live_equals_replay(4);
+}
+
+#[test]
+fn live_scenario_gives_the_same_notices_as_its_replay_v5() {
+    live_equals_replay(5);
+}
+
+/// SIGKILL at several points (right after inputs arrive, while call timers run, after a
+/// quiet period), restarting each time: every notice reaches the notice topics exactly
+/// once, nothing acknowledged is lost, and the result equals the replay.
+#[test]
+fn sigkill_and_restart_gives_every_notice_exactly_once() {
+    let tmp = TempDir::new("kill");
+    let dir = tmp.path();
+    let broker = Mosquitto::start(dir);
+    let cfg = config(dir, broker.port, "kill", 4, "");
+    let watch = Watcher::start(
+        broker.port,
+        &format!("e2e-watch-kill-{}", std::process::id()),
+        &["ers/+/notice/#"],
+    );
+    let now = yingji::clock::now();
+    let mut valid = 0;
+    for part in 0..3 {
+        let mut d = Daemon::start(dir, &cfg, &[]);
+        d.wait_ready();
+        let batch = inputs(now, part);
+        valid += batch.len() - batch.iter().filter(|(t, p)| is_malformed(t, p)).count();
+        publish(broker.port, &batch);
+        match part {
+            0 => d.kill9(), // inputs delivered to the daemon, maybe not yet journaled
+            1 => {
+                std::thread::sleep(Duration::from_millis(1500)); // timers running
+                d.kill9();
+            }
+            _ => {
+                wait_journal(dir, valid);
+                d.kill9();
+            }
+        }
+    }
+    let mut d = Daemon::start(dir, &cfg, &[]);
+    d.wait_ready();
+    wait_journal(dir, valid);
+    settle();
+    assert!(d.term().success());
+    // Once more: a restart with nothing new re-sends nothing.
+    let mut d = Daemon::start(dir, &cfg, &[]);
+    d.wait_ready();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(d.term().success());
+    std::thread::sleep(Duration::from_millis(300));
+
+    assert_eq!(
+        journal_len(dir),
+        valid,
+        "each accepted input journaled once"
+    );
+    assert_all_delivered(dir);
+    let live = watch.json_on("/notice/");
+    let (stored, replayed) = replay_journal(dir, &cfg);
+    let mut seen = std::collections::BTreeMap::new();
+    for id in ids(&live) {
+        *seen.entry(id).or_insert(0) += 1;
+    }
+    let dups: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(dups.is_empty(), "notices seen more than once: {dups:?}");
+    let mut a = ids(&stored);
+    let mut b = ids(&live);
+    a.sort();
+    b.sort();
+    assert_eq!(a, b, "every stored notice published");
+    assert_eq!(stored, replayed, "recovered state = replay of the journal");
+}
+
+fn is_malformed(_topic: &str, p: &[u8]) -> bool {
+    p.len() > 2048 || p == b"{not json" || p.starts_with(br#"{"ts": "x""#)
+}
+
+/// mosquitto restarted while the daemon runs: the daemon reconnects, resubscribes, gets
+/// what was queued for its persistent session, and delivers every notice.
+#[test]
+fn broker_restart_mid_run_loses_nothing() {
+    let tmp = TempDir::new("broker");
+    let dir = tmp.path();
+    let mut broker = Mosquitto::start(dir);
+    let cfg = config(dir, broker.port, "broker", 4, "");
+    let watch = Watcher::start(
+        broker.port,
+        &format!("e2e-watch-broker-{}", std::process::id()),
+        &["ers/+/notice/#"],
+    );
+    let mut d = Daemon::start(dir, &cfg, &[]);
+    d.wait_ready();
+    let now = yingji::clock::now();
+    let mut valid = 0;
+    for part in 0..3 {
+        let batch = inputs(now, part);
+        valid += batch.len() - batch.iter().filter(|(t, p)| is_malformed(t, p)).count();
+        publish(broker.port, &batch);
+        if part < 2 {
+            broker.restart(); // call timers fire while the broker is away
+        }
+    }
+    wait_journal(dir, valid);
+    settle();
+    wait_for(Duration::from_secs(20), "every notice delivered", || {
+        let s = Store::open(&dir.join("yingji.db")).unwrap();
+        s.pending("mqtt:").unwrap().is_empty().then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(d.term().success());
+    assert_eq!(journal_len(dir), valid);
+    let live = watch.json_on("/notice/");
+    let (stored, replayed) = replay_journal(dir, &cfg);
+    let mut a = ids(&stored);
+    let mut b = ids(&live);
+    b.dedup();
+    a.sort();
+    b.sort();
+    b.dedup();
+    assert_eq!(a, b, "every notice reached the subscriber");
+    assert_eq!(stored, replayed);
+}
+
+/// No `[mqtt]`: the embedded broker comes up, answers, and a malformed reading is
+/// rejected on `ers/shuozhou/rejected`.
+#[test]
+fn embedded_broker_answers_and_rejects_with_a_reason() {
+    let tmp = TempDir::new("embedded");
+    let dir = tmp.path();
+    let cfg = dir.join("yingji.toml");
+    write(
+        &cfg,
+        &format!("[store]\npath = \"{}\"\n", dir.join("y.db").display()),
+    );
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut d = Daemon::start(dir, &cfg, &[("YINGJI_EMBEDDED_LISTEN", listen.clone())]);
+    d.wait_ready();
+    assert!(d.log_text().contains("embedded MQTT broker listening on"));
+    let watch = Watcher::start(port, "e2e-watch-embedded", &["ers/+/rejected"]);
+    publish(port, &[m("ers/shuozhou/air/aqi", "{\"aqi\": 1000000}")]);
+    let r = wait_for(Duration::from_secs(10), "a rejection", || {
+        watch.json_on("/rejected").into_iter().next()
+    });
+    assert!(!r["reason"].as_str().unwrap().is_empty(), "{r}");
+    assert!(d.term().success());
+}
+
+/// The embedded broker's port is taken: a clear error and a non-zero exit.
+#[test]
+fn embedded_broker_port_taken_fails_loudly() {
+    let tmp = TempDir::new("taken");
+    let dir = tmp.path();
+    let cfg = dir.join("yingji.toml");
+    write(
+        &cfg,
+        &format!("[store]\npath = \"{}\"\n", dir.join("y.db").display()),
+    );
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listen = held.local_addr().unwrap().to_string();
+    let mut d = Daemon::start(dir, &cfg, &[("YINGJI_EMBEDDED_LISTEN", listen)]);
+    let st = d.wait_exit(Duration::from_secs(15)).expect("exits");
+    assert!(!st.success());
+    assert!(d.log_text().contains("is not free"), "{}", d.log_text());
+}
