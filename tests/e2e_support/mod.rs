@@ -261,8 +261,11 @@ impl Drop for Daemon {
 
 /// A subscriber with a persistent session that records every message, reconnecting
 /// through broker restarts.
+/// Messages received: (topic, payload).
+pub type Received = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
 pub struct Watcher {
-    pub msgs: Arc<Mutex<Vec<(String, Vec<u8>)>>>,
+    pub msgs: Received,
     client: Client,
 }
 
