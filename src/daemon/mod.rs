@@ -35,8 +35,15 @@ use crate::time::fmt_ts;
 /// What the core thread is told.
 pub enum CoreEvent {
     Input(Incoming<AckToken>),
+    /// One of our own notices (id, if readable) or CAP alerts routed back by the broker.
+    Echo(Option<String>, &'static str, AckToken),
+    /// Every echo queued while the daemon was away has been seen.
+    Drained,
     Shutdown,
 }
+
+/// How long the core waits for the echoes to drain before sending what is undelivered.
+const DRAIN_WAIT: chrono::Duration = chrono::Duration::seconds(10);
 
 /// Inputs handled in one transaction at most.
 const MAX_BATCH: usize = 512;
@@ -111,11 +118,6 @@ async fn run_async(cfg: Arc<Config>) -> anyhow::Result<()> {
     tracing::info!(store = %path.display(), next_timer = ?core.next_deadline().map(|(t, why)| format!("{} {why}", fmt_ts(t))), "store open");
 
     let publisher = Publisher::start(Arc::clone(&cfg), &settings, Store::open(&path)?);
-    let pending = core.store().pending("mqtt:")?;
-    publisher.submit(pending.into_iter().map(|p| Out::Tracked {
-        notice: Arc::new(p.notice),
-        sink: p.sink,
-    }));
     publisher.submit(state_outs(&cfg, core.all_states()));
     let mailer = email::Mailer::start(Arc::clone(&cfg), &path)?;
 
@@ -224,35 +226,90 @@ impl Sinks {
     }
 }
 
-/// The core thread: batches of inputs, timers, snapshots; returns on Shutdown.
+/// The core thread: batches of inputs, echoes, timers, snapshots; returns on Shutdown.
+///
+/// Until the echoes queued while the daemon was away are drained (or `DRAIN_WAIT`
+/// passed), inputs are held and timers wait: then what is still undelivered is sent,
+/// first, in the order it was made.
 fn core_loop(mut core: Core, rx: Receiver<CoreEvent>, sinks: Sinks) -> anyhow::Result<()> {
+    let mut live = false;
+    let drain_until = clock::now() + DRAIN_WAIT;
+    let mut held: Vec<Incoming<AckToken>> = Vec::new();
     loop {
-        let sleep = core
-            .next_deadline()
-            .map(|(t, _)| clock::until(t))
-            .unwrap_or(MAX_SLEEP)
-            .min(MAX_SLEEP);
-        let mut batch = Vec::new();
-        let mut shutdown = false;
-        match rx.recv_timeout(sleep) {
-            Ok(CoreEvent::Input(i)) => batch.push(i),
-            Ok(CoreEvent::Shutdown) | Err(RecvTimeoutError::Disconnected) => shutdown = true,
-            Err(RecvTimeoutError::Timeout) => {}
+        let sleep = match (live, core.next_deadline()) {
+            (true, Some((t, _))) => clock::until(t),
+            _ => MAX_SLEEP,
         }
-        while !shutdown && !batch.is_empty() && batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(CoreEvent::Input(i)) => batch.push(i),
-                Ok(CoreEvent::Shutdown) => shutdown = true,
-                Err(_) => break,
+        .min(MAX_SLEEP);
+        let mut batch = Vec::new();
+        let mut echoes = Vec::new();
+        let mut shutdown = false;
+        let mut first = Some(rx.recv_timeout(sleep));
+        while batch.len() + echoes.len() < MAX_BATCH {
+            let ev = match first.take() {
+                Some(Ok(ev)) => ev,
+                Some(Err(RecvTimeoutError::Timeout)) => break,
+                Some(Err(RecvTimeoutError::Disconnected)) => CoreEvent::Shutdown,
+                None => match rx.try_recv() {
+                    Ok(ev) => ev,
+                    Err(_) => break,
+                },
+            };
+            match ev {
+                CoreEvent::Input(i) => batch.push(i),
+                CoreEvent::Echo(id, sink, token) => echoes.push((id, sink, token)),
+                CoreEvent::Drained => live = live || go_live(&core, &sinks)?,
+                CoreEvent::Shutdown => {
+                    shutdown = true;
+                    break;
+                }
             }
         }
-        if !batch.is_empty() {
-            sinks.apply(core.ingest(batch, clock::now())?);
+        if !echoes.is_empty() {
+            let now = clock::now();
+            let (known, unknown): (Vec<_>, Vec<_>) =
+                echoes.into_iter().partition(|e| e.0.is_some());
+            let known = known
+                .into_iter()
+                .map(|(id, s, t)| (id.expect("known"), s, t))
+                .collect();
+            let mut fx = core.confirm(known, now)?;
+            fx.acks.extend(unknown.into_iter().map(|(_, _, t)| t));
+            sinks.apply(fx);
         }
-        sinks.apply(core.tick(clock::now())?);
+        if !live && clock::now() >= drain_until {
+            tracing::warn!("echoes did not drain in time: sending what is undelivered now");
+            live = go_live(&core, &sinks)?;
+        }
+        if !live {
+            held.append(&mut batch);
+        } else {
+            held.append(&mut batch);
+            let batch = std::mem::take(&mut held);
+            if !batch.is_empty() {
+                sinks.apply(core.ingest(batch, clock::now())?);
+            }
+            sinks.apply(core.tick(clock::now())?);
+        }
         if shutdown {
             core.snapshot(clock::now())?;
             return Ok(());
         }
     }
+}
+
+/// Sends every delivery the outbox still has for MQTT, in order; returns true.
+fn go_live(core: &Core, sinks: &Sinks) -> anyhow::Result<bool> {
+    let pending = core.store().pending("mqtt:")?;
+    tracing::info!(
+        undelivered = pending.len(),
+        "sending what was not delivered before"
+    );
+    sinks
+        .publisher
+        .submit(pending.into_iter().map(|p| Out::Tracked {
+            notice: Arc::new(p.notice),
+            sink: p.sink,
+        }));
+    Ok(true)
 }

@@ -191,7 +191,12 @@ impl State {
         let mut all: Vec<Item> = self.handed.drain(..).collect();
         all.extend(std::mem::take(&mut self.inflight).into_values());
         all.extend(self.waiting.drain(..));
-        all.retain(|i| i.qos1());
+        // Drop what the broker already proved it has (our echo subscription saw it).
+        let store = &self.store;
+        all.retain(|i| match &i.out {
+            Out::Tracked { notice, sink } => !store.is_delivered(&notice.id, sink).unwrap_or(false),
+            Out::Plain { qos1, .. } => *qos1,
+        });
         all.sort_by_key(|i| i.order);
         self.waiting = all.into();
     }

@@ -279,6 +279,15 @@ impl Tx<'_> {
         Ok(true)
     }
 
+    /// Marks one delivery made (the broker routed it back to us). Idempotent.
+    pub fn mark_delivered(&self, notice_id: &str, sink: &str, at: Ts) -> anyhow::Result<()> {
+        self.0.execute(
+            "UPDATE deliveries SET delivered_at = ?3 WHERE notice_id = ?1 AND sink = ?2 AND delivered_at IS NULL",
+            params![notice_id, sink, fmt_ts(at)],
+        )?;
+        Ok(())
+    }
+
     /// Sets the current level of a track.
     pub fn set_level(
         &self,

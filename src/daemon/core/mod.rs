@@ -205,6 +205,23 @@ impl Core {
         Ok(fx)
     }
 
+    /// Records deliveries proven by the broker routing our own publications back to us
+    /// (`(notice id, sink, token)`), in one transaction; the tokens are then acked.
+    pub fn confirm<T>(
+        &mut self,
+        echoes: Vec<(String, &'static str, T)>,
+        now: Ts,
+    ) -> anyhow::Result<Effects<T>> {
+        let mut fx = Effects::default();
+        let tx = self.store.begin()?;
+        for (id, sink, token) in echoes {
+            tx.mark_delivered(&id, sink, now)?;
+            fx.acks.push(token);
+        }
+        tx.commit()?;
+        Ok(fx)
+    }
+
     /// Fires the timers due by wall time `now`. A clock that went backwards is logged
     /// and fires nothing (the engine ignores times before its own).
     pub fn tick<T>(&mut self, now: Ts) -> anyhow::Result<Effects<T>> {
