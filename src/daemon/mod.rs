@@ -244,6 +244,7 @@ fn core_loop(mut core: Core, rx: Receiver<CoreEvent>, sinks: Sinks) -> anyhow::R
         let mut batch = Vec::new();
         let mut echoes = Vec::new();
         let mut shutdown = false;
+        let mut drained = false;
         let mut first = Some(rx.recv_timeout(sleep));
         while batch.len() + echoes.len() < MAX_BATCH {
             let ev = match first.take() {
@@ -258,7 +259,11 @@ fn core_loop(mut core: Core, rx: Receiver<CoreEvent>, sinks: Sinks) -> anyhow::R
             match ev {
                 CoreEvent::Input(i) => batch.push(i),
                 CoreEvent::Echo(id, sink, token) => echoes.push((id, sink, token)),
-                CoreEvent::Drained => live = live || go_live(&core, &sinks)?,
+                CoreEvent::Drained => {
+                    // After the echoes before it are confirmed, below.
+                    drained = true;
+                    break;
+                }
                 CoreEvent::Shutdown => {
                     shutdown = true;
                     break;
@@ -276,6 +281,9 @@ fn core_loop(mut core: Core, rx: Receiver<CoreEvent>, sinks: Sinks) -> anyhow::R
             let mut fx = core.confirm(known, now)?;
             fx.acks.extend(unknown.into_iter().map(|(_, _, t)| t));
             sinks.apply(fx);
+        }
+        if !live && drained {
+            live = go_live(&core, &sinks)?;
         }
         if !live && clock::now() >= drain_until {
             tracing::warn!("echoes did not drain in time: sending what is undelivered now");
