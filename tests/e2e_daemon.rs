@@ -473,3 +473,105 @@ fn embedded_broker_port_taken_fails_loudly() {
     assert!(!st.success());
     assert!(d.log_text().contains("is not free"), "{}", d.log_text());
 }
+
+/// A test SMTP server (tests/e2e_support/smtp_sink.py) writing a JSON file per message.
+struct Smtp(std::process::Child);
+
+impl Smtp {
+    fn start(port: u16, out: &Path) -> Smtp {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e_support/smtp_sink.py");
+        let child = std::process::Command::new("python3")
+            .arg(script)
+            .arg(port.to_string())
+            .arg(out)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 for the SMTP test server");
+        wait_for(
+            Duration::from_secs(15),
+            "the SMTP test server (pip install aiosmtpd)",
+            || std::net::TcpStream::connect(("127.0.0.1", port)).ok(),
+        );
+        Smtp(child)
+    }
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Emails: the SMTP server is down while notices are made and the daemon is killed; after
+/// a restart with the server up, every email of the outbox arrives once, with the plan and
+/// level in Chinese first in the subject and a Message-ID from the notice id.
+#[test]
+fn emails_survive_a_down_server_and_a_restart() {
+    let tmp = TempDir::new("email");
+    let dir = tmp.path();
+    let broker = Mosquitto::start(dir);
+    let smtp_port = free_port();
+    let email = format!(
+        "[email]\nsmtp_url = \"smtp://127.0.0.1:{smtp_port}\"\nfrom = \"应急 <yingji@example.org>\"\n"
+    );
+    let cfg = config(dir, broker.port, "email", 4, &email);
+    let mut d = Daemon::start(dir, &cfg, &[]);
+    d.wait_ready();
+    let now = yingji::clock::now();
+    let batch: Vec<_> = (0..3).flat_map(|p| inputs(now, p)).collect();
+    publish(broker.port, &batch);
+    wait_journal(dir, batch.len() - MALFORMED);
+    settle();
+    d.kill9();
+
+    let mail_dir = dir.join("mail");
+    let _smtp = Smtp::start(smtp_port, &mail_dir);
+    let mut d = Daemon::start(dir, &cfg, &[]);
+    d.wait_ready();
+    wait_for(Duration::from_secs(30), "every email sent", || {
+        let s = Store::open(&dir.join("yingji.db")).unwrap();
+        s.pending("email:").unwrap().is_empty().then_some(())
+    });
+    assert!(d.term().success());
+
+    let store = Store::open(&dir.join("yingji.db")).unwrap();
+    let notices = store.notices().unwrap();
+    let cfg_parsed = yingji::Config::load(Some(&cfg)).unwrap().config;
+    let mut expected = Vec::new();
+    for n in &notices {
+        for addr in yingji::daemon::render::email_recipients(&cfg_parsed, n) {
+            expected.push((
+                addr,
+                format!("<{}@yingji.{}>", n.id.replace('/', "."), n.region),
+                yingji::daemon::render::subject(&cfg_parsed, n),
+            ));
+        }
+    }
+    let mut got = Vec::new();
+    for e in std::fs::read_dir(&mail_dir)
+        .map(|r| r.flatten().collect::<Vec<_>>())
+        .unwrap_or_default()
+    {
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(e.path()).unwrap()).unwrap();
+        assert!(v["subject"].as_str().unwrap().starts_with('【'), "{v}");
+        let types: Vec<&str> = v["types"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap())
+            .collect();
+        assert!(
+            types.contains(&"text/plain") && types.contains(&"text/html"),
+            "{v}"
+        );
+        got.push((
+            v["to"].as_str().unwrap().to_string(),
+            v["message_id"].as_str().unwrap().to_string(),
+            v["subject"].as_str().unwrap().to_string(),
+        ));
+    }
+    expected.sort();
+    got.sort();
+    assert_eq!(got, expected, "each email of the outbox exactly once");
+}
