@@ -30,6 +30,9 @@ keep_alive_s = 5
 path = "{db}"
 snapshot_every = 3
 
+[http]
+listen = "127.0.0.1:0"
+
 [weather_call]
 ack_timeout_s = 1
 phone_retry_s = 1
@@ -186,6 +189,23 @@ fn replay_journal(dir: &Path, cfg: &Path) -> (Vec<Value>, Vec<Value>) {
     (stored, replayed)
 }
 
+/// GET `path` from the daemon's HTTP listener (its address is in the log).
+fn http_get(d: &Daemon, path: &str) -> String {
+    use std::io::{Read, Write};
+    let log = d.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("/healthz and /metrics"))
+        .expect("http listening");
+    let v: Value = serde_json::from_str(line).unwrap();
+    let addr = v["addr"].as_str().unwrap();
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
 fn ids(v: &[Value]) -> Vec<String> {
     v.iter()
         .map(|n| n["id"].as_str().unwrap().to_string())
@@ -261,6 +281,20 @@ fn live_equals_replay(protocol: u8) {
         (watch.json_on("/rejected").len() >= MALFORMED).then_some(())
     });
     settle();
+    let health = http_get(&d, "/healthz");
+    assert!(
+        health.starts_with("HTTP/1.1 200") && health.contains("\"status\":\"ok\""),
+        "{health}"
+    );
+    let metrics = http_get(&d, "/metrics");
+    let accepted = format!("yingji_inputs_total{{result=\"accepted\"}} {valid}\n");
+    assert!(metrics.contains(&accepted), "{metrics}");
+    assert!(
+        metrics.contains(&format!(
+            "yingji_inputs_total{{result=\"rejected\"}} {MALFORMED}\n"
+        )),
+        "{metrics}"
+    );
     let st = d.term();
     assert!(st.success(), "exit status {st}:\n{}", d.log_text());
     assert_all_delivered(dir);

@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use crate::config::Config;
 use crate::daemon::core::Incoming;
 use crate::daemon::mqtt::{self, AckToken, Backoff, Client, Ev, Settings};
-use crate::daemon::CoreEvent;
+use crate::daemon::{http, CoreEvent};
 
 /// Input topics (CONTRACT.md "Input topics") under each region.
 pub const INPUT_SUFFIXES: [&str; 10] = [
@@ -142,6 +142,7 @@ pub fn start(
             match ev.poll().await {
                 Ok(Ev::ConnAck { session_present }) => {
                     backoff.reset();
+                    http::set(&http::METRICS.mqtt_in_up, true);
                     tracing::info!(%host, port, session_present, topics = topics.len(), "input connection up; subscribing");
                     if c.try_subscribe_all(&topics).is_err() {
                         tracing::error!("could not queue the subscriptions");
@@ -193,6 +194,7 @@ pub fn start(
                         break;
                     }
                     let d = backoff.next_delay();
+                    http::set(&http::METRICS.mqtt_in_up, false);
                     tracing::warn!(error = %e, retry_in_ms = d.as_millis() as u64, "input connection lost");
                     tokio::time::sleep(d).await;
                 }

@@ -12,6 +12,7 @@
 pub mod broker;
 pub mod core;
 pub mod email;
+pub mod http;
 pub mod inbound;
 pub mod mqtt;
 pub mod outbound;
@@ -120,6 +121,7 @@ async fn run_async(cfg: Arc<Config>) -> anyhow::Result<()> {
     let publisher = Publisher::start(Arc::clone(&cfg), &settings, Store::open(&path)?);
     publisher.submit(state_outs(&cfg, core.all_states()));
     let mailer = email::Mailer::start(Arc::clone(&cfg), &path)?;
+    http::start(&cfg.http.listen).await;
 
     let (core_tx, core_rx) = std::sync::mpsc::channel();
     let (inbound, ack_tx) = inbound::start(&cfg, &settings, core_tx.clone());
@@ -313,6 +315,7 @@ fn go_live(core: &Core, sinks: &Sinks) -> anyhow::Result<bool> {
         undelivered = pending.len(),
         "sending what was not delivered before"
     );
+    http::set(&http::METRICS.live, true);
     sinks
         .publisher
         .submit(pending.into_iter().map(|p| Out::Tracked {

@@ -178,6 +178,7 @@ impl Core {
             match input::parse(&self.cfg, &m.topic, &m.payload, at) {
                 Ok(msg) => {
                     self.seq = tx.journal(at, &m.topic, &m.payload)?;
+                    crate::daemon::http::inc(&crate::daemon::http::METRICS.inputs_accepted, 1);
                     if m.pkid != 0 {
                         tx.remember(m.pkid, &m.topic, &m.payload)?;
                     }
@@ -192,6 +193,7 @@ impl Core {
                     let ns = self.engine.advance_to(at);
                     record(&self.cfg, &tx, &mut self.levels, &ns, &mut fx)?;
                     fx.rejections.push((at, r));
+                    crate::daemon::http::inc(&crate::daemon::http::METRICS.inputs_rejected, 1);
                 }
             }
             acks.push(m.token);
@@ -310,6 +312,7 @@ fn record<T>(
             fx.states.push(snapshot);
         }
         if new {
+            crate::daemon::http::inc(&crate::daemon::http::METRICS.notices, 1);
             tracing::info!(id = %n.id, kind = n.kind.as_str(), level = %n.level, at = %fmt_ts(n.at), "notice");
             fx.notices.push((Arc::new(n.clone()), sinks));
         }
