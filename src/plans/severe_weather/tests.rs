@@ -523,3 +523,29 @@ fn blizzard_suggestion_from_six_hour_sum() {
     assert!(r.take().is_empty());
     assert!(r.e.next_deadline().is_none());
 }
+
+/// `extreme` is read only when a round starts: a same-colour update marked extreme starts
+/// no round and calls nobody new; an escalation reads the flag of its own message.
+#[test]
+fn extreme_is_read_when_a_round_starts() {
+    let mut r = Run::new(CFG);
+    r.warn("10:00:00", "b", "blizzard", Some("red"), "issue");
+    r.take();
+    r.warn_x("10:00:30", "b", "blizzard", Some("red"), "update", true);
+    r.warn_x("10:00:40", "b2", "blizzard", Some("red"), "issue", true);
+    assert!(r.take().is_empty());
+    r.warn_x(
+        "10:01:00",
+        "t",
+        "thunderstorm_gale",
+        Some("orange"),
+        "issue",
+        true,
+    );
+    assert!(r.take().is_empty());
+    r.warn("10:01:10", "t", "thunderstorm_gale", Some("red"), "update");
+    let ns = r.take();
+    // activation of thunderstorm gale by an update not marked extreme: A and B only
+    assert_eq!(ns[0].recipients, vec!["a1", "a2", "b1"]);
+    assert_eq!(ns[0].evidence["call_id"], "t/1");
+}
