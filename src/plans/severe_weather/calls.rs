@@ -341,11 +341,11 @@ impl SevereWeather {
         }
         let ch = p.channel.unwrap_or(Channel::Wechat);
         let reason = format!(
-            "{}自 {} 起经微信及{}次电话叫应(共{}次)仍未回应,叫应未到位;通报{}",
+            "{}自 {} 起经{}次叫应(最后一次为{})仍未回应,叫应未到位;通报{}",
             who(cx.cfg, &p.person),
             fmt_ts(round.t0),
-            p.attempts - 1,
             p.attempts,
+            ch.zh(),
             if to.is_empty() {
                 "(未配置通报对象)".to_string()
             } else {

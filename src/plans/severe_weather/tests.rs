@@ -549,3 +549,35 @@ fn extreme_is_read_when_a_round_starts() {
     assert_eq!(ns[0].recipients, vec!["a1", "a2", "b1"]);
     assert_eq!(ns[0].evidence["call_id"], "t/1");
 }
+
+/// a = 0 and r = 0: every step falls at t0, still in order attempt by attempt, each attempt
+/// in call order (each timer is re-armed after the others of its attempt).
+#[test]
+fn zero_timeouts_keep_the_order() {
+    let mut r = Run::new(
+        "[weather_call]\nack_timeout_s = 0\nphone_retry_s = 0\nphone_attempts = 2\n\
+         [[contact]]\nid = \"p\"\ntier = \"A\"\nwechat = \"w\"\nphone = \"1\"\n\
+         [[contact]]\nid = \"q\"\ntier = \"A\"\nwechat = \"w\"\nphone = \"2\"\n",
+    );
+    r.warn("10:00:00", "w1", "blizzard", Some("red"), "issue");
+    assert_eq!(
+        lines(&r.take()),
+        vec![
+            "activate@10:00:00 red none",
+            "call@10:00:00 w1/1 p wechat 1 red",
+            "call@10:00:00 w1/1 q wechat 1 red",
+            "call@10:00:00 w1/1 p phone 2 red",
+            "call@10:00:00 w1/1 q phone 2 red",
+            "call@10:00:00 w1/1 p phone 3 red",
+            "call@10:00:00 w1/1 q phone 3 red",
+            "call_unreached@10:00:00 w1/1 p phone 3 red",
+            "call_unreached@10:00:00 w1/1 q phone 3 red",
+        ]
+    );
+    // an ack at the same instant comes after the timers (PLANS.md §4) and is late
+    assert_eq!(r.ack("10:00:00", "w1/1", "p"), None);
+    assert_eq!(
+        lines(&r.take()),
+        vec!["call_ack@10:00:00 w1/1 p phone 3 red"]
+    );
+}
