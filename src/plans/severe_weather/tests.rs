@@ -581,3 +581,39 @@ fn zero_timeouts_keep_the_order() {
         vec!["call_ack@10:00:00 w1/1 p phone 3 red"]
     );
 }
+
+proptest::proptest! {
+    /// PLANS.md §3 for any a, r, n and any ack time τ (seconds after t0): attempt 1 at t0,
+    /// attempt k+1 at t0 + a + (k−1)·r, unreached at t0 + a + n·r; steps due at or before τ
+    /// happen (timers first at one instant), then call_ack names the last attempt.
+    #[test]
+    fn timeline_for_any_a_r_n(a in 0u64..400, r in 0u64..400, n in 1u32..5, tau in 0u64..2500) {
+        let mut run = Run::new(&format!(
+            "[weather_call]\nack_timeout_s = {a}\nphone_retry_s = {r}\nphone_attempts = {n}\n\
+             [[contact]]\nid = \"p\"\ntier = \"A\"\nwechat = \"w\"\nphone = \"1\"\n"
+        ));
+        run.warn("10:00:00", "w1", "rainstorm", Some("orange"), "issue");
+        let t0 = t("10:00:00");
+        let ack_at = t0 + chrono::Duration::seconds(tau as i64);
+        run.end(&ack_at.format("%H:%M:%S").to_string());
+        let _ = run.ack(&ack_at.format("%H:%M:%S").to_string(), "w1/1", "p");
+        run.end("12:00:00");
+        // what the rule gives
+        let mut want = vec![(0u64, "call".to_string(), 1u32)];
+        for k in 1..=n {
+            want.push((a + u64::from(k - 1) * r, "call".into(), k + 1));
+        }
+        want.push((a + u64::from(n) * r, "call_unreached".into(), n + 1));
+        want.retain(|(s, _, _)| *s <= tau);
+        let last = want.last().map_or(1, |w| w.2);
+        want.push((tau, "call_ack".into(), last));
+        let got: Vec<(u64, String, u32)> = run
+            .take()
+            .iter()
+            .filter(|x| x.kind != Kind::Activate)
+            .map(|x| ((x.at - t0).num_seconds() as u64, x.kind.as_str().to_string(),
+                      x.attempt.unwrap()))
+            .collect();
+        proptest::prop_assert_eq!(got, want);
+    }
+}
