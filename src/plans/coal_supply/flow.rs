@@ -17,6 +17,17 @@ use super::rules::{self, Conds};
 use super::text::{self, clause, notice, recipients};
 use super::{hours, CoalSupply, Level, Timer};
 
+/// How a termination came about (it changes its clause and reason).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum End<'a> {
+    /// The lift hold ended (§4.2.3, §5.4).
+    Hold,
+    /// The authority confirmed the proposal (§5.4 "决定响应结束").
+    Confirmed(&'a str),
+    /// `manual none` with nothing else holding (§4.2.3 "谁启动、谁解除").
+    Manual,
+}
+
 /// A report whose value is checked against a response target after the move.
 pub enum Target {
     Output(OutputReport),
@@ -83,8 +94,12 @@ impl CoalSupply {
     fn decide(&mut self, cx: &mut Cx, c: &Conds) {
         let want = c.level();
         match self.level {
-            Level::None if want > Level::None => self.make_move(cx, Kind::Activate, want, c),
-            Level::L2 if want == Level::L1 => self.make_move(cx, Kind::Escalate, want, c),
+            Level::None if want > Level::None => {
+                self.make_move(cx, Kind::Activate, want, c, End::Hold)
+            }
+            Level::L2 if want == Level::L1 => {
+                self.make_move(cx, Kind::Escalate, want, c, End::Hold)
+            }
             _ => {}
         }
         if self.level != Level::None {
@@ -114,9 +129,9 @@ impl CoalSupply {
 
     /// One of the four moves, then its report (§5.1): first at activation, follow-up at a
     /// level change, final at termination.
-    fn make_move(&mut self, cx: &mut Cx, kind: Kind, to: Level, c: &Conds) {
+    fn make_move(&mut self, cx: &mut Cx, kind: Kind, to: Level, c: &Conds, end: End) {
         let from = self.level;
-        let n = self.move_notice(cx, kind, from, to, c);
+        let n = self.move_notice(cx, kind, (from, to), c, end);
         self.log.push(format!(
             "{} {}{}({})",
             fmt_ts(cx.now),
@@ -128,6 +143,17 @@ impl CoalSupply {
             },
             n.authority
         ));
+        if kind != Kind::Terminate {
+            self.log.push(format!(
+                "{}个成员单位按{}落实重点工作,实行24小时值班(§5.2.1(1))",
+                n.measures.len(),
+                if to == Level::L1 {
+                    "§5.2.1、§5.2.2"
+                } else {
+                    "§5.2.1"
+                }
+            ));
+        }
         cx.emit(n);
         self.level = to;
         match kind {
@@ -179,9 +205,9 @@ impl CoalSupply {
         &self,
         cx: &Cx,
         kind: Kind,
-        from: Level,
-        to: Level,
+        (from, to): (Level, Level),
         c: &Conds,
+        end: End,
     ) -> crate::notice::Notice {
         let (sections, auth, reason) = match kind {
             Kind::Activate | Kind::Escalate => (
@@ -214,13 +240,32 @@ impl CoalSupply {
                 ),
             ),
             _ => (
-                "§4.2.3, §5.4",
+                if end == End::Manual {
+                    "§4.2.3"
+                } else {
+                    "§4.2.3, §5.4"
+                },
                 text::authority(from),
-                format!(
-                    "预警条件均已消除,{}预警解除,{}响应结束",
-                    from.name_zh(),
-                    from.name_zh()
-                ),
+                match end {
+                    End::Manual => format!(
+                        "市能源局解除人工预警(谁启动、谁解除),且无其他预警条件,{}预警立即解除,{}响应结束",
+                        from.name_zh(),
+                        from.name_zh()
+                    ),
+                    End::Confirmed(by) => format!(
+                        "预警条件均已消除满{}小时,经{}确认,{}预警解除,{}响应结束",
+                        cx.cfg.coal.lift_hold_hours,
+                        if by.is_empty() { text::authority(from) } else { by },
+                        from.name_zh(),
+                        from.name_zh()
+                    ),
+                    End::Hold => format!(
+                        "预警条件均已消除满{}小时,{}预警解除,{}响应结束",
+                        cx.cfg.coal.lift_hold_hours,
+                        from.name_zh(),
+                        from.name_zh()
+                    ),
+                },
             ),
         };
         let (measures, rcpt) =
@@ -307,7 +352,7 @@ impl CoalSupply {
                 .recipients(recipients(cx.cfg, &[]));
             self.proposal = Some(cx.emit(n));
         } else {
-            self.make_move(cx, Kind::Terminate, Level::None, &c);
+            self.make_move(cx, Kind::Terminate, Level::None, &c, End::Hold);
         }
         self.check_beyond(cx);
     }
@@ -320,7 +365,7 @@ impl CoalSupply {
             return;
         }
         if c.l2() {
-            self.make_move(cx, Kind::Downgrade, Level::L2, &c);
+            self.make_move(cx, Kind::Downgrade, Level::L2, &c, End::Hold);
         } else {
             self.downgrade_spent = true;
         }
@@ -337,7 +382,7 @@ impl CoalSupply {
         if !by.is_empty() {
             self.log.push(format!("{} {by}确认解除", fmt_ts(cx.now)));
         }
-        self.make_move(cx, Kind::Terminate, Level::None, &c);
+        self.make_move(cx, Kind::Terminate, Level::None, &c, End::Confirmed(by));
         self.check_beyond(cx);
         Ok(())
     }
@@ -367,7 +412,7 @@ impl CoalSupply {
                     format!(",{by}")
                 }
             ));
-            self.make_move(cx, Kind::Terminate, Level::None, &c);
+            self.make_move(cx, Kind::Terminate, Level::None, &c, End::Manual);
             self.check_beyond(cx);
         } else {
             self.after_message(cx, None);
@@ -434,7 +479,10 @@ impl CoalSupply {
             let n = notice(Kind::BeyondLevel1, self.level)
                 .clause(clause("§5.3"))
                 .authority("指挥长(市长)向市应急救援总指挥部报告")
-                .reason("发生超出一级响应条件的情况,市指挥部办公室向指挥长报告,指挥长向市应急救援总指挥部报告,在做好一级响应重点工作基础上配合落实上级指挥部的指导意见".to_string())
+                .reason(format!(
+                    "发生超出一级响应条件的情况({}),市指挥部办公室向指挥长报告,指挥长向市应急救援总指挥部报告,在做好一级响应重点工作基础上配合落实上级指挥部的指导意见",
+                    beyond_zh(&ev)
+                ))
                 .evidence(ev)
                 .recipients(recipients(cx.cfg, &[text::HEADQUARTERS]));
             cx.emit(n);
@@ -510,6 +558,29 @@ impl CoalSupply {
             .recipients(recipients(cx.cfg, &[]));
         cx.emit(n);
     }
+}
+
+fn beyond_zh(ev: &serde_json::Value) -> String {
+    let mut parts = Vec::new();
+    for p in ev["plants_below"].as_array().into_iter().flatten() {
+        let days = p["stock_days"].as_f64().unwrap_or_default();
+        match p["plant"].as_str() {
+            Some(name) => parts.push(format!("重点企业{name}库存{days:.2}天")),
+            None => parts.push(format!("重点企业合计库存{days:.2}天")),
+        }
+    }
+    if !parts.is_empty() {
+        parts = vec![format!(
+            "{},低于{}天",
+            parts.join("、"),
+            ev["stock_days_limit"]
+        )];
+    }
+    let dates = ev["l1_target_missed_dates"].as_array().map_or(0, Vec::len);
+    if dates > 0 {
+        parts.push(format!("全市煤炭日产量连续{dates}天低于一级响应目标"));
+    }
+    parts.join(";")
 }
 
 fn feed_zh(plant: Option<&str>) -> String {

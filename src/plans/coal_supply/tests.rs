@@ -331,3 +331,129 @@ fn reports_sequence() {
         ]
     );
 }
+
+/// PLANS.md §4: a timer whose track terminated earlier at that instant does not fire; a
+/// gap timer armed before the hold (same message) fires first, at the level before.
+#[test]
+fn gap_timer_after_terminate_at_same_instant_does_not_fire() {
+    let mut x = h("");
+    x.stock("2023-12-01T09:00:00", "A", 18.0);
+    x.stock("2023-12-01T10:00:00", "A", 25.0); // stock gap + lift hold, both 12-04 10:00
+    x.output("2023-12-02T10:00:00", "2023-12-01", 520000.0); // output gap 12-04 10:00
+    x.end("2023-12-04T10:00:00");
+    let k = &["data_gap", "data_resumed", "terminate", "report_final"];
+    assert_eq!(
+        x.seen(k),
+        vec![
+            "data_gap L2 12-04T10:00",
+            "terminate none 12-04T10:00",
+            "report_final L2 12-04T10:00",
+        ]
+    );
+    assert_eq!(x.out[x.out.len() - 3].evidence["feed"], "coal/stock:A");
+    // The output silence was never reported, so its next message resumes nothing.
+    x.output("2023-12-05T10:00:00", "2023-12-02", 520000.0);
+    assert_eq!(x.seen(k).len(), 3);
+    // A later silence is reported again, at level none.
+    x.end("2023-12-07T10:00:00");
+    assert_eq!(x.seen(k)[3], "data_gap none 12-07T10:00");
+}
+
+/// At L1, an L1 condition returning 1 minute before the downgrade hold ends cancels it;
+/// the next clearing starts a new hold.
+#[test]
+fn l1_condition_back_one_minute_before_downgrade() {
+    let mut x = h("");
+    x.stock("2023-12-01T08:00:00", "A", 12.0);
+    x.stock("2023-12-01T09:00:00", "A", 17.0); // downgrade hold to 12-04 09:00
+    x.stock("2023-12-02T09:00:00", "A", 17.0);
+    x.stock("2023-12-03T09:00:00", "A", 17.0);
+    x.stock("2023-12-04T08:59:00", "A", 14.0);
+    x.stock("2023-12-04T09:30:00", "A", 17.0); // new hold to 12-07 09:30
+    x.stock("2023-12-05T09:30:00", "A", 17.0);
+    x.stock("2023-12-06T09:30:00", "A", 17.0);
+    x.end("2023-12-07T09:29:59");
+    assert_eq!(x.seen(MOVES), vec!["activate L1 12-01T08:00"]);
+    x.end("2023-12-07T09:30:00");
+    assert_eq!(x.seen(MOVES)[1], "downgrade L2 12-07T09:30");
+}
+
+/// The state survives a snapshot: a restored engine makes the same notices.
+#[test]
+fn snapshot_restores_the_episode() {
+    let mut x = h("");
+    x.stock("2023-12-01T08:00:00", "A", 12.0);
+    x.output("2023-12-01T09:00:00", "2023-11-30", 400000.0);
+    x.send(
+        "2023-12-01T09:30:00",
+        "coal/price",
+        json!({"date": "2023-11-30", "price_cny_t": 900}),
+    );
+    x.stock("2023-12-01T10:00:00", "A", 30.0);
+    let snap = x.e.snapshot();
+    let mut y = H {
+        e: Engine::restore(Arc::clone(x.e.config()), &snap).unwrap(),
+        out: Vec::new(),
+    };
+    x.out.clear();
+    x.end("2023-12-06T00:00:00");
+    y.end("2023-12-06T00:00:00");
+    assert_eq!(x.out, y.out);
+    assert!(x
+        .seen(MOVES)
+        .contains(&"terminate none 12-04T10:00".to_string()));
+}
+
+/// `reject` of the pending proposal keeps the response and starts a new hold; an unknown
+/// reject is refused.
+#[test]
+fn reject_restarts_the_hold() {
+    let mut x = h("[coal]\nrequire_confirmation = true\n");
+    x.stock("2023-12-01T08:00:00", "A", 18.0);
+    x.stock("2023-12-01T09:00:00", "A", 25.0);
+    x.end("2023-12-04T09:00:00");
+    let r =
+        |id: &str| json!({"cmd": "reject", "proposal_id": id, "by": "主任", "reason": "再观察"});
+    assert!(x
+        .send(
+            "2023-12-04T09:30:00",
+            "cmd",
+            r("coal_supply/shuozhou/supply/proposal/2")
+        )
+        .is_some());
+    assert!(x
+        .send(
+            "2023-12-04T10:00:00",
+            "cmd",
+            r("coal_supply/shuozhou/supply/proposal/1")
+        )
+        .is_none());
+    x.end("2023-12-07T10:00:00");
+    assert_eq!(
+        x.seen(MOVES),
+        vec![
+            "activate L2 12-01T08:00",
+            "proposal none 12-04T09:00",
+            "proposal none 12-07T10:00"
+        ]
+    );
+}
+
+/// The embedded task file quotes §5.2.1 (2)–(9) and §5.2.2 (1)–(15); L1 includes L2.
+#[test]
+fn embedded_tasks_cover_the_clauses() {
+    let t = super::default_tasks();
+    let clauses: Vec<&str> = t.iter().map(|t| t.clause.as_str()).collect();
+    for n in 2..=9 {
+        assert!(clauses.contains(&format!("§5.2.1({n})").as_str()));
+    }
+    for n in 1..=15 {
+        assert!(clauses.contains(&format!("§5.2.2({n})").as_str()));
+    }
+    assert_eq!(t.len(), 23);
+    assert!(t.iter().all(|t| !t.text.is_empty() && !t.unit.is_empty()));
+    let cfg = Config::from_toml("").unwrap().config;
+    assert_eq!(super::text::tasks(&cfg, super::Level::L2).len(), 8);
+    assert_eq!(super::text::tasks(&cfg, super::Level::L1).len(), 23);
+    assert!(t[0].text.contains("确保全市煤炭日产量不低于年度每日保供值"));
+}
