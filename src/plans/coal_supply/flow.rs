@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::engine::Cx;
 use crate::input::{OutputReport, StockReport};
 use crate::notice::Kind;
-use crate::time::{fmt_ts, next_local_time};
+use crate::time::{fmt_ts, next_local_time, Ts};
 
 use super::data::{is_key, Feed};
 use super::rules::{self, Conds};
@@ -40,41 +40,53 @@ impl CoalSupply {
             return; // §4.2.1 counts key power / heating plants only.
         }
         let period = hours(cx.cfg.coal.stock_gap_days * 24.0);
-        let was_silent = self
-            .data
-            .stock_feeds
-            .get(&r.plant)
-            .is_some_and(|f| f.silent);
-        if was_silent {
-            self.resumed(cx, Some(&r.plant));
-        }
-        self.data.stock_feeds.insert(
-            r.plant.clone(),
-            Feed {
-                last: cx.now,
-                silent: false,
-            },
-        );
+        let prev = self.data.stock_feeds.get(&r.plant).copied();
+        let fresh = Feed {
+            last: cx.now,
+            silent: false,
+        };
+        self.data.stock_feeds.insert(r.plant.clone(), fresh);
         cx.arm(Timer::StockGap(r.plant.clone()), cx.now + period);
         self.data.add_stock(r);
+        if let Some(f) = prev.filter(|f| f.silent) {
+            let level = self.level_after(cx);
+            self.resumed(cx, Some(&r.plant), f.last, level);
+        }
         self.after_message(cx, None);
     }
 
     pub(super) fn on_output(&mut self, cx: &mut Cx, r: &OutputReport) {
         let period = hours(cx.cfg.coal.output_gap_days * 24.0);
-        if self.data.output_feed.is_some_and(|f| f.silent) {
-            self.resumed(cx, None);
-        }
+        let prev = self.data.output_feed;
         self.data.output_feed = Some(Feed {
             last: cx.now,
             silent: false,
         });
         cx.arm(Timer::OutputGap, cx.now + period);
         let skipped = self.data.add_output(r);
-        if !skipped.is_empty() {
-            self.date_skip(cx, r, &skipped);
+        let silent = prev.filter(|f| f.silent);
+        if silent.is_some() || !skipped.is_empty() {
+            let level = self.level_after(cx);
+            if let Some(f) = silent {
+                self.resumed(cx, None, f.last, level);
+            }
+            if !skipped.is_empty() {
+                self.date_skip(cx, r, &skipped, level);
+            }
         }
         self.after_message(cx, Some(Target::Output(r.clone())));
+    }
+
+    /// The level after this message's move (data notices come before the move but carry
+    /// the level after it, CONTRACT.md "Notices"): a feed message only activates or
+    /// escalates.
+    fn level_after(&self, cx: &Cx) -> Level {
+        let want = rules::conditions(&self.data, &cx.cfg.coal).level();
+        match self.level {
+            Level::None => want,
+            Level::L2 if want == Level::L1 => want,
+            l => l,
+        }
     }
 
     /// Everything after a data message or command changed the data: the move, then the
@@ -491,15 +503,12 @@ impl CoalSupply {
     }
 
     /// PLANS.md §4: `data_resumed` with the next message of a feed that went silent.
-    fn resumed(&mut self, cx: &mut Cx, plant: Option<&str>) {
-        let (feed, last) = match plant {
-            Some(p) => (format!("coal/stock:{p}"), self.data.stock_feeds[p].last),
-            None => (
-                "coal/output".to_string(),
-                self.data.output_feed.expect("silent feed").last,
-            ),
+    fn resumed(&mut self, cx: &mut Cx, plant: Option<&str>, last: Ts, level: Level) {
+        let feed = match plant {
+            Some(p) => format!("coal/stock:{p}"),
+            None => "coal/output".to_string(),
         };
-        let n = notice(Kind::DataResumed, self.level)
+        let n = notice(Kind::DataResumed, level)
             .clause(clause("§4.1"))
             .authority(text::OFFICE)
             .reason(format!(
@@ -513,9 +522,9 @@ impl CoalSupply {
     }
 
     /// PLANS.md §4: an output date more than one day after the latest date reported.
-    fn date_skip(&mut self, cx: &mut Cx, r: &OutputReport, skipped: &[NaiveDate]) {
+    fn date_skip(&mut self, cx: &mut Cx, r: &OutputReport, skipped: &[NaiveDate], level: Level) {
         let shown: Vec<String> = skipped.iter().take(31).map(|d| d.to_string()).collect();
-        let n = notice(Kind::DataGap, self.level)
+        let n = notice(Kind::DataGap, level)
             .clause(clause("§4.1"))
             .authority(text::OFFICE)
             .reason(format!(

@@ -457,3 +457,21 @@ fn embedded_tasks_cover_the_clauses() {
     assert_eq!(super::text::tasks(&cfg, super::Level::L1).len(), 23);
     assert!(t[0].text.contains("确保全市煤炭日产量不低于年度每日保供值"));
 }
+
+/// `data_resumed` comes first but carries the level after the message's move.
+#[test]
+fn resumed_carries_level_after_the_move() {
+    let mut x = h("");
+    x.stock("2023-12-01T09:00:00", "A", 30.0);
+    x.end("2023-12-04T09:00:00");
+    x.stock("2023-12-04T10:00:00", "A", 18.0);
+    assert_eq!(
+        x.seen(&["data_gap", "data_resumed", "activate", "report_first"]),
+        vec![
+            "data_gap none 12-04T09:00",
+            "data_resumed L2 12-04T10:00",
+            "activate L2 12-04T10:00",
+            "report_first L2 12-04T10:00",
+        ]
+    );
+}
