@@ -504,10 +504,7 @@ impl CoalSupply {
 
     /// PLANS.md §4: `data_resumed` with the next message of a feed that went silent.
     fn resumed(&mut self, cx: &mut Cx, plant: Option<&str>, last: Ts, level: Level) {
-        let feed = match plant {
-            Some(p) => format!("coal/stock:{p}"),
-            None => "coal/output".to_string(),
-        };
+        let feed = feed_name(plant.is_some());
         let n = notice(Kind::DataResumed, level)
             .clause(clause("§4.1"))
             .authority(text::OFFICE)
@@ -541,9 +538,11 @@ impl CoalSupply {
 
     /// PLANS.md §4: a feed silent for its period (`data_gap` once per silence).
     pub(super) fn on_gap(&mut self, cx: &mut Cx, plant: Option<String>) {
-        let (feed, period_days) = match &plant {
-            Some(p) => (format!("coal/stock:{p}"), cx.cfg.coal.stock_gap_days),
-            None => ("coal/output".to_string(), cx.cfg.coal.output_gap_days),
+        let feed = feed_name(plant.is_some());
+        let period_days = if plant.is_some() {
+            cx.cfg.coal.stock_gap_days
+        } else {
+            cx.cfg.coal.output_gap_days
         };
         let f = match &plant {
             Some(p) => self.data.stock_feeds.get_mut(p),
@@ -590,6 +589,15 @@ fn beyond_zh(ev: &serde_json::Value) -> String {
         parts.push(format!("全市煤炭日产量连续{dates}天低于一级响应目标"));
     }
     parts.join(";")
+}
+
+/// The watched feed's topic suffix (the plant is in `evidence.plant`).
+fn feed_name(stock: bool) -> &'static str {
+    if stock {
+        "coal/stock"
+    } else {
+        "coal/output"
+    }
 }
 
 fn feed_zh(plant: Option<&str>) -> String {

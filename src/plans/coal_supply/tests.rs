@@ -350,7 +350,8 @@ fn gap_timer_after_terminate_at_same_instant_does_not_fire() {
             "report_final L2 12-04T10:00",
         ]
     );
-    assert_eq!(x.out[x.out.len() - 3].evidence["feed"], "coal/stock:A");
+    assert_eq!(x.out[x.out.len() - 3].evidence["feed"], "coal/stock");
+    assert_eq!(x.out[x.out.len() - 3].evidence["plant"], "A");
     // The output silence was never reported, so its next message resumes nothing.
     x.output("2023-12-05T10:00:00", "2023-12-02", 520000.0);
     assert_eq!(x.seen(k).len(), 3);
