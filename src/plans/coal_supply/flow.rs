@@ -221,83 +221,36 @@ impl CoalSupply {
         c: &Conds,
         end: End,
     ) -> crate::notice::Notice {
-        let (sections, auth, reason) = match kind {
-            Kind::Activate | Kind::Escalate => (
-                if to == Level::L1 {
-                    "§4.2.1, §5.2.2"
-                } else {
-                    "§4.2.1, §5.2.1"
-                },
-                text::authority(to),
-                format!(
-                    "{}:{},{}{}预警和{}应急响应",
-                    "符合预警条件",
-                    c.text(),
-                    if kind == Kind::Activate {
-                        "启动"
-                    } else {
-                        "升级为"
-                    },
-                    to.name_zh(),
-                    to.name_zh()
-                ),
-            ),
-            Kind::Downgrade => (
-                "§5.3, §4.2.3",
-                text::authority(from),
-                format!(
-                    "一级预警条件已消除满{}小时,仍{},一级响应调整为二级响应",
-                    cx.cfg.coal.lift_hold_hours,
-                    c.text()
-                ),
-            ),
-            _ => (
-                if end == End::Manual {
-                    "§4.2.3"
-                } else {
-                    "§4.2.3, §5.4"
-                },
-                text::authority(from),
-                match end {
-                    End::Manual => format!(
-                        "市能源局解除人工预警(谁启动、谁解除),且无其他预警条件,{}预警立即解除,{}响应结束",
-                        from.name_zh(),
-                        from.name_zh()
-                    ),
-                    End::Confirmed(by) => format!(
-                        "预警条件均已消除满{}小时,经{}确认,{}预警解除,{}响应结束",
-                        cx.cfg.coal.lift_hold_hours,
-                        if by.is_empty() { text::authority(from) } else { by },
-                        from.name_zh(),
-                        from.name_zh()
-                    ),
-                    End::Hold => format!(
-                        "预警条件均已消除满{}小时,{}预警解除,{}响应结束",
-                        cx.cfg.coal.lift_hold_hours,
-                        from.name_zh(),
-                        from.name_zh()
-                    ),
-                },
-            ),
-        };
+        let (sections, reason) = move_basis(cx, kind, (from, to), c, end);
+        // §5.2.1 / §5.2.2 / §5.4: who starts, announces or ends the response.
+        let auth = text::authority(if kind.is_move() && to > from {
+            to
+        } else {
+            from
+        });
         let (measures, rcpt) =
             text::measures(cx.cfg, if kind == Kind::Terminate { from } else { to });
-        let mut ev =
-            json!({"conditions": c.evidence(), "status": text::status(&self.data, cx.cfg)});
+        let plants: Vec<&str> =
+            c.0.iter()
+                .filter_map(|x| x.evidence["plant"].as_str())
+                .collect();
+        let mut ev = json!({"conditions": c.evidence(), "plants": plants,
+            "status": text::status(&self.data, cx.cfg)});
         if kind == Kind::Activate || kind == Kind::Escalate {
             ev["duty"] = json!("市指挥部办公室和各成员单位实行24小时值班制度(§5.2.1(1))");
         }
+        let measures = if kind == Kind::Terminate {
+            Vec::new()
+        } else {
+            measures
+        };
         notice(kind, to)
             .previous(from.as_str())
             .clause(clause(sections))
             .authority(auth)
             .reason(reason)
             .evidence(ev)
-            .measures(if kind == Kind::Terminate {
-                Vec::new()
-            } else {
-                measures
-            })
+            .measures(measures)
             .recipients(rcpt)
     }
 
@@ -589,6 +542,68 @@ fn beyond_zh(ev: &serde_json::Value) -> String {
         parts.push(format!("全市煤炭日产量连续{dates}天低于一级响应目标"));
     }
     parts.join(";")
+}
+
+/// The clause sections and the Chinese reason of a move.
+fn move_basis(
+    cx: &Cx,
+    kind: Kind,
+    (from, to): (Level, Level),
+    c: &Conds,
+    end: End,
+) -> (&'static str, String) {
+    let hold = cx.cfg.coal.lift_hold_hours;
+    let (f, t) = (from.name_zh(), to.name_zh());
+    match (kind, end) {
+        // §4.2.1 the warning, §5.2.1 / §5.2.2 the response it opens.
+        (Kind::Activate | Kind::Escalate, _) => (
+            if to == Level::L1 {
+                "§4.2.1, §5.2.2"
+            } else {
+                "§4.2.1, §5.2.1"
+            },
+            format!(
+                "符合预警条件:{},{}{t}预警和{t}应急响应",
+                c.text(),
+                if kind == Kind::Activate {
+                    "启动"
+                } else {
+                    "升级为"
+                }
+            ),
+        ),
+        // §5.3 响应调整 (PLANS.md downgrade hold).
+        (Kind::Downgrade, _) => (
+            "§5.3, §4.2.3",
+            format!(
+                "一级预警条件已消除满{hold}小时,仍{},一级响应调整为二级响应",
+                c.text()
+            ),
+        ),
+        // §4.2.3 谁启动、谁解除.
+        (_, End::Manual) => (
+            "§4.2.3",
+            format!(
+                "市能源局解除人工预警(谁启动、谁解除),且无其他预警条件,{f}预警立即解除,{f}响应结束"
+            ),
+        ),
+        // §5.4 决定响应结束.
+        (_, End::Confirmed(by)) => (
+            "§4.2.3, §5.4",
+            format!(
+                "预警条件均已消除满{hold}小时,经{}确认,{f}预警解除,{f}响应结束",
+                if by.is_empty() {
+                    text::authority(from)
+                } else {
+                    by
+                }
+            ),
+        ),
+        (_, End::Hold) => (
+            "§4.2.3, §5.4",
+            format!("预警条件均已消除满{hold}小时,{f}预警解除,{f}响应结束"),
+        ),
+    }
 }
 
 /// The watched feed's topic suffix (the plant is in `evidence.plant`).
