@@ -436,10 +436,11 @@ impl CoalSupply {
     /// §5.3: one `beyond_level1` when the condition starts to hold, again only after it
     /// stopped holding.
     pub(super) fn check_beyond(&mut self, cx: &mut Cx) {
-        let ev = (self.level == Level::L1)
-            .then(|| rules::beyond(&self.data, &cx.cfg.coal))
+        let holds =
+            self.level == Level::L1 && rules::beyond(&self.data, &cx.cfg.coal, false).is_some();
+        let ev = (holds && !self.beyond)
+            .then(|| rules::beyond(&self.data, &cx.cfg.coal, true))
             .flatten();
-        let holds = ev.is_some();
         if let (Some(ev), false) = (ev, self.beyond) {
             let n = notice(Kind::BeyondLevel1, self.level)
                 .clause(clause("§5.3"))

@@ -179,7 +179,14 @@ fn output_cond(d: &Data, cfg: &CoalConfig) -> Option<Cond> {
     } else {
         return None;
     };
-    let dates: Vec<Value> = run
+    // The evidence lists the dates that meet the level (the latest 5 or 10), not the whole
+    // run: a long run stays cheap at every message.
+    let shown = if level == Level::L1 {
+        RUN_L1_DAYS
+    } else {
+        RUN_L2_DAYS
+    };
+    let dates: Vec<Value> = run[..shown]
         .iter()
         .rev()
         .map(|date| {
@@ -254,8 +261,21 @@ fn price_cond(d: &Data, cfg: &CoalConfig) -> Option<Cond> {
 /// §5.3 beyond level 1 (local default), evaluated at L1: a key plant (aggregate mode: the
 /// aggregate) below `beyond_l1_stock_days`, or the L1 output target missed on
 /// `beyond_l1_missed_days` consecutive dates whose reports arrived at L1.
-pub fn beyond(d: &Data, cfg: &CoalConfig) -> Option<Value> {
+/// With `detail = false` only whether it holds (`Some(Null)`), cheaply.
+pub fn beyond(d: &Data, cfg: &CoalConfig, detail: bool) -> Option<Value> {
     let lim = cfg.beyond_l1_stock_days;
+    if !detail {
+        let stock = match cfg.stock_rule {
+            StockRule::Any => d.stocks.values().any(|s| s.below(lim)),
+            StockRule::Aggregate => aggregate(d).is_some_and(|a| a.below(lim)),
+        };
+        let n = cfg.beyond_l1_missed_days as usize;
+        let missed = stock
+            || d.run_back(|date, _| d.l1_missed.get(&date).copied().unwrap_or(false))
+                .len()
+                >= n;
+        return missed.then_some(Value::Null);
+    }
     let plants: Vec<Value> = match cfg.stock_rule {
         StockRule::Any => d
             .stocks
@@ -273,8 +293,12 @@ pub fn beyond(d: &Data, cfg: &CoalConfig) -> Option<Value> {
     if plants.is_empty() && !missed_run {
         return None;
     }
-    let dates: Vec<String> = missed.iter().rev().map(|d| d.to_string()).collect();
+    let dates: Vec<String> = if missed_run {
+        missed.iter().rev().map(|d| d.to_string()).collect()
+    } else {
+        Vec::new()
+    };
     Some(json!({"plants_below": plants, "stock_days_limit": lim,
-        "l1_target_missed_dates": if missed_run { dates } else { Vec::new() },
+        "l1_target_missed_dates": dates,
         "missed_days_limit": cfg.beyond_l1_missed_days}))
 }
