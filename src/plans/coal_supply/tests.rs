@@ -476,3 +476,27 @@ fn resumed_carries_level_after_the_move() {
         ]
     );
 }
+
+/// `[[coal.tasks]]` in the config replaces the embedded tasks; each task goes to its
+/// unit's contacts.
+#[test]
+fn configured_tasks_replace_the_default() {
+    let mut x = h(r#"
+[[coal.tasks]]
+level = "L2"
+unit = "市能源局"
+clause = "§5.2.1(2)"
+text = "满负荷生产"
+
+[[contact]]
+id = "nyj"
+unit = "市能源局"
+"#);
+    x.stock("2023-12-01T08:00:00", "A", 18.0);
+    let n = &x.out[0];
+    assert_eq!(n.kind.as_str(), "activate");
+    assert_eq!(n.measures.len(), 1);
+    assert_eq!(n.measures[0]["recipients"], json!(["nyj"]));
+    assert_eq!(n.measures[0]["clause"], "朔政办发〔2023〕33号 §5.2.1(2)");
+    assert_eq!(n.recipients, vec!["nyj".to_string()]);
+}
