@@ -20,13 +20,25 @@ fn tmp(name: &str, text: &str) -> std::path::PathBuf {
 #[test]
 fn replay_of_rejected_input_prints_nothing_and_exits_0() {
     let out = yingji()
-        .args(["replay", "scenarios/rejected-only.jsonl", "--config", "config/yingji.toml"])
+        .args([
+            "replay",
+            "scenarios/rejected-only.jsonl",
+            "--config",
+            "config/yingji.toml",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
-    assert!(out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("bad_json") && err.contains("unknown_region"), "{err}");
+    assert!(
+        err.contains("bad_json") && err.contains("unknown_region"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -36,7 +48,12 @@ fn expect_fails_with_a_readable_diff_when_a_notice_is_missing() {
         r#"{"plan":"heavy_pollution","track":"graded","kind":"activate","level":"yellow","at":"2023-12-01T08:05:00+08:00"}"#,
     );
     let out = yingji()
-        .args(["replay", "scenarios/rejected-only.jsonl", "--quiet", "--expect"])
+        .args([
+            "replay",
+            "scenarios/rejected-only.jsonl",
+            "--quiet",
+            "--expect",
+        ])
         .arg(&exp)
         .output()
         .unwrap();
@@ -47,9 +64,17 @@ fn expect_fails_with_a_readable_diff_when_a_notice_is_missing() {
 
 #[test]
 fn expect_line_without_identity_is_exit_2() {
-    let exp = tmp("bad.expected.jsonl", r#"{"plan":"heavy_pollution","kind":"activate"}"#);
+    let exp = tmp(
+        "bad.expected.jsonl",
+        r#"{"plan":"heavy_pollution","kind":"activate"}"#,
+    );
     let out = yingji()
-        .args(["replay", "scenarios/rejected-only.jsonl", "--quiet", "--expect"])
+        .args([
+            "replay",
+            "scenarios/rejected-only.jsonl",
+            "--quiet",
+            "--expect",
+        ])
         .arg(&exp)
         .output()
         .unwrap();
@@ -69,7 +94,9 @@ fn at_going_backwards_is_exit_2() {
 #[test]
 fn aqi_json_matches_the_contract_shape() {
     let out = yingji()
-        .args(["aqi", "pm25=37", "pm10=55", "so2=8", "no2=30", "co=0.6", "o3=40", "--json"])
+        .args([
+            "aqi", "pm25=37", "pm10=55", "so2=8", "no2=30", "co=0.6", "o3=40", "--json",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success());
@@ -88,14 +115,32 @@ fn aqi_json_matches_the_contract_shape() {
 
 #[test]
 fn check_reports_problems_with_exit_1() {
-    let cfg = tmp("check.toml", "[[contact]]\nid = \"a\"\nrole = \"water\"\ntier = \"A\"\n");
-    let out = yingji().arg("check").arg("--config").arg(&cfg).output().unwrap();
+    let cfg = tmp(
+        "check.toml",
+        "[[contact]]\nid = \"a\"\nrole = \"water\"\ntier = \"A\"\n",
+    );
+    let out = yingji()
+        .arg("check")
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("contact(a)") && text.contains("role = mayor"), "{text}");
+    assert!(
+        text.contains("contact(a)") && text.contains("role = mayor"),
+        "{text}"
+    );
     let bad = tmp("bad.toml", "[coal]\nlift_hold_hours = \"long\"\n");
-    let out = yingji().arg("check").arg("--config").arg(&bad).output().unwrap();
+    let out = yingji()
+        .arg("check")
+        .arg("--config")
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("lift_hold_hours"));
-    assert!(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/yingji.toml").exists());
+    assert!(Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("config/yingji.toml")
+        .exists());
 }
