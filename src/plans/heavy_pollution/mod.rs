@@ -140,9 +140,11 @@ impl HeavyPollution {
                 by,
                 reason,
             }) => return self.reject(cx, proposal_id, by, reason),
-            Input::Cmd(Command::Confirm { proposal_id, .. }) => return Err(format!(
+            Input::Cmd(Command::Confirm { proposal_id, .. }) => {
+                return Err(format!(
                 "{proposal_id}: heavy-pollution proposals are approved or rejected, not confirmed"
-            )),
+            ))
+            }
             _ => {}
         }
         Ok(())

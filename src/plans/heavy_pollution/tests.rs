@@ -370,3 +370,76 @@ fn rig_parses_air_inputs() {
     .unwrap();
     assert!(matches!(m.input, Input::AirAqi(_)));
 }
+
+/// §3.2.1(3) red = C(200,72) "且" M(s) > 300 for some s in [h-48h, h]: at AQI 300 the 72 h
+/// condition holds from the 64th hour but M = 300 is not > 300 (orange stays); at 301, red.
+#[test]
+fn red_needs_a_mean_above_300() {
+    for (aqi, top) in [(300.0, "orange"), (301.0, "red")] {
+        let mut r = Rig::new("");
+        let n = r.obs(t("2023-12-01T01:00:00+08:00"), 66, aqi, "PM2.5");
+        let m = moves(&n);
+        assert_eq!(m.last().unwrap().1, top, "{aqi}: {m:?}");
+        if top == "red" {
+            assert_eq!(m.last().unwrap().2, "2023-12-03T16:05:00+08:00");
+        }
+    }
+}
+
+/// Rule 5: a province floor is in force from its issue until the province's lift, even
+/// when its start lies beyond the horizon; rule 3 never applies meanwhile. The lift
+/// then lets rules 1–4 run in the same evaluation.
+#[test]
+fn a_floor_beyond_the_horizon_still_blocks_the_lift() {
+    let mut r = lift_rig(96);
+    let n = r.send(
+        t("2023-12-02T17:30:00+08:00"),
+        "air/province",
+        json!({"ts": "2023-12-02T17:30:00+08:00", "action": "issue", "level": "orange",
+               "start": "2023-12-06T00:00:00+08:00"}),
+    );
+    assert!(moves(&n).is_empty(), "{n:?}");
+    let n = r.send(
+        t("2023-12-02T18:05:00+08:00"),
+        "air/aqi",
+        json!({"ts": "2023-12-02T18:00:00+08:00", "aqi": 55, "primary": null}),
+    );
+    assert!(moves(&n).is_empty(), "{n:?}");
+    let n = r.send(
+        t("2023-12-02T18:30:00+08:00"),
+        "air/province",
+        json!({"ts": "2023-12-02T18:30:00+08:00", "action": "lift"}),
+    );
+    assert_eq!(
+        moves(&n),
+        vec![(
+            "terminate".into(),
+            "none".into(),
+            "2023-12-02T18:30:00+08:00".into()
+        )]
+    );
+}
+
+/// Rule 6: a move reached only because of the floor skips approval, and voids the pending
+/// proposal silently (no reminder follows).
+#[test]
+fn floor_moves_skip_approval_and_void_the_pending_proposal() {
+    let mut r = Rig::new("[pollution]\nrequire_approval = true\n");
+    let n = r.obs(t("2023-12-01T01:00:00+08:00"), 20, 250.0, "PM2.5");
+    assert_eq!(n.last().unwrap().kind, Kind::Proposal);
+    let n = r.send(
+        t("2023-12-01T21:00:00+08:00"),
+        "air/province",
+        json!({"ts": "2023-12-01T21:00:00+08:00", "action": "issue", "level": "orange"}),
+    );
+    assert_eq!(
+        moves(&n),
+        vec![(
+            "activate".into(),
+            "orange".into(),
+            "2023-12-01T21:00:00+08:00".into()
+        )]
+    );
+    let later = r.e.advance_to(t("2023-12-02T00:00:00+08:00"));
+    assert!(later.iter().all(|n| n.kind != Kind::Reminder), "{later:?}");
+}
