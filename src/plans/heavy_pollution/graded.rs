@@ -320,7 +320,8 @@ pub fn decide_graded(
 }
 
 /// Rules 1 and 3 for the ozone track (§3.2.2, §3.5.2); no escalation or downgrade.
-pub fn decide_ozone(v: &View, active: Lv) -> Option<Decision> {
+/// `province`: evaluated at a province message (rule 6: such a move skips approval).
+pub fn decide_ozone(v: &View, active: Lv, province: bool) -> Option<Decision> {
     let o = ozone_outlook(v);
     let ev = outlook_evidence(v, &o, None);
     let h0 = fmt_ts(ts_of(v.h0));
@@ -336,7 +337,7 @@ pub fn decide_ozone(v: &View, active: Lv) -> Option<Decision> {
         } else {
             None
         },
-        province: false,
+        province,
         causes: causes(v, TrackId::Ozone),
     };
     if active == Lv::None {

@@ -62,7 +62,8 @@ pub struct Hour {
     pub dust: bool,
     pub observed: bool,
     pub aqi: f64,
-    pub primary: Vec<Pollutant>,
+    /// Primary pollutants as a bit set over `Pollutant::ALL` (votes, §2).
+    pub primary: u8,
     pub fireworks: bool,
     /// SO2 (µg/m³) of the hour, from the observation or the forecast that gives S(h).
     pub so2: Option<f64>,
@@ -128,7 +129,7 @@ impl Series {
                 dust: o.cause == Some(Cause::Dust),
                 observed: true,
                 aqi: o.aqi,
-                primary: o.primary.clone(),
+                primary: mask(&o.primary),
                 fireworks: o.cause == Some(Cause::Fireworks),
                 so2: o.so2,
             };
@@ -139,7 +140,7 @@ impl Series {
                 dust: false,
                 observed: false,
                 aqi: f.aqi,
-                primary: f.primary.clone(),
+                primary: mask(&f.primary),
                 fireworks: false,
                 so2: f.so2,
             };
@@ -192,6 +193,11 @@ fn pidx(p: Pollutant) -> usize {
     Pollutant::ALL.iter().position(|&q| q == p).expect("known")
 }
 
+/// A list of pollutants as a bit set over `Pollutant::ALL`.
+fn mask(ps: &[Pollutant]) -> u8 {
+    ps.iter().fold(0, |m, &p| m | 1 << pidx(p))
+}
+
 /// Everything one evaluation needs, computed once per message: S over
 /// [h0-71, h0+H] and M over [h0-48, h0+H].
 pub struct View {
@@ -231,29 +237,46 @@ impl View {
     }
 }
 
-/// Means for every stamp whose window lies inside `hours` (from index 23 on). Each
-/// window is summed afresh (24 additions), so no rounding drift builds up.
+/// Means for every stamp whose window lies inside `hours` (from index 23 on). Counts and
+/// votes slide (integers, exact); each window's sum is added afresh from its 24 values so
+/// no rounding drift builds up over a long replay.
 fn sliding_means(hours: &[Hour]) -> Vec<Mean> {
-    hours.windows(24).map(window_mean).collect()
-}
-
-fn window_mean(w: &[Hour]) -> Mean {
-    let (mut sum, mut count) = (0.0, 0u32);
-    let mut votes = [0u32; 6];
-    for h in w.iter().filter(|h| h.in_mean()) {
-        sum += h.aqi;
-        count += 1;
-        for p in &h.primary {
-            votes[pidx(*p)] += 1;
+    let mut out = Vec::with_capacity(hours.len().saturating_sub(23));
+    let mut votes = [0i32; 6];
+    let (mut count, mut fw, mut dust) = (0i32, 0i32, 0i32);
+    let mut step = |h: &Hour, d: i32, votes: &mut [i32; 6]| {
+        fw += d * i32::from(h.fireworks);
+        dust += d * i32::from(h.dust);
+        if h.in_mean() {
+            count += d;
+            for (i, v) in votes.iter_mut().enumerate() {
+                *v += d * i32::from(h.primary >> i & 1);
+            }
+        }
+        (count, fw, dust)
+    };
+    for (i, h) in hours.iter().enumerate() {
+        let (mut c, mut f, mut du) = step(h, 1, &mut votes);
+        if i >= 24 {
+            (c, f, du) = step(&hours[i - 24], -1, &mut votes);
+        }
+        if i >= 23 {
+            let sum = hours[i - 23..=i]
+                .iter()
+                .filter(|h| h.in_mean())
+                .map(|h| h.aqi)
+                .sum();
+            let v: [u32; 6] = votes.map(|x| x as u32);
+            out.push(Mean {
+                sum,
+                count: c as u32,
+                primary: primary_of(&v),
+                fireworks: f > 0,
+                dust: du > 0,
+            });
         }
     }
-    Mean {
-        sum,
-        count,
-        primary: primary_of(&votes),
-        fireworks: w.iter().any(|h| h.fireworks),
-        dust: w.iter().any(|h| h.dust),
-    }
+    out
 }
 
 /// Serde for stamp-keyed maps (JSON keys must be strings): a list of pairs.
