@@ -443,3 +443,30 @@ fn floor_moves_skip_approval_and_void_the_pending_proposal() {
     let later = r.e.advance_to(t("2023-12-02T00:00:00+08:00"));
     assert!(later.iter().all(|n| n.kind != Kind::Reminder), "{later:?}");
 }
+
+/// Recovery is replay from a snapshot: the plan's whole state (series, floor, pending
+/// proposal, episode, feed clocks) survives a snapshot and gives the same notices.
+#[test]
+fn state_survives_a_snapshot() {
+    let toml = "[pollution]\nrequire_approval = true\n";
+    let start = t("2023-12-01T01:00:00+08:00");
+    let mut a = Rig::new(toml);
+    a.obs(start, 20, 250.0, "PM2.5");
+    a.send(
+        t("2023-12-01T20:10:00+08:00"),
+        "air/province",
+        json!({"ts": "2023-12-01T20:10:00+08:00", "action": "issue", "level": "yellow",
+               "start": "2023-12-05T00:00:00+08:00"}),
+    );
+    let snap = a.e.snapshot();
+    let mut b = Rig::new(toml);
+    b.e = Engine::restore(Arc::clone(&b.cfg), &snap).unwrap();
+    let rest = |r: &mut Rig| {
+        let mut n = r.obs(start + Duration::hours(20), 30, 320.0, "PM2.5");
+        n.extend(r.e.advance_to(t("2023-12-03T12:00:00+08:00")));
+        n
+    };
+    let (na, nb) = (rest(&mut a), rest(&mut b));
+    assert!(!na.is_empty());
+    assert_eq!(na, nb);
+}
