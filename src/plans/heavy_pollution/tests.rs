@@ -470,3 +470,49 @@ fn state_survives_a_snapshot() {
     assert!(!na.is_empty());
     assert_eq!(na, nb);
 }
+
+/// Rule 6: the same level proposes nothing new; an evaluation with no move voids the
+/// pending proposal silently (its reminder too); the level may then be proposed again.
+/// Ozone moves go through approval as well.
+#[test]
+fn pending_proposal_kept_voided_and_proposed_again() {
+    let mut r = Rig::new("[pollution]\nrequire_approval = true\n");
+    let s = t("2023-12-01T11:00:00+08:00");
+    let warn = |r: &mut Rig, at: &str| {
+        let mut h = run(s, 24, 260.0);
+        h.extend(run(s + Duration::hours(24), 72, 60.0));
+        r.forecast(t(at), &h)
+    };
+    let kinds = |ns: &[Notice]| ns.iter().map(|n| n.kind).collect::<Vec<_>>();
+    let n = warn(&mut r, "2023-12-01T10:00:00+08:00");
+    assert_eq!(kinds(&n), vec![Kind::Proposal]);
+    assert_eq!(n[0].level, "yellow");
+    assert!(warn(&mut r, "2023-12-01T10:30:00+08:00").is_empty());
+    let n = r.forecast(t("2023-12-01T11:00:00+08:00"), &run(s, 96, 60.0));
+    assert!(n.is_empty());
+    assert!(
+        r.e.advance_to(t("2023-12-01T12:30:00+08:00")).is_empty(),
+        "no reminder"
+    );
+    let n = warn(&mut r, "2023-12-01T13:00:00+08:00");
+    assert_eq!(kinds(&n), vec![Kind::Proposal]);
+    assert_eq!(n[0].id, "heavy_pollution/shuozhou/graded/proposal/2");
+    let n = r.e.advance_to(t("2023-12-01T15:00:00+08:00"));
+    assert_eq!(kinds(&n), vec![Kind::Reminder]);
+    assert_eq!(fmt_ts(n[0].at), "2023-12-01T15:00:00+08:00");
+
+    let mut r = Rig::new("[pollution]\nrequire_approval = true\n");
+    let n = r.obs(t("2023-12-01T01:00:00+08:00"), 20, 220.0, "O3");
+    let p = n.last().unwrap();
+    assert_eq!(
+        (p.kind, p.track.as_str(), p.level.as_str()),
+        (Kind::Proposal, "ozone", "ozone")
+    );
+    let n = r.send(
+        t("2023-12-01T20:30:00+08:00"),
+        "cmd",
+        json!({"cmd": "approve", "proposal_id": "heavy_pollution/shuozhou/ozone/proposal/1", "by": "x"}),
+    );
+    assert_eq!(kinds(&n), vec![Kind::Activate, Kind::ReportFirst]);
+    assert_eq!(n[0].evidence["lead_hours"], 0);
+}
