@@ -516,3 +516,39 @@ fn pending_proposal_kept_voided_and_proposed_again() {
     assert_eq!(kinds(&n), vec![Kind::Activate, Kind::ReportFirst]);
     assert_eq!(n[0].evidence["lead_hours"], 0);
 }
+
+/// §2 "An observation wins over a forecast for the same hour" whatever the order of
+/// arrival; a dust observation hides the forecast for its hour too.
+#[test]
+fn an_observation_beats_any_forecast() {
+    let mut s = Series::default();
+    let stamp = t("2023-12-01T12:00:00+08:00");
+    let obs = |aqi: f64, cause| input::AqiObs {
+        ts: stamp,
+        aqi,
+        primary: vec![],
+        so2_ug_m3: None,
+        cause,
+        iaqi: None,
+    };
+    let fc = |issued: &str, aqi: f64| input::Forecast {
+        issued: t(issued),
+        daily: false,
+        hours: vec![input::ForecastHour {
+            ts: stamp,
+            aqi,
+            aqi_low: None,
+            primary: vec![],
+            so2_ug_m3: Some(300.0),
+        }],
+    };
+    s.add_forecast(&fc("2023-12-01T09:00:00+08:00", 250.0));
+    s.add_obs(&obs(80.0, None));
+    s.add_forecast(&fc("2023-12-01T13:00:00+08:00", 260.0));
+    let h = s.hour(stamp_of(stamp));
+    assert_eq!((h.aqi, h.observed, h.so2), (80.0, true, None));
+    s.add_obs(&obs(400.0, Some(input::Cause::Dust)));
+    let h = s.hour(stamp_of(stamp));
+    assert!(h.dust && h.known && h.good() && !h.in_mean());
+    assert_eq!(h.so2, None, "the forecast's SO2 is hidden too");
+}
