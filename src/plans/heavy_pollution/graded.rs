@@ -220,25 +220,61 @@ pub fn decide_graded(
     province: bool,
 ) -> Option<Decision> {
     let o = graded_outlook(v, floor);
-    let ev = outlook_evidence(v, &o, floor);
     let mk = |kind, level, sections: &str, reason: String, by_floor: bool| Decision {
         kind,
         level,
         previous: active,
         clause: clause(sections),
         reason,
-        evidence: ev.clone(),
-        expected_start: if kind == Kind::Activate {
-            o.first
-        } else {
-            None
-        },
+        evidence: outlook_evidence(v, &o, floor),
+        expected_start: (kind == Kind::Activate).then_some(o.first).flatten(),
         province: province || by_floor,
         causes: causes(v, TrackId::Graded),
     };
+    let (kind, level, sec, reason) = if active == Lv::None || o.highest > active {
+        rule_1_2(v, &o, active, province)?
+    } else if floor.is_none() && o.highest < Lv::Yellow && good_next_36(v) {
+        // rule 3: lift (§3.5.2, §4.4.1); never while a province floor is in force
+        let reason = format!(
+            "{}起未来36小时空气质量均为优良(AQI<=100),且未来{}小时无预警条件,解除{},应急响应终止",
+            fmt_ts(ts_of(v.h0)),
+            v.horizon,
+            active.zh()
+        );
+        (Kind::Terminate, Lv::None, "§3.5.2 §4.4.1", reason)
+    } else if o.highest < active && known_next_36(v) {
+        // rule 4: downgrade to max(yellow, highest) (§3.5.1 "按高级别预警执行")
+        let new = o.highest.max(Lv::Yellow);
+        if new >= active {
+            return None;
+        }
+        let reason = format!(
+            "空气质量改善至{}启动条件以下,且预测持续36小时以上,由{}降为{}",
+            active.zh(),
+            active.zh(),
+            new.zh()
+        );
+        // Reached only because of the floor when the data alone would go lower (rule 6).
+        let by_floor = o.raw_highest.max(Lv::Yellow) < new;
+        return Some(mk(Kind::Downgrade, new, "§3.5.1", reason, by_floor));
+    } else {
+        return None;
+    };
+    // Activation / escalation reached only because of the floor (rule 6).
+    let by_floor = kind != Kind::Terminate && o.raw_highest < o.highest;
+    Some(mk(kind, level, sec, reason, by_floor))
+}
+
+/// Rule 1 (activate at the highest level, §3.4 "按高级别启动") and rule 2 (escalate,
+/// §3.4 "尽早采取升级措施", §3.5.1).
+fn rule_1_2(
+    v: &View,
+    o: &Outlook,
+    active: Lv,
+    province: bool,
+) -> Option<(Kind, Lv, &'static str, String)> {
     let h0 = fmt_ts(ts_of(v.h0));
     if active == Lv::None {
-        // rule 1: activate at the highest level in the horizon (§3.4 "按高级别启动")
         if o.highest < Lv::Yellow {
             return None;
         }
@@ -250,73 +286,22 @@ pub fn decide_graded(
             o.highest.zh(),
             o.highest.response_zh()
         );
-        return Some(mk(
-            Kind::Activate,
-            o.highest,
-            sec,
-            reason,
-            o.raw_highest < o.highest,
-        ));
+        return Some((Kind::Activate, o.highest, sec, reason));
     }
-    if o.highest > active {
-        // rule 2: escalate (§3.4 "尽早采取升级措施", §3.5.1)
-        let sec = if province {
-            "§3.3.2 §3.5.1"
-        } else {
-            "§3.4 §3.5.1"
-        };
-        let reason = format!(
-            "{h0}起未来{}小时内空气质量达到{}条件,由{}升级为{},启动{}",
-            v.horizon,
-            o.highest.zh(),
-            active.zh(),
-            o.highest.zh(),
-            o.highest.response_zh()
-        );
-        return Some(mk(
-            Kind::Escalate,
-            o.highest,
-            sec,
-            reason,
-            o.raw_highest < o.highest,
-        ));
-    }
-    if floor.is_none() && o.highest < Lv::Yellow && good_next_36(v) {
-        // rule 3: lift (§3.5.2, §4.4.1); never while a province floor is in force
-        let reason = format!(
-            "{h0}起未来36小时空气质量均为优良(AQI<=100),且未来{}小时无预警条件,解除{},应急响应终止",
-            v.horizon,
-            active.zh()
-        );
-        return Some(mk(
-            Kind::Terminate,
-            Lv::None,
-            "§3.5.2 §4.4.1",
-            reason,
-            false,
-        ));
-    }
-    if o.highest < active && known_next_36(v) {
-        // rule 4: downgrade to max(yellow, highest) (§3.5.1 "按高级别预警执行")
-        let new = o.highest.max(Lv::Yellow);
-        if new < active {
-            let reason = format!(
-                "空气质量改善至{}启动条件以下,且预测持续36小时以上,由{}降为{}",
-                active.zh(),
-                active.zh(),
-                new.zh()
-            );
-            let by_floor = o.raw_highest.max(Lv::Yellow) < new;
-            return Some(mk(
-                Kind::Downgrade,
-                new,
-                "§3.5.1",
-                reason,
-                province || by_floor,
-            ));
-        }
-    }
-    None
+    let sec = if province {
+        "§3.3.2 §3.5.1"
+    } else {
+        "§3.4 §3.5.1"
+    };
+    let reason = format!(
+        "{h0}起未来{}小时内空气质量达到{}条件,由{}升级为{},启动{}",
+        v.horizon,
+        o.highest.zh(),
+        active.zh(),
+        o.highest.zh(),
+        o.highest.response_zh()
+    );
+    Some((Kind::Escalate, o.highest, sec, reason))
 }
 
 /// Rules 1 and 3 for the ozone track (§3.2.2, §3.5.2); no escalation or downgrade.
