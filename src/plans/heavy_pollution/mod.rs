@@ -168,7 +168,10 @@ impl HeavyPollution {
                     return;
                 }
                 let ep = st.episode.clone().unwrap_or_default();
-                cx.emit(reports::daily(t, st.level, &ep, cx.now));
+                let mut n = reports::daily(t, st.level, &ep, cx.now);
+                // §4.3 日报: "采取的应急响应措施" — the level's measures in force.
+                n.measures = measures::for_level(cx.cfg, st.level);
+                cx.emit(n);
                 let next = crate::time::next_local_time(cx.now, cx.cfg.report_time);
                 cx.arm(Timer::Daily(t), next);
             }
