@@ -1,7 +1,7 @@
 //! `yingji check`: configuration problems an operator should fix. Pure: takes a loaded
 //! configuration, returns problems; the CLI prints them and exits 1 when there are any.
 
-use crate::config::{Loaded, Quota, CALL_ROLES};
+use crate::config::{Contact, Loaded, Quota, CALL_ROLES};
 
 /// One problem, naming the key or the thing it is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,7 +57,7 @@ pub fn problems(loaded: &Loaded) -> Vec<Problem> {
             );
         }
         for c in with_role {
-            if c.wechat.is_none() && c.phone.is_none() {
+            if !reachable(c) {
                 p(
                     format!("contact({})", c.id),
                     format!(
@@ -75,7 +75,7 @@ pub fn problems(loaded: &Loaded) -> Vec<Problem> {
         }
     }
     for c in &cfg.contacts {
-        if c.tier.is_some() && c.role.is_none() && c.wechat.is_none() && c.phone.is_none() {
+        if c.tier.is_some() && c.role.is_none() && !reachable(c) {
             p(
                 format!("contact({})", c.id),
                 "a called contact with neither wechat nor phone".into(),
@@ -83,6 +83,13 @@ pub fn problems(loaded: &Loaded) -> Vec<Problem> {
         }
     }
     out
+}
+
+/// A contact the call service can reach: a WeChat id or a phone number that is not blank
+/// (PLANS.md §3 "Recipients kept current").
+fn reachable(c: &Contact) -> bool {
+    let given = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
+    given(&c.wechat) || given(&c.phone)
 }
 
 #[cfg(test)]
@@ -108,6 +115,25 @@ mod tests {
             !ps.iter().any(|p| p.key == "contact(role = water)"),
             "{ps:?}"
         );
+    }
+
+    /// A blank WeChat id or phone number cannot be called either; every role of the
+    /// table (7 departments, 2 leaders in charge, 2 top leaders) is checked.
+    #[test]
+    fn blank_channels_are_unreachable_and_every_role_is_checked() {
+        let l = Config::from_toml(
+            "[[contact]]\nid = \"a\"\nrole = \"transport\"\ntier = \"A\"\nwechat = \"\"\nphone = \" \"\n\
+             [[contact]]\nid = \"x\"\ntier = \"B\"\nwechat = \"\"\n",
+        )
+        .unwrap();
+        let ps = problems(&l);
+        assert!(ps.iter().any(|p| p.key == "contact(a)"), "{ps:?}");
+        assert!(ps.iter().any(|p| p.key == "contact(x)"), "{ps:?}");
+        let missing: Vec<_> = ps
+            .iter()
+            .filter(|p| p.key.starts_with("contact(role = "))
+            .collect();
+        assert_eq!(missing.len(), 10, "{ps:?}"); // 11 roles, transport has a contact
     }
 
     #[test]

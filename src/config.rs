@@ -264,6 +264,11 @@ pub struct CoalConfig {
     pub stock_gap_days: f64,
     pub beyond_l1_stock_days: f64,
     pub beyond_l1_missed_days: u32,
+    /// L1 response output target (t/day): 51万吨 (§5.2.2(1)).
+    pub l1_output_target_t: f64,
+    /// Storage target at washing plants and loading stations (t): 500万吨, the lower
+    /// bound of 500–750万吨 (§4.2.2(5)).
+    pub storage_target_t: f64,
     /// Member-unit tasks per level, quoted from the plan (§5.2.1, §5.2.2). Absent: the
     /// embedded `config/coal-tasks.toml`.
     pub tasks: Option<Vec<UnitTask>>,
@@ -286,6 +291,8 @@ impl Default for CoalConfig {
             stock_gap_days: 3.0,
             beyond_l1_stock_days: 7.0,
             beyond_l1_missed_days: 3,
+            l1_output_target_t: 510_000.0,
+            storage_target_t: 5_000_000.0,
             tasks: None,
         }
     }
@@ -576,6 +583,8 @@ impl Config {
             ("coal.price_abnormal_pct", c.price_abnormal_pct),
             ("coal.price_large_pct", c.price_large_pct),
             ("coal.beyond_l1_stock_days", c.beyond_l1_stock_days),
+            ("coal.l1_output_target_t", c.l1_output_target_t),
+            ("coal.storage_target_t", c.storage_target_t),
             ("pollution.aqi_gap_hours", self.pollution.aqi_gap_hours),
             (
                 "pollution.forecast_stale_hours",

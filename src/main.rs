@@ -78,6 +78,10 @@ enum CallsCmd {
         event: String,
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Replay these scenarios on one fresh engine, in order, and export from its state
+        /// (instead of the daemon's store).
+        #[arg(long, num_args = 1..)]
+        replay: Vec<PathBuf>,
     },
 }
 
@@ -99,8 +103,13 @@ fn main() -> ExitCode {
             json,
         } => aqi_cmd(&values, &standard, json),
         Cmd::Calls {
-            cmd: CallsCmd::Export { event, config },
-        } => calls_export(&event, config),
+            cmd:
+                CallsCmd::Export {
+                    event,
+                    config,
+                    replay,
+                },
+        } => calls_export(&event, config, &replay),
     }
 }
 
@@ -299,8 +308,78 @@ fn aqi_cmd(values: &[String], standard: &str, json: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn calls_export(event: &str, config: Option<PathBuf>) -> ExitCode {
-    let _ = (event, config);
-    eprintln!("yingji calls export: the call register lands with issues 5 and 6");
-    ExitCode::from(2)
+/// `yingji calls export --event ID`: the call register of one event (PLANS.md §3 "The
+/// register") as CSV on stdout. With `--replay`, the scenarios run one after another on one
+/// fresh engine (like a daemon's history) and the register comes from its state.
+fn calls_export(event: &str, config: Option<PathBuf>, replay: &[PathBuf]) -> ExitCode {
+    use yingji::replay::{parse_line, Event};
+
+    /// Feeds one scenario file into `engine` (CONTRACT.md "Scenario files").
+    fn feed(engine: &mut yingji::Engine, path: &PathBuf) -> Result<(), String> {
+        let name = path.display();
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{name}: {e}"))?;
+        let mut last = None;
+        for (i, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with("//") {
+                continue;
+            }
+            let ev = parse_line(line).map_err(|m| format!("{name}:{}: {m}", i + 1))?;
+            let at = match &ev {
+                Event::Message { at, .. } | Event::End { at } => *at,
+            };
+            if last.is_some_and(|l| at < l) {
+                return Err(format!("{name}:{}: at goes backwards", i + 1));
+            }
+            last = Some(at);
+            match ev {
+                Event::End { at } => drop(engine.advance_to(at)),
+                Event::Message { at, topic, payload } => {
+                    let cfg = Arc::clone(engine.config());
+                    match yingji::input::parse(&cfg, &topic, &payload, at) {
+                        Ok(msg) => drop(engine.handle(at, &msg)),
+                        Err(_) => drop(engine.advance_to(at)),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    let loaded = match load_config(config.as_ref()) {
+        Ok(l) => l,
+        Err(c) => return c,
+    };
+    if replay.is_empty() {
+        eprintln!(
+            "yingji calls export: reading the daemon's store comes with the daemon; \
+             meanwhile use --replay SCENARIO... to export from replayed scenarios"
+        );
+        return ExitCode::from(2);
+    }
+    let mut engine = yingji::Engine::new(Arc::new(loaded.config));
+    for f in replay {
+        if let Err(e) = feed(&mut engine, f) {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    }
+    let mut csv = String::new();
+    for r in &engine.state().regions {
+        if let Some(c) = r.weather.register_csv(event) {
+            // One header for all regions.
+            let body = if csv.is_empty() {
+                c.as_str()
+            } else {
+                c.split_once('\n').map_or("", |x| x.1)
+            };
+            csv.push_str(body);
+        }
+    }
+    if csv.is_empty() {
+        eprintln!("no call was made for event {event:?}");
+        return ExitCode::from(1);
+    }
+    print!("{csv}");
+    ExitCode::SUCCESS
 }

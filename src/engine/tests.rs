@@ -5,7 +5,10 @@ use crate::time::parse_ts;
 fn key(n: usize) -> TimerKey {
     TimerKey {
         region: n,
-        timer: PlanTimer::Weather(severe_weather::Timer::Placeholder),
+        timer: PlanTimer::Weather(severe_weather::Timer::Call {
+            call_id: "w/1".into(),
+            person: "p".into(),
+        }),
     }
 }
 

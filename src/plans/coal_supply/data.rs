@@ -1,0 +1,162 @@
+//! The latest data the rules read (PLANS.md §1 "Inputs") and the feeds whose silence is
+//! watched (PLANS.md §4 "Data gaps"). Only what some rule needs is kept, so a long replay
+//! stays cheap: output and price history older than the rules look back is pruned.
+
+use std::collections::BTreeMap;
+
+use chrono::{Duration, NaiveDate};
+use serde::{Deserialize, Serialize};
+
+use crate::config::CoalConfig;
+use crate::input::{OutputReport, PriceReport, Stock, StockReport};
+use crate::time::Ts;
+
+use super::Level;
+
+/// Output dates kept behind the latest one: the 10-day run (§4.2.1) and the beyond-L1 run
+/// need at most this many (the evidence of a longer run says "at least").
+const OUTPUT_KEEP_DAYS: i64 = 40;
+
+/// A key plant's latest stock (latest by `ts`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PlantStock {
+    pub ts: Ts,
+    /// `None` when the plant reported stock days directly.
+    pub stock_t: Option<f64>,
+    pub burn_t_per_day: Option<f64>,
+    pub days: f64,
+}
+
+impl PlantStock {
+    fn from_report(r: &StockReport) -> Self {
+        match r.stock {
+            Stock::Tonnes {
+                stock_t,
+                burn_t_per_day,
+            } => PlantStock {
+                ts: r.ts,
+                stock_t: Some(stock_t),
+                burn_t_per_day: Some(burn_t_per_day),
+                days: r.stock.days(),
+            },
+            Stock::Days(d) => PlantStock {
+                ts: r.ts,
+                stock_t: None,
+                burn_t_per_day: None,
+                days: d,
+            },
+        }
+    }
+
+    /// `days < threshold`, exactly: with tonnes, `stock_t < threshold · burn` (no division,
+    /// so 400000 t / 20000 t a day is exactly 20.0 days and does not warn).
+    pub fn below(&self, threshold: f64) -> bool {
+        match (self.stock_t, self.burn_t_per_day) {
+            (Some(s), Some(b)) => s < threshold * b,
+            _ => self.days < threshold,
+        }
+    }
+}
+
+/// One watched feed (PLANS.md §4): when its last message arrived and whether a `data_gap`
+/// was raised for the current silence.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Feed {
+    pub last: Ts,
+    pub silent: bool,
+}
+
+/// Everything the warning rules read.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Data {
+    /// Key plants only, by name.
+    pub stocks: BTreeMap<String, PlantStock>,
+    /// City-wide output by date (a second report for a date replaces the first).
+    pub outputs: BTreeMap<NaiveDate, f64>,
+    pub latest_output: Option<NaiveDate>,
+    /// Per output date: its latest report arrived at L1 and missed the L1 target (§5.3).
+    pub l1_missed: BTreeMap<NaiveDate, bool>,
+    pub prices: BTreeMap<NaiveDate, f64>,
+    pub latest_price: Option<NaiveDate>,
+    pub storage: Option<(Ts, f64)>,
+    /// The manual level in force ("需要预警的其他情形"), until `manual none`.
+    pub manual: Option<Level>,
+    pub output_feed: Option<Feed>,
+    pub stock_feeds: BTreeMap<String, Feed>,
+}
+
+/// Is `plant` a key plant? `key_plants` empty: every plant that reports stock.
+pub fn is_key(cfg: &CoalConfig, plant: &str) -> bool {
+    cfg.key_plants.is_empty() || cfg.key_plants.iter().any(|p| p == plant)
+}
+
+impl Data {
+    /// Keeps the report when it is not older (by `ts`) than the plant's latest one.
+    pub fn add_stock(&mut self, r: &StockReport) {
+        let newer = self.stocks.get(&r.plant).map_or(true, |s| r.ts >= s.ts);
+        if newer {
+            self.stocks
+                .insert(r.plant.clone(), PlantStock::from_report(r));
+        }
+    }
+
+    /// Stores an output report (a correction replaces the earlier value) and returns the
+    /// dates skipped between the latest date reported and this one (PLANS.md §4).
+    pub fn add_output(&mut self, r: &OutputReport) -> Vec<NaiveDate> {
+        let mut skipped = Vec::new();
+        if let Some(latest) = self.latest_output {
+            let mut d = latest + Duration::days(1);
+            while d < r.date {
+                skipped.push(d);
+                d += Duration::days(1);
+            }
+        }
+        let latest = self.latest_output.map_or(r.date, |l| l.max(r.date));
+        self.latest_output = Some(latest);
+        let oldest = latest - Duration::days(OUTPUT_KEEP_DAYS);
+        if r.date >= oldest {
+            self.outputs.insert(r.date, r.output_t);
+        }
+        self.outputs = self.outputs.split_off(&oldest);
+        self.l1_missed = self.l1_missed.split_off(&oldest);
+        skipped
+    }
+
+    /// Records whether this output report arrived at L1 and missed the L1 target.
+    pub fn record_l1(&mut self, date: NaiveDate, missed_at_l1: bool) {
+        let oldest = self
+            .latest_output
+            .map(|l| l - Duration::days(OUTPUT_KEEP_DAYS));
+        if oldest.map_or(true, |o| date >= o) {
+            self.l1_missed.insert(date, missed_at_l1);
+        }
+    }
+
+    /// Stores a price; only dates the price rule can still compare are kept.
+    pub fn add_price(&mut self, cfg: &CoalConfig, r: &PriceReport) {
+        let latest = self.latest_price.map_or(r.date, |l| l.max(r.date));
+        self.latest_price = Some(latest);
+        let oldest = latest - Duration::days(i64::from(cfg.price_window_days));
+        if r.date >= oldest {
+            self.prices.insert(r.date, r.price_cny_t);
+        }
+        self.prices = self.prices.split_off(&oldest);
+    }
+
+    /// Output dates in the consecutive run ending at the latest date reported, newest
+    /// first, while `pred(date, output)` holds; a missing date ends the run.
+    pub fn run_back(&self, mut pred: impl FnMut(NaiveDate, f64) -> bool) -> Vec<NaiveDate> {
+        let mut out = Vec::new();
+        let Some(mut d) = self.latest_output else {
+            return out;
+        };
+        while let Some(&v) = self.outputs.get(&d) {
+            if !pred(d, v) {
+                break;
+            }
+            out.push(d);
+            d -= Duration::days(1);
+        }
+        out
+    }
+}

@@ -1,0 +1,624 @@
+//! How the coal track moves: escalation at the message (§4.2.1), the lift and downgrade
+//! holds (§4.2.3, §5.3, §5.4), confirmation of a termination, response targets (§4.2.2(5),
+//! §5.2.1(2), §5.2.2(1)), beyond level 1 (§5.3), reports (§5.1) and data gaps (PLANS.md §4).
+//! Within one message: `data_resumed`, date-skip `data_gap`, the move, proposal, report,
+//! `target_missed`, `beyond_level1` (PLANS.md §4).
+
+use chrono::{Duration, NaiveDate};
+use serde_json::json;
+
+use crate::engine::Cx;
+use crate::input::{OutputReport, StockReport};
+use crate::notice::Kind;
+use crate::time::{fmt_ts, next_local_time, Ts};
+
+use super::data::{is_key, Feed};
+use super::rules::{self, Conds};
+use super::text::{self, clause, notice, recipients};
+use super::{hours, CoalSupply, Level, Timer};
+
+/// How a termination came about (it changes its clause and reason).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum End<'a> {
+    /// The lift hold ended (§4.2.3, §5.4).
+    Hold,
+    /// The authority confirmed the proposal (§5.4 "决定响应结束").
+    Confirmed(&'a str),
+    /// `manual none` with nothing else holding (§4.2.3 "谁启动、谁解除").
+    Manual,
+}
+
+/// A report whose value is checked against a response target after the move.
+pub enum Target {
+    Output(OutputReport),
+    Storage(f64),
+}
+
+impl CoalSupply {
+    pub(super) fn on_stock(&mut self, cx: &mut Cx, r: &StockReport) {
+        if !is_key(&cx.cfg.coal, &r.plant) {
+            return; // §4.2.1 counts key power / heating plants only.
+        }
+        let period = hours(cx.cfg.coal.stock_gap_days * 24.0);
+        let prev = self.data.stock_feeds.get(&r.plant).copied();
+        let fresh = Feed {
+            last: cx.now,
+            silent: false,
+        };
+        self.data.stock_feeds.insert(r.plant.clone(), fresh);
+        cx.arm(Timer::StockGap(r.plant.clone()), cx.now + period);
+        self.data.add_stock(r);
+        if let Some(f) = prev.filter(|f| f.silent) {
+            let level = self.level_after(cx);
+            self.resumed(cx, Some(&r.plant), f.last, level);
+        }
+        self.after_message(cx, None);
+    }
+
+    pub(super) fn on_output(&mut self, cx: &mut Cx, r: &OutputReport) {
+        let period = hours(cx.cfg.coal.output_gap_days * 24.0);
+        let prev = self.data.output_feed;
+        self.data.output_feed = Some(Feed {
+            last: cx.now,
+            silent: false,
+        });
+        cx.arm(Timer::OutputGap, cx.now + period);
+        let skipped = self.data.add_output(r);
+        let silent = prev.filter(|f| f.silent);
+        if silent.is_some() || !skipped.is_empty() {
+            let level = self.level_after(cx);
+            if let Some(f) = silent {
+                self.resumed(cx, None, f.last, level);
+            }
+            if !skipped.is_empty() {
+                self.date_skip(cx, r, &skipped, level);
+            }
+        }
+        self.after_message(cx, Some(Target::Output(r.clone())));
+    }
+
+    /// The level after this message's move (data notices come before the move but carry
+    /// the level after it, CONTRACT.md "Notices"): a feed message only activates or
+    /// escalates.
+    fn level_after(&self, cx: &Cx) -> Level {
+        let want = rules::conditions(&self.data, &cx.cfg.coal).level();
+        match self.level {
+            Level::None => want,
+            Level::L2 if want == Level::L1 => want,
+            l => l,
+        }
+    }
+
+    /// Everything after a data message or command changed the data: the move, then the
+    /// target check, then beyond level 1.
+    pub(super) fn after_message(&mut self, cx: &mut Cx, target: Option<Target>) {
+        let c = rules::conditions(&self.data, &cx.cfg.coal);
+        self.decide(cx, &c);
+        match target {
+            Some(Target::Output(r)) => self.check_output_target(cx, &r),
+            Some(Target::Storage(s)) => self.check_storage_target(cx, s),
+            None => {}
+        }
+        self.check_beyond(cx);
+    }
+
+    /// §4.2.1 / §5.2: escalation is immediate at the message; then the holds.
+    fn decide(&mut self, cx: &mut Cx, c: &Conds) {
+        let want = c.level();
+        match self.level {
+            Level::None if want > Level::None => {
+                self.make_move(cx, Kind::Activate, want, c, End::Hold)
+            }
+            Level::L2 if want == Level::L1 => {
+                self.make_move(cx, Kind::Escalate, want, c, End::Hold)
+            }
+            _ => {}
+        }
+        if self.level != Level::None {
+            self.update_holds(cx, c);
+        }
+    }
+
+    /// §4.2.3 / §5.4 lift hold and §5.3 downgrade hold: start when the conditions stop
+    /// holding (at that message's arrival), cancelled silently by a message after which
+    /// they hold again; a condition holding again also voids a pending proposal.
+    fn update_holds(&mut self, cx: &mut Cx, c: &Conds) {
+        if c.l2() {
+            cx.cancel(Timer::LiftHold);
+            self.proposal = None;
+        } else if self.proposal.is_none() && cx.armed(Timer::LiftHold).is_none() {
+            cx.arm(Timer::LiftHold, Self::now_plus_hold(cx));
+        }
+        if self.level == Level::L1 {
+            if c.l1() {
+                cx.cancel(Timer::DowngradeHold);
+                self.downgrade_spent = false;
+            } else if !self.downgrade_spent && cx.armed(Timer::DowngradeHold).is_none() {
+                cx.arm(Timer::DowngradeHold, Self::now_plus_hold(cx));
+            }
+        }
+    }
+
+    /// One of the four moves, then its report (§5.1): first at activation, follow-up at a
+    /// level change, final at termination.
+    fn make_move(&mut self, cx: &mut Cx, kind: Kind, to: Level, c: &Conds, end: End) {
+        let from = self.level;
+        let n = self.move_notice(cx, kind, (from, to), c, end);
+        self.log.push(format!(
+            "{} {}{}({})",
+            fmt_ts(cx.now),
+            kind.name_zh(),
+            if kind == Kind::Terminate {
+                format!("{}响应", from.name_zh())
+            } else {
+                format!("{}响应", to.name_zh())
+            },
+            n.authority
+        ));
+        if kind != Kind::Terminate {
+            self.log.push(format!(
+                "{}个成员单位按{}落实重点工作,实行24小时值班(§5.2.1(1))",
+                n.measures.len(),
+                if to == Level::L1 {
+                    "§5.2.1、§5.2.2"
+                } else {
+                    "§5.2.1"
+                }
+            ));
+        }
+        cx.emit(n);
+        self.level = to;
+        match kind {
+            Kind::Activate => {
+                cx.arm(
+                    Timer::DailyReport,
+                    next_local_time(cx.now, cx.cfg.report_time),
+                );
+                self.emit_report(cx, Kind::ReportFirst, to, c);
+            }
+            Kind::Terminate => {
+                // A terminated track's timers do not fire (PLANS.md §4).
+                cx.cancel(Timer::LiftHold);
+                cx.cancel(Timer::DowngradeHold);
+                cx.cancel(Timer::DailyReport);
+                self.cancel_gaps_due_now(cx);
+                self.emit_report(cx, Kind::ReportFinal, from, c);
+                self.proposal = None;
+                self.downgrade_spent = false;
+                self.log.clear();
+                self.last_report = None;
+            }
+            _ => {
+                cx.cancel(Timer::DowngradeHold);
+                self.downgrade_spent = false;
+                self.emit_report(cx, Kind::ReportFollowup, to, c);
+            }
+        }
+    }
+
+    /// Data-gap timers due at this very instant belong to a track that terminated earlier
+    /// at it: they must not fire (PLANS.md §4). Later ones keep watching the feeds.
+    fn cancel_gaps_due_now(&mut self, cx: &mut Cx) {
+        let mut feeds = vec![Timer::OutputGap];
+        feeds.extend(
+            self.data
+                .stock_feeds
+                .keys()
+                .map(|p| Timer::StockGap(p.clone())),
+        );
+        for t in feeds {
+            if cx.armed(t.clone()) == Some(cx.now) {
+                cx.cancel(t);
+            }
+        }
+    }
+
+    fn move_notice(
+        &self,
+        cx: &Cx,
+        kind: Kind,
+        (from, to): (Level, Level),
+        c: &Conds,
+        end: End,
+    ) -> crate::notice::Notice {
+        let (sections, reason) = move_basis(cx, kind, (from, to), c, end);
+        // §5.2.1 / §5.2.2 / §5.4: who starts, announces or ends the response.
+        let auth = text::authority(if kind.is_move() && to > from {
+            to
+        } else {
+            from
+        });
+        let (measures, rcpt) =
+            text::measures(cx.cfg, if kind == Kind::Terminate { from } else { to });
+        let plants: Vec<&str> =
+            c.0.iter()
+                .filter_map(|x| x.evidence["plant"].as_str())
+                .collect();
+        let mut ev = json!({"conditions": c.evidence(), "plants": plants,
+            "status": text::status(&self.data, cx.cfg)});
+        if kind == Kind::Activate || kind == Kind::Escalate {
+            ev["duty"] = json!("市指挥部办公室和各成员单位实行24小时值班制度(§5.2.1(1))");
+        }
+        let measures = if kind == Kind::Terminate {
+            Vec::new()
+        } else {
+            measures
+        };
+        notice(kind, to)
+            .previous(from.as_str())
+            .clause(clause(sections))
+            .authority(auth)
+            .reason(reason)
+            .evidence(ev)
+            .measures(measures)
+            .recipients(rcpt)
+    }
+
+    fn emit_report(&mut self, cx: &mut Cx, kind: Kind, level: Level, c: &Conds) {
+        let min_days = self.data.stocks.values().map(|s| s.days).reduce(f64::min);
+        let trend = match self.last_report {
+            _ if kind == Kind::ReportFinal => "供需基本恢复正常",
+            None => "供应偏紧,持续监测",
+            Some((l, _)) if level > l => "态势加剧,供应紧张程度上升",
+            Some((l, _)) if level < l => "态势缓和,供应紧张程度下降",
+            Some((_, Some(prev))) if min_days.is_some_and(|m| m < prev) => "库存下降,供需趋紧",
+            Some((_, Some(prev))) if min_days.is_some_and(|m| m > prev) => "库存回升,供需趋缓",
+            _ => "基本平稳",
+        };
+        self.last_report = Some((level, min_days));
+        let r = text::Report {
+            kind,
+            level,
+            now: cx.now,
+            place: &cx.region.name,
+            conds: c,
+            trend,
+            measures_taken: &self.log,
+        };
+        let n = text::report(&r, &self.data, cx.cfg);
+        cx.emit(n);
+    }
+
+    pub(super) fn on_daily_report(&mut self, cx: &mut Cx) {
+        if self.level == Level::None {
+            return;
+        }
+        cx.arm(
+            Timer::DailyReport,
+            next_local_time(cx.now, cx.cfg.report_time),
+        );
+        let c = rules::conditions(&self.data, &cx.cfg.coal);
+        self.emit_report(cx, Kind::ReportFollowup, self.level, &c);
+    }
+
+    /// §4.2.3 / §5.4: the lift hold ended with no L2 condition: terminate, or with
+    /// `require_confirmation` propose it to the authority and wait for `confirm`.
+    pub(super) fn on_lift_hold(&mut self, cx: &mut Cx) {
+        let c = rules::conditions(&self.data, &cx.cfg.coal);
+        if self.level == Level::None || c.l2() {
+            return;
+        }
+        if cx.cfg.coal.require_confirmation {
+            let n = notice(Kind::Proposal, Level::None)
+                .clause(clause("§4.2.3, §5.4"))
+                .authority(text::authority(self.level))
+                .reason(format!(
+                    "预警条件均已消除满{}小时,提请{}决定{}响应结束、解除预警",
+                    cx.cfg.coal.lift_hold_hours,
+                    text::authority(self.level),
+                    self.level.name_zh()
+                ))
+                .evidence(
+                    json!({"proposed": "terminate", "current": self.level.as_str(),
+                    "hold_hours": cx.cfg.coal.lift_hold_hours,
+                    "hold_started": fmt_ts(cx.now - hours(cx.cfg.coal.lift_hold_hours)),
+                    "status": text::status(&self.data, cx.cfg)}),
+                )
+                .recipients(recipients(cx.cfg, &[]));
+            self.proposal = Some(cx.emit(n));
+        } else {
+            self.make_move(cx, Kind::Terminate, Level::None, &c, End::Hold);
+        }
+        self.check_beyond(cx);
+    }
+
+    /// §5.3: at L1 the downgrade hold ended: down to L2 when an L2 condition holds; else
+    /// nothing (the lift hold decides).
+    pub(super) fn on_downgrade_hold(&mut self, cx: &mut Cx) {
+        let c = rules::conditions(&self.data, &cx.cfg.coal);
+        if self.level != Level::L1 || c.l1() {
+            return;
+        }
+        if c.l2() {
+            self.make_move(cx, Kind::Downgrade, Level::L2, &c, End::Hold);
+        } else {
+            self.downgrade_spent = true;
+        }
+        self.check_beyond(cx);
+    }
+
+    /// `confirm` (or `approve`) naming the pending proposal terminates (§5.4); anything
+    /// else is refused and changes nothing.
+    pub(super) fn on_confirm(&mut self, cx: &mut Cx, id: &str, by: &str) -> Result<(), String> {
+        if self.proposal.as_deref() != Some(id) {
+            return Err(format!("{id} is not a pending coal_supply proposal"));
+        }
+        let c = rules::conditions(&self.data, &cx.cfg.coal);
+        if !by.is_empty() {
+            self.log.push(format!("{} {by}确认解除", fmt_ts(cx.now)));
+        }
+        self.make_move(cx, Kind::Terminate, Level::None, &c, End::Confirmed(by));
+        self.check_beyond(cx);
+        Ok(())
+    }
+
+    /// `reject` of the pending proposal: the authority keeps the response; the proposal is
+    /// void and a new lift hold starts now.
+    pub(super) fn on_reject(&mut self, cx: &mut Cx, id: &str) -> Result<(), String> {
+        if self.proposal.as_deref() != Some(id) {
+            return Err(format!("{id} is not a pending coal_supply proposal"));
+        }
+        self.proposal = None;
+        cx.arm(Timer::LiftHold, Self::now_plus_hold(cx));
+        Ok(())
+    }
+
+    /// `manual none` while a manual level was in force (§4.2.3 "谁启动、谁解除"): terminate
+    /// at once when nothing else holds; otherwise follow the remaining conditions.
+    pub(super) fn manual_none(&mut self, cx: &mut Cx, reason: &str, by: &str) {
+        let c = rules::conditions(&self.data, &cx.cfg.coal);
+        if self.level != Level::None && !c.l2() {
+            self.log.push(format!(
+                "{} 市能源局解除人工预警({reason}{})",
+                fmt_ts(cx.now),
+                if by.is_empty() {
+                    String::new()
+                } else {
+                    format!(",{by}")
+                }
+            ));
+            self.make_move(cx, Kind::Terminate, Level::None, &c, End::Manual);
+            self.check_beyond(cx);
+        } else {
+            self.after_message(cx, None);
+        }
+    }
+
+    /// §5.2.1(2) at L2 (the year's quota) and §5.2.2(1) at L1 (510,000 t), at the level
+    /// after this message's move; one notice per report message, corrections included.
+    fn check_output_target(&mut self, cx: &mut Cx, r: &OutputReport) {
+        let coal = &cx.cfg.coal;
+        let (target, sec) = match self.level {
+            Level::L1 => (Some(coal.l1_output_target_t), "§5.2.2(1)"),
+            Level::L2 => (rules::quota(coal, r.date), "§5.2.1(2)"),
+            Level::None => (None, ""),
+        };
+        let missed = target.is_some_and(|t| r.output_t < t);
+        self.data
+            .record_l1(r.date, self.level == Level::L1 && missed);
+        let Some(t) = target.filter(|_| missed) else {
+            return;
+        };
+        let n = notice(Kind::TargetMissed, self.level)
+            .clause(clause(sec))
+            .authority("市能源局")
+            .reason(format!(
+                "{}响应目标未达:{}全市煤炭日产量{}吨,低于{}吨",
+                self.level.name_zh(),
+                r.date,
+                r.output_t,
+                t
+            ))
+            .evidence(json!({"date": r.date.to_string(), "output_t": r.output_t,
+                "target_t": t, "shortfall_t": t - r.output_t}))
+            .recipients(recipients(cx.cfg, &["市能源局"]));
+        cx.emit(n);
+    }
+
+    /// §4.2.2(5): while any warning is active, storage at washing plants and loading
+    /// stations not below 5,000,000 t (the lower bound of 500–750万吨).
+    fn check_storage_target(&mut self, cx: &mut Cx, s: f64) {
+        let t = cx.cfg.coal.storage_target_t;
+        if self.level == Level::None || s >= t {
+            return;
+        }
+        let n = notice(Kind::TargetMissed, self.level)
+            .clause(clause("§4.2.2(5)"))
+            .authority("市能源局")
+            .reason(format!(
+                "洗(选)煤厂、集装站煤炭库存{s}吨,低于{t}吨(不低于500—750万吨)"
+            ))
+            .evidence(json!({"storage_t": s, "target_t": t, "shortfall_t": t - s}))
+            .recipients(recipients(cx.cfg, &["市能源局"]));
+        cx.emit(n);
+    }
+
+    /// §5.3: one `beyond_level1` when the condition starts to hold, again only after it
+    /// stopped holding.
+    pub(super) fn check_beyond(&mut self, cx: &mut Cx) {
+        let holds =
+            self.level == Level::L1 && rules::beyond(&self.data, &cx.cfg.coal, false).is_some();
+        let ev = (holds && !self.beyond)
+            .then(|| rules::beyond(&self.data, &cx.cfg.coal, true))
+            .flatten();
+        if let (Some(ev), false) = (ev, self.beyond) {
+            let n = notice(Kind::BeyondLevel1, self.level)
+                .clause(clause("§5.3"))
+                .authority("指挥长(市长)向市应急救援总指挥部报告")
+                .reason(format!(
+                    "发生超出一级响应条件的情况({}),市指挥部办公室向指挥长报告,指挥长向市应急救援总指挥部报告,在做好一级响应重点工作基础上配合落实上级指挥部的指导意见",
+                    beyond_zh(&ev)
+                ))
+                .evidence(ev)
+                .recipients(recipients(cx.cfg, &[text::HEADQUARTERS]));
+            cx.emit(n);
+        }
+        self.beyond = holds;
+    }
+
+    /// PLANS.md §4: `data_resumed` with the next message of a feed that went silent.
+    fn resumed(&mut self, cx: &mut Cx, plant: Option<&str>, last: Ts, level: Level) {
+        let feed = feed_name(plant.is_some());
+        let n = notice(Kind::DataResumed, level)
+            .clause(clause("§4.1"))
+            .authority(text::OFFICE)
+            .reason(format!(
+                "{}数据恢复报送(上次{})",
+                feed_zh(plant),
+                fmt_ts(last)
+            ))
+            .evidence(json!({"feed": feed, "plant": plant, "last_arrival": fmt_ts(last)}))
+            .recipients(recipients(cx.cfg, &[]));
+        cx.emit(n);
+    }
+
+    /// PLANS.md §4: an output date more than one day after the latest date reported.
+    fn date_skip(&mut self, cx: &mut Cx, r: &OutputReport, skipped: &[NaiveDate], level: Level) {
+        let shown: Vec<String> = skipped.iter().take(31).map(|d| d.to_string()).collect();
+        let n = notice(Kind::DataGap, level)
+            .clause(clause("§4.1"))
+            .authority(text::OFFICE)
+            .reason(format!(
+                "全市煤炭日产量缺报{}天({}至{}),连续天数计算中断",
+                skipped.len(),
+                skipped[0],
+                skipped[skipped.len() - 1]
+            ))
+            .evidence(json!({"feed": "coal/output", "date": r.date.to_string(),
+                "missing_dates": shown, "missing_count": skipped.len()}))
+            .recipients(recipients(cx.cfg, &[]));
+        cx.emit(n);
+    }
+
+    /// PLANS.md §4: a feed silent for its period (`data_gap` once per silence).
+    pub(super) fn on_gap(&mut self, cx: &mut Cx, plant: Option<String>) {
+        let feed = feed_name(plant.is_some());
+        let period_days = if plant.is_some() {
+            cx.cfg.coal.stock_gap_days
+        } else {
+            cx.cfg.coal.output_gap_days
+        };
+        let f = match &plant {
+            Some(p) => self.data.stock_feeds.get_mut(p),
+            None => self.data.output_feed.as_mut(),
+        };
+        let Some(f) = f else { return };
+        f.silent = true;
+        let last = f.last;
+        let n = notice(Kind::DataGap, self.level)
+            .clause(clause("§4.1"))
+            .authority(text::OFFICE)
+            .reason(format!(
+                "{}自{}起{}天未报送",
+                feed_zh(plant.as_deref()),
+                fmt_ts(last),
+                period_days
+            ))
+            .evidence(json!({"feed": feed, "plant": plant, "last_arrival": fmt_ts(last),
+                "period_days": period_days, "silent_since": fmt_ts(last),
+                "gap_until": fmt_ts(last + Duration::milliseconds((period_days * 86_400_000.0).round() as i64))}))
+            .recipients(recipients(cx.cfg, &[]));
+        cx.emit(n);
+    }
+}
+
+fn beyond_zh(ev: &serde_json::Value) -> String {
+    let mut parts = Vec::new();
+    for p in ev["plants_below"].as_array().into_iter().flatten() {
+        let days = p["stock_days"].as_f64().unwrap_or_default();
+        match p["plant"].as_str() {
+            Some(name) => parts.push(format!("重点企业{name}库存{days:.2}天")),
+            None => parts.push(format!("重点企业合计库存{days:.2}天")),
+        }
+    }
+    if !parts.is_empty() {
+        parts = vec![format!(
+            "{},低于{}天",
+            parts.join("、"),
+            ev["stock_days_limit"]
+        )];
+    }
+    let dates = ev["l1_target_missed_dates"].as_array().map_or(0, Vec::len);
+    if dates > 0 {
+        parts.push(format!("全市煤炭日产量连续{dates}天低于一级响应目标"));
+    }
+    parts.join(";")
+}
+
+/// The clause sections and the Chinese reason of a move.
+fn move_basis(
+    cx: &Cx,
+    kind: Kind,
+    (from, to): (Level, Level),
+    c: &Conds,
+    end: End,
+) -> (&'static str, String) {
+    let hold = cx.cfg.coal.lift_hold_hours;
+    let (f, t) = (from.name_zh(), to.name_zh());
+    match (kind, end) {
+        // §4.2.1 the warning, §5.2.1 / §5.2.2 the response it opens.
+        (Kind::Activate | Kind::Escalate, _) => (
+            if to == Level::L1 {
+                "§4.2.1, §5.2.2"
+            } else {
+                "§4.2.1, §5.2.1"
+            },
+            format!(
+                "符合预警条件:{},{}{t}预警和{t}应急响应",
+                c.text(),
+                if kind == Kind::Activate {
+                    "启动"
+                } else {
+                    "升级为"
+                }
+            ),
+        ),
+        // §5.3 响应调整 (PLANS.md downgrade hold).
+        (Kind::Downgrade, _) => (
+            "§5.3, §4.2.3",
+            format!(
+                "一级预警条件已消除满{hold}小时,仍{},一级响应调整为二级响应",
+                c.text()
+            ),
+        ),
+        // §4.2.3 谁启动、谁解除.
+        (_, End::Manual) => (
+            "§4.2.3",
+            format!(
+                "市能源局解除人工预警(谁启动、谁解除),且无其他预警条件,{f}预警立即解除,{f}响应结束"
+            ),
+        ),
+        // §5.4 决定响应结束.
+        (_, End::Confirmed(by)) => (
+            "§4.2.3, §5.4",
+            format!(
+                "预警条件均已消除满{hold}小时,经{}确认,{f}预警解除,{f}响应结束",
+                if by.is_empty() {
+                    text::authority(from)
+                } else {
+                    by
+                }
+            ),
+        ),
+        (_, End::Hold) => (
+            "§4.2.3, §5.4",
+            format!("预警条件均已消除满{hold}小时,{f}预警解除,{f}响应结束"),
+        ),
+    }
+}
+
+/// The watched feed's topic suffix (the plant is in `evidence.plant`).
+fn feed_name(stock: bool) -> &'static str {
+    if stock {
+        "coal/stock"
+    } else {
+        "coal/output"
+    }
+}
+
+fn feed_zh(plant: Option<&str>) -> String {
+    match plant {
+        Some(p) => format!("重点企业{p}煤炭库存"),
+        None => "全市煤炭日产量".to_string(),
+    }
+}

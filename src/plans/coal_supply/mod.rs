@@ -1,0 +1,182 @@
+//! Coal-supply plan — 朔州市煤炭保供应急预案 (朔政办发〔2023〕33号), PLANS.md §1.
+//!
+//! One track, `supply`, with levels `L2` (二级) and `L1` (一级). Files:
+//! - `data.rs`: the latest data the rules read, and the watched feeds (PLANS.md §4);
+//! - `rules.rs`: the warning conditions of §4.2.1 and the beyond-level-1 condition (§5.3);
+//! - `text.rs`: clauses, authorities, member-unit tasks, recipients, reports (§5.1);
+//! - `flow.rs`: moves, holds (§4.2.3, §5.4), proposals, targets, data gaps.
+
+mod data;
+mod flow;
+mod rules;
+#[cfg(test)]
+mod tests;
+mod text;
+
+use chrono::Duration;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Config, RegionConfig};
+use crate::engine::Cx;
+use crate::input::{Command, Input, ManualLevel};
+use crate::time::Ts;
+
+pub use text::default_tasks;
+
+/// The plan's only track.
+pub const TRACK: &str = "supply";
+
+/// Warning / response levels: none < L2 (二级) < L1 (一级, highest) (§4.2.1, §5.2).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub enum Level {
+    #[default]
+    #[serde(rename = "none")]
+    None,
+    L2,
+    L1,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::None => "none",
+            Level::L2 => "L2",
+            Level::L1 => "L1",
+        }
+    }
+    pub fn name_zh(self) -> &'static str {
+        match self {
+            Level::None => "无预警",
+            Level::L2 => "二级",
+            Level::L1 => "一级",
+        }
+    }
+}
+
+/// Timers of this plan.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Timer {
+    /// §4.2.3 / §5.4: no L2 condition has held for `lift_hold_hours`.
+    LiftHold,
+    /// §5.3: at L1, no L1 condition has held for `lift_hold_hours`.
+    DowngradeHold,
+    /// §5.1 daily follow-up report at `report_time`.
+    DailyReport,
+    /// PLANS.md §4: the output feed is silent for `output_gap_days`.
+    OutputGap,
+    /// PLANS.md §4: a key plant's stock feed is silent for `stock_gap_days`.
+    StockGap(String),
+}
+
+impl Timer {
+    pub fn describe(&self) -> String {
+        match self {
+            Timer::LiftHold => "lift hold ends (terminate)".into(),
+            Timer::DowngradeHold => "downgrade hold ends".into(),
+            Timer::DailyReport => "daily follow-up report".into(),
+            Timer::OutputGap => "output feed silent (data gap)".into(),
+            Timer::StockGap(p) => format!("stock feed of {p} silent (data gap)"),
+        }
+    }
+}
+
+/// State of the plan in one region.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CoalSupply {
+    data: data::Data,
+    level: Level,
+    /// Moves and measures of the current episode ("已经采取的措施", §5.1).
+    log: Vec<String>,
+    /// The pending termination proposal (`require_confirmation`).
+    proposal: Option<String>,
+    /// At L1: the downgrade hold ended while no L2 condition held (the lift hold decides).
+    downgrade_spent: bool,
+    /// Whether the beyond-level-1 condition held after the last evaluation (§5.3).
+    beyond: bool,
+    /// Level and lowest stock days at the last report, for the trend (发展趋势).
+    last_report: Option<(Level, Option<f64>)>,
+}
+
+/// `h` hours as a duration (to the millisecond).
+pub(crate) fn hours(h: f64) -> Duration {
+    Duration::milliseconds((h * 3_600_000.0).round() as i64)
+}
+
+impl CoalSupply {
+    pub fn new(_cfg: &Config, _region: &RegionConfig) -> Self {
+        Self::default()
+    }
+
+    /// The current level (`none` when idle).
+    pub fn level(&self) -> Level {
+        self.level
+    }
+
+    /// Handles one message of this plan; `Err(reason)` refuses it (and changes nothing).
+    pub fn on_input(&mut self, cx: &mut Cx, input: &Input) -> Result<(), String> {
+        match input {
+            Input::CoalStock(r) => self.on_stock(cx, r),
+            Input::CoalOutput(r) => self.on_output(cx, r),
+            Input::CoalPrice(r) => {
+                self.data.add_price(&cx.cfg.coal, r);
+                self.after_message(cx, None);
+            }
+            Input::CoalStorage(r) => {
+                self.data.storage = Some((r.ts, r.storage_t));
+                self.after_message(cx, Some(flow::Target::Storage(r.storage_t)));
+            }
+            Input::Cmd(Command::Manual { level, reason, by }) => {
+                self.on_manual(cx, *level, reason, by)
+            }
+            Input::Cmd(Command::Confirm { proposal_id, by })
+            | Input::Cmd(Command::Approve { proposal_id, by }) => {
+                self.on_confirm(cx, proposal_id, by)?
+            }
+            Input::Cmd(Command::Reject { proposal_id, .. }) => self.on_reject(cx, proposal_id)?,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    pub fn on_timer(&mut self, cx: &mut Cx, timer: Timer) {
+        match timer {
+            Timer::LiftHold => self.on_lift_hold(cx),
+            Timer::DowngradeHold => self.on_downgrade_hold(cx),
+            Timer::DailyReport => self.on_daily_report(cx),
+            Timer::OutputGap => self.on_gap(cx, None),
+            Timer::StockGap(p) => self.on_gap(cx, Some(p)),
+        }
+    }
+
+    fn on_manual(&mut self, cx: &mut Cx, level: ManualLevel, reason: &str, by: &str) {
+        let l = match level {
+            ManualLevel::L2 => Level::L2,
+            ManualLevel::L1 => Level::L1,
+            ManualLevel::None => {
+                if self.data.manual.is_some() {
+                    self.data.manual = None;
+                    self.manual_none(cx, reason, by);
+                }
+                return;
+            }
+        };
+        self.data.manual = Some(l);
+        self.log.push(format!(
+            "{} 市能源局人工发布{}预警({reason}{})",
+            crate::time::fmt_ts(cx.now),
+            l.name_zh(),
+            if by.is_empty() {
+                String::new()
+            } else {
+                format!(",{by}")
+            }
+        ));
+        self.after_message(cx, None);
+    }
+
+    pub(crate) fn now_plus_hold(cx: &Cx) -> Ts {
+        cx.now + hours(cx.cfg.coal.lift_hold_hours)
+    }
+}

@@ -1,0 +1,502 @@
+//! Rule edges of PLANS.md §1 with explicit times.
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::input;
+use crate::notice::Notice;
+use crate::time::{fmt_ts, parse_ts};
+
+use super::data::Data;
+use super::rules;
+
+struct H {
+    e: Engine,
+    out: Vec<Notice>,
+}
+
+fn h(toml: &str) -> H {
+    let cfg = Arc::new(Config::from_toml(toml).unwrap().config);
+    H {
+        e: Engine::new(cfg),
+        out: Vec::new(),
+    }
+}
+
+fn t(s: &str) -> crate::time::Ts {
+    parse_ts(&format!("{s}+08:00")).unwrap()
+}
+
+impl H {
+    fn send(&mut self, at: &str, feed: &str, payload: Value) -> Option<String> {
+        let cfg = Arc::clone(self.e.config());
+        let msg = input::parse(
+            &cfg,
+            &format!("ers/shuozhou/{feed}"),
+            payload.to_string().as_bytes(),
+            t(at),
+        )
+        .unwrap_or_else(|r| panic!("{r}"));
+        let step = self.e.handle(t(at), &msg);
+        self.out.extend(step.notices);
+        step.rejection.map(|r| r.reason)
+    }
+    fn stock(&mut self, at: &str, plant: &str, days: f64) {
+        let ts = format!("{at}+08:00");
+        self.send(
+            at,
+            "coal/stock",
+            json!({"ts": ts, "plant": plant, "stock_days": days}),
+        );
+    }
+    fn output(&mut self, at: &str, date: &str, t_: f64) {
+        self.send(at, "coal/output", json!({"date": date, "output_t": t_}));
+    }
+    fn end(&mut self, at: &str) {
+        let n = self.e.advance_to(t(at));
+        self.out.extend(n);
+    }
+    /// `kind level at` of each notice, optionally only of some kinds.
+    fn seen(&self, kinds: &[&str]) -> Vec<String> {
+        self.out
+            .iter()
+            .filter(|n| kinds.is_empty() || kinds.contains(&n.kind.as_str()))
+            .map(|n| format!("{} {} {}", n.kind.as_str(), n.level, &fmt_ts(n.at)[5..16]))
+            .collect()
+    }
+}
+
+const MOVES: &[&str] = &["activate", "escalate", "downgrade", "terminate", "proposal"];
+
+/// §4.2.1 "库存不足20天" is strict: exactly 20.0 days (400000 t / 20000 t a day) does not
+/// warn; a hair below does.
+#[test]
+fn exactly_20_days_does_not_warn() {
+    let mut x = h("");
+    x.send(
+        "2023-12-01T08:00:00",
+        "coal/stock",
+        json!({"ts": "2023-12-01T08:00:00+08:00", "plant": "A", "stock_t": 400000, "burn_t_per_day": 20000}),
+    );
+    x.stock("2023-12-01T09:00:00", "B", 20.0);
+    assert!(x.seen(MOVES).is_empty(), "{:?}", x.seen(&[]));
+    x.stock("2023-12-01T10:00:00", "B", 19.99);
+    assert_eq!(x.seen(MOVES), vec!["activate L2 12-01T10:00"]);
+    // Exactly 15.0 days is L2, not L1.
+    x.stock("2023-12-01T11:00:00", "B", 15.0);
+    assert_eq!(x.seen(MOVES), vec!["activate L2 12-01T10:00"]);
+    x.stock("2023-12-01T12:00:00", "B", 14.999);
+    assert_eq!(x.seen(MOVES)[1], "escalate L1 12-01T12:00");
+}
+
+/// An older report arriving later does not replace the newer one (latest by `ts`).
+#[test]
+fn latest_stock_is_latest_by_ts() {
+    let mut x = h("");
+    x.stock("2023-12-01T10:00:00", "A", 25.0);
+    x.send(
+        "2023-12-01T11:00:00",
+        "coal/stock",
+        json!({"ts": "2023-12-01T09:00:00+08:00", "plant": "A", "stock_days": 10}),
+    );
+    assert!(x.seen(MOVES).is_empty());
+}
+
+/// Quota by year: each date compares with its own year's quota (New Year switches).
+#[test]
+fn quota_changes_at_new_year() {
+    let toml = "[coal]\ndaily_quota_t = { 2023 = 500000, 2024 = 520000 }\n";
+    let cfg = Config::from_toml(toml).unwrap().config;
+    let mut d = Data::default();
+    // 12-28 .. 01-01 at 510000: below the 2024 quota only on 01-01.
+    for day in ["2023-12-28", "2023-12-29", "2023-12-30", "2023-12-31"] {
+        d.add_output(&input::OutputReport {
+            date: crate::time::parse_date(day).unwrap(),
+            output_t: 490000.0,
+        });
+    }
+    d.add_output(&input::OutputReport {
+        date: crate::time::parse_date("2024-01-01").unwrap(),
+        output_t: 510000.0,
+    });
+    // 2023 dates below 500000, 2024-01-01 below 520000: a run of 5.
+    assert_eq!(rules::output_run(&d, &cfg.coal).len(), 5);
+    // 510000 on 2023-12-31 would break the run (not below 500000).
+    d.add_output(&input::OutputReport {
+        date: crate::time::parse_date("2023-12-31").unwrap(),
+        output_t: 510000.0,
+    });
+    assert_eq!(rules::output_run(&d, &cfg.coal).len(), 1);
+}
+
+/// Quota change at New Year through the engine: the fifth low day activates L2 only
+/// because 2024's quota is higher.
+#[test]
+fn quota_table_in_the_engine() {
+    let mut x = h("[coal]\ndaily_quota_t = { 2023 = 500000, 2024 = 520000 }\n");
+    let days = [
+        "2023-12-28",
+        "2023-12-29",
+        "2023-12-30",
+        "2023-12-31",
+        "2024-01-01",
+    ];
+    for (i, d) in days.iter().enumerate() {
+        let out = if i == 4 { 515000.0 } else { 499000.0 };
+        x.output(&format!("{}T09:00:00", d), d, out);
+    }
+    assert_eq!(x.seen(MOVES), vec!["activate L2 01-01T09:00"]);
+}
+
+/// A missing date inside a streak breaks it; a late report for that date mends it.
+#[test]
+fn missing_date_breaks_the_streak() {
+    let mut x = h("");
+    for d in ["01", "02", "04", "05", "06", "07"] {
+        x.output(
+            &format!("2023-12-{d}T0{}:00:00", if d == "04" { 7 } else { 8 }),
+            &format!("2023-12-{d}"),
+            400000.0,
+        );
+    }
+    assert!(x.seen(MOVES).is_empty(), "{:?}", x.seen(&[]));
+    // The skip raised one data_gap at the 04 report, with the missing date.
+    // (Each report arrives less than output_gap_days after the previous one.)
+    let gaps: Vec<&Notice> = x
+        .out
+        .iter()
+        .filter(|n| n.kind.as_str() == "data_gap")
+        .collect();
+    assert_eq!(gaps.len(), 1);
+    assert_eq!(gaps[0].evidence["missing_dates"], json!(["2023-12-03"]));
+    x.output("2023-12-07T10:00:00", "2023-12-03", 400000.0);
+    assert_eq!(x.seen(MOVES), vec!["activate L2 12-07T10:00"]);
+}
+
+/// A correction replaces the first report and the run is recomputed.
+#[test]
+fn correction_replaces_and_recomputes() {
+    let mut x = h("");
+    for d in 1..=5 {
+        x.output(
+            &format!("2023-12-0{d}T09:00:00"),
+            &format!("2023-12-0{d}"),
+            400000.0,
+        );
+    }
+    assert_eq!(x.seen(MOVES), vec!["activate L2 12-05T09:00"]);
+    x.output("2023-12-05T10:00:00", "2023-12-03", 600000.0);
+    // The run is now 2 days: the lift hold starts at 10:00 and ends 72 h later.
+    x.end("2023-12-08T09:59:59");
+    assert_eq!(x.seen(MOVES).len(), 1);
+    x.end("2023-12-08T10:00:00");
+    assert_eq!(x.seen(MOVES)[1], "terminate none 12-08T10:00");
+}
+
+/// A condition returning 1 minute before the hold ends cancels it; the next clearing
+/// starts a new 72 h hold.
+#[test]
+fn condition_back_one_minute_before_hold_end() {
+    let mut x = h("");
+    x.stock("2023-12-01T08:00:00", "A", 18.0);
+    x.stock("2023-12-02T08:00:00", "A", 22.0); // hold until 12-05 08:00
+    x.stock("2023-12-05T07:59:00", "A", 19.0); // back: hold cancelled
+    x.end("2023-12-05T08:00:00");
+    assert_eq!(x.seen(MOVES), vec!["activate L2 12-01T08:00"]);
+    x.stock("2023-12-05T09:00:00", "A", 21.0); // new hold until 12-08 09:00
+    x.end("2023-12-08T08:59:00");
+    assert_eq!(x.seen(MOVES).len(), 1);
+    x.end("2023-12-08T09:00:00");
+    assert_eq!(x.seen(MOVES)[1], "terminate none 12-08T09:00");
+}
+
+/// L1 whose conditions all cleared terminates 72 h after, with no L2 step; with an L2
+/// condition left it downgrades at the end of the downgrade hold.
+#[test]
+fn l1_downgrade_and_lift() {
+    let mut x = h("");
+    x.stock("2023-12-01T08:00:00", "A", 10.0);
+    x.stock("2023-12-01T09:00:00", "A", 18.0); // L1 clear: downgrade hold to 12-04 09:00
+    x.end("2023-12-04T09:00:00");
+    assert_eq!(
+        x.seen(MOVES),
+        vec!["activate L1 12-01T08:00", "downgrade L2 12-04T09:00"]
+    );
+    let mut y = h("");
+    y.stock("2023-12-01T08:00:00", "A", 10.0);
+    y.stock("2023-12-01T09:00:00", "A", 30.0);
+    y.end("2023-12-04T09:00:00");
+    assert_eq!(
+        y.seen(MOVES),
+        vec!["activate L1 12-01T08:00", "terminate none 12-04T09:00"]
+    );
+}
+
+/// Price: exact threshold (10 % of 1000 is 100) and no earlier price, no condition.
+#[test]
+fn price_thresholds_are_exact() {
+    assert!(rules::change_at_least(1100.0, 1000.0, 10.0));
+    assert!(!rules::change_at_least(1099.99, 1000.0, 10.0));
+    assert!(rules::change_at_least(900.0, 1000.0, 10.0));
+    assert!(rules::change_at_least(1.1, 1.0, 10.0)); // 0.1 * 100 in floats is not 10
+    assert!(rules::change_at_least(1200.0, 1000.0, 20.0));
+    let mut x = h("");
+    x.send(
+        "2023-12-01T09:00:00",
+        "coal/price",
+        json!({"date": "2023-12-01", "price_cny_t": 1000}),
+    );
+    x.send(
+        "2023-12-07T09:00:00",
+        "coal/price",
+        json!({"date": "2023-12-07", "price_cny_t": 2000}),
+    );
+    assert!(x.seen(MOVES).is_empty());
+    x.send(
+        "2023-12-08T09:00:00",
+        "coal/price",
+        json!({"date": "2023-12-08", "price_cny_t": 1100}),
+    );
+    assert_eq!(x.seen(MOVES), vec!["activate L2 12-08T09:00"]);
+}
+
+/// A confirm for an unknown or no-longer-pending proposal is refused and changes nothing.
+#[test]
+fn confirm_of_unknown_or_void_proposal_is_refused() {
+    let mut x = h("[coal]\nrequire_confirmation = true\n");
+    x.stock("2023-12-01T08:00:00", "A", 18.0);
+    x.stock("2023-12-01T09:00:00", "A", 25.0);
+    x.end("2023-12-04T09:00:00");
+    assert_eq!(x.seen(MOVES)[1], "proposal none 12-04T09:00");
+    let id = "coal_supply/shuozhou/supply/proposal/1";
+    let bad = json!({"cmd": "confirm", "proposal_id": "coal_supply/shuozhou/supply/proposal/9", "by": "x"});
+    assert!(x.send("2023-12-04T10:00:00", "cmd", bad).is_some());
+    x.stock("2023-12-04T11:00:00", "A", 19.0); // voids it
+    let ok = json!({"cmd": "confirm", "proposal_id": id, "by": "x"});
+    assert!(x.send("2023-12-04T12:00:00", "cmd", ok.clone()).is_some());
+    assert_eq!(x.seen(MOVES).len(), 2);
+    x.stock("2023-12-04T13:00:00", "A", 25.0);
+    x.end("2023-12-07T13:00:00");
+    let id2 = "coal_supply/shuozhou/supply/proposal/2";
+    assert_eq!(x.seen(MOVES)[2], "proposal none 12-07T13:00");
+    let ok2 = json!({"cmd": "confirm", "proposal_id": id2, "by": "x"});
+    assert!(x.send("2023-12-07T14:00:00", "cmd", ok2).is_none());
+    assert_eq!(x.seen(MOVES)[3], "terminate none 12-07T14:00");
+}
+
+/// Manual none: immediate termination when nothing else holds; else remaining
+/// conditions; none without a manual level does nothing.
+#[test]
+fn manual_none() {
+    let m = |l: &str| json!({"cmd": "manual", "plan": "coal_supply", "level": l, "reason": "r", "by": "能源局"});
+    let mut x = h("");
+    x.send("2023-12-01T08:00:00", "cmd", m("none"));
+    x.send("2023-12-01T09:00:00", "cmd", m("L1"));
+    x.stock("2023-12-01T10:00:00", "A", 18.0);
+    x.send("2023-12-01T11:00:00", "cmd", m("none")); // L2 stock remains: downgrade hold
+    x.stock("2023-12-01T12:00:00", "A", 30.0); // all clear: lift hold to 12-04 12:00
+    x.send("2023-12-02T08:30:00", "cmd", m("L2"));
+    x.send("2023-12-02T09:00:00", "cmd", m("none")); // nothing else: at once
+    assert_eq!(
+        x.seen(MOVES),
+        vec!["activate L1 12-01T09:00", "terminate none 12-02T09:00"]
+    );
+    x.end("2023-12-10T00:00:00");
+    assert_eq!(x.seen(MOVES).len(), 2);
+}
+
+/// §5.1: first at activation, follow-up at level changes and every 08:00, final at the
+/// end; reports carry the level after the move (final: the level that ended).
+#[test]
+fn reports_sequence() {
+    let mut x = h("");
+    x.stock("2023-12-01T07:00:00", "A", 18.0);
+    x.stock("2023-12-01T09:00:00", "A", 12.0);
+    x.stock("2023-12-01T10:00:00", "A", 25.0);
+    x.end("2023-12-05T00:00:00");
+    let r = &["report_first", "report_followup", "report_final"];
+    assert_eq!(
+        x.seen(r),
+        vec![
+            "report_first L2 12-01T07:00",
+            "report_followup L2 12-01T08:00",
+            "report_followup L1 12-01T09:00",
+            "report_followup L1 12-02T08:00",
+            "report_followup L1 12-03T08:00",
+            "report_followup L1 12-04T08:00",
+            "report_final L1 12-04T10:00",
+        ]
+    );
+}
+
+/// PLANS.md §4: a timer whose track terminated earlier at that instant does not fire; a
+/// gap timer armed before the hold (same message) fires first, at the level before.
+#[test]
+fn gap_timer_after_terminate_at_same_instant_does_not_fire() {
+    let mut x = h("");
+    x.stock("2023-12-01T09:00:00", "A", 18.0);
+    x.stock("2023-12-01T10:00:00", "A", 25.0); // stock gap + lift hold, both 12-04 10:00
+    x.output("2023-12-02T10:00:00", "2023-12-01", 520000.0); // output gap 12-04 10:00
+    x.end("2023-12-04T10:00:00");
+    let k = &["data_gap", "data_resumed", "terminate", "report_final"];
+    assert_eq!(
+        x.seen(k),
+        vec![
+            "data_gap L2 12-04T10:00",
+            "terminate none 12-04T10:00",
+            "report_final L2 12-04T10:00",
+        ]
+    );
+    assert_eq!(x.out[x.out.len() - 3].evidence["feed"], "coal/stock");
+    assert_eq!(x.out[x.out.len() - 3].evidence["plant"], "A");
+    // The output silence was never reported, so its next message resumes nothing.
+    x.output("2023-12-05T10:00:00", "2023-12-02", 520000.0);
+    assert_eq!(x.seen(k).len(), 3);
+    // A later silence is reported again, at level none.
+    x.end("2023-12-07T10:00:00");
+    assert_eq!(x.seen(k)[3], "data_gap none 12-07T10:00");
+}
+
+/// At L1, an L1 condition returning 1 minute before the downgrade hold ends cancels it;
+/// the next clearing starts a new hold.
+#[test]
+fn l1_condition_back_one_minute_before_downgrade() {
+    let mut x = h("");
+    x.stock("2023-12-01T08:00:00", "A", 12.0);
+    x.stock("2023-12-01T09:00:00", "A", 17.0); // downgrade hold to 12-04 09:00
+    x.stock("2023-12-02T09:00:00", "A", 17.0);
+    x.stock("2023-12-03T09:00:00", "A", 17.0);
+    x.stock("2023-12-04T08:59:00", "A", 14.0);
+    x.stock("2023-12-04T09:30:00", "A", 17.0); // new hold to 12-07 09:30
+    x.stock("2023-12-05T09:30:00", "A", 17.0);
+    x.stock("2023-12-06T09:30:00", "A", 17.0);
+    x.end("2023-12-07T09:29:59");
+    assert_eq!(x.seen(MOVES), vec!["activate L1 12-01T08:00"]);
+    x.end("2023-12-07T09:30:00");
+    assert_eq!(x.seen(MOVES)[1], "downgrade L2 12-07T09:30");
+}
+
+/// The state survives a snapshot: a restored engine makes the same notices.
+#[test]
+fn snapshot_restores_the_episode() {
+    let mut x = h("");
+    x.stock("2023-12-01T08:00:00", "A", 12.0);
+    x.output("2023-12-01T09:00:00", "2023-11-30", 400000.0);
+    x.send(
+        "2023-12-01T09:30:00",
+        "coal/price",
+        json!({"date": "2023-11-30", "price_cny_t": 900}),
+    );
+    x.stock("2023-12-01T10:00:00", "A", 30.0);
+    let snap = x.e.snapshot();
+    let mut y = H {
+        e: Engine::restore(Arc::clone(x.e.config()), &snap).unwrap(),
+        out: Vec::new(),
+    };
+    x.out.clear();
+    x.end("2023-12-06T00:00:00");
+    y.end("2023-12-06T00:00:00");
+    assert_eq!(x.out, y.out);
+    assert!(x
+        .seen(MOVES)
+        .contains(&"terminate none 12-04T10:00".to_string()));
+}
+
+/// `reject` of the pending proposal keeps the response and starts a new hold; an unknown
+/// reject is refused.
+#[test]
+fn reject_restarts_the_hold() {
+    let mut x = h("[coal]\nrequire_confirmation = true\n");
+    x.stock("2023-12-01T08:00:00", "A", 18.0);
+    x.stock("2023-12-01T09:00:00", "A", 25.0);
+    x.end("2023-12-04T09:00:00");
+    let r =
+        |id: &str| json!({"cmd": "reject", "proposal_id": id, "by": "主任", "reason": "再观察"});
+    assert!(x
+        .send(
+            "2023-12-04T09:30:00",
+            "cmd",
+            r("coal_supply/shuozhou/supply/proposal/2")
+        )
+        .is_some());
+    assert!(x
+        .send(
+            "2023-12-04T10:00:00",
+            "cmd",
+            r("coal_supply/shuozhou/supply/proposal/1")
+        )
+        .is_none());
+    x.end("2023-12-07T10:00:00");
+    assert_eq!(
+        x.seen(MOVES),
+        vec![
+            "activate L2 12-01T08:00",
+            "proposal none 12-04T09:00",
+            "proposal none 12-07T10:00"
+        ]
+    );
+}
+
+/// The embedded task file quotes §5.2.1 (2)–(9) and §5.2.2 (1)–(15); L1 includes L2.
+#[test]
+fn embedded_tasks_cover_the_clauses() {
+    let t = super::default_tasks();
+    let clauses: Vec<&str> = t.iter().map(|t| t.clause.as_str()).collect();
+    for n in 2..=9 {
+        assert!(clauses.contains(&format!("§5.2.1({n})").as_str()));
+    }
+    for n in 1..=15 {
+        assert!(clauses.contains(&format!("§5.2.2({n})").as_str()));
+    }
+    assert_eq!(t.len(), 23);
+    assert!(t.iter().all(|t| !t.text.is_empty() && !t.unit.is_empty()));
+    let cfg = Config::from_toml("").unwrap().config;
+    assert_eq!(super::text::tasks(&cfg, super::Level::L2).len(), 8);
+    assert_eq!(super::text::tasks(&cfg, super::Level::L1).len(), 23);
+    assert!(t[0].text.contains("确保全市煤炭日产量不低于年度每日保供值"));
+}
+
+/// `data_resumed` comes first but carries the level after the message's move.
+#[test]
+fn resumed_carries_level_after_the_move() {
+    let mut x = h("");
+    x.stock("2023-12-01T09:00:00", "A", 30.0);
+    x.end("2023-12-04T09:00:00");
+    x.stock("2023-12-04T10:00:00", "A", 18.0);
+    assert_eq!(
+        x.seen(&["data_gap", "data_resumed", "activate", "report_first"]),
+        vec![
+            "data_gap none 12-04T09:00",
+            "data_resumed L2 12-04T10:00",
+            "activate L2 12-04T10:00",
+            "report_first L2 12-04T10:00",
+        ]
+    );
+}
+
+/// `[[coal.tasks]]` in the config replaces the embedded tasks; each task goes to its
+/// unit's contacts.
+#[test]
+fn configured_tasks_replace_the_default() {
+    let mut x = h(r#"
+[[coal.tasks]]
+level = "L2"
+unit = "市能源局"
+clause = "§5.2.1(2)"
+text = "满负荷生产"
+
+[[contact]]
+id = "nyj"
+unit = "市能源局"
+"#);
+    x.stock("2023-12-01T08:00:00", "A", 18.0);
+    let n = &x.out[0];
+    assert_eq!(n.kind.as_str(), "activate");
+    assert_eq!(n.measures.len(), 1);
+    assert_eq!(n.measures[0]["recipients"], json!(["nyj"]));
+    assert_eq!(n.measures[0]["clause"], "朔政办发〔2023〕33号 §5.2.1(2)");
+    assert_eq!(n.recipients, vec!["nyj".to_string()]);
+}

@@ -1,0 +1,483 @@
+//! Rounds and the per-person call timeline (PLANS.md §3 "How a call proceeds"; §三, §四.2,
+//! §四.3 of the original).
+//!
+//! With t0 the round's start, a = `ack_timeout_s`, r = `phone_retry_s`, n =
+//! `phone_attempts`: attempt 1 by WeChat at t0; attempt k+1 by phone at t0 + a + (k−1)·r
+//! for k = 1 … n; `call_unreached` at t0 + a + n·r. So after attempt m the next step is due
+//! at t0 + a + (m−1)·r, whether it is attempt m+1 (m <= n) or `call_unreached` (m = n+1).
+
+use chrono::Duration;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::register::EntryKind;
+use super::tracks::hazard_zh;
+use super::{SevereWeather, Timer, DOC, MET_BUREAU};
+use crate::config::{Config, Contact};
+use crate::engine::Cx;
+use crate::input::{Color, Warning};
+use crate::notice::{Kind, Notice, Plan};
+use crate::time::{fmt_ts, Ts};
+
+/// A call channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    Wechat,
+    Phone,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Wechat => "wechat",
+            Channel::Phone => "phone",
+        }
+    }
+    fn zh(self) -> &'static str {
+        match self {
+            Channel::Wechat => "微信",
+            Channel::Phone => "电话",
+        }
+    }
+}
+
+/// Where a round stands: only an `escalate` (superseded) or a `terminate` (closed) ends it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RoundStatus {
+    Current,
+    Superseded,
+    Closed,
+}
+
+/// One person in one round.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonCall {
+    pub person: String,
+    pub tier: String,
+    /// Name and unit when the round started (for the register).
+    pub name: String,
+    pub unit: String,
+    /// Attempts made so far (1 = WeChat, 2.. = phone).
+    pub attempts: u32,
+    /// Channel of the latest attempt.
+    pub channel: Option<Channel>,
+    pub acked: bool,
+    pub unreached: bool,
+}
+
+/// One round of calls.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Round {
+    pub call_id: String,
+    pub warning_id: String,
+    pub number: u32,
+    pub hazard: String,
+    /// The colour the round started with (its `level` for ever).
+    pub color: Color,
+    pub extreme: bool,
+    pub tiers: Vec<String>,
+    pub t0: Ts,
+    pub status: RoundStatus,
+    /// The call's content (§三: situation, trend, warning service, risk, advice).
+    pub content: String,
+    /// In call order: tier A, B, C, each in file order.
+    pub persons: Vec<PersonCall>,
+}
+
+/// A value given and not empty.
+fn has(v: &Option<String>) -> bool {
+    v.as_deref().is_some_and(|s| !s.trim().is_empty())
+}
+
+/// §四.2: attempt 1 by WeChat, the others by phone; a contact without WeChat gets a phone
+/// call in its place, one without a phone a WeChat message (PLANS.md §3). A contact with
+/// neither keeps the nominal channel (it cannot be reached; `check` reports it).
+pub fn channel_for(c: Option<&Contact>, attempt: u32) -> Channel {
+    let (wx, ph) = c.map_or((false, false), |c| (has(&c.wechat), has(&c.phone)));
+    match attempt {
+        1 if !wx && ph => Channel::Phone,
+        1 => Channel::Wechat,
+        _ if !ph && wx => Channel::Wechat,
+        _ => Channel::Phone,
+    }
+}
+
+/// §三: who calls a tier.
+fn caller(tier: &str) -> &'static str {
+    match tier {
+        "A" => "市气象局分管领导",
+        _ => "市气象局主要负责人",
+    }
+}
+
+fn tier_clause(tier: &str) -> &'static str {
+    match tier {
+        "A" => "§三.1",
+        "B" => "§三.2",
+        _ => "§三.3",
+    }
+}
+
+/// Due time of the step after attempt `m` (see the module doc).
+pub fn next_due(cfg: &Config, t0: Ts, m: u32) -> Ts {
+    let w = &cfg.weather_call;
+    let secs = w.ack_timeout_s as i64 + i64::from(m.saturating_sub(1)) * w.phone_retry_s as i64;
+    t0 + Duration::seconds(secs)
+}
+
+fn who(cfg: &Config, id: &str) -> String {
+    match cfg.contact(id) {
+        Some(c) if !c.name.is_empty() => format!("{}({} {})", c.id, c.unit, c.name),
+        _ => id.to_string(),
+    }
+}
+
+impl SevereWeather {
+    /// The round a move at `color` starts (not yet recorded): contacts of the applicable
+    /// tiers (A and B always, C when extreme, §三), in file order sorted by tier.
+    pub(super) fn plan_round(
+        &self,
+        cx: &Cx,
+        hz: &str,
+        w: &Warning,
+        color: Color,
+        extreme: bool,
+    ) -> Round {
+        let mut tiers = vec!["A".to_string(), "B".to_string()];
+        if extreme {
+            tiers.push("C".to_string());
+        }
+        let mut persons = Vec::new();
+        for t in &tiers {
+            for c in cx
+                .cfg
+                .contacts
+                .iter()
+                .filter(|c| c.tier.as_ref() == Some(t))
+            {
+                persons.push(PersonCall {
+                    person: c.id.clone(),
+                    tier: t.clone(),
+                    name: c.name.clone(),
+                    unit: c.unit.clone(),
+                    attempts: 0,
+                    channel: None,
+                    acked: false,
+                    unreached: false,
+                });
+            }
+        }
+        let number = self.rounds_per_warning.get(&w.id).copied().unwrap_or(0) + 1;
+        let content = format!(
+            "【{}{}预警 叫应】{MET_BUREAU}{}发布{}{}预警(编号 {}){}。请通报雨(雪、风)情、\
+             天气发展趋势、预报预警服务与风险预警情况,加强防范,做好防灾避险工作。",
+            hazard_zh(hz),
+            color.name_zh(),
+            fmt_ts(w.ts),
+            hazard_zh(hz),
+            color.name_zh(),
+            w.id,
+            w.text
+                .as_deref()
+                .map(|t| format!(":{t}"))
+                .unwrap_or_default(),
+        );
+        Round {
+            call_id: format!("{}/{number}", w.id),
+            warning_id: w.id.clone(),
+            number,
+            hazard: hz.to_string(),
+            color,
+            extreme,
+            tiers,
+            t0: cx.now,
+            status: RoundStatus::Current,
+            content,
+            persons,
+        }
+    }
+
+    /// Records the round as its track's current one and makes every first attempt, in
+    /// call order (their timers are armed in that order, so later steps keep it).
+    pub(super) fn start_round(&mut self, cx: &mut Cx, round: Round) {
+        let id = round.call_id.clone();
+        self.rounds_per_warning
+            .insert(round.warning_id.clone(), round.number);
+        let track = self.tracks.get_mut(&round.hazard).expect("track");
+        track.round = Some(id.clone());
+        track.episode.push(id.clone());
+        let n = round.persons.len();
+        self.rounds.insert(id.clone(), round);
+        for i in 0..n {
+            self.attempt(cx, &id, i);
+        }
+    }
+
+    /// Ends the track's current round: cancels its pending calls (attempts and unreached).
+    pub(super) fn end_current_round(&mut self, cx: &mut Cx, hz: &str, status: RoundStatus) {
+        let Some(id) = self.tracks.get_mut(hz).and_then(|t| t.round.take()) else {
+            return;
+        };
+        let round = self.rounds.get_mut(&id).expect("round");
+        round.status = status;
+        for p in &round.persons {
+            cx.cancel(Timer::Call {
+                call_id: id.clone(),
+                person: p.person.clone(),
+            });
+        }
+    }
+
+    /// Makes the next attempt of person `i` of round `id` and arms the step after it.
+    fn attempt(&mut self, cx: &mut Cx, id: &str, i: usize) {
+        let round = self.rounds.get_mut(id).expect("round");
+        let p = &mut round.persons[i];
+        p.attempts += 1;
+        let k = p.attempts;
+        let contact = cx.cfg.contact(&p.person);
+        let ch = channel_for(contact, k);
+        p.channel = Some(ch);
+        let due = next_due(cx.cfg, round.t0, k);
+        let nominal = if k == 1 {
+            Channel::Wechat
+        } else {
+            Channel::Phone
+        };
+        let clause = if k == 1 {
+            format!("{DOC} {}; {DOC} §四.2", tier_clause(&p.tier))
+        } else {
+            format!("{DOC} §四.2")
+        };
+        let reason = if k == 1 {
+            format!(
+                "{}通过{}叫应{},请及时回应",
+                caller(&p.tier),
+                ch.zh(),
+                who(cx.cfg, &p.person)
+            )
+        } else {
+            format!(
+                "{}于 {} 叫应后未回应,第{}次叫应,通过{}继续叫应(第{}次电话叫应)",
+                who(cx.cfg, &p.person),
+                fmt_ts(round.t0),
+                k,
+                ch.zh(),
+                k - 1
+            )
+        };
+        let mut n = Notice::new(
+            Plan::SevereWeather,
+            &round.hazard,
+            Kind::Call,
+            round.color.as_str(),
+        )
+        .clause(clause)
+        .authority(caller(&p.tier))
+        .reason(reason)
+        .evidence(json!({
+            "tier": p.tier, "round_start": fmt_ts(round.t0), "substituted": ch != nominal,
+            "next_step_due": fmt_ts(due), "warning_id": round.warning_id,
+        }))
+        .recipients(vec![p.person.clone()]);
+        n.call_id = Some(id.to_string());
+        n.person = Some(p.person.clone());
+        n.channel = Some(ch.as_str().to_string());
+        n.attempt = Some(k);
+        n.text = Some(round.content.clone());
+        let person = p.person.clone();
+        cx.emit(n);
+        self.record(
+            cx.now,
+            id,
+            &person,
+            EntryKind::Attempt {
+                attempt: k,
+                channel: ch,
+            },
+        );
+        cx.arm(
+            Timer::Call {
+                call_id: id.to_string(),
+                person,
+            },
+            due,
+        );
+    }
+
+    /// A call timer: the next phone attempt, or `call_unreached` after the last one.
+    pub(super) fn on_call_timer(&mut self, cx: &mut Cx, id: &str, person: &str) {
+        let Some(round) = self.rounds.get(id) else {
+            return;
+        };
+        if round.status != RoundStatus::Current {
+            return;
+        }
+        let Some(i) = round.persons.iter().position(|p| p.person == person) else {
+            return;
+        };
+        let p = &round.persons[i];
+        if p.acked || p.unreached {
+            return;
+        }
+        if p.attempts <= cx.cfg.weather_call.phone_attempts {
+            self.attempt(cx, id, i);
+        } else {
+            self.unreached(cx, id, i);
+        }
+    }
+
+    /// §四.2 "确保叫应到位": after the last phone attempt, `escalate_to` and the backup.
+    fn unreached(&mut self, cx: &mut Cx, id: &str, i: usize) {
+        let round = self.rounds.get_mut(id).expect("round");
+        let p = &mut round.persons[i];
+        p.unreached = true;
+        let mut to: Vec<String> = cx.cfg.weather_call.escalate_to.clone();
+        if let Some(b) = cx.cfg.contact(&p.person).and_then(|c| c.backup.clone()) {
+            if !to.contains(&b) {
+                to.push(b);
+            }
+        }
+        let ch = p.channel.unwrap_or(Channel::Wechat);
+        let reason = format!(
+            "{}自 {} 起经{}次叫应(最后一次为{})仍未回应,叫应未到位;通报{}",
+            who(cx.cfg, &p.person),
+            fmt_ts(round.t0),
+            p.attempts,
+            ch.zh(),
+            if to.is_empty() {
+                "(未配置通报对象)".to_string()
+            } else {
+                to.join("、")
+            }
+        );
+        let mut n = Notice::new(
+            Plan::SevereWeather,
+            &round.hazard,
+            Kind::CallUnreached,
+            round.color.as_str(),
+        )
+        .clause(format!("{DOC} §四.2"))
+        .authority(MET_BUREAU)
+        .reason(reason)
+        .evidence(json!({
+            "tier": p.tier, "round_start": fmt_ts(round.t0), "attempts": p.attempts,
+            "warning_id": round.warning_id,
+        }))
+        .recipients(to.clone());
+        n.call_id = Some(id.to_string());
+        n.person = Some(p.person.clone());
+        n.channel = Some(ch.as_str().to_string());
+        n.attempt = Some(p.attempts);
+        n.text = Some(round.content.clone());
+        let (person, attempt) = (p.person.clone(), p.attempts);
+        cx.emit(n);
+        self.record(
+            cx.now,
+            id,
+            &person,
+            EntryKind::Unreached {
+                attempt,
+                channel: ch,
+                told: to,
+            },
+        );
+    }
+
+    /// §四.3 / PLANS.md §3: an ack. Refused (no state change) when the call id was never
+    /// issued or the person is not in that round.
+    pub(super) fn on_ack(
+        &mut self,
+        cx: &mut Cx,
+        id: &str,
+        person: &str,
+        by: Option<&str>,
+    ) -> Result<(), String> {
+        let Some(round) = self.rounds.get(id) else {
+            return Err(format!("no call {id:?} was issued (叫应编号不存在)"));
+        };
+        let Some(i) = round.persons.iter().position(|p| p.person == person) else {
+            return Err(format!(
+                "{person:?} was not called in {id:?} (该轮叫应无此对象)"
+            ));
+        };
+        let p = &round.persons[i];
+        let by = by.filter(|b| !b.is_empty()).unwrap_or(person).to_string();
+        let (current, duplicate, late) =
+            (round.status == RoundStatus::Current, p.acked, p.unreached);
+        let status = round.status;
+        self.record(
+            cx.now,
+            id,
+            person,
+            EntryKind::Ack {
+                by: by.clone(),
+                duplicate,
+                late,
+                round_status: status,
+            },
+        );
+        if !current || duplicate {
+            // A second ack, or one for a superseded or closed round: recorded only.
+            return Ok(());
+        }
+        self.ack_current(cx, id, i, &by);
+        Ok(())
+    }
+
+    /// Stops the person's pending calls and gives `call_ack`.
+    fn ack_current(&mut self, cx: &mut Cx, id: &str, i: usize, by: &str) {
+        let round = self.rounds.get_mut(id).expect("round");
+        let p = &mut round.persons[i];
+        p.acked = true;
+        cx.cancel(Timer::Call {
+            call_id: id.to_string(),
+            person: p.person.clone(),
+        });
+        let ch = p.channel.unwrap_or(Channel::Wechat);
+        let after = if p.unreached {
+            ",在叫应未到位通报之后"
+        } else {
+            ""
+        };
+        let reason = format!(
+            "{}已回应叫应(第{}次叫应,{}){after},回应人 {by},停止后续叫应",
+            who(cx.cfg, &p.person),
+            p.attempts,
+            ch.zh()
+        );
+        // A late ack goes to those told of the unreached call.
+        let told = if p.unreached {
+            let mut to = cx.cfg.weather_call.escalate_to.clone();
+            if let Some(b) = cx.cfg.contact(&p.person).and_then(|c| c.backup.clone()) {
+                if !to.contains(&b) {
+                    to.push(b);
+                }
+            }
+            to
+        } else {
+            Vec::new()
+        };
+        let mut n = Notice::new(
+            Plan::SevereWeather,
+            &round.hazard,
+            Kind::CallAck,
+            round.color.as_str(),
+        )
+        .clause(format!("{DOC} §四.3"))
+        .authority(MET_BUREAU)
+        .reason(reason)
+        .evidence(json!({
+            "by": by, "round_start": fmt_ts(round.t0), "late": p.unreached,
+            "seconds_after_start": (cx.now - round.t0).num_seconds(),
+            "warning_id": round.warning_id,
+        }))
+        .recipients(told);
+        n.call_id = Some(id.to_string());
+        n.person = Some(p.person.clone());
+        n.channel = Some(ch.as_str().to_string());
+        n.attempt = Some(p.attempts);
+        cx.emit(n);
+    }
+}

@@ -1,0 +1,192 @@
+//! Suggestions from raw readings (PLANS.md §4 "Suggestions from raw readings"), with the
+//! thresholds of CMA Order No. 16 (气象灾害预警信号发布与传播办法): rainstorm orange 3 h >=
+//! 50 mm, red 3 h >= 100 mm; blizzard red 6 h >= 15 mm. Suggestions go to the met bureau
+//! and never start calls: the plan's trigger remains the issued warning (§二).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::tracks::hazard_zh;
+use super::{SevereWeather, MET_BUREAU};
+use crate::engine::Cx;
+use crate::input::{Color, WeatherObs};
+use crate::notice::{Kind, Notice, Plan};
+use crate::time::{at_secs, fmt_ts};
+
+const CLAUSE: &str = "中国气象局令第16号 气象灾害预警信号发布与传播办法 附件 (PLANS.md §4)";
+
+/// Readings are kept this long behind a station's latest stamp (the longest window is 6 h).
+const KEEP_SECS: i64 = 24 * 3600;
+
+/// One hourly reading, in micrometres so that sums are exact.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hour {
+    pub rain_um: i64,
+    pub snow_um: i64,
+}
+
+/// Readings per station and the colour last suggested per station and hazard.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Suggestions {
+    /// station -> hour stamp (Unix seconds) -> reading.
+    pub obs: BTreeMap<String, BTreeMap<i64, Hour>>,
+    /// station -> hazard -> colour recorded (only when suggested).
+    pub recorded: BTreeMap<String, BTreeMap<String, Color>>,
+}
+
+/// A rule of CMA Order No. 16 on a sum over `hours` hours.
+struct Rule {
+    hazard: &'static str,
+    hours: i64,
+    /// (colour, threshold in micrometres), highest first.
+    levels: &'static [(Color, i64)],
+}
+
+const RULES: [Rule; 2] = [
+    Rule {
+        hazard: "rainstorm",
+        hours: 3,
+        levels: &[(Color::Red, 100_000), (Color::Orange, 50_000)],
+    },
+    Rule {
+        hazard: "blizzard",
+        hours: 6,
+        levels: &[(Color::Red, 15_000)],
+    },
+];
+
+fn um(mm: Option<f64>) -> i64 {
+    (mm.unwrap_or(0.0) * 1000.0).round() as i64
+}
+
+fn mm(um: i64) -> f64 {
+    um as f64 / 1000.0
+}
+
+impl SevereWeather {
+    /// At each observation: update the station's hours, then each rule in order.
+    pub(super) fn on_obs(&mut self, cx: &mut Cx, o: &WeatherObs) {
+        let t = o.ts.timestamp();
+        let hours = self.suggest.obs.entry(o.station.clone()).or_default();
+        // A second observation for a stamp replaces the first.
+        hours.insert(
+            t,
+            Hour {
+                rain_um: um(o.rain_mm),
+                snow_um: um(o.snow_mm),
+            },
+        );
+        let latest = *hours.keys().next_back().expect("just inserted");
+        hours.retain(|s, _| *s > latest - KEEP_SECS);
+        for rule in &RULES {
+            self.apply_rule(cx, rule, &o.station, t);
+        }
+    }
+
+    fn apply_rule(&mut self, cx: &mut Cx, rule: &Rule, station: &str, t: i64) {
+        let from = t - rule.hours * 3600;
+        // Stamps in (t − N h, t]; a missing hour counts as 0.
+        let window: Vec<(i64, i64)> = self.suggest.obs[station]
+            .range(from + 1..=t)
+            .map(|(s, h)| {
+                (
+                    *s,
+                    if rule.hazard == "rainstorm" {
+                        h.rain_um
+                    } else {
+                        h.snow_um
+                    },
+                )
+            })
+            .collect();
+        let sum: i64 = window.iter().map(|(_, v)| v).sum();
+        let reached = rule.levels.iter().find(|(_, th)| sum >= *th).copied();
+        let rec = self
+            .suggest
+            .recorded
+            .get(station)
+            .and_then(|m| m.get(rule.hazard))
+            .copied();
+        let active = self
+            .tracks
+            .get(rule.hazard)
+            .and_then(|tr| tr.highest_active());
+        let records = self
+            .suggest
+            .recorded
+            .entry(station.to_string())
+            .or_default();
+        match reached {
+            Some((c, th)) if Some(c) > rec && !matches!(active, Some(a) if a >= c) => {
+                records.insert(rule.hazard.to_string(), c);
+                let n = suggestion(rule, station, c, th, sum, &window, from, t, active);
+                cx.emit(n);
+            }
+            // The record drops to the colour the sum still reaches (possibly none).
+            _ if reached.map(|r| r.0) < rec => match reached {
+                Some((c, _)) => {
+                    records.insert(rule.hazard.to_string(), c);
+                }
+                None => {
+                    records.remove(rule.hazard);
+                }
+            },
+            _ => {}
+        }
+        if records.is_empty() {
+            self.suggest.recorded.remove(station);
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn suggestion(
+    rule: &Rule,
+    station: &str,
+    c: Color,
+    th: i64,
+    sum: i64,
+    window: &[(i64, i64)],
+    from: i64,
+    t: i64,
+    active: Option<Color>,
+) -> Notice {
+    let what = if rule.hazard == "rainstorm" {
+        "降雨量"
+    } else {
+        "降雪量(雪水当量)"
+    };
+    let reason = format!(
+        "站点 {station} 过去{}小时{what}累计 {:.1} 毫米(≥{:.0} 毫米),达到{}{}预警信号标准,\
+         建议{MET_BUREAU}研判发布{}{}预警;建议不启动叫应,叫应以正式发布的预警为准",
+        rule.hours,
+        mm(sum),
+        mm(th),
+        hazard_zh(rule.hazard),
+        c.name_zh(),
+        hazard_zh(rule.hazard),
+        c.name_zh(),
+    );
+    let hours: BTreeMap<String, f64> = window
+        .iter()
+        .map(|(s, v)| (fmt_ts(at_secs(*s)), mm(*v)))
+        .collect();
+    Notice::new(
+        Plan::SevereWeather,
+        rule.hazard,
+        Kind::Suggestion,
+        c.as_str(),
+    )
+    .clause(CLAUSE)
+    .authority(MET_BUREAU)
+    .reason(reason)
+    .evidence(json!({
+        "station": station, "window_hours": rule.hours,
+        "window_start": fmt_ts(at_secs(from)), "window_end": fmt_ts(at_secs(t)),
+        "sum_mm": mm(sum), "threshold_mm": mm(th), "hours": hours,
+        "active_warning": active.map(Color::as_str),
+    }))
+    .recipients(vec![MET_BUREAU.to_string()])
+}
