@@ -84,6 +84,26 @@ fn healthz() -> (&'static str, String) {
     (status, body.to_string() + "\n")
 }
 
+/// Reads a request head (up to the blank line, at most 8 KiB, within 5 s).
+async fn read_head(sock: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 1024];
+    let read = async {
+        while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 8192 {
+            let n = sock.read(&mut chunk).await.ok()?;
+            if n == 0 {
+                break;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        Some(())
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(5), read)
+        .await
+        .ok()??;
+    Some(buf)
+}
+
 /// Serves until the runtime stops. Returns the bound address, or `None` if binding failed.
 pub async fn start(listen: &str) -> Option<std::net::SocketAddr> {
     let l = match TcpListener::bind(listen).await {
@@ -98,17 +118,10 @@ pub async fn start(listen: &str) -> Option<std::net::SocketAddr> {
     tokio::spawn(async move {
         while let Ok((mut sock, _)) = l.accept().await {
             tokio::spawn(async move {
-                let mut buf = [0u8; 2048];
-                let n = match tokio::time::timeout(
-                    std::time::Duration::from_secs(5),
-                    sock.read(&mut buf),
-                )
-                .await
-                {
-                    Ok(Ok(n)) => n,
-                    _ => return,
+                let Some(buf) = read_head(&mut sock).await else {
+                    return;
                 };
-                let req = String::from_utf8_lossy(&buf[..n]);
+                let req = String::from_utf8_lossy(&buf);
                 let path = req.split_whitespace().nth(1).unwrap_or("");
                 let (status, ctype, body) = match path {
                     "/metrics" => ("200 OK", "text/plain; version=0.0.4", metrics_text()),
