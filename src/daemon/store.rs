@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use crate::notice::Notice;
 use crate::time::{fmt_ts, parse_ts, Ts};
@@ -93,8 +93,13 @@ impl Store {
     }
 
     /// Starts a write transaction (journal rows, notices, levels, snapshot together).
+    /// IMMEDIATE: it takes the write lock up front, waiting (busy timeout) for the sink
+    /// connections; a deferred one that reads first would fail with SQLITE_BUSY when a
+    /// sink wrote in between.
     pub fn begin(&mut self) -> anyhow::Result<Tx<'_>> {
-        Ok(Tx(self.conn.transaction()?))
+        Ok(Tx(self.conn.transaction_with_behavior(
+            TransactionBehavior::Immediate,
+        )?))
     }
 
     /// The latest snapshot: (journal seq it includes, engine state).
