@@ -107,92 +107,96 @@ pub struct Inbound {
     acks: JoinHandle<()>,
 }
 
-/// Starts the input client; returns it and the sender the core acknowledges through.
-pub fn start(
-    cfg: &Config,
-    s: &Settings,
+/// The event-loop task's state.
+struct Loop {
+    cfg: Arc<Config>,
+    client: Client,
     core: std::sync::mpsc::Sender<CoreEvent>,
-) -> (Inbound, mpsc::UnboundedSender<AckToken>) {
-    let (client, mut ev) = mqtt::client(s, &s.client_id, false, true);
-    let mut topics = input_topics(cfg);
-    topics.extend(echo_topics(cfg));
-    let marker = marker_topic(cfg, &s.client_id);
-    topics.push(marker.clone());
-    let nonce = format!(
-        "{}-{}",
-        std::process::id(),
-        crate::clock::now().timestamp_millis()
-    );
-    let mut marker_sent = false;
-    let cfg = Arc::new(cfg.clone());
-    let closed = Arc::new(AtomicBool::new(false));
-    let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<AckToken>();
-    let c = client.clone();
-    let stale_acks = ack_tx.clone();
-    let acks = tokio::spawn(async move {
-        while let Some(t) = ack_rx.recv().await {
-            c.ack(&t).await;
+    /// Weak: the ack task ends once the core (the strong sender) is gone and its acks sent.
+    acks: mpsc::WeakUnboundedSender<AckToken>,
+    closed: Arc<AtomicBool>,
+    topics: Vec<String>,
+    marker: String,
+    /// This run's marker payload (a stale marker of an earlier run is only acked).
+    nonce: String,
+    marker_sent: bool,
+    host: String,
+    port: u16,
+}
+
+/// Whether the loop goes on.
+enum Flow {
+    Go,
+    Stop,
+}
+
+impl Loop {
+    fn on_connack(&mut self, session_present: bool) {
+        http::set(&http::METRICS.mqtt_in_up, true);
+        tracing::info!(host = %self.host, port = self.port, session_present, topics = self.topics.len(), "input connection up; subscribing");
+        if self.client.try_subscribe_all(&self.topics).is_err() {
+            tracing::error!("could not queue the subscriptions");
         }
-    });
-    let (c, shut) = (client.clone(), Arc::clone(&closed));
-    let (host, port) = (s.host.clone(), s.port);
-    let events = tokio::spawn(async move {
+        if !self.marker_sent {
+            // Queued after SUBSCRIBE: comes back after the echoes queued for this
+            // session while the daemon was away.
+            let nonce = self.nonce.clone().into_bytes();
+            self.marker_sent = self
+                .client
+                .try_publish(&self.marker, true, false, nonce)
+                .is_ok();
+        }
+    }
+
+    fn on_message(&mut self, m: mqtt::InMsg) -> Flow {
+        if self.closed.load(Ordering::SeqCst) {
+            return Flow::Go;
+        }
+        let ev = if m.topic == self.marker {
+            let ours = m.payload == self.nonce.as_bytes();
+            if let Some(a) = self.acks.upgrade() {
+                let _ = a.send(m.token);
+            }
+            if !ours {
+                return Flow::Go;
+            }
+            tracing::info!("echoes of earlier publications drained");
+            CoreEvent::Drained
+        } else if let Some(sink) = echo_sink(&self.cfg, &m.topic) {
+            CoreEvent::Echo(echo_id(sink, &m.payload), sink, m.token)
+        } else {
+            CoreEvent::Input(Incoming {
+                topic: m.topic,
+                payload: m.payload,
+                pkid: m.pkid,
+                dup: m.dup,
+                token: m.token,
+            })
+        };
+        match self.core.send(ev) {
+            Ok(()) => Flow::Go,
+            Err(_) => Flow::Stop,
+        }
+    }
+
+    async fn run(mut self, mut ev: mqtt::EventLoop) {
         let mut backoff = Backoff::default();
         loop {
+            let closed = self.closed.load(Ordering::SeqCst);
             match ev.poll().await {
                 Ok(Ev::ConnAck { session_present }) => {
                     backoff.reset();
-                    http::set(&http::METRICS.mqtt_in_up, true);
-                    tracing::info!(%host, port, session_present, topics = topics.len(), "input connection up; subscribing");
-                    if c.try_subscribe_all(&topics).is_err() {
-                        tracing::error!("could not queue the subscriptions");
-                    }
-                    if !marker_sent {
-                        // Queued after SUBSCRIBE: comes back after the echoes queued
-                        // for this session while the daemon was away.
-                        marker_sent = c
-                            .try_publish(&marker, true, false, nonce.clone().into_bytes())
-                            .is_ok();
-                    }
+                    self.on_connack(session_present);
                 }
                 Ok(Ev::Message(m)) => {
-                    if shut.load(Ordering::SeqCst) {
-                        continue;
-                    }
-                    if m.topic == marker {
-                        if m.payload == nonce.as_bytes() {
-                            tracing::info!("echoes of earlier publications drained");
-                            if core.send(CoreEvent::Drained).is_err() {
-                                break;
-                            }
-                        }
-                        let _ = stale_acks.send(m.token);
-                        continue;
-                    }
-                    if let Some(sink) = echo_sink(&cfg, &m.topic) {
-                        let id = echo_id(sink, &m.payload);
-                        if core.send(CoreEvent::Echo(id, sink, m.token)).is_err() {
-                            break;
-                        }
-                        continue;
-                    }
-                    let inc = Incoming {
-                        topic: m.topic,
-                        payload: m.payload,
-                        pkid: m.pkid,
-                        dup: m.dup,
-                        token: m.token,
-                    };
-                    if core.send(CoreEvent::Input(inc)).is_err() {
+                    if let Flow::Stop = self.on_message(m) {
                         break;
                     }
                 }
-                Ok(Ev::OutDisconnect) if shut.load(Ordering::SeqCst) => break,
+                Ok(Ev::OutDisconnect) if closed => break,
                 Ok(_) => {}
+                Err(_) if closed => break,
                 Err(e) => {
-                    if shut.load(Ordering::SeqCst) {
-                        break;
-                    }
                     let d = backoff.next_delay();
                     http::set(&http::METRICS.mqtt_in_up, false);
                     tracing::warn!(error = %e, retry_in_ms = d.as_millis() as u64, "input connection lost");
@@ -200,7 +204,46 @@ pub fn start(
                 }
             }
         }
+    }
+}
+
+/// Starts the input client; returns it and the sender the core acknowledges through.
+pub fn start(
+    cfg: &Config,
+    s: &Settings,
+    core: std::sync::mpsc::Sender<CoreEvent>,
+) -> (Inbound, mpsc::UnboundedSender<AckToken>) {
+    let (client, ev) = mqtt::client(s, &s.client_id, false, true);
+    let marker = marker_topic(cfg, &s.client_id);
+    let mut topics = input_topics(cfg);
+    topics.extend(echo_topics(cfg));
+    topics.push(marker.clone());
+    let closed = Arc::new(AtomicBool::new(false));
+    let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<AckToken>();
+    let c = client.clone();
+    let acks = tokio::spawn(async move {
+        while let Some(t) = ack_rx.recv().await {
+            c.ack(&t).await;
+        }
     });
+    let lp = Loop {
+        cfg: Arc::new(cfg.clone()),
+        client: client.clone(),
+        core,
+        acks: ack_tx.downgrade(),
+        closed: Arc::clone(&closed),
+        topics,
+        marker,
+        nonce: format!(
+            "{}-{}",
+            std::process::id(),
+            crate::clock::now().timestamp_millis()
+        ),
+        marker_sent: false,
+        host: s.host.clone(),
+        port: s.port,
+    };
+    let events = tokio::spawn(lp.run(ev));
     (
         Inbound {
             client,
