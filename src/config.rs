@@ -632,10 +632,8 @@ impl Config {
                 "must be >= 36 (the lift and downgrade rules look 36 hours ahead)".into(),
             );
         }
-        // [weather_call]
-        if self.weather_call.phone_attempts == 0 {
-            err("weather_call.phone_attempts".into(), "must be >= 1".into());
-        }
+        // [weather_call]: phone_attempts = 0 is valid (PLANS.md §3's formula with n = 0:
+        // WeChat at t0, call_unreached at t0 + a).
         // [limits]
         if self.limits.max_payload_bytes == 0 {
             err("limits.max_payload_bytes".into(), "must be > 0".into());

@@ -617,3 +617,27 @@ proptest::proptest! {
         proptest::prop_assert_eq!(got, want);
     }
 }
+
+/// What broke: `phone_attempts = 0` was a config error, so a scenario using it could not run
+/// at all. PLANS.md §3's formula with n = 0: no phone attempt, `call_unreached` at t0 + a
+/// carrying the last attempt (WeChat, 1).
+#[test]
+fn zero_phone_attempts_is_unreached_at_t0_plus_a() {
+    let mut r = Run::new(
+        "[weather_call]\nack_timeout_s = 90\nphone_retry_s = 30\nphone_attempts = 0\n\
+         escalate_to = [\"d\"]\n[[contact]]\nid = \"p\"\ntier = \"A\"\nwechat = \"w\"\n\
+         phone = \"1\"\n[[contact]]\nid = \"d\"\n",
+    );
+    r.warn("10:00:00", "w1", "rainstorm", Some("orange"), "issue");
+    r.end("11:00:00");
+    let ns = r.take();
+    assert_eq!(
+        lines(&ns),
+        vec![
+            "activate@10:00:00 orange none",
+            "call@10:00:00 w1/1 p wechat 1 orange",
+            "call_unreached@10:01:30 w1/1 p wechat 1 orange",
+        ]
+    );
+    assert_eq!(ns[2].recipients, vec!["d"]);
+}
