@@ -454,13 +454,14 @@ fn snapshot_restore_mid_round_and_csv() {
     assert!(rows[0].starts_with("time,event,call_id"));
     assert_eq!(
         rows[1],
-        "2024-07-01T10:00:00+08:00,w1,w1/1,1,rainstorm,orange,a1,,,A,attempt,1,wechat,,,,,"
+        "2024-07-01T10:00:00+08:00,w1,w1/1,1,rainstorm,orange,a1,,,A,attempt,1,wechat,,,,,,shuozhou"
     );
     assert!(rows.contains(
-        &"2024-07-01T10:02:30+08:00,w1,w1/1,1,rainstorm,orange,a1,,,A,ack,,,a1,false,false,current,"
+        // a1's last attempt before its ack: the phone call at 10:02 (attempt 2)
+        &"2024-07-01T10:02:30+08:00,w1,w1/1,1,rainstorm,orange,a1,,,A,ack,2,phone,a1,false,false,current,,shuozhou"
     ));
     assert!(rows.contains(
-        &"2024-07-01T10:04:00+08:00,w1,w1/1,1,rainstorm,orange,a2,,,A,unreached,3,phone,,,,,duty"
+        &"2024-07-01T10:04:00+08:00,w1,w1/1,1,rainstorm,orange,a2,,,A,unreached,3,phone,,,,,duty,shuozhou"
     ));
     // 3 + 3 + 2 attempts (a1 acked before its 3rd), 1 ack, 2 unreached
     assert_eq!(rows.len(), 1 + 8 + 1 + 2);
