@@ -78,11 +78,13 @@ impl SevereWeather {
                 snow_um: um(o.snow_mm),
             },
         );
-        let latest = *hours.keys().next_back().expect("just inserted");
-        hours.retain(|s, _| *s > latest - KEEP_SECS);
         for rule in &RULES {
             self.apply_rule(cx, rule, &o.station, t);
         }
+        // Pruned after the rules, so a late reading counts in its own window.
+        let hours = self.suggest.obs.get_mut(&o.station).expect("just inserted");
+        let latest = *hours.keys().next_back().expect("just inserted");
+        hours.retain(|s, _| *s > latest - KEEP_SECS);
     }
 
     fn apply_rule(&mut self, cx: &mut Cx, rule: &Rule, station: &str, t: i64) {

@@ -642,3 +642,18 @@ fn zero_phone_attempts_is_unreached_at_t0_plus_a() {
     );
     assert_eq!(ns[2].recipients, vec!["d"]);
 }
+
+/// What broke: readings more than 24 h behind the station's latest stamp were pruned before
+/// the rules ran, so a late observation was summed without itself. PLANS.md §4: at each
+/// observation, with t its `ts`, the hours in (t − 3 h, t] are summed — its own reading
+/// included.
+#[test]
+fn a_late_observation_counts_in_its_own_window() {
+    let mut r = Run::new("");
+    r.obs("13:00:00", "S1", 0.0, 0.0);
+    let p = json!({"ts": "2024-06-30T08:00:00+08:00", "station": "S1", "rain_mm": 120.0});
+    assert_eq!(r.send("14:00:00", "weather/obs", p), None);
+    let ns = r.take();
+    assert_eq!(lines(&ns), vec!["suggestion@14:00:00 red -"]);
+    assert_eq!(ns[0].evidence["sum_mm"], json!(120.0));
+}
