@@ -103,7 +103,8 @@ impl SevereWeather {
                 )
             })
             .collect();
-        let sum: i64 = window.iter().map(|(_, v)| v).sum();
+        // Saturating: an absurd reading (the input sets no upper bound) must not overflow.
+        let sum: i64 = window.iter().fold(0i64, |a, (_, v)| a.saturating_add(*v));
         let reached = rule.levels.iter().find(|(_, th)| sum >= *th).copied();
         let rec = self
             .suggest

@@ -657,3 +657,20 @@ fn a_late_observation_counts_in_its_own_window() {
     assert_eq!(lines(&ns), vec!["suggestion@14:00:00 red -"]);
     assert_eq!(ns[0].evidence["sum_mm"], json!(120.0));
 }
+
+/// What broke: the input sets no upper bound on `rain_mm`; two huge readings in one window
+/// overflowed the micrometre sum (a panic in debug builds). The sum saturates: red.
+#[test]
+fn huge_readings_do_not_overflow_the_sum() {
+    let mut r = Run::new("");
+    r.obs("10:00:00", "S1", 1e300, 0.0);
+    r.take();
+    r.obs("11:00:00", "S1", 1e300, 0.0);
+    r.obs("12:00:00", "S1", 1e300, 0.0);
+    assert!(r.take().is_empty()); // red already recorded at 10:00, still red
+    let w = &r.e.state().regions[0].weather;
+    assert_eq!(
+        w.suggest.recorded["S1"]["rainstorm"],
+        crate::input::Color::Red
+    );
+}
