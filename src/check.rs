@@ -24,6 +24,12 @@ pub fn problems(loaded: &Loaded) -> Vec<Problem> {
     for k in &loaded.unknown_keys {
         p(k.clone(), "unknown key (misspelt? it is ignored)".into());
     }
+    if cfg.coal.price_large_pct < cfg.coal.price_abnormal_pct {
+        p(
+            "coal.price_large_pct".into(),
+            "is below coal.price_abnormal_pct: every abnormal price change is also large".into(),
+        );
+    }
     // PLANS.md §1 "Output run": a quota table without a year uses the latest earlier one;
     // check reports the years the table skips.
     if let Quota::ByYear(t) = &cfg.coal.daily_quota_t {
