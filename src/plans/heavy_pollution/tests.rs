@@ -670,3 +670,52 @@ fn snapshot_after_any_message_gives_the_same_notices() {
         }
     }
 }
+
+/// Regression: `evidence.causes` listed `dust` for any dust hour up to ~71 h before h0,
+/// even when it lay in no window of a mean that warned. A cause is listed only where it
+/// played a part: in the window of a mean of the track above 150 (§3.3.2).
+#[test]
+fn dust_long_before_an_episode_is_not_a_cause() {
+    let mut r = Rig::new("");
+    let d0 = t("2023-12-01T01:00:00+08:00");
+    for k in 0..24 {
+        let ts = d0 + Duration::hours(k);
+        r.send(
+            ts + Duration::minutes(5),
+            "air/aqi",
+            json!({"ts": fmt_ts(ts), "aqi": 60, "primary": "PM10", "cause": "dust"}),
+        );
+    }
+    r.obs(t("2023-12-02T01:00:00+08:00"), 24, 50.0, "PM2.5");
+    let got = r.obs(t("2023-12-03T01:00:00+08:00"), 24, 250.0, "PM2.5");
+    let act = got
+        .iter()
+        .find(|n| n.kind == Kind::Activate && n.track == "graded")
+        .expect("the episode activates");
+    assert_eq!(act.evidence["causes"], json!([]), "{}", act.evidence);
+}
+
+/// Regression: a horizon shorter than 36 hours made rules 3 and 4 index past the end of
+/// the evaluation window (a panic). The next 36 hours are looked at whatever the horizon.
+#[test]
+fn horizon_shorter_than_36_hours_still_lifts() {
+    let mut r = Rig::new("[pollution]\nhorizon_hours = 12\n");
+    r.obs(t("2023-12-01T01:00:00+08:00"), 30, 250.0, "PM2.5");
+    assert!(r.out.iter().any(|n| n.kind == Kind::Activate));
+    let at = t("2023-12-02T07:10:00+08:00");
+    let hours: Vec<(Ts, f64)> = (1..=48)
+        .map(|k| (at + Duration::hours(k) - Duration::minutes(10), 40.0))
+        .collect();
+    r.forecast(at, &hours);
+    r.obs(t("2023-12-02T07:00:00+08:00"), 48, 40.0, "PM2.5");
+    assert!(
+        r.out
+            .iter()
+            .any(|n| n.kind == Kind::Terminate && n.track == "graded"),
+        "{:?}",
+        r.out
+            .iter()
+            .map(|n| (n.kind, n.level.clone(), n.at))
+            .collect::<Vec<_>>()
+    );
+}
