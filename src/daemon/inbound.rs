@@ -170,6 +170,7 @@ impl Loop {
                 payload: m.payload,
                 pkid: m.pkid,
                 dup: m.dup,
+                arrived: Some(crate::clock::now()),
                 token: m.token,
             })
         };

@@ -26,6 +26,8 @@ pub struct Incoming<T> {
     /// journaled (our ack was lost) is acked again, not journaled twice.
     pub pkid: u16,
     pub dup: bool,
+    /// Wall time it came off the network (`None`: the batch's `now`).
+    pub arrived: Option<Ts>,
     pub token: T,
 }
 
@@ -158,17 +160,18 @@ impl Core {
         self.engine.next_deadline()
     }
 
-    /// Handles a batch of inputs arriving at wall time `now` in one transaction.
-    /// An input's time is `now`, but never before the engine's time, so that the
-    /// journal replays exactly.
+    /// Handles a batch of inputs in one transaction at wall time `now`. An input's time is
+    /// its arrival, but never before the engine's time, so that the journal replays
+    /// exactly.
     pub fn ingest<T>(&mut self, batch: Vec<Incoming<T>>, now: Ts) -> anyhow::Result<Effects<T>> {
         let mut fx = Effects::default();
         let tx = self.store.begin()?;
         let mut acks = Vec::with_capacity(batch.len());
         for m in batch {
+            let arrived = m.arrived.unwrap_or(now);
             let at = match self.engine.now() {
-                Some(n) if n > now => n,
-                _ => now,
+                Some(n) if n > arrived => n,
+                _ => arrived,
             };
             if m.dup && m.pkid != 0 && tx.seen(m.pkid, &m.topic, &m.payload)? {
                 tracing::info!(topic = %m.topic, pkid = m.pkid, "redelivered input already journaled: acked again");
