@@ -647,3 +647,156 @@ fn emails_survive_a_down_server_and_a_restart() {
     got.sort();
     assert_eq!(got, expected, "each email of the outbox exactly once");
 }
+
+fn run(cmd: &str, args: &[&str], dir: &Path) {
+    let st = std::process::Command::new(cmd)
+        .args(args)
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    assert!(st.success(), "{cmd} {args:?} failed");
+}
+
+/// A test CA and a server certificate for 127.0.0.1 (openssl).
+fn make_certs(dir: &Path) {
+    run(
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=yingji-test-ca",
+        ],
+        dir,
+    );
+    run(
+        "openssl",
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+        dir,
+    );
+    write(
+        &dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    );
+    run(
+        "openssl",
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ],
+        dir,
+    );
+}
+
+/// MQTT 5 over TLS with a username and a password from the environment: the daemon
+/// connects (CA from `ca_file`), and a malformed input published by an authenticated
+/// client comes back rejected.
+#[test]
+fn tls_and_password_from_env_over_mqtt5() {
+    let tmp = TempDir::new("tls");
+    let dir = tmp.path();
+    make_certs(dir);
+    run(
+        "mosquitto_passwd",
+        &["-b", "-c", "passwd", "yingji", "s3cret"],
+        dir,
+    );
+    let tls_port = free_port();
+    let extra = format!(
+        "allow_anonymous false\npassword_file {d}/passwd\nlistener {tls_port} 127.0.0.1\ncafile {d}/ca.pem\ncertfile {d}/server.pem\nkeyfile {d}/server.key\n",
+        d = dir.display()
+    );
+    let broker = Mosquitto::start_with(dir, Some(extra));
+    let cfg = dir.join("yingji.toml");
+    write(
+        &cfg,
+        &format!(
+            "[mqtt]\nurl = \"mqtts://127.0.0.1:{tls_port}\"\nprotocol = 5\nusername = \"yingji\"\npassword = \"${{YINGJI_E2E_MQTT_PW}}\"\nca_file = \"{d}/ca.pem\"\nclient_id = \"yingji-e2e-tls-{pid}\"\n[store]\npath = \"{d}/y.db\"\n[http]\nlisten = \"127.0.0.1:0\"\n",
+            d = dir.display(),
+            pid = std::process::id()
+        ),
+    );
+    let mut d = Daemon::start(dir, &cfg, &[("YINGJI_E2E_MQTT_PW", "s3cret".to_string())]);
+    d.wait_ready();
+    let port = broker.port.to_string();
+    let sub = std::process::Command::new("mosquitto_sub")
+        .args([
+            "-p",
+            &port,
+            "-u",
+            "yingji",
+            "-P",
+            "s3cret",
+            "-t",
+            "ers/+/rejected",
+            "-C",
+            "1",
+            "-W",
+            "20",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("mosquitto_sub");
+    std::thread::sleep(Duration::from_millis(500));
+    run(
+        "mosquitto_pub",
+        &[
+            "-p",
+            &port,
+            "-u",
+            "yingji",
+            "-P",
+            "s3cret",
+            "-q",
+            "1",
+            "-t",
+            "ers/shuozhou/air/aqi",
+            "-m",
+            "{not json",
+        ],
+        dir,
+    );
+    let out = sub.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("bad_json"),
+        "no rejection over TLS + auth: {text:?}\n{}",
+        d.log_text()
+    );
+    assert!(d.term().success());
+}

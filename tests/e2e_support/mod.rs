@@ -82,15 +82,23 @@ pub struct Mosquitto {
     dir: PathBuf,
     child: Option<Child>,
     starts: u32,
+    /// Replaces `allow_anonymous true` and adds listeners (auth, TLS tests).
+    extra: Option<String>,
 }
 
 impl Mosquitto {
     pub fn start(dir: &Path) -> Mosquitto {
+        Self::start_with(dir, None)
+    }
+
+    /// With `extra` config lines instead of `allow_anonymous true`.
+    pub fn start_with(dir: &Path, extra: Option<String>) -> Mosquitto {
         let mut m = Mosquitto {
             port: free_port(),
             dir: dir.join("mosquitto"),
             child: None,
             starts: 0,
+            extra,
         };
         std::fs::create_dir_all(&m.dir).unwrap();
         m.spawn();
@@ -102,10 +110,14 @@ impl Mosquitto {
         // STACK-NOTES.md: max_queued_messages 0 (the default 1000 silently drops QoS 1
         // messages to a busy subscriber); persistence for sessions across a restart; as
         // root it would drop to user `mosquitto`, which cannot write the temp dir.
+        let auth = self
+            .extra
+            .clone()
+            .unwrap_or_else(|| "allow_anonymous true\n".into());
         let text = format!(
-            "listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\n\
+            "listener {port} 127.0.0.1\nmax_queued_messages 0\n\
              persistence true\npersistence_location {dir}/\nautosave_interval 1\n\
-             user root\nlog_dest stderr\n",
+             user root\nlog_dest stderr\n{auth}",
             port = self.port,
             dir = self.dir.display()
         );
