@@ -132,3 +132,58 @@ fn a_redelivered_input_whose_ack_was_lost_is_not_journaled_twice() {
     core.ingest(vec![with(5, false, AQI)], t).unwrap();
     assert_eq!(core.store().journal_after(0).unwrap().len(), 3);
 }
+
+#[test]
+fn timers_fire_once_at_their_due_time_and_a_clock_jump_back_fires_nothing() {
+    let cfg = Arc::new(
+        Config::from_toml(
+            r#"
+[weather_call]
+ack_timeout_s = 60
+phone_retry_s = 60
+phone_attempts = 1
+[[contact]]
+id = "yjj"
+name = "张应急"
+unit = "市应急管理局"
+tier = "A"
+role = "emergency"
+wechat = "zhangyj"
+phone = "+8613800000001"
+"#,
+        )
+        .unwrap()
+        .config,
+    );
+    let (_p, store) = tmp_store("timers");
+    let t = parse_ts("2024-07-10T02:00:00+08:00").unwrap();
+    let mut core = Core::recover(Arc::clone(&cfg), store, t).unwrap();
+    let warning = r#"{"ts": "2024-07-10T01:59:00+08:00", "id": "w1", "hazard": "rainstorm", "action": "issue", "color": "red"}"#;
+    let fx = core
+        .ingest(vec![msg("ers/shuozhou/weather/warning", warning)], t)
+        .unwrap();
+    assert!(
+        !fx.notices.is_empty(),
+        "a red rainstorm warning makes notices"
+    );
+    let (due, _) = core.next_deadline().expect("the WeChat ack wait is armed");
+    assert_eq!(due, t + chrono::Duration::seconds(60));
+    let later = due + chrono::Duration::seconds(5);
+    let fired: Effects<()> = core.tick(later).unwrap();
+    assert!(
+        !fired.notices.is_empty(),
+        "the ack wait ran out: phone call"
+    );
+    assert!(
+        fired.notices.iter().all(|(n, _)| n.at == due),
+        "notices carry the due time"
+    );
+    // The clock jumps back, then comes forward again past the same instant.
+    let back: Effects<()> = core.tick(due - chrono::Duration::seconds(30)).unwrap();
+    assert!(back.notices.is_empty());
+    assert_eq!(core.engine().now(), Some(later));
+    let again: Effects<()> = core.tick(later).unwrap();
+    assert!(again.notices.is_empty(), "nothing fires twice");
+    let n = core.store().notices().unwrap().len();
+    assert_eq!(n, fx.notices.len() + fired.notices.len());
+}
