@@ -3,7 +3,7 @@
 //! backoff, and hands each message to the core. Messages are acknowledged (manual acks)
 //! only when the core says their journal transaction committed.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -97,6 +97,16 @@ pub fn echo_id(sink: &str, payload: &[u8]) -> Option<String> {
     v.get("id")?.as_str().map(str::to_string)
 }
 
+/// What the core hands back to acknowledge a message: the packet, and the connection
+/// (generation) it came on. Acks of an earlier connection are dropped: the broker
+/// redelivers those messages, and acking by packet id on a new connection could
+/// acknowledge a different message that reuses the id.
+#[derive(Debug)]
+pub struct InToken {
+    gen: u64,
+    token: AckToken,
+}
+
 /// The running input side.
 pub struct Inbound {
     client: Client,
@@ -113,7 +123,9 @@ struct Loop {
     client: Client,
     core: std::sync::mpsc::Sender<CoreEvent>,
     /// Weak: the ack task ends once the core (the strong sender) is gone and its acks sent.
-    acks: mpsc::WeakUnboundedSender<AckToken>,
+    acks: mpsc::WeakUnboundedSender<InToken>,
+    /// Connection generation: one more on every CONNACK.
+    gen: Arc<AtomicU64>,
     closed: Arc<AtomicBool>,
     topics: Vec<String>,
     marker: String,
@@ -132,6 +144,7 @@ enum Flow {
 
 impl Loop {
     fn on_connack(&mut self, session_present: bool) {
+        self.gen.fetch_add(1, Ordering::SeqCst);
         http::set(&http::METRICS.mqtt_in_up, true);
         tracing::info!(host = %self.host, port = self.port, session_present, topics = self.topics.len(), "input connection up; subscribing");
         if self.client.try_subscribe_all(&self.topics).is_err() {
@@ -152,10 +165,14 @@ impl Loop {
         if self.closed.load(Ordering::SeqCst) {
             return Flow::Go;
         }
+        let token = InToken {
+            gen: self.gen.load(Ordering::SeqCst),
+            token: m.token,
+        };
         let ev = if m.topic == self.marker {
             let ours = m.payload == self.nonce.as_bytes();
             if let Some(a) = self.acks.upgrade() {
-                let _ = a.send(m.token);
+                let _ = a.send(token);
             }
             if !ours {
                 return Flow::Go;
@@ -163,7 +180,7 @@ impl Loop {
             tracing::info!("echoes of earlier publications drained");
             CoreEvent::Drained
         } else if let Some(sink) = echo_sink(&self.cfg, &m.topic) {
-            CoreEvent::Echo(echo_id(sink, &m.payload), sink, m.token)
+            CoreEvent::Echo(echo_id(sink, &m.payload), sink, token)
         } else {
             CoreEvent::Input(Incoming {
                 topic: m.topic,
@@ -171,7 +188,7 @@ impl Loop {
                 pkid: m.pkid,
                 dup: m.dup,
                 arrived: Some(crate::clock::now()),
-                token: m.token,
+                token,
             })
         };
         match self.core.send(ev) {
@@ -213,18 +230,24 @@ pub fn start(
     cfg: &Config,
     s: &Settings,
     core: std::sync::mpsc::Sender<CoreEvent>,
-) -> (Inbound, mpsc::UnboundedSender<AckToken>) {
+) -> (Inbound, mpsc::UnboundedSender<InToken>) {
     let (client, ev) = mqtt::client(s, &s.client_id, false, true);
     let marker = marker_topic(cfg, &s.client_id);
     let mut topics = input_topics(cfg);
     topics.extend(echo_topics(cfg));
     topics.push(marker.clone());
     let closed = Arc::new(AtomicBool::new(false));
-    let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<AckToken>();
+    let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<InToken>();
     let c = client.clone();
+    let gen = Arc::new(AtomicU64::new(0));
+    let current = Arc::clone(&gen);
     let acks = tokio::spawn(async move {
         while let Some(t) = ack_rx.recv().await {
-            c.ack(&t).await;
+            if t.gen == current.load(Ordering::SeqCst) {
+                c.ack(&t.token).await;
+            } else {
+                tracing::debug!("ack of an earlier connection dropped (the broker redelivers)");
+            }
         }
     });
     let lp = Loop {
@@ -232,6 +255,7 @@ pub fn start(
         client: client.clone(),
         core,
         acks: ack_tx.downgrade(),
+        gen,
         closed: Arc::clone(&closed),
         topics,
         marker,

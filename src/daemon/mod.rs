@@ -28,16 +28,17 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::clock;
 use crate::config::Config;
 use crate::daemon::core::{Core, Effects, Incoming};
-use crate::daemon::mqtt::{AckToken, Settings};
+use crate::daemon::inbound::InToken;
+use crate::daemon::mqtt::Settings;
 use crate::daemon::outbound::{Out, Publisher};
 use crate::daemon::store::Store;
 use crate::time::fmt_ts;
 
 /// What the core thread is told.
 pub enum CoreEvent {
-    Input(Incoming<AckToken>),
+    Input(Incoming<InToken>),
     /// One of our own notices (id, if readable) or CAP alerts routed back by the broker.
-    Echo(Option<String>, &'static str, AckToken),
+    Echo(Option<String>, &'static str, InToken),
     /// Every echo queued while the daemon was away has been seen.
     Drained,
     Shutdown,
@@ -178,7 +179,7 @@ struct Sinks {
     cfg: Arc<Config>,
     publisher: Publisher,
     mailer: Option<email::Mailer>,
-    acks: UnboundedSender<AckToken>,
+    acks: UnboundedSender<InToken>,
 }
 
 fn state_outs(
@@ -197,7 +198,7 @@ fn state_outs(
 }
 
 impl Sinks {
-    fn apply(&self, fx: Effects<AckToken>) {
+    fn apply(&self, fx: Effects<InToken>) {
         for t in fx.acks {
             let _ = self.acks.send(t);
         }
@@ -238,7 +239,7 @@ impl Sinks {
 fn core_loop(mut core: Core, rx: Receiver<CoreEvent>, sinks: Sinks) -> anyhow::Result<()> {
     let mut live = false;
     let drain_until = clock::now() + DRAIN_WAIT;
-    let mut held: Vec<Incoming<AckToken>> = Vec::new();
+    let mut held: Vec<Incoming<InToken>> = Vec::new();
     loop {
         let sleep = match (live, core.next_deadline()) {
             (true, Some((t, _))) => clock::until(t),
