@@ -231,6 +231,70 @@ impl Sinks {
     }
 }
 
+/// What arrived for the core since it last looked.
+#[derive(Default)]
+struct Arrived {
+    inputs: Vec<Incoming<InToken>>,
+    echoes: Vec<(Option<String>, &'static str, InToken)>,
+    /// The marker came back: every echo before it is in `echoes`.
+    drained: bool,
+    shutdown: bool,
+}
+
+/// Waits up to `sleep` for the first event, then takes what else is there (at most
+/// `MAX_BATCH`), stopping after a marker or a shutdown.
+fn collect(rx: &Receiver<CoreEvent>, sleep: Duration) -> Arrived {
+    let mut a = Arrived::default();
+    let mut first = Some(rx.recv_timeout(sleep));
+    while a.inputs.len() + a.echoes.len() < MAX_BATCH {
+        let ev = match first.take() {
+            Some(Ok(ev)) => ev,
+            Some(Err(RecvTimeoutError::Timeout)) => break,
+            Some(Err(RecvTimeoutError::Disconnected)) => CoreEvent::Shutdown,
+            None => match rx.try_recv() {
+                Ok(ev) => ev,
+                Err(_) => break,
+            },
+        };
+        match ev {
+            CoreEvent::Input(i) => a.inputs.push(i),
+            CoreEvent::Echo(id, sink, token) => a.echoes.push((id, sink, token)),
+            CoreEvent::Drained => {
+                a.drained = true;
+                break;
+            }
+            CoreEvent::Shutdown => {
+                a.shutdown = true;
+                break;
+            }
+        }
+    }
+    a
+}
+
+/// Marks the deliveries the echoes prove, then acks them (unreadable ones are just acked).
+fn confirm_echoes(
+    core: &mut Core,
+    sinks: &Sinks,
+    echoes: Vec<(Option<String>, &'static str, InToken)>,
+) -> anyhow::Result<()> {
+    if echoes.is_empty() {
+        return Ok(());
+    }
+    let mut known = Vec::new();
+    let mut unknown = Vec::new();
+    for (id, sink, token) in echoes {
+        match id {
+            Some(id) => known.push((id, sink, token)),
+            None => unknown.push(token),
+        }
+    }
+    let mut fx = core.confirm(known, clock::now())?;
+    fx.acks.extend(unknown);
+    sinks.apply(fx);
+    Ok(())
+}
+
 /// The core thread: batches of inputs, echoes, timers, snapshots; returns on Shutdown.
 ///
 /// Until the echoes queued while the daemon was away are drained (or `DRAIN_WAIT`
@@ -246,65 +310,23 @@ fn core_loop(mut core: Core, rx: Receiver<CoreEvent>, sinks: Sinks) -> anyhow::R
             _ => MAX_SLEEP,
         }
         .min(MAX_SLEEP);
-        let mut batch = Vec::new();
-        let mut echoes = Vec::new();
-        let mut shutdown = false;
-        let mut drained = false;
-        let mut first = Some(rx.recv_timeout(sleep));
-        while batch.len() + echoes.len() < MAX_BATCH {
-            let ev = match first.take() {
-                Some(Ok(ev)) => ev,
-                Some(Err(RecvTimeoutError::Timeout)) => break,
-                Some(Err(RecvTimeoutError::Disconnected)) => CoreEvent::Shutdown,
-                None => match rx.try_recv() {
-                    Ok(ev) => ev,
-                    Err(_) => break,
-                },
-            };
-            match ev {
-                CoreEvent::Input(i) => batch.push(i),
-                CoreEvent::Echo(id, sink, token) => echoes.push((id, sink, token)),
-                CoreEvent::Drained => {
-                    // After the echoes before it are confirmed, below.
-                    drained = true;
-                    break;
-                }
-                CoreEvent::Shutdown => {
-                    shutdown = true;
-                    break;
-                }
+        let mut a = collect(&rx, sleep);
+        confirm_echoes(&mut core, &sinks, std::mem::take(&mut a.echoes))?;
+        if !live && (a.drained || clock::now() >= drain_until) {
+            if !a.drained {
+                tracing::warn!("echoes did not drain in time: sending what is undelivered now");
             }
-        }
-        if !echoes.is_empty() {
-            let now = clock::now();
-            let (known, unknown): (Vec<_>, Vec<_>) =
-                echoes.into_iter().partition(|e| e.0.is_some());
-            let known = known
-                .into_iter()
-                .map(|(id, s, t)| (id.expect("known"), s, t))
-                .collect();
-            let mut fx = core.confirm(known, now)?;
-            fx.acks.extend(unknown.into_iter().map(|(_, _, t)| t));
-            sinks.apply(fx);
-        }
-        if !live && drained {
             live = go_live(&core, &sinks)?;
         }
-        if !live && clock::now() >= drain_until {
-            tracing::warn!("echoes did not drain in time: sending what is undelivered now");
-            live = go_live(&core, &sinks)?;
-        }
-        if !live {
-            held.append(&mut batch);
-        } else {
-            held.append(&mut batch);
+        held.append(&mut a.inputs);
+        if live {
             let batch = std::mem::take(&mut held);
             if !batch.is_empty() {
                 sinks.apply(core.ingest(batch, clock::now())?);
             }
             sinks.apply(core.tick(clock::now())?);
         }
-        if shutdown {
+        if a.shutdown {
             core.snapshot(clock::now())?;
             return Ok(());
         }
