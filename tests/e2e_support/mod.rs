@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
 
+pub mod scenario;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_yingji");
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
