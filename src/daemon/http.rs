@@ -241,7 +241,7 @@ pub async fn start(listen: &str, ack: Option<AckRoute>) -> Option<std::net::Sock
         }
     };
     let addr = l.local_addr().ok()?;
-    tracing::info!(%addr, "http: /healthz, /metrics and /ack");
+    tracing::info!(%addr, "http: /healthz and /metrics, /ack");
     tokio::spawn(async move {
         while let Ok((mut sock, _)) = l.accept().await {
             let ack = ack.clone();
