@@ -419,4 +419,27 @@ plans = ["severe_weather"]
         assert!(email_recipients(&cfg(""), &notice()).is_empty());
         assert_eq!(sinks(&cfg(""), &notice()), [SINK_NOTICE, SINK_CAP]);
     }
+
+    #[test]
+    fn call_emails_carry_the_signed_ack_link() {
+        crate::daemon::ack::install_key(b"render-test-key-0123456789".to_vec());
+        let key = crate::daemon::ack::key().unwrap();
+        let c = cfg("[http]\npublic_url = \"https://yj.example.org\"");
+        let mut call = Notice::new(Plan::SevereWeather, "rainstorm", Kind::Call, "red");
+        call.region = "shuozhou".into();
+        call.call_id = Some("w1/1".into());
+        call.person = Some("yjj".into());
+        let sig = crate::daemon::ack::sign(key, "w1/1", "yjj");
+        let link = format!("https://yj.example.org/ack?call_id=w1%2F1&person=yjj&sig={sig}");
+        assert!(
+            text_body(&c, &call).contains(&link),
+            "{}",
+            text_body(&c, &call)
+        );
+        assert!(html_body(&c, &call).contains(&format!("href=\"{}\"", esc(&link))));
+        assert!(
+            !text_body(&c, &notice()).contains("/ack?"),
+            "no link but for calls"
+        );
+    }
 }
