@@ -268,13 +268,28 @@ pub fn wecom_text(cfg: &Config, n: &Notice, link: Option<&str>) -> String {
         }
     }
     if let Some(t) = &n.text {
-        s += &format!("\n{t}\n");
+        s += &format!("\n{}\n", cut(t, MAX_TEXT));
     }
     if let Some(l) = link {
         s += &format!("\n[收到请点击确认（回应叫应）]({l})\n");
     }
     s += &format!("\n<font color=\"comment\">编号：{}</font>", n.id);
     s
+}
+
+/// WeCom refuses markdown over 4096 bytes: a report's text is cut to this many bytes.
+const MAX_TEXT: usize = 2500;
+
+/// `t` cut to at most `max` bytes on a character boundary, with `…` when cut.
+fn cut(t: &str, max: usize) -> String {
+    if t.len() <= max {
+        return t.to_string();
+    }
+    let mut i = max;
+    while !t.is_char_boundary(i) {
+        i -= 1;
+    }
+    format!("{}…", &t[..i])
 }
 
 /// The phone gateway's request of a `call` on the phone channel.

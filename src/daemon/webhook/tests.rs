@@ -142,3 +142,16 @@ fn bad_webhooks_are_refused_and_keys_go_in_the_query() {
         "error at https://x/send?…"
     );
 }
+
+#[test]
+fn long_report_texts_are_cut_for_wecom_keeping_the_id() {
+    let mut n = Notice::new(Plan::CoalSupply, "supply", Kind::ReportFollowup, "L2");
+    n.region = "shuozhou".into();
+    n.id = "coal_supply/shuozhou/supply/3".into();
+    n.text = Some("煤炭".repeat(3000));
+    let t = wecom_text(&cfg(), &n, None);
+    assert!(t.len() <= 4096, "{} bytes", t.len());
+    assert!(t.contains("…") && t.ends_with("编号：coal_supply/shuozhou/supply/3</font>"));
+    assert_eq!(cut("叫应", 4), "叫…");
+    assert_eq!(cut("叫应", 6), "叫应");
+}
