@@ -281,6 +281,14 @@ url = "http://127.0.0.1:{hook}/phone"
     assert!(cg["ack_url"].as_str().unwrap().contains("/ack?call_id="));
     assert!(cg["text"].as_str().unwrap().contains("叫应"));
 
+    let (_, metrics) = get(http, "/metrics");
+    let sent = robot.len() + phone.len();
+    assert!(
+        metrics.contains(&format!(
+            "yingji_deliveries_total{{sink=\"webhook\"}} {sent}\n"
+        )),
+        "{sent} webhook deliveries: {metrics}"
+    );
     let st = d.term();
     assert!(st.success(), "exit status {st}:\n{}", d.log_text());
     // The click is an ordinary journaled command; the replay gives the same notices.
