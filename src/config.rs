@@ -144,6 +144,10 @@ impl Default for StoreConfig {
 pub struct HttpConfig {
     pub listen: String,
     pub public_url: String,
+    /// Key of the acknowledgement links' HMAC (literal or `${ENV}`); absent (and no
+    /// file): one generated at first start and kept in the store. Extension.
+    pub ack_secret: Option<String>,
+    pub ack_secret_file: Option<PathBuf>,
 }
 
 impl Default for HttpConfig {
@@ -151,6 +155,8 @@ impl Default for HttpConfig {
         Self {
             listen: "127.0.0.1:8080".into(),
             public_url: "http://127.0.0.1:8080".into(),
+            ack_secret: None,
+            ack_secret_file: None,
         }
     }
 }
@@ -197,20 +203,33 @@ pub struct EmailRoute {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct WebhookConfig {
-    /// `wecom` (WeCom robot / application message) or `phone` (a phone gateway), or `generic`.
+    /// `wecom` (WeCom group robot), `phone` (a phone / SMS gateway) or `generic`.
     pub kind: String,
+    /// Name of its outbox sink (`webhook:{name}`); default `{kind}-{index}`. Keep it stable.
+    pub name: Option<String>,
     pub url: String,
+    /// Appended as `?key=` (WeCom robots); literal, `${ENV}` or `key_file`.
     pub key: Option<String>,
     pub key_file: Option<PathBuf>,
+    /// Plans whose notices go here (empty: all).
+    pub plans: Vec<String>,
+    /// Notice kinds that go here, e.g. `["call", "call_unreached"]` (empty: all).
+    pub kinds: Vec<String>,
+    /// Per-request timeout in seconds.
+    pub timeout_s: u64,
 }
 
 impl Default for WebhookConfig {
     fn default() -> Self {
         Self {
             kind: "generic".into(),
+            name: None,
             url: String::new(),
             key: None,
             key_file: None,
+            plans: Vec::new(),
+            kinds: Vec::new(),
+            timeout_s: 10,
         }
     }
 }

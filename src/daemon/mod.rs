@@ -5,10 +5,13 @@
 //!        ▲ acks after commit        │ timers: sleeps until next_deadline (clock.rs)
 //!        └──────────────────────────┤
 //!                                   ├──► MQTT out (outbound.rs): notice, cap, state, rejected
-//!                                   └──► email (email.rs)
+//!                                   ├──► email (email.rs)
+//!                                   └──► webhooks (webhook.rs): WeCom, phone gateway
+//!  GET /ack (http.rs, ack.rs) ──► core (an `ack` command, journaled like MQTT input)
 //! ```
 //! See docs/daemon.md for the guarantees and the deployment notes.
 
+pub mod ack;
 pub mod broker;
 pub mod core;
 pub mod email;
@@ -18,6 +21,7 @@ pub mod mqtt;
 pub mod outbound;
 pub mod render;
 pub mod store;
+pub mod webhook;
 
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
@@ -27,7 +31,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::clock;
 use crate::config::Config;
-use crate::daemon::core::{Core, Effects, Incoming};
+use crate::daemon::core::{Core, Effects, Incoming, LinkOutcome};
 use crate::daemon::inbound::InToken;
 use crate::daemon::mqtt::Settings;
 use crate::daemon::outbound::{Out, Publisher};
@@ -41,7 +45,17 @@ pub enum CoreEvent {
     Echo(Option<String>, &'static str, InToken),
     /// Every echo queued while the daemon was away has been seen.
     Drained,
+    /// A valid acknowledgement link was clicked.
+    Link(LinkAck),
     Shutdown,
+}
+
+/// A signed acknowledgement link clicked, with the way to tell the page the outcome.
+pub struct LinkAck {
+    pub region: String,
+    pub call_id: String,
+    pub person: String,
+    pub reply: tokio::sync::oneshot::Sender<LinkOutcome>,
 }
 
 /// How long the core waits for the echoes to drain before sending what is undelivered.
@@ -116,7 +130,8 @@ async fn run_async(cfg: Arc<Config>) -> anyhow::Result<()> {
     let path = cfg.store.path.clone();
     let core = {
         let cfg = Arc::clone(&cfg);
-        let store = Store::open(&path)?;
+        let mut store = Store::open(&path)?;
+        ack::install_key(ack::load_key(&cfg, &mut store)?);
         tokio::task::spawn_blocking(move || Core::recover(cfg, store, clock::now())).await??
     };
     tracing::info!(store = %path.display(), next_timer = ?core.next_deadline().map(|(t, why)| format!("{} {why}", fmt_ts(t))), "store open");
@@ -124,14 +139,21 @@ async fn run_async(cfg: Arc<Config>) -> anyhow::Result<()> {
     let publisher = Publisher::start(Arc::clone(&cfg), &settings, Store::open(&path)?);
     publisher.submit(state_outs(&cfg, core.all_states()));
     let mailer = email::Mailer::start(Arc::clone(&cfg), &path)?;
-    http::start(&cfg.http.listen).await;
+    let hooks = webhook::Hooks::start(Arc::clone(&cfg), &path)?;
 
     let (core_tx, core_rx) = std::sync::mpsc::channel();
+    let route = http::AckRoute {
+        cfg: Arc::clone(&cfg),
+        key: Arc::new(ack::key().expect("installed above").to_vec()),
+        core: core_tx.clone(),
+    };
+    http::start(&cfg.http.listen, Some(route)).await;
     let (inbound, ack_tx) = inbound::start(&cfg, &settings, core_tx.clone());
     let sinks = Sinks {
         cfg: Arc::clone(&cfg),
         publisher: publisher.clone(),
         mailer: mailer.clone(),
+        hooks,
         acks: ack_tx,
     };
     let mut core_thread = tokio::task::spawn_blocking(move || core_loop(core, core_rx, sinks));
@@ -179,6 +201,7 @@ struct Sinks {
     cfg: Arc<Config>,
     publisher: Publisher,
     mailer: Option<email::Mailer>,
+    hooks: Option<webhook::Hooks>,
     acks: UnboundedSender<InToken>,
 }
 
@@ -223,6 +246,8 @@ impl Sinks {
                     (s.strip_prefix(render::SINK_EMAIL), &self.mailer)
                 {
                     m.submit(Arc::clone(n), addr.to_string());
+                } else if let (true, Some(h)) = (s.starts_with(render::SINK_WEBHOOK), &self.hooks) {
+                    h.submit(Arc::clone(n), s.clone());
                 }
             }
         }
@@ -236,6 +261,7 @@ impl Sinks {
 struct Arrived {
     inputs: Vec<Incoming<InToken>>,
     echoes: Vec<(Option<String>, &'static str, InToken)>,
+    links: Vec<LinkAck>,
     /// The marker came back: every echo before it is in `echoes`.
     drained: bool,
     shutdown: bool,
@@ -259,6 +285,7 @@ fn collect(rx: &Receiver<CoreEvent>, sleep: Duration) -> Arrived {
         match ev {
             CoreEvent::Input(i) => a.inputs.push(i),
             CoreEvent::Echo(id, sink, token) => a.echoes.push((id, sink, token)),
+            CoreEvent::Link(l) => a.links.push(l),
             CoreEvent::Drained => {
                 a.drained = true;
                 break;
@@ -304,6 +331,7 @@ fn core_loop(mut core: Core, rx: Receiver<CoreEvent>, sinks: Sinks) -> anyhow::R
     let mut live = false;
     let drain_until = clock::now() + DRAIN_WAIT;
     let mut held: Vec<Incoming<InToken>> = Vec::new();
+    let mut held_links: Vec<LinkAck> = Vec::new();
     loop {
         let sleep = match (live, core.next_deadline()) {
             (true, Some((t, _))) => clock::until(t),
@@ -319,10 +347,18 @@ fn core_loop(mut core: Core, rx: Receiver<CoreEvent>, sinks: Sinks) -> anyhow::R
             live = go_live(&core, &sinks)?;
         }
         held.append(&mut a.inputs);
+        held_links.append(&mut a.links);
         if live {
             let batch = std::mem::take(&mut held);
             if !batch.is_empty() {
                 sinks.apply(core.ingest(batch, clock::now())?);
+            }
+            for l in std::mem::take(&mut held_links) {
+                let (fx, outcome) =
+                    core.link_ack(&l.region, &l.call_id, &l.person, clock::now())?;
+                tracing::info!(call_id = %l.call_id, person = %l.person, outcome = ?outcome, "acknowledgement link");
+                sinks.apply(fx);
+                let _ = l.reply.send(outcome);
             }
             sinks.apply(core.tick(clock::now())?);
         }

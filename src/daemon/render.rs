@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::json;
 
-use crate::config::Config;
+use crate::config::{Config, WebhookConfig};
 use crate::input::Rejection;
 use crate::notice::{Kind, Notice};
 use crate::time::{fmt_ts, Ts};
@@ -15,6 +15,8 @@ pub const SINK_NOTICE: &str = "mqtt:notice";
 pub const SINK_CAP: &str = "mqtt:cap";
 /// Prefix of an email sink; the address follows.
 pub const SINK_EMAIL: &str = "email:";
+/// Prefix of a webhook sink; the webhook's name follows.
+pub const SINK_WEBHOOK: &str = "webhook:";
 
 /// `{root}/{region}/notice/{plan}`.
 pub fn notice_topic(cfg: &Config, n: &Notice) -> String {
@@ -63,7 +65,41 @@ pub fn sinks(cfg: &Config, n: &Notice) -> Vec<String> {
             .into_iter()
             .map(|a| format!("{SINK_EMAIL}{a}")),
     );
+    s.extend(
+        cfg.webhooks
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| webhook_wants(cfg, w, n))
+            .map(|(i, w)| format!("{SINK_WEBHOOK}{}", webhook_name(i, w))),
+    );
     s
+}
+
+/// A webhook's name: `name`, else `{kind}-{index}`.
+pub fn webhook_name(i: usize, w: &WebhookConfig) -> String {
+    w.name.clone().unwrap_or_else(|| format!("{}-{i}", w.kind))
+}
+
+/// Whether a notice goes to a webhook: its `plans` and `kinds` filters (empty: all); a
+/// `phone` gateway only takes `call` notices on the phone channel of a contact with a
+/// phone number.
+pub fn webhook_wants(cfg: &Config, w: &WebhookConfig, n: &Notice) -> bool {
+    let plan_ok = w.plans.is_empty() || w.plans.iter().any(|p| p == n.plan.as_str());
+    let kind_ok = w.kinds.is_empty() || w.kinds.iter().any(|k| k == n.kind.as_str());
+    if !(plan_ok && kind_ok) {
+        return false;
+    }
+    match w.kind.as_str() {
+        "phone" => {
+            n.kind == Kind::Call
+                && n.channel.as_deref() == Some("phone")
+                && n.person
+                    .as_deref()
+                    .and_then(|p| cfg.contact(p))
+                    .is_some_and(|c| c.phone.is_some())
+        }
+        _ => true,
+    }
 }
 
 /// Email addresses a notice goes to (CONTRACT.md "Email"): contacts whose `plans` include
@@ -166,6 +202,9 @@ pub fn text_body(cfg: &Config, n: &Notice) -> String {
     if let (Some(call), Some(p)) = (&n.call_id, &n.person) {
         s += &format!("\n叫应：{call}（{p}）\n");
     }
+    if let Some(link) = crate::daemon::ack::link(cfg, n) {
+        s += &format!("收到请点击确认（回应叫应）：{link}\n");
+    }
     s += &format!("\n编号：{}\n", n.id);
     s
 }
@@ -191,10 +230,16 @@ pub fn html_body(cfg: &Config, n: &Notice) -> String {
         }
         s += "</ul>";
     }
+    if let Some(link) = crate::daemon::ack::link(cfg, n) {
+        s += &format!(
+            "<p><a href=\"{}\">收到请点击确认（回应叫应）</a></p>",
+            esc(&link)
+        );
+    }
     s + "</body></html>"
 }
 
-fn value_text(v: &serde_json::Value) -> String {
+pub fn value_text(v: &serde_json::Value) -> String {
     match v {
         serde_json::Value::String(s) => s.clone(),
         serde_json::Value::Object(o) => o
@@ -373,5 +418,28 @@ plans = ["severe_weather"]
         assert_eq!(got, ["hb@x.org", "other@x.org"]);
         assert!(email_recipients(&cfg(""), &notice()).is_empty());
         assert_eq!(sinks(&cfg(""), &notice()), [SINK_NOTICE, SINK_CAP]);
+    }
+
+    #[test]
+    fn call_emails_carry_the_signed_ack_link() {
+        crate::daemon::ack::install_key(b"render-test-key-0123456789".to_vec());
+        let key = crate::daemon::ack::key().unwrap();
+        let c = cfg("[http]\npublic_url = \"https://yj.example.org\"");
+        let mut call = Notice::new(Plan::SevereWeather, "rainstorm", Kind::Call, "red");
+        call.region = "shuozhou".into();
+        call.call_id = Some("w1/1".into());
+        call.person = Some("yjj".into());
+        let sig = crate::daemon::ack::sign(key, "w1/1", "yjj");
+        let link = format!("https://yj.example.org/ack?call_id=w1%2F1&person=yjj&sig={sig}");
+        assert!(
+            text_body(&c, &call).contains(&link),
+            "{}",
+            text_body(&c, &call)
+        );
+        assert!(html_body(&c, &call).contains(&format!("href=\"{}\"", esc(&link))));
+        assert!(
+            !text_body(&c, &notice()).contains("/ack?"),
+            "no link but for calls"
+        );
     }
 }

@@ -48,6 +48,10 @@ CREATE TABLE IF NOT EXISTS inbox (
     topic   TEXT NOT NULL,
     payload BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS levels (
     region TEXT NOT NULL,
     plan   TEXT NOT NULL,
@@ -240,6 +244,31 @@ impl Store {
             out.push(serde_json::from_str(&row?)?);
         }
         Ok(out)
+    }
+
+    /// A value of the `meta` table, set to `make()` (and kept) when missing.
+    pub fn meta_or_insert(
+        &mut self,
+        key: &str,
+        make: impl FnOnce() -> anyhow::Result<String>,
+    ) -> anyhow::Result<String> {
+        let tx = self.begin()?;
+        let got: Option<String> =
+            tx.0.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+                .optional()?;
+        let v = match got {
+            Some(v) => v,
+            None => {
+                let v = make()?;
+                tx.0.execute(
+                    "INSERT INTO meta (key, value) VALUES (?1, ?2)",
+                    params![key, v],
+                )?;
+                v
+            }
+        };
+        tx.commit()?;
+        Ok(v)
     }
 
     /// Current level of every track: (region, plan, track, level).

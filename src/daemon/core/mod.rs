@@ -54,6 +54,17 @@ impl<T> Default for Effects<T> {
     }
 }
 
+/// What the engine made of an acknowledgement link's `ack` (the page says it).
+#[derive(Debug, Clone, PartialEq)]
+pub enum LinkOutcome {
+    /// The engine gave `call_ack` for that call and person.
+    Recorded,
+    /// Journaled, but no `call_ack`: acknowledged before, or the round is over.
+    Already,
+    /// Refused by the engine (unknown call, person not called, ...), with its reason.
+    Refused(String),
+}
+
 type Levels = BTreeMap<(String, String), BTreeMap<String, String>>;
 
 /// Engine + store.
@@ -208,6 +219,47 @@ impl Core {
         tx.commit()?;
         fx.acks = acks;
         Ok(fx)
+    }
+
+    /// An acknowledgement link clicked: the `ack` command it stands for goes through
+    /// `ingest` as an input of the region's `cmd` topic (journaled, so a replay of the
+    /// journal reproduces it).
+    pub fn link_ack<T>(
+        &mut self,
+        region: &str,
+        call_id: &str,
+        person: &str,
+        now: Ts,
+    ) -> anyhow::Result<(Effects<T>, LinkOutcome)> {
+        let (topic, payload) = crate::daemon::ack::command(&self.cfg, region, call_id, person);
+        let fx = self.ingest(
+            vec![Incoming {
+                topic,
+                payload,
+                pkid: 0,
+                dup: false,
+                arrived: None,
+                token: (),
+            }],
+            now,
+        )?;
+        let acked = fx.notices.iter().any(|(n, _)| {
+            n.kind == Kind::CallAck
+                && n.call_id.as_deref() == Some(call_id)
+                && n.person.as_deref() == Some(person)
+        });
+        let outcome = match (fx.rejections.first(), acked) {
+            (Some((_, r)), _) => LinkOutcome::Refused(r.reason.clone()),
+            (None, true) => LinkOutcome::Recorded,
+            (None, false) => LinkOutcome::Already,
+        };
+        let fx = Effects {
+            notices: fx.notices,
+            rejections: fx.rejections,
+            states: fx.states,
+            acks: Vec::new(),
+        };
+        Ok((fx, outcome))
     }
 
     /// Records deliveries proven by the broker routing our own publications back to us

@@ -187,3 +187,79 @@ phone = "+8613800000001"
     let n = core.store().notices().unwrap().len();
     assert_eq!(n, fx.notices.len() + fired.notices.len());
 }
+
+fn call_cfg() -> Arc<Config> {
+    Arc::new(
+        Config::from_toml(
+            r#"
+[weather_call]
+ack_timeout_s = 60
+[[contact]]
+id = "yjj"
+name = "张应急"
+unit = "市应急管理局"
+tier = "A"
+role = "emergency"
+wechat = "zyj"
+phone = "+8613800000001"
+"#,
+        )
+        .unwrap()
+        .config,
+    )
+}
+
+/// A link click is an ordinary journaled `ack` command: recorded (call_ack), then
+/// already acknowledged, refused for an unknown call; all three in the journal, which
+/// recovery replays to the same notices.
+#[test]
+fn link_ack_goes_through_the_journal_and_says_what_the_engine_did() {
+    let (_path, store) = tmp_store("link");
+    let t = parse_ts("2023-07-01T10:00:00+08:00").unwrap();
+    let mut core = Core::recover(call_cfg(), store, t).unwrap();
+    let warning = r#"{"ts": "2023-07-01T10:00:00+08:00", "id": "w1", "hazard": "rainstorm", "action": "issue", "color": "red"}"#;
+    let fx = core
+        .ingest(vec![msg("ers/shuozhou/weather/warning", warning)], t)
+        .unwrap();
+    let call = fx
+        .notices
+        .iter()
+        .find(|(n, _)| n.kind == Kind::Call)
+        .expect("yjj called")
+        .0
+        .clone();
+    let call_id = call.call_id.clone().unwrap();
+    let t1 = t + chrono::Duration::seconds(20);
+    let (fx, out) = core
+        .link_ack::<()>("shuozhou", &call_id, "yjj", t1)
+        .unwrap();
+    assert_eq!(out, LinkOutcome::Recorded);
+    let ack = &fx.notices.last().unwrap().0;
+    assert_eq!(ack.kind, Kind::CallAck);
+    assert_eq!(ack.evidence["by"], "link");
+    let (_, out) = core
+        .link_ack::<()>("shuozhou", &call_id, "yjj", t1)
+        .unwrap();
+    assert_eq!(out, LinkOutcome::Already);
+    let (fx, out) = core
+        .link_ack::<()>("shuozhou", "nope/1", "yjj", t1)
+        .unwrap();
+    assert!(
+        matches!(out, LinkOutcome::Refused(ref r) if !r.is_empty()),
+        "{out:?}"
+    );
+    assert_eq!(fx.rejections.len(), 1);
+    let rows = core.store().journal_after(0).unwrap();
+    assert_eq!(rows.len(), 4, "warning and three clicks journaled");
+    assert_eq!(rows[1].topic, "ers/shuozhou/cmd");
+    let p: serde_json::Value = serde_json::from_slice(&rows[1].payload).unwrap();
+    assert_eq!(p["by"], "link");
+    // The journal alone, through a fresh engine, gives the same notices.
+    let mut e = crate::engine::Engine::new(call_cfg());
+    let mut replayed = Vec::new();
+    for r in rows {
+        let m = crate::input::parse(&call_cfg(), &r.topic, &r.payload, r.at).unwrap();
+        replayed.extend(e.handle(r.at, &m).notices);
+    }
+    assert_eq!(core.store().notices().unwrap(), replayed);
+}

@@ -1,0 +1,209 @@
+//! Acknowledgement links: `GET {public_url}/ack?call_id=...&person=...&sig=...`, where
+//! `sig` is the hex HMAC-SHA256 of `call_id|person` under the link key (`[http]
+//! ack_secret` / `ack_secret_file`, else one generated at first start and kept in the
+//! store). A valid click becomes an ordinary `{"cmd": "ack", ..., "by": "link"}` input of
+//! the region's `cmd` topic, handled (and journaled) by the core like any MQTT input.
+
+use std::sync::OnceLock;
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::config::Config;
+use crate::daemon::mqtt::secret;
+use crate::daemon::store::Store;
+use crate::notice::{Kind, Notice};
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// The link key of the running daemon (set once at start; absent in tools and tests,
+/// where messages then carry no link).
+static KEY: OnceLock<Vec<u8>> = OnceLock::new();
+
+/// Store `meta` key of the generated link key.
+const META_KEY: &str = "ack_secret";
+
+/// The configured key, or the one kept in the store (generated at first start).
+pub fn load_key(cfg: &Config, store: &mut Store) -> anyhow::Result<Vec<u8>> {
+    let h = &cfg.http;
+    if let Some(s) = secret(h.ack_secret.as_deref(), h.ack_secret_file.as_deref())? {
+        anyhow::ensure!(s.len() >= 16, "http.ack_secret: use at least 16 characters");
+        return Ok(s.into_bytes());
+    }
+    let hex = store.meta_or_insert(META_KEY, || {
+        let mut b = [0u8; 32];
+        use std::io::Read;
+        std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;
+        Ok(to_hex(&b))
+    })?;
+    Ok(hex.into_bytes())
+}
+
+/// Makes `key` the link key of this process (first call wins).
+pub fn install_key(key: Vec<u8>) {
+    let _ = KEY.set(key);
+}
+
+pub fn key() -> Option<&'static [u8]> {
+    KEY.get().map(Vec::as_slice)
+}
+
+fn mac(key: &[u8], call_id: &str, person: &str) -> HmacSha256 {
+    let mut m = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
+    m.update(call_id.as_bytes());
+    m.update(b"|");
+    m.update(person.as_bytes());
+    m
+}
+
+/// Hex HMAC-SHA256 of `call_id|person`.
+pub fn sign(key: &[u8], call_id: &str, person: &str) -> String {
+    to_hex(&mac(key, call_id, person).finalize().into_bytes())
+}
+
+/// Whether `sig` (hex) signs `call_id|person`; compared in constant time.
+pub fn verify(key: &[u8], call_id: &str, person: &str, sig: &str) -> bool {
+    match from_hex(sig) {
+        Some(b) => mac(key, call_id, person).verify_slice(&b).is_ok(),
+        None => false,
+    }
+}
+
+/// The acknowledgement link of a call notice (`call` or `call_unreached`) under `key`;
+/// a second region onwards adds `&region=`.
+pub fn url(cfg: &Config, key: &[u8], n: &Notice) -> Option<String> {
+    if !matches!(n.kind, Kind::Call | Kind::CallUnreached) {
+        return None;
+    }
+    let (call_id, person) = (n.call_id.as_deref()?, n.person.as_deref()?);
+    let mut u = format!(
+        "{}/ack?call_id={}&person={}&sig={}",
+        cfg.http.public_url.trim_end_matches('/'),
+        pct(call_id),
+        pct(person),
+        sign(key, call_id, person)
+    );
+    if cfg.regions.first().map(|r| r.id.as_str()) != Some(n.region.as_str()) {
+        u += &format!("&region={}", pct(&n.region));
+    }
+    Some(u)
+}
+
+/// The link of a call notice under the daemon's key (none before `install_key`).
+pub fn link(cfg: &Config, n: &Notice) -> Option<String> {
+    url(cfg, key()?, n)
+}
+
+/// The `cmd` input a valid click becomes: (topic, payload).
+pub fn command(cfg: &Config, region: &str, call_id: &str, person: &str) -> (String, Vec<u8>) {
+    let topic = format!("{}/{region}/cmd", cfg.topic_root);
+    let payload =
+        serde_json::json!({"cmd": "ack", "call_id": call_id, "person": person, "by": "link"});
+    (topic, payload.to_string().into_bytes())
+}
+
+/// Percent-encoding of a query value (RFC 3986 unreserved characters kept).
+pub fn pct(s: &str) -> String {
+    let mut o = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            o.push(b as char);
+        } else {
+            o += &format!("%{b:02X}");
+        }
+    }
+    o
+}
+
+/// Decodes a query value (`+` is a space); `None` when malformed or not UTF-8.
+pub fn unpct(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                let h = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(h, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The decoded parameters of a query string, in order.
+pub fn query(q: &str) -> Vec<(String, String)> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .filter_map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            Some((unpct(k)?, unpct(v)?))
+        })
+        .collect()
+}
+
+fn to_hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn from_hex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 || !s.is_ascii() {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notice::Plan;
+
+    #[test]
+    fn sign_verify_and_forgeries() {
+        let k = b"0123456789abcdef-key";
+        let s = sign(k, "w1/1", "yjj");
+        assert_eq!(s.len(), 64);
+        assert!(verify(k, "w1/1", "yjj", &s));
+        assert!(!verify(k, "w1/1", "other", &s));
+        assert!(!verify(k, "w1/2", "yjj", &s));
+        assert!(!verify(b"another key of 16+", "w1/1", "yjj", &s));
+        assert!(!verify(k, "w1/1", "yjj", &s[..62]));
+        assert!(!verify(k, "w1/1", "yjj", "zz"));
+        // What is signed is exactly `call_id|person`.
+        let mut m = HmacSha256::new_from_slice(k).unwrap();
+        m.update(b"w1/1|yjj");
+        assert_eq!(s, to_hex(&m.finalize().into_bytes()));
+    }
+
+    #[test]
+    fn link_of_a_call_round_trips_through_the_query() {
+        let cfg = Config::from_toml("[http]\npublic_url = \"https://yj.example.org/\"")
+            .unwrap()
+            .config;
+        let mut n = Notice::new(Plan::SevereWeather, "rainstorm", Kind::Call, "red");
+        n.region = "shuozhou".into();
+        n.call_id = Some("雨/1 &x".into());
+        n.person = Some("yjj".into());
+        let k = b"0123456789abcdef";
+        let u = url(&cfg, k, &n).unwrap();
+        assert!(u.starts_with("https://yj.example.org/ack?call_id="), "{u}");
+        assert!(!u.contains("region="), "first region: no region parameter");
+        let q = query(u.split_once('?').unwrap().1);
+        assert_eq!(q[0], ("call_id".into(), "雨/1 &x".into()));
+        assert!(verify(k, &q[0].1, &q[1].1, &q[2].1));
+        n.kind = Kind::CallAck;
+        assert!(url(&cfg, k, &n).is_none());
+    }
+}

@@ -1,0 +1,425 @@
+//! End-to-end: webhooks (WeCom robot, phone gateway, generic) and acknowledgement links,
+//! with the `yingji` binary against a real mosquitto and a tiny HTTP sink written here.
+
+mod e2e_support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use e2e_support::scenario::*;
+use e2e_support::*;
+use serde_json::Value;
+use yingji::daemon::store::Store;
+
+/// A webhook endpoint: records (path, JSON body) of every POST and answers 200 with
+/// WeCom's `{"errcode": 0}`.
+#[derive(Clone, Default)]
+struct Sink {
+    got: Arc<Mutex<Vec<(String, Value)>>>,
+}
+
+impl Sink {
+    /// Listens on `port` from now on.
+    fn serve(&self, port: u16) {
+        let l = TcpListener::bind(("127.0.0.1", port)).unwrap();
+        let got = Arc::clone(&self.got);
+        std::thread::spawn(move || {
+            for s in l.incoming().flatten() {
+                if let Some(req) = read_request(s) {
+                    got.lock().unwrap().push(req);
+                }
+            }
+        });
+    }
+
+    fn on(&self, path: &str) -> Vec<Value> {
+        let got = self.got.lock().unwrap();
+        got.iter()
+            .filter(|(p, _)| p.split('?').next() == Some(path))
+            .map(|(_, b)| b.clone())
+            .collect()
+    }
+
+    fn paths(&self) -> Vec<String> {
+        self.got
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(p, _)| p.clone())
+            .collect()
+    }
+}
+
+fn read_request(mut s: TcpStream) -> Option<(String, Value)> {
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let mut r = BufReader::new(s.try_clone().ok()?);
+    let mut line = String::new();
+    r.read_line(&mut line).ok()?;
+    let path = line.split_whitespace().nth(1)?.to_string();
+    let mut len = 0;
+    loop {
+        let mut h = String::new();
+        r.read_line(&mut h).ok()?;
+        if h.trim().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            if k.eq_ignore_ascii_case("content-length") {
+                len = v.trim().parse().ok()?;
+            }
+        }
+    }
+    let mut body = vec![0; len];
+    r.read_exact(&mut body).ok()?;
+    let v = serde_json::from_slice(&body).ok()?;
+    let ok = br#"{"errcode":0,"errmsg":"ok"}"#;
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        ok.len()
+    );
+    s.write_all(head.as_bytes()).ok()?;
+    s.write_all(ok).ok()?;
+    Some((path, v))
+}
+
+/// GET `path` from 127.0.0.1:`port`: (status code, body).
+fn get(port: u16, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let code = out.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = out.split_once("\r\n\r\n").unwrap().1.to_string();
+    (code, body)
+}
+
+/// The scenario config with a fixed HTTP port as public URL, call timings and webhooks.
+fn hooks_config(
+    dir: &Path,
+    port: u16,
+    name: &str,
+    http: u16,
+    timing: &str,
+    hooks: &str,
+) -> std::path::PathBuf {
+    let p = config(dir, port, name, 4, "");
+    let text = std::fs::read_to_string(&p)
+        .unwrap()
+        .replace(
+            "listen = \"127.0.0.1:0\"",
+            &format!("listen = \"127.0.0.1:{http}\"\npublic_url = \"http://127.0.0.1:{http}/\""),
+        )
+        .replace(
+            "ack_timeout_s = 1\nphone_retry_s = 1\nphone_attempts = 2",
+            timing,
+        );
+    write(&p, &format!("{text}\n{hooks}"));
+    p
+}
+
+fn warning(id: &str) -> (String, Vec<u8>) {
+    m(
+        "ers/shuozhou/weather/warning",
+        format!(
+            r#"{{"ts": "{}", "id": "{id}", "hazard": "rainstorm", "action": "issue", "color": "red"}}"#,
+            yingji::time::fmt_ts(yingji::clock::now())
+        ),
+    )
+}
+
+fn notices(watch: &Watcher) -> Vec<Value> {
+    watch.json_on("/notice/")
+}
+
+fn calls(ns: &[Value]) -> Vec<Value> {
+    ns.iter().filter(|n| n["kind"] == "call").cloned().collect()
+}
+
+/// The phone gateway's view of a call notice.
+fn phone_key(v: &Value) -> (String, String, u64) {
+    (
+        v["call_id"].as_str().unwrap().to_string(),
+        v["person"].as_str().unwrap().to_string(),
+        v["attempt"].as_u64().unwrap(),
+    )
+}
+
+/// A red rainstorm with contacts: WeCom gets every call, the phone gateway only the phone
+/// attempts; the link in the message stops the calls of that person; a second click says
+/// it was acknowledged before; a forged signature is refused without reaching the engine;
+/// the journal (with the click as an `ack` command) replays to the same notices.
+#[test]
+fn calls_reach_wecom_and_phone_and_the_link_stops_them() {
+    let tmp = TempDir::new("hooks-ack");
+    let dir = tmp.path();
+    let broker = Mosquitto::start(dir);
+    let (http, hook) = (free_port(), free_port());
+    let sink = Sink::default();
+    sink.serve(hook);
+    let hooks = format!(
+        r#"
+[[webhook]]
+kind = "wecom"
+url = "http://127.0.0.1:{hook}/robot"
+key = "robot-key"
+kinds = ["call", "call_ack", "call_unreached"]
+[[webhook]]
+kind = "phone"
+url = "http://127.0.0.1:{hook}/phone"
+"#
+    );
+    let timing = "ack_timeout_s = 2\nphone_retry_s = 2\nphone_attempts = 3";
+    let cfg = hooks_config(dir, broker.port, "hooks-ack", http, timing, &hooks);
+    let watch = Watcher::start(
+        broker.port,
+        &format!("e2e-watch-hooks-{}", std::process::id()),
+        &["ers/+/notice/#"],
+    );
+    let mut d = Daemon::start(dir, &cfg, &[]);
+    d.wait_ready();
+    publish(broker.port, &[warning("hk-rain")]);
+
+    // The first WeCom call of yjj carries the link.
+    let msg = wait_for(Duration::from_secs(20), "a WeCom call for yjj", || {
+        sink.on("/robot").into_iter().find(|v| {
+            let t = v["markdown"]["content"].as_str().unwrap_or("");
+            t.contains("张应急") && t.contains("/ack?")
+        })
+    });
+    assert_eq!(msg["msgtype"], "markdown");
+    assert!(sink.paths().iter().any(|p| p == "/robot?key=robot-key"));
+    let text = msg["markdown"]["content"].as_str().unwrap();
+    assert!(
+        text.contains("【重大灾害性天气叫应 红色预警】叫应"),
+        "{text}"
+    );
+    let link = text.split("](").nth(1).unwrap().split(')').next().unwrap();
+    let prefix = format!("http://127.0.0.1:{http}/");
+    let path = format!("/{}", link.strip_prefix(&prefix).expect("public_url"));
+
+    // A forged signature: refused, nothing journaled.
+    let before = journal_len(dir);
+    let forged = path.replace("person=yjj", "person=cg");
+    let (code, body) = get(http, &forged);
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("签名不符"), "{body}");
+    let flip = if path.ends_with('0') { "1" } else { "0" };
+    let (code, _) = get(http, &format!("{}{flip}", &path[..path.len() - 1]));
+    assert_eq!(code, 403);
+    assert_eq!(
+        journal_len(dir),
+        before,
+        "a forged link reached the journal"
+    );
+
+    // The click: recorded, call_ack published, no more calls for yjj.
+    let (code, body) = get(http, &path);
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains("已确认") && body.contains("后续叫应已停止"),
+        "{body}"
+    );
+    let ack = wait_for(Duration::from_secs(10), "call_ack of yjj", || {
+        notices(&watch)
+            .into_iter()
+            .find(|n| n["kind"] == "call_ack" && n["person"] == "yjj")
+    });
+    assert_eq!(ack["evidence"]["by"], "link", "{ack}");
+    let (code, body) = get(http, &path);
+    assert_eq!(code, 200);
+    assert!(body.contains("此前已回应"), "{body}");
+
+    // Let the other calls run out (3 attempts, 2 s apart), then compare.
+    std::thread::sleep(Duration::from_secs(8));
+    let ns = notices(&watch);
+    let at_ack = ns.iter().position(|n| n["id"] == ack["id"]).unwrap();
+    assert!(
+        !ns[at_ack..]
+            .iter()
+            .any(|n| n["kind"] == "call" && n["person"] == "yjj"),
+        "yjj called after the ack: {ns:?}"
+    );
+    let all_calls = calls(&ns);
+    assert!(all_calls.iter().any(|n| n["person"] == "cg"), "{ns:?}");
+    // WeCom: each call exactly once (the notice id is in the text).
+    let robot = sink.on("/robot");
+    for c in &all_calls {
+        let id = c["id"].as_str().unwrap();
+        let n = robot
+            .iter()
+            .filter(|v| {
+                v["markdown"]["content"]
+                    .as_str()
+                    .unwrap()
+                    .contains(&format!("编号：{id}<"))
+            })
+            .count();
+        assert_eq!(n, 1, "call {id} reached WeCom {n} times");
+    }
+    // Phone: exactly the phone attempts, once each, with the number and the link.
+    let mut want: Vec<_> = all_calls
+        .iter()
+        .filter(|c| c["channel"] == "phone")
+        .map(phone_key)
+        .collect();
+    let phone = sink.on("/phone");
+    let mut got: Vec<_> = phone.iter().map(phone_key).collect();
+    want.sort();
+    got.sort();
+    assert!(!want.is_empty());
+    assert_eq!(got, want, "phone gateway requests");
+    assert!(
+        all_calls.iter().any(|c| c["channel"] == "wechat"),
+        "a WeChat attempt to skip"
+    );
+    let cg = phone.iter().find(|v| v["person"] == "cg").unwrap();
+    assert_eq!(cg["to"], "+8613800000003");
+    assert!(cg["ack_url"].as_str().unwrap().contains("/ack?call_id="));
+    assert!(cg["text"].as_str().unwrap().contains("叫应"));
+
+    let (_, metrics) = get(http, "/metrics");
+    let sent = robot.len() + phone.len();
+    assert!(
+        metrics.contains(&format!(
+            "yingji_deliveries_total{{sink=\"webhook\"}} {sent}\n"
+        )),
+        "{sent} webhook deliveries: {metrics}"
+    );
+    let st = d.term();
+    assert!(st.success(), "exit status {st}:\n{}", d.log_text());
+    // The click is an ordinary journaled command; the replay gives the same notices.
+    let store = Store::open(&dir.join("yingji.db")).unwrap();
+    let rows = store.journal_after(0).unwrap();
+    let clicks: Vec<_> = rows
+        .iter()
+        .filter(|r| r.topic == "ers/shuozhou/cmd")
+        .map(|r| serde_json::from_slice::<Value>(&r.payload).unwrap())
+        .collect();
+    assert_eq!(clicks.len(), 2, "two valid clicks journaled: {clicks:?}");
+    assert_eq!(clicks[0]["by"], "link");
+    assert_eq!(clicks[0]["person"], "yjj");
+    let (stored, replayed) = replay_journal(dir, &cfg);
+    assert_eq!(
+        stored, replayed,
+        "live notices differ from the replay of the journal"
+    );
+    assert_eq!(ids(&stored), ids(&ns), "published = stored");
+}
+
+/// Count of each key among `vals`.
+fn counts(vals: Vec<String>) -> std::collections::BTreeMap<String, usize> {
+    let mut m = std::collections::BTreeMap::new();
+    for v in vals {
+        *m.entry(v).or_insert(0) += 1;
+    }
+    m
+}
+
+fn pending_hooks(dir: &Path) -> usize {
+    Store::open(&dir.join("yingji.db"))
+        .unwrap()
+        .pending("webhook:")
+        .unwrap()
+        .len()
+}
+
+/// An endpoint down while the notices are made and across a SIGKILL receives every
+/// message once it is up, exactly once, also across a second SIGKILL and restart.
+#[test]
+fn webhook_down_then_up_gets_each_message_exactly_once() {
+    let tmp = TempDir::new("hooks-down");
+    let dir = tmp.path();
+    let broker = Mosquitto::start(dir);
+    let (http, hook) = (free_port(), free_port());
+    let hooks = format!(
+        r#"
+[[webhook]]
+kind = "generic"
+name = "all"
+url = "http://127.0.0.1:{hook}/all"
+timeout_s = 2
+[[webhook]]
+kind = "phone"
+url = "http://127.0.0.1:{hook}/phone"
+"#
+    );
+    let timing = "ack_timeout_s = 1\nphone_retry_s = 1\nphone_attempts = 2";
+    let cfg = hooks_config(dir, broker.port, "hooks-down", http, timing, &hooks);
+    let mut d = Daemon::start(dir, &cfg, &[]);
+    d.wait_ready();
+    publish(broker.port, &[warning("hd-rain")]);
+    d.wait_log("webhook not delivered", Duration::from_secs(20));
+    settle();
+    d.kill9();
+    let made = Store::open(&dir.join("yingji.db"))
+        .unwrap()
+        .notices()
+        .unwrap();
+    assert!(
+        made.iter().any(|n| n.kind.as_str() == "call_unreached"),
+        "the round ran out"
+    );
+    assert!(pending_hooks(dir) > 0);
+
+    // Restarted while still down, then the endpoint comes up: retried with backoff.
+    let mut d = Daemon::start(dir, &cfg, &[]);
+    d.wait_ready();
+    d.wait_log("webhook not delivered", Duration::from_secs(20));
+    let sink = Sink::default();
+    sink.serve(hook);
+    wait_for(Duration::from_secs(90), "every webhook delivery", || {
+        (pending_hooks(dir) == 0).then_some(())
+    });
+    d.kill9();
+    let mut d = Daemon::start(dir, &cfg, &[]);
+    d.wait_ready();
+    std::thread::sleep(Duration::from_secs(3));
+    let st = d.term();
+    assert!(st.success(), "exit status {st}:\n{}", d.log_text());
+
+    let made = Store::open(&dir.join("yingji.db"))
+        .unwrap()
+        .notices()
+        .unwrap();
+    let all = counts(
+        sink.on("/all")
+            .iter()
+            .map(|v| v["id"].as_str().unwrap().to_string())
+            .collect(),
+    );
+    let want: Vec<String> = made.iter().map(|n| n.id.clone()).collect();
+    assert_eq!(all.keys().cloned().collect::<Vec<_>>(), {
+        let mut w = want.clone();
+        w.sort();
+        w
+    });
+    assert!(all.values().all(|&n| n == 1), "duplicates: {all:?}");
+    let phone = counts(
+        sink.on("/phone")
+            .iter()
+            .map(|v| format!("{:?}", phone_key(v)))
+            .collect(),
+    );
+    let want_phone = made
+        .iter()
+        .filter(|n| n.kind.as_str() == "call" && n.channel.as_deref() == Some("phone"))
+        .count();
+    assert!(want_phone > 0);
+    assert_eq!(phone.len(), want_phone, "{phone:?}");
+    assert!(phone.values().all(|&n| n == 1), "duplicates: {phone:?}");
+    // Call kinds carry the resolved contact.
+    let call = sink
+        .on("/all")
+        .into_iter()
+        .find(|v| v["kind"] == "call" && v["person"] == "cg")
+        .unwrap();
+    assert_eq!(call["contact"]["phone"], "+8613800000003");
+    assert!(call["ack_url"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("http://127.0.0.1:{http}/ack?")));
+}
