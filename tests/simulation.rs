@@ -872,6 +872,218 @@ impl NoticeChecker {
     }
 }
 
+/// Rank of a level within its track (moves must go the right way).
+fn rank(level: &str) -> Option<u8> {
+    Some(match level {
+        "none" => 0,
+        "blue" => 1,
+        "yellow" | "L2" | "ozone" | "so2" => 2,
+        "orange" | "L1" => 3,
+        "red" => 4,
+        _ => return None,
+    })
+}
+
+/// One call round, as seen in the notices.
+struct Round {
+    track: String,
+    colour: String,
+    t0: Ts,
+    /// person -> (last attempt, acked, unreached).
+    persons: BTreeMap<String, (u32, bool, bool)>,
+    closed: bool,
+}
+
+/// Plan-level invariants from CONTRACT.md "Notices" and PLANS.md §3: level bookkeeping of
+/// moves and of the notices that carry the track's level, and the call timeline.
+struct Semantics {
+    /// `{plan}/{region}/{track}` -> current level.
+    levels: BTreeMap<String, String>,
+    /// Level that ended at the last terminate of a track (for `report_final`).
+    ended: BTreeMap<String, String>,
+    rounds: BTreeMap<(String, String), Round>,
+    timeout: Duration,
+    retry: Duration,
+    attempts: u32,
+}
+
+impl Semantics {
+    fn new(cfg: &Config) -> Self {
+        let w = &cfg.weather_call;
+        Semantics {
+            levels: BTreeMap::new(),
+            ended: BTreeMap::new(),
+            rounds: BTreeMap::new(),
+            timeout: Duration::seconds(w.ack_timeout_s as i64),
+            retry: Duration::seconds(w.phone_retry_s as i64),
+            attempts: w.phone_attempts,
+        }
+    }
+
+    fn check_step(&mut self, ns: &[Notice]) -> Check {
+        for (i, n) in ns.iter().enumerate() {
+            let key = format!("{}/{}/{}", n.plan.as_str(), n.region, n.track);
+            if n.kind.is_move() {
+                self.check_move(&key, n)?;
+            } else if matches!(n.kind, Kind::Call | Kind::CallAck | Kind::CallUnreached) {
+                self.check_call(&key, n)?;
+            } else {
+                self.check_level(&key, n, &ns[i + 1..])?;
+            }
+        }
+        Ok(())
+    }
+
+    fn check_move(&mut self, key: &str, n: &Notice) -> Check {
+        let cur = self.levels.get(key).map_or("none", String::as_str);
+        let prev = n.previous.as_deref().unwrap_or("?");
+        if prev != cur {
+            return Err(format!(
+                "{} ({:?} to {}): previous {prev} but the track was at {cur}",
+                n.id, n.kind, n.level
+            ));
+        }
+        let (p, l) = (rank(prev), rank(&n.level));
+        let ok = match n.kind {
+            Kind::Activate => p == Some(0) && l > Some(0),
+            Kind::Escalate => p > Some(0) && l > p,
+            Kind::Downgrade => l > Some(0) && l < p,
+            _ => p > Some(0) && l == Some(0),
+        };
+        if !ok {
+            return Err(format!(
+                "{}: {:?} from {prev} to {} goes the wrong way",
+                n.id, n.kind, n.level
+            ));
+        }
+        if matches!(n.kind, Kind::Escalate | Kind::Terminate) {
+            for r in self.rounds.values_mut().filter(|r| r.track == key) {
+                r.closed = true;
+            }
+        }
+        if n.kind == Kind::Terminate {
+            self.ended.insert(key.to_string(), prev.to_string());
+        }
+        self.levels.insert(key.to_string(), n.level.clone());
+        Ok(())
+    }
+
+    /// Reports, targets, beyond-L1 and data notices carry the level after the move made by
+    /// the same timer or message; `report_final` the level that ended; proposals, reminders
+    /// and suggestions their own. A data notice comes before the move of its own timer or
+    /// message, so it may carry the level of a later move of the track at the same instant
+    /// (or the current one, when that move came from another timer due then).
+    fn check_level(&self, key: &str, n: &Notice, rest: &[Notice]) -> Check {
+        if matches!(n.kind, Kind::Proposal | Kind::Reminder | Kind::Suggestion) {
+            return Ok(());
+        }
+        let cur = self.levels.get(key).map_or("none", String::as_str);
+        let mut allowed = vec![match n.kind {
+            Kind::ReportFinal => self.ended.get(key).map_or("?", String::as_str),
+            _ => cur,
+        }];
+        if matches!(n.kind, Kind::DataGap | Kind::DataResumed) {
+            allowed.extend(
+                rest.iter()
+                    .filter(|m| m.at == n.at && m.kind.is_move())
+                    .filter(|m| format!("{}/{}/{}", m.plan.as_str(), m.region, m.track) == key)
+                    .map(|m| m.level.as_str()),
+            );
+        }
+        if !allowed.contains(&n.level.as_str()) {
+            return Err(format!(
+                "{} ({:?}) has level {} where the track is at {allowed:?}",
+                n.id, n.kind, n.level
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_call(&mut self, key: &str, n: &Notice) -> Check {
+        let (cid, person) = (
+            n.call_id.clone().unwrap_or_default(),
+            n.person.clone().unwrap_or_default(),
+        );
+        let attempt = n.attempt.unwrap_or(0);
+        let rkey = (n.region.clone(), cid.clone());
+        if n.kind == Kind::Call && attempt == 1 && !self.rounds.contains_key(&rkey) {
+            let colour = self.levels.get(key).cloned().unwrap_or_default();
+            self.rounds.insert(
+                rkey.clone(),
+                Round {
+                    track: key.to_string(),
+                    colour,
+                    t0: n.at,
+                    persons: BTreeMap::new(),
+                    closed: false,
+                },
+            );
+        }
+        let (timeout, retry, attempts) = (self.timeout, self.retry, self.attempts);
+        let Some(r) = self.rounds.get_mut(&rkey) else {
+            return Err(format!(
+                "{} ({:?}) for call {cid} whose round never started",
+                n.id, n.kind
+            ));
+        };
+        if r.closed || r.track != key || n.level != r.colour {
+            return Err(format!(
+                "{} ({:?}, level {}) for round {cid} of {} (colour {}, closed {})",
+                n.id, n.kind, n.level, r.track, r.colour, r.closed
+            ));
+        }
+        let p = r.persons.entry(person.clone()).or_insert((0, false, false));
+        let due = match n.kind {
+            Kind::Call => {
+                if attempt != p.0 + 1 || attempt > attempts + 1 || p.1 || p.2 {
+                    return Err(format!(
+                        "{}: attempt {attempt} of {person} after {:?} (max {})",
+                        n.id,
+                        p,
+                        attempts + 1
+                    ));
+                }
+                p.0 = attempt;
+                Some(if attempt == 1 {
+                    r.t0
+                } else {
+                    r.t0 + timeout + retry * (attempt as i32 - 2)
+                })
+            }
+            Kind::CallUnreached => {
+                if p.2 || p.1 || p.0 == 0 || attempt != p.0 {
+                    return Err(format!(
+                        "{}: call_unreached of {person} (attempt {attempt}) after {:?}",
+                        n.id, p
+                    ));
+                }
+                p.2 = true;
+                Some(r.t0 + timeout + retry * attempts as i32)
+            }
+            _ => {
+                if p.1 || p.0 == 0 || attempt != p.0 {
+                    return Err(format!(
+                        "{}: call_ack of {person} (attempt {attempt}) after {:?}",
+                        n.id, p
+                    ));
+                }
+                p.1 = true;
+                None
+            }
+        };
+        match due {
+            Some(d) if d != n.at => Err(format!(
+                "{} ({:?} attempt {attempt} of {person}) at {} where PLANS.md §3 gives {}",
+                n.id,
+                n.kind,
+                fmt_ts(n.at),
+                fmt_ts(d)
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
 fn check_shape(n: &Notice) -> Check {
     if n.kind.is_move() && n.previous.is_none() {
         return Err(format!("move {} ({:?}) has no previous", n.id, n.kind));
@@ -998,6 +1210,7 @@ fn run(
     from: usize,
     snap_at: &BTreeSet<usize>,
     checker: &mut NoticeChecker,
+    sem: &mut Semantics,
 ) -> Result<Run, (usize, String)> {
     let mut out = Run {
         steps: Vec::new(),
@@ -1013,6 +1226,7 @@ fn run(
             for n in &ns {
                 checker.check(n, now)?;
             }
+            sem.check_step(&ns)?;
             after_step(&mut e)?;
             Ok(ns)
         };
@@ -1074,27 +1288,15 @@ fn run_seed(seed: u64, n_events: usize) -> Result<Tally, Failure> {
         .map(|_| rng.below(events.len() as u64) as usize)
         .collect();
     let first = guard(&mut || {
-        let mut ck = NoticeChecker::default();
-        run(
-            &cfg,
-            Engine::new(Arc::clone(&cfg)),
-            &events,
-            0,
-            &snap_at,
-            &mut ck,
-        )
+        let (mut ck, mut sem) = (NoticeChecker::default(), Semantics::new(&cfg));
+        let e = Engine::new(Arc::clone(&cfg));
+        run(&cfg, e, &events, 0, &snap_at, &mut ck, &mut sem)
     })
     .inspect_err(|f| dump(seed, &cfg_text, &events, f))?;
     let second = guard(&mut || {
-        let mut ck = NoticeChecker::default();
-        run(
-            &cfg,
-            Engine::new(Arc::clone(&cfg)),
-            &events,
-            0,
-            &BTreeSet::new(),
-            &mut ck,
-        )
+        let (mut ck, mut sem) = (NoticeChecker::default(), Semantics::new(&cfg));
+        let e = Engine::new(Arc::clone(&cfg));
+        run(&cfg, e, &events, 0, &BTreeSet::new(), &mut ck, &mut sem)
     })?;
     let all: Vec<&String> = first.steps.iter().flatten().collect();
     let result = check_same(&first, &second, 0, "second run of the same seed")
@@ -1146,14 +1348,21 @@ fn restarts(cfg: &Arc<Config>, events: &[Event], first: &Run) -> Result<(), (usi
         let e =
             Engine::restore(Arc::clone(cfg), snap).map_err(|x| (*i, format!("restore: {x}")))?;
         let mut ck = NoticeChecker::default();
-        // The restored engine's notices continue the numbering: seed the checker from the
+        let mut sem = Semantics::new(cfg);
+        // The restored engine's notices continue the numbering: seed the checkers from the
         // notices the first run made up to the snapshot.
-        for line in first.steps[..=*i].iter().flatten() {
-            let n: Notice = serde_json::from_str(line).expect("own JSON");
-            ck.check(&n, n.at).map_err(|m| (*i, m))?;
+        for step in &first.steps[..=*i] {
+            let ns: Vec<Notice> = step
+                .iter()
+                .map(|l| serde_json::from_str(l).expect("own JSON"))
+                .collect();
+            for n in &ns {
+                ck.check(n, n.at).map_err(|m| (*i, m))?;
+            }
+            sem.check_step(&ns).map_err(|m| (*i, m))?;
         }
         let rest = catch_unwind(AssertUnwindSafe(|| {
-            run(cfg, e, events, i + 1, &BTreeSet::new(), &mut ck)
+            run(cfg, e, events, i + 1, &BTreeSet::new(), &mut ck, &mut sem)
         }))
         .unwrap_or_else(|p| Err((usize::MAX, format!("panic: {}", panic_text(&p)))))?;
         check_same(
