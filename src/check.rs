@@ -24,6 +24,12 @@ pub fn problems(loaded: &Loaded) -> Vec<Problem> {
     for k in &loaded.unknown_keys {
         p(k.clone(), "unknown key (misspelt? it is ignored)".into());
     }
+    if cfg.coal.price_large_pct < cfg.coal.price_abnormal_pct {
+        p(
+            "coal.price_large_pct".into(),
+            "is below coal.price_abnormal_pct: every abnormal price change is also large".into(),
+        );
+    }
     // PLANS.md §1 "Output run": a quota table without a year uses the latest earlier one;
     // check reports the years the table skips.
     if let Quota::ByYear(t) = &cfg.coal.daily_quota_t {
@@ -82,6 +88,30 @@ pub fn problems(loaded: &Loaded) -> Vec<Problem> {
             );
         }
     }
+    // PLANS.md §3: `call_unreached` goes to `escalate_to` and the backup; ids that name no
+    // contact cannot be told (not a load error, so a config with them still runs).
+    let known = |id: &str| cfg.contacts.iter().any(|c| c.id == id);
+    for (i, ct) in cfg.contacts.iter().enumerate() {
+        if let Some(r) = ct.role.as_deref() {
+            if !CALL_ROLES.iter().any(|(k, _)| *k == r) && r != "other" {
+                p(format!("contact[{i}].role"), format!("unknown role {r:?}"));
+            }
+        }
+        if let Some(b) = ct.backup.as_deref().filter(|b| !known(b)) {
+            p(
+                format!("contact[{i}].backup"),
+                format!("no contact with id {b:?}"),
+            );
+        }
+    }
+    for (i, id) in cfg.weather_call.escalate_to.iter().enumerate() {
+        if !known(id) {
+            p(
+                format!("weather_call.escalate_to[{i}]"),
+                format!("no contact with id {id:?}"),
+            );
+        }
+    }
     out
 }
 
@@ -134,6 +164,28 @@ mod tests {
             .filter(|p| p.key.starts_with("contact(role = "))
             .collect();
         assert_eq!(missing.len(), 10, "{ps:?}"); // 11 roles, transport has a contact
+    }
+
+    /// CONTRACT.md's example config names a backup (`yjj-deputy`) it does not list: it
+    /// must load (replay and run work) and `check` reports the dangling id.
+    #[test]
+    fn dangling_ids_and_unknown_roles_are_check_problems_not_load_errors() {
+        let l = Config::from_toml(
+            "[weather_call]\nescalate_to = [\"nobody\"]\n\
+             [[contact]]\nid = \"a\"\ntier = \"A\"\nbackup = \"a-dep\"\nphone = \"1\"\n",
+        )
+        .expect("loads");
+        let ps = problems(&l);
+        assert!(ps.iter().any(|p| p.key == "contact[0].backup"), "{ps:?}");
+        assert!(
+            ps.iter().any(|p| p.key == "weather_call.escalate_to[0]"),
+            "{ps:?}"
+        );
+        // A role outside the table (misspelt) is reported, not fatal.
+        let l =
+            Config::from_toml("[[contact]]\nid = \"a\"\nrole = \"meteorology\"\n").expect("loads");
+        let ps = problems(&l);
+        assert!(ps.iter().any(|p| p.key == "contact[0].role"), "{ps:?}");
     }
 
     #[test]

@@ -33,12 +33,12 @@ fn export_from_replayed_scenario_lists_attempts_and_acks() {
     assert_eq!(
         rows[2],
         "2024-07-10T14:00:00+08:00,rs-7,rs-7/1,1,rainstorm,orange,cg,王城管,市城市管理局,A,\
-         attempt,1,phone,,,,,"
+         attempt,1,phone,,,,,,shuozhou"
     );
     assert_eq!(
         rows[9],
         "2024-07-10T14:05:00+08:00,rs-7,rs-7/1,1,rainstorm,orange,cg,王城管,市城市管理局,A,\
-         ack,,,cg,false,false,closed,"
+         ack,2,phone,cg,false,false,closed,,shuozhou"
     );
 }
 
@@ -68,4 +68,40 @@ fn export_of_an_unknown_event_fails() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
+}
+
+/// What broke: with two regions the same warning id made rows that could not be told apart
+/// (no region column), and ack rows did not say which attempt was answered.
+#[test]
+fn export_names_the_region_and_the_attempt_acked() {
+    let out = yingji()
+        .args([
+            "calls",
+            "export",
+            "--event",
+            "w1",
+            "--config",
+            "scenarios/accept-weather-regions.toml",
+            "--replay",
+            "scenarios/accept-weather-regions.jsonl",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let csv = String::from_utf8(out.stdout).unwrap();
+    let rows: Vec<&str> = csv.lines().collect();
+    assert!(rows[0].ends_with(",told,region"), "{csv}");
+    // shuozhou: WeChat 12:00, phone 12:01, unreached 12:02; huairen: WeChat 12:00:30,
+    // ack 12:01:10 of that WeChat call.
+    assert_eq!(
+        rows[1..],
+        [
+            "2024-08-02T12:00:00+08:00,w1,w1/1,1,rainstorm,orange,a1,a1,测试单位,A,attempt,1,wechat,,,,,,shuozhou",
+            "2024-08-02T12:01:00+08:00,w1,w1/1,1,rainstorm,orange,a1,a1,测试单位,A,attempt,2,phone,,,,,,shuozhou",
+            "2024-08-02T12:02:00+08:00,w1,w1/1,1,rainstorm,orange,a1,a1,测试单位,A,unreached,2,phone,,,,,duty,shuozhou",
+            "2024-08-02T12:00:30+08:00,w1,w1/1,1,rainstorm,red,a1,a1,测试单位,A,attempt,1,wechat,,,,,,huairen",
+            "2024-08-02T12:01:10+08:00,w1,w1/1,1,rainstorm,red,a1,a1,测试单位,A,ack,1,wechat,a1,false,false,current,,huairen",
+        ],
+        "{csv}"
+    );
 }

@@ -17,6 +17,15 @@ use super::Level;
 /// need at most this many (the evidence of a longer run says "at least").
 const OUTPUT_KEEP_DAYS: i64 = 40;
 
+/// One million: decimal inputs are compared exactly as integer millionths.
+pub const MICRO: i128 = 1_000_000;
+
+/// `x` in millionths, as an integer (exact for decimals with up to 6 places, which is
+/// what the feeds and the config carry).
+pub fn micro(x: f64) -> i128 {
+    (x * 1e6).round() as i128
+}
+
 /// A key plant's latest stock (latest by `ts`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct PlantStock {
@@ -48,11 +57,12 @@ impl PlantStock {
         }
     }
 
-    /// `days < threshold`, exactly: with tonnes, `stock_t < threshold · burn` (no division,
-    /// so 400000 t / 20000 t a day is exactly 20.0 days and does not warn).
+    /// `days < threshold`, exactly: with tonnes, `stock_t < threshold · burn` on values
+    /// scaled to millionths in integers (no division, no binary rounding: 400000 t / 20000 t
+    /// a day and 666666.6 t / 33333.33 t a day are both exactly 20.0 days and do not warn).
     pub fn below(&self, threshold: f64) -> bool {
         match (self.stock_t, self.burn_t_per_day) {
-            (Some(s), Some(b)) => s < threshold * b,
+            (Some(s), Some(b)) => micro(s) * MICRO < micro(threshold) * micro(b),
             _ => self.days < threshold,
         }
     }

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use crate::config::{CoalConfig, StockRule};
 
-use super::data::{Data, PlantStock};
+use super::data::{micro, Data, PlantStock};
 use super::Level;
 
 /// §4.2.1: "库存不足20天" (L2), "不足15天" (L1); strict.
@@ -140,16 +140,19 @@ fn stock_conds(d: &Data, cfg: &CoalConfig, v: &mut Vec<Cond>) {
 
 /// Total stock / total burn of the key plants that reported tonnes (`aggregate` rule).
 pub fn aggregate(d: &Data) -> Option<PlantStock> {
-    let mut stock = 0.0;
-    let mut burn = 0.0;
+    // Sums in integer millionths: 100000.1 + 200000.2 is exactly 300000.3 (binary floats
+    // would make it 300000.30000000005 and move a sum that is exactly 20 days).
+    let mut stock: i128 = 0;
+    let mut burn: i128 = 0;
     let mut ts = None;
     for s in d.stocks.values() {
         if let (Some(st), Some(b)) = (s.stock_t, s.burn_t_per_day) {
-            stock += st;
-            burn += b;
+            stock += micro(st);
+            burn += micro(b);
             ts = ts.max(Some(s.ts));
         }
     }
+    let (stock, burn) = (stock as f64 / 1e6, burn as f64 / 1e6);
     Some(PlantStock {
         ts: ts?,
         stock_t: Some(stock),

@@ -500,3 +500,40 @@ unit = "市能源局"
     assert_eq!(n.measures[0]["clause"], "朔政办发〔2023〕33号 §5.2.1(2)");
     assert_eq!(n.recipients, vec!["nyj".to_string()]);
 }
+
+/// What broke: `stock_t < 20 · burn` in binary floats made 666666.6 t / 33333.33 t a day
+/// (exactly 20.0 days) warn, and the aggregate summed 100000.1 + 200000.2 to
+/// 300000.30000000005 t. Stock days now compare exactly on decimal millionths.
+#[test]
+fn stock_days_boundary_is_exact_for_decimal_tonnes() {
+    let mut x = h("");
+    x.send(
+        "2023-12-01T08:00:00",
+        "coal/stock",
+        json!({"ts": "2023-12-01T08:00:00+08:00", "plant": "A", "stock_t": 666666.6, "burn_t_per_day": 33333.33}),
+    );
+    // 105004.9 / 15000.7 is exactly 7.0: L1 (< 15) but not beyond level 1 (< 7).
+    x.send(
+        "2023-12-01T09:00:00",
+        "coal/stock",
+        json!({"ts": "2023-12-01T09:00:00+08:00", "plant": "B", "stock_t": 105004.9, "burn_t_per_day": 15000.7}),
+    );
+    assert_eq!(
+        x.seen(&["activate", "beyond_level1"]),
+        vec!["activate L1 12-01T09:00"]
+    );
+
+    let mut y = h("[coal]\nstock_rule = \"aggregate\"\n");
+    for (at, plant, s, b) in [
+        ("2023-12-01T08:00:00", "A", 100000.1, 5000.005),
+        ("2023-12-01T09:00:00", "B", 200000.2, 10000.01),
+    ] {
+        y.send(
+            at,
+            "coal/stock",
+            json!({"ts": format!("{at}+08:00"), "plant": plant, "stock_t": s, "burn_t_per_day": b}),
+        );
+    }
+    // 300000.3 / 15000.015 is exactly 20.0 days: no warning.
+    assert!(y.seen(MOVES).is_empty(), "{:?}", y.seen(&[]));
+}

@@ -1,39 +1,272 @@
 //! Heavy-pollution weather plan — 朔州市重污染天气应急预案 (朔政办发〔2023〕37号), PLANS.md §2.
 //!
-//! (Stub: the plan's rules land with their issue.)
+//! - `series`: S, M, C(X,N), primary pollutant of a window (§3.2.1).
+//! - `graded`: Level(h), rules 1–5 for the graded track, the ozone track (§3.2.2).
+//! - `so2`: the SO2 track (§3.2.3).
+//! - `approval`: rule 6 (审批表, §3.3.2) and the moves themselves.
+//! - `reports`: 初报 / 日报 / 终报 (§4.3) and data-gap notices (PLANS.md §4).
+//! - `measures`: the plan's measures per level (§4.2), quoted, as data.
+//!
+//! Only air messages move tracks; timers give reports, reminders and data gaps.
 
+mod approval;
+mod graded;
+mod measures;
+mod reports;
+mod series;
+mod so2;
+mod types;
+
+#[cfg(test)]
+mod tests;
+
+use chrono::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, RegionConfig};
 use crate::engine::Cx;
-use crate::input::Input;
+use crate::input::{Command, Input, ProvinceAction, ProvinceNotice};
+use crate::notice::{Kind, Notice};
+use crate::time::{floor_hour, Ts};
+
+use graded::Floor;
+use reports::{Episode, Feed};
+use series::{stamp_of, Series, View};
+use types::{Decision, Lv, TrackId};
 
 /// Timers of this plan.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Timer {
-    /// Placeholder until the plan's timers land.
-    Placeholder,
+    /// A feed silent for its period (PLANS.md §4).
+    Gap(Feed),
+    /// The pending proposal of a track still pending after `reminder_hours` (rule 6).
+    Reminder(TrackId),
+    /// The daily report of an active track at `report_time` (§4.3).
+    Daily(TrackId),
 }
 
 impl Timer {
     pub fn describe(&self) -> String {
-        format!("{self:?}")
+        match self {
+            Timer::Gap(f) => format!("data gap of the {} feed", f.as_str()),
+            Timer::Reminder(t) => format!("approval reminder, {} track", t.as_str()),
+            Timer::Daily(t) => format!("daily report, {} track", t.as_str()),
+        }
     }
+}
+
+/// A proposal waiting for `approve` / `reject` (rule 6).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pending {
+    /// Filled when the proposal notice is emitted.
+    pub id: String,
+    pub decision: Decision,
+    pub made: Ts,
+}
+
+/// One track's state.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrackState {
+    pub level: Lv,
+    pub episode: Option<Episode>,
+    pub pending: Option<Pending>,
+    /// A rejected level, not proposed again until an evaluation gives no move or a move
+    /// to another level (rule 6).
+    pub rejected: Option<Lv>,
+}
+
+/// A monitored feed's clock (PLANS.md §4).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FeedState {
+    pub last: Option<Ts>,
+    /// `data_gap` fired and no message since.
+    pub silent: bool,
 }
 
 /// State of the plan in one region.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct HeavyPollution {}
+pub struct HeavyPollution {
+    pub series: Series,
+    pub floor: Option<Floor>,
+    pub graded: TrackState,
+    pub ozone: TrackState,
+    pub so2: TrackState,
+    pub aqi_feed: FeedState,
+    pub forecast_feed: FeedState,
+}
 
 impl HeavyPollution {
     pub fn new(_cfg: &Config, _region: &RegionConfig) -> Self {
         Self::default()
     }
 
+    pub(crate) fn track(&mut self, t: TrackId) -> &mut TrackState {
+        match t {
+            TrackId::Graded => &mut self.graded,
+            TrackId::Ozone => &mut self.ozone,
+            TrackId::So2 => &mut self.so2,
+        }
+    }
+
+    fn feed(&mut self, f: Feed) -> &mut FeedState {
+        match f {
+            Feed::Aqi => &mut self.aqi_feed,
+            Feed::Forecast => &mut self.forecast_feed,
+        }
+    }
+
     /// Handles one message of this plan; `Err(reason)` refuses it (and changes nothing).
-    pub fn on_input(&mut self, _cx: &mut Cx, _input: &Input) -> Result<(), String> {
+    pub fn on_input(&mut self, cx: &mut Cx, input: &Input) -> Result<(), String> {
+        match input {
+            Input::AirAqi(o) => {
+                let resumed = self.feed_message(cx, Feed::Aqi);
+                self.series.add_obs(o);
+                self.evaluate(cx, false, resumed);
+            }
+            Input::AirForecast(f) => {
+                let resumed = self.feed_message(cx, Feed::Forecast);
+                self.series.add_forecast(f);
+                self.evaluate(cx, false, resumed);
+            }
+            Input::AirProvince(p) => {
+                self.apply_province(cx.now, p);
+                self.evaluate(cx, true, None);
+            }
+            Input::Cmd(Command::Approve { proposal_id, by }) => {
+                return self.approve(cx, proposal_id, by)
+            }
+            Input::Cmd(Command::Reject {
+                proposal_id,
+                by,
+                reason,
+            }) => return self.reject(cx, proposal_id, by, reason),
+            Input::Cmd(Command::Confirm { proposal_id, .. }) => {
+                return Err(format!(
+                "{proposal_id}: heavy-pollution proposals are approved or rejected, not confirmed"
+            ))
+            }
+            _ => {}
+        }
         Ok(())
     }
 
-    pub fn on_timer(&mut self, _cx: &mut Cx, _timer: Timer) {}
+    pub fn on_timer(&mut self, cx: &mut Cx, timer: Timer) {
+        match timer {
+            Timer::Gap(f) => {
+                // PLANS.md §4: once per silence, at exactly last arrival + period.
+                let period = self.period(cx.cfg, f);
+                let fs = self.feed(f);
+                fs.silent = true;
+                let last = fs.last.unwrap_or(cx.now);
+                let n = reports::data_gap(f, self.graded.level, last, period, cx.now);
+                cx.emit(n);
+            }
+            Timer::Reminder(t) => self.remind(cx, t),
+            Timer::Daily(t) => {
+                let st = self.track(t);
+                if st.level == Lv::None {
+                    return;
+                }
+                let ep = st.episode.clone().unwrap_or_default();
+                let mut n = reports::daily(t, st.level, &ep, cx.now);
+                // §4.3 日报: "采取的应急响应措施" — the level's measures in force.
+                n.measures = measures::for_level(cx.cfg, st.level);
+                cx.emit(n);
+                let next = crate::time::next_local_time(cx.now, cx.cfg.report_time);
+                cx.arm(Timer::Daily(t), next);
+            }
+        }
+    }
+
+    fn period(&self, cfg: &Config, f: Feed) -> f64 {
+        match f {
+            Feed::Aqi => cfg.pollution.aqi_gap_hours,
+            Feed::Forecast => cfg.pollution.forecast_stale_hours,
+        }
+    }
+
+    /// Arms the feed's gap clock; returns the feed and its last arrival when the message
+    /// ends a silence (`data_resumed` goes first in this message).
+    fn feed_message(&mut self, cx: &mut Cx, f: Feed) -> Option<(Feed, Ts)> {
+        let period = self.period(cx.cfg, f);
+        let fs = self.feed(f);
+        let resumed = if fs.silent {
+            fs.last.map(|l| (f, l))
+        } else {
+            None
+        };
+        fs.silent = false;
+        fs.last = Some(cx.now);
+        let ms = (period * 3_600_000.0).round() as i64;
+        cx.arm(Timer::Gap(f), cx.now + Duration::milliseconds(ms));
+        resumed
+    }
+
+    /// Rule 5: the province / ministry floor (§3.3.2, §3.5.1, §3.5.2).
+    fn apply_province(&mut self, now: Ts, p: &ProvinceNotice) {
+        let h0 = floor_hour(now);
+        let level = p.level.as_deref().and_then(Lv::parse_graded);
+        match (p.action, level) {
+            (ProvinceAction::Issue, Some(l)) => {
+                self.floor = Some(Floor {
+                    level: l,
+                    start: p.start.unwrap_or(h0),
+                    reference: p.reference.clone(),
+                })
+            }
+            (ProvinceAction::Adjust, Some(l)) => {
+                let start = p
+                    .start
+                    .or(self.floor.as_ref().map(|f| f.start))
+                    .unwrap_or(h0);
+                self.floor = Some(Floor {
+                    level: l,
+                    start,
+                    reference: p
+                        .reference
+                        .clone()
+                        .or_else(|| self.floor.as_ref().and_then(|f| f.reference.clone())),
+                })
+            }
+            (ProvinceAction::Lift, _) => self.floor = None,
+            _ => {}
+        }
+    }
+
+    /// Evaluates every track at an air message (rules 1–6), then emits, in the order of
+    /// PLANS.md §4: `data_resumed`, then graded, ozone, so2.
+    fn evaluate(&mut self, cx: &mut Cx, province: bool, resumed: Option<(Feed, Ts)>) {
+        let h0 = stamp_of(floor_hour(cx.now));
+        self.series.prune(h0);
+        let view = View::new(&self.series, h0, i64::from(cx.cfg.pollution.horizon_hours));
+        for t in [TrackId::Graded, TrackId::Ozone] {
+            if let Some(ep) = self.track(t).episode.as_mut() {
+                ep.observe(&view, t);
+            }
+        }
+        let mut out: Vec<Notice> = Vec::new();
+        let d = graded::decide_graded(&view, self.graded.level, self.floor.as_ref(), province);
+        self.decide(cx, TrackId::Graded, d, &view, &mut out);
+        let d = graded::decide_ozone(&view, self.ozone.level, province);
+        self.decide(cx, TrackId::Ozone, d, &view, &mut out);
+        let d = so2::decide_so2(&view, self.so2.level);
+        self.decide(cx, TrackId::So2, d, &view, &mut out);
+        if let Some((f, last)) = resumed {
+            cx.emit(reports::data_resumed(f, self.graded.level, last, cx.now));
+        }
+        self.flush(cx, out);
+    }
+
+    /// Emits buffered notices; a proposal's id becomes its track's pending id.
+    fn flush(&mut self, cx: &mut Cx, out: Vec<Notice>) {
+        for n in out {
+            let prop = (n.kind == Kind::Proposal).then(|| n.track.clone());
+            let id = cx.emit(n);
+            if let Some(t) = prop.as_deref().and_then(TrackId::parse) {
+                if let Some(p) = self.track(t).pending.as_mut() {
+                    p.id = id;
+                }
+            }
+        }
+    }
 }

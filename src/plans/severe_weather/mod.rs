@@ -52,6 +52,9 @@ impl Timer {
 /// State of the plan in one region.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SevereWeather {
+    /// The region's id (for the register's CSV).
+    #[serde(default)]
+    pub region: String,
     /// Hazard (`rainstorm`, `blizzard`, `thunderstorm_gale`) -> its track.
     pub tracks: BTreeMap<String, tracks::Track>,
     /// Every round ever started, by `call_id`.
@@ -65,8 +68,11 @@ pub struct SevereWeather {
 }
 
 impl SevereWeather {
-    pub fn new(_cfg: &Config, _region: &RegionConfig) -> Self {
-        Self::default()
+    pub fn new(_cfg: &Config, region: &RegionConfig) -> Self {
+        Self {
+            region: region.id.clone(),
+            ..Self::default()
+        }
     }
 
     /// Handles one message of this plan; `Err(reason)` refuses it (and changes nothing).

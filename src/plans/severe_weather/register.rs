@@ -2,6 +2,8 @@
 //! attempt, channel, time and acknowledgement (who, when), kept in the plan state so it is
 //! in every snapshot, and exported as CSV per event (the warning id).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::{Channel, RoundStatus, SevereWeather};
@@ -51,16 +53,23 @@ impl SevereWeather {
 }
 
 const HEADER: &str = "time,event,call_id,round,hazard,level,person,name,unit,tier,record,\
-attempt,channel,ack_by,duplicate,late,round_status,told";
+attempt,channel,ack_by,duplicate,late,round_status,told,region";
 
-/// The register of one event (all rounds of warning `event`) as CSV, in time order.
+/// The register of one event (all rounds of warning `event`) as CSV, in time order. An ack
+/// row carries the attempt and channel of the person's last attempt before it (as
+/// `call_ack` does, PLANS.md §3); the last column is the region.
 pub fn to_csv(s: &SevereWeather, event: &str) -> Option<String> {
     if !s.rounds.values().any(|r| r.warning_id == event) {
         return None;
     }
     let mut out = String::from(HEADER);
     out.push('\n');
+    // (call id, person) -> (attempt, channel) of the latest attempt so far.
+    let mut last: BTreeMap<(&str, &str), (u32, Channel)> = BTreeMap::new();
     for e in &s.register {
+        if let EntryKind::Attempt { attempt, channel } = e.kind {
+            last.insert((&e.call_id, &e.person), (attempt, channel));
+        }
         let Some(r) = s.rounds.get(&e.call_id) else {
             continue;
         };
@@ -86,7 +95,11 @@ pub fn to_csv(s: &SevereWeather, event: &str) -> Option<String> {
             unit.to_string(),
             tier.to_string(),
         ];
-        row.extend(kind_fields(&e.kind));
+        row.extend(kind_fields(
+            &e.kind,
+            last.get(&(e.call_id.as_str(), e.person.as_str())).copied(),
+        ));
+        row.push(s.region.clone());
         let line: Vec<String> = row.iter().map(|f| quote(f)).collect();
         out.push_str(&line.join(","));
         out.push('\n');
@@ -94,8 +107,9 @@ pub fn to_csv(s: &SevereWeather, event: &str) -> Option<String> {
     Some(out)
 }
 
-/// record, attempt, channel, ack_by, duplicate, late, round_status, told.
-fn kind_fields(k: &EntryKind) -> Vec<String> {
+/// record, attempt, channel, ack_by, duplicate, late, round_status, told; `last` = the
+/// person's latest attempt (for ack rows).
+fn kind_fields(k: &EntryKind, last: Option<(u32, Channel)>) -> Vec<String> {
     let s = |x: &str| x.to_string();
     match k {
         EntryKind::Attempt { attempt, channel } => vec![
@@ -129,8 +143,8 @@ fn kind_fields(k: &EntryKind) -> Vec<String> {
             round_status,
         } => vec![
             s("ack"),
-            s(""),
-            s(""),
+            last.map_or(String::new(), |l| l.0.to_string()),
+            s(last.map_or("", |l| l.1.as_str())),
             by.clone(),
             duplicate.to_string(),
             late.to_string(),

@@ -78,11 +78,13 @@ impl SevereWeather {
                 snow_um: um(o.snow_mm),
             },
         );
-        let latest = *hours.keys().next_back().expect("just inserted");
-        hours.retain(|s, _| *s > latest - KEEP_SECS);
         for rule in &RULES {
             self.apply_rule(cx, rule, &o.station, t);
         }
+        // Pruned after the rules, so a late reading counts in its own window.
+        let hours = self.suggest.obs.get_mut(&o.station).expect("just inserted");
+        let latest = *hours.keys().next_back().expect("just inserted");
+        hours.retain(|s, _| *s > latest - KEEP_SECS);
     }
 
     fn apply_rule(&mut self, cx: &mut Cx, rule: &Rule, station: &str, t: i64) {
@@ -101,7 +103,8 @@ impl SevereWeather {
                 )
             })
             .collect();
-        let sum: i64 = window.iter().map(|(_, v)| v).sum();
+        // Saturating: an absurd reading (the input sets no upper bound) must not overflow.
+        let sum: i64 = window.iter().fold(0i64, |a, (_, v)| a.saturating_add(*v));
         let reached = rule.levels.iter().find(|(_, th)| sum >= *th).copied();
         let rec = self
             .suggest

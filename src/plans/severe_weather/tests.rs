@@ -454,13 +454,14 @@ fn snapshot_restore_mid_round_and_csv() {
     assert!(rows[0].starts_with("time,event,call_id"));
     assert_eq!(
         rows[1],
-        "2024-07-01T10:00:00+08:00,w1,w1/1,1,rainstorm,orange,a1,,,A,attempt,1,wechat,,,,,"
+        "2024-07-01T10:00:00+08:00,w1,w1/1,1,rainstorm,orange,a1,,,A,attempt,1,wechat,,,,,,shuozhou"
     );
     assert!(rows.contains(
-        &"2024-07-01T10:02:30+08:00,w1,w1/1,1,rainstorm,orange,a1,,,A,ack,,,a1,false,false,current,"
+        // a1's last attempt before its ack: the phone call at 10:02 (attempt 2)
+        &"2024-07-01T10:02:30+08:00,w1,w1/1,1,rainstorm,orange,a1,,,A,ack,2,phone,a1,false,false,current,,shuozhou"
     ));
     assert!(rows.contains(
-        &"2024-07-01T10:04:00+08:00,w1,w1/1,1,rainstorm,orange,a2,,,A,unreached,3,phone,,,,,duty"
+        &"2024-07-01T10:04:00+08:00,w1,w1/1,1,rainstorm,orange,a2,,,A,unreached,3,phone,,,,,duty,shuozhou"
     ));
     // 3 + 3 + 2 attempts (a1 acked before its 3rd), 1 ack, 2 unreached
     assert_eq!(rows.len(), 1 + 8 + 1 + 2);
@@ -616,4 +617,60 @@ proptest::proptest! {
             .collect();
         proptest::prop_assert_eq!(got, want);
     }
+}
+
+/// What broke: `phone_attempts = 0` was a config error, so a scenario using it could not run
+/// at all. PLANS.md §3's formula with n = 0: no phone attempt, `call_unreached` at t0 + a
+/// carrying the last attempt (WeChat, 1).
+#[test]
+fn zero_phone_attempts_is_unreached_at_t0_plus_a() {
+    let mut r = Run::new(
+        "[weather_call]\nack_timeout_s = 90\nphone_retry_s = 30\nphone_attempts = 0\n\
+         escalate_to = [\"d\"]\n[[contact]]\nid = \"p\"\ntier = \"A\"\nwechat = \"w\"\n\
+         phone = \"1\"\n[[contact]]\nid = \"d\"\n",
+    );
+    r.warn("10:00:00", "w1", "rainstorm", Some("orange"), "issue");
+    r.end("11:00:00");
+    let ns = r.take();
+    assert_eq!(
+        lines(&ns),
+        vec![
+            "activate@10:00:00 orange none",
+            "call@10:00:00 w1/1 p wechat 1 orange",
+            "call_unreached@10:01:30 w1/1 p wechat 1 orange",
+        ]
+    );
+    assert_eq!(ns[2].recipients, vec!["d"]);
+}
+
+/// What broke: readings more than 24 h behind the station's latest stamp were pruned before
+/// the rules ran, so a late observation was summed without itself. PLANS.md §4: at each
+/// observation, with t its `ts`, the hours in (t − 3 h, t] are summed — its own reading
+/// included.
+#[test]
+fn a_late_observation_counts_in_its_own_window() {
+    let mut r = Run::new("");
+    r.obs("13:00:00", "S1", 0.0, 0.0);
+    let p = json!({"ts": "2024-06-30T08:00:00+08:00", "station": "S1", "rain_mm": 120.0});
+    assert_eq!(r.send("14:00:00", "weather/obs", p), None);
+    let ns = r.take();
+    assert_eq!(lines(&ns), vec!["suggestion@14:00:00 red -"]);
+    assert_eq!(ns[0].evidence["sum_mm"], json!(120.0));
+}
+
+/// What broke: the input sets no upper bound on `rain_mm`; two huge readings in one window
+/// overflowed the micrometre sum (a panic in debug builds). The sum saturates: red.
+#[test]
+fn huge_readings_do_not_overflow_the_sum() {
+    let mut r = Run::new("");
+    r.obs("10:00:00", "S1", 1e300, 0.0);
+    r.take();
+    r.obs("11:00:00", "S1", 1e300, 0.0);
+    r.obs("12:00:00", "S1", 1e300, 0.0);
+    assert!(r.take().is_empty()); // red already recorded at 10:00, still red
+    let w = &r.e.state().regions[0].weather;
+    assert_eq!(
+        w.suggest.recorded["S1"]["rainstorm"],
+        crate::input::Color::Red
+    );
 }

@@ -1,0 +1,298 @@
+//! Rule 6 (approval, §3.3.2 "重污染天气预警信息发布(调整、解除)审批表") and the moves
+//! themselves (notice, measures, reports, episode bookkeeping).
+
+use chrono::Duration;
+use serde_json::{json, Value};
+
+use crate::config::Config;
+use crate::engine::Cx;
+use crate::notice::{Kind, Notice, Plan};
+use crate::time::{floor_hour, fmt_ts, next_local_time};
+
+use super::graded::lead_hours;
+use super::measures;
+use super::reports::{self, Episode, OFFICE};
+use super::series::{stamp_of, ts_of, View};
+use super::types::{clause, Decision, Lv, TrackId};
+use super::{HeavyPollution, Pending, Timer};
+
+/// Who receives warnings (§3.3.2 "预警信息发布对象"), plus contacts subscribed to the plan.
+fn recipients(cfg: &Config) -> Vec<String> {
+    let mut r: Vec<String> = [
+        "市政府有关部门",
+        "各县(市、区)人民政府",
+        "朔州经济开发区管委会",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    r.extend(
+        cfg.contacts
+            .iter()
+            .filter(|c| c.plans.iter().any(|p| p == "heavy_pollution"))
+            .map(|c| c.id.clone()),
+    );
+    r
+}
+
+fn set(ev: &mut Value, key: &str, v: Value) {
+    if let Value::Object(m) = ev {
+        m.insert(key.to_string(), v);
+    }
+}
+
+impl HeavyPollution {
+    /// Applies a track's rule outcome: at once, or as a proposal under rule 6.
+    pub(super) fn decide(
+        &mut self,
+        cx: &mut Cx,
+        t: TrackId,
+        d: Option<Decision>,
+        view: &View,
+        out: &mut Vec<Notice>,
+    ) {
+        let needs_approval = cx.cfg.pollution.require_approval && t != TrackId::So2;
+        match d {
+            Some(d) if !needs_approval || d.province => {
+                // Province-triggered moves skip approval (rule 6).
+                self.do_move(cx, t, d, view, out, None)
+            }
+            Some(d) => self.propose(cx, t, d, out),
+            None => {
+                // No move: the pending proposal is voided silently; a rejected level may
+                // be proposed again (rule 6).
+                self.void(cx, t);
+                self.track(t).rejected = None;
+            }
+        }
+    }
+
+    fn void(&mut self, cx: &mut Cx, t: TrackId) {
+        if self.track(t).pending.take().is_some() {
+            cx.cancel(Timer::Reminder(t));
+        }
+    }
+
+    /// Rule 6: one pending proposal per track; the same level proposes nothing new, another
+    /// level supersedes it; a rejected level is not proposed again.
+    fn propose(&mut self, cx: &mut Cx, t: TrackId, d: Decision, out: &mut Vec<Notice>) {
+        let st = self.track(t);
+        if st.rejected == Some(d.level) {
+            return;
+        }
+        st.rejected = None;
+        if st
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.decision.level == d.level)
+        {
+            return;
+        }
+        let mut n = Notice::new(Plan::HeavyPollution, t.as_str(), Kind::Proposal, d.level.as_str())
+            .clause(clause("§3.3.2"))
+            .authority(OFFICE)
+            .reason(format!(
+                "拟{}{}(由{}至{}),请按《重污染天气预警信息发布(调整、解除)审批表》报市政府签发。依据:{}",
+                d.kind.name_zh(),
+                if d.level == Lv::None { d.previous.zh() } else { d.level.zh() },
+                d.previous.as_str(),
+                d.level.as_str(),
+                d.reason
+            ))
+            .evidence(json!({"proposed_kind": d.kind.as_str(), "level": d.level.as_str(),
+                             "previous": d.previous.as_str(), "rules": d.evidence}))
+            .recipients(vec!["市人民政府".to_string()]);
+        n.text = Some(d.reason.clone());
+        st.pending = Some(Pending {
+            id: String::new(),
+            decision: d,
+            made: cx.now,
+        });
+        let ms = (cx.cfg.pollution.reminder_hours * 3_600_000.0).round() as i64;
+        cx.arm(Timer::Reminder(t), cx.now + Duration::milliseconds(ms));
+        out.push(n);
+    }
+
+    /// The 2-hour reminder of a still pending proposal (rule 6, §3.3.2 "于2小时内").
+    pub(super) fn remind(&mut self, cx: &mut Cx, t: TrackId) {
+        let Some(p) = self.track(t).pending.clone() else {
+            return;
+        };
+        let mut n = Notice::new(
+            Plan::HeavyPollution,
+            t.as_str(),
+            Kind::Reminder,
+            p.decision.level.as_str(),
+        )
+        .clause(clause("§3.3.2"))
+        .authority(OFFICE)
+        .reason(format!(
+            "审批提醒:{}于{}提交的{}审批尚未签发",
+            p.id,
+            fmt_ts(p.made),
+            p.decision.kind.name_zh()
+        ))
+        .evidence(json!({"proposal_id": p.id, "made": fmt_ts(p.made),
+                             "proposed_kind": p.decision.kind.as_str()}))
+        .recipients(vec!["市人民政府".to_string()]);
+        n.proposal_id = Some(p.id.clone());
+        cx.emit(n);
+    }
+
+    /// The track whose pending proposal has this id.
+    fn pending_track(&self, cx: &Cx, pid: &str) -> Result<TrackId, String> {
+        [TrackId::Graded, TrackId::Ozone]
+            .into_iter()
+            .find(|&t| {
+                let st = match t {
+                    TrackId::Graded => &self.graded,
+                    _ => &self.ozone,
+                };
+                st.pending.as_ref().is_some_and(|p| p.id == pid)
+            })
+            .ok_or_else(|| {
+                format!(
+                    "no pending heavy-pollution proposal {pid:?} in region {} (unknown, or already approved, rejected, superseded or voided)",
+                    cx.region.id
+                )
+            })
+    }
+
+    /// `approve`: the proposed move happens now, to the proposed level (rule 6).
+    pub(super) fn approve(&mut self, cx: &mut Cx, pid: &str, by: &str) -> Result<(), String> {
+        let t = self.pending_track(cx, pid)?;
+        let p = self.track(t).pending.take().expect("pending");
+        cx.cancel(Timer::Reminder(t));
+        let h0 = stamp_of(floor_hour(cx.now));
+        let view = View::new(&self.series, h0, i64::from(cx.cfg.pollution.horizon_hours));
+        let mut out = Vec::new();
+        let mut d = p.decision;
+        set(
+            &mut d.evidence,
+            "approved",
+            json!({"proposal_id": pid, "by": by,
+                                                 "proposed": fmt_ts(p.made)}),
+        );
+        self.do_move(cx, t, d, &view, &mut out, Some(pid));
+        self.flush(cx, out);
+        Ok(())
+    }
+
+    /// `reject`: voids the proposal; its level is not proposed again for now (rule 6).
+    pub(super) fn reject(
+        &mut self,
+        cx: &mut Cx,
+        pid: &str,
+        _by: &str,
+        _reason: &str,
+    ) -> Result<(), String> {
+        let t = self.pending_track(cx, pid)?;
+        let p = self.track(t).pending.take().expect("pending");
+        cx.cancel(Timer::Reminder(t));
+        self.track(t).rejected = Some(p.decision.level);
+        Ok(())
+    }
+
+    /// Makes a move: the notice (with measures), then the report (§4.3), and the
+    /// track's bookkeeping. A pending proposal not behind this move is voided.
+    pub(super) fn do_move(
+        &mut self,
+        cx: &mut Cx,
+        t: TrackId,
+        d: Decision,
+        view: &View,
+        out: &mut Vec<Notice>,
+        approved: Option<&str>,
+    ) {
+        self.void(cx, t);
+        let now = cx.now;
+        let mut ev = d.evidence.clone();
+        set(&mut ev, "response", json!(d.level.response()));
+        set(&mut ev, "causes", json!(d.causes));
+        let mut n = Notice::new(Plan::HeavyPollution, t.as_str(), d.kind, d.level.as_str())
+            .previous(d.previous.as_str())
+            .clause(d.clause.clone())
+            .authority(if d.province {
+                "山西省重污染天气应急指挥部(生态环境部)通报,市重污染天气应急指挥部办公室发布"
+            } else {
+                "市重污染天气应急指挥部办公室(报市政府签发)"
+            })
+            .recipients(recipients(cx.cfg));
+        n.proposal_id = approved.map(str::to_string);
+        let mut reason = d.reason.clone();
+        if d.kind == Kind::Activate {
+            // §3.3.1: 提前24小时发布; under 24 h is an urgent release (紧急发布).
+            let start = d.expected_start.unwrap_or(view.h0);
+            let lead = lead_hours(floor_hour(now), start);
+            set(&mut ev, "expected_start", json!(fmt_ts(ts_of(start))));
+            set(&mut ev, "lead_hours", json!(lead));
+            n.urgent = Some(lead < 24);
+            reason = format!(
+                "{reason}(提前{lead}小时{})",
+                if lead < 24 { ",紧急发布" } else { "" }
+            );
+        }
+        if d.kind != Kind::Terminate {
+            n.measures = measures::for_level(cx.cfg, d.level);
+        }
+        if !d.causes.is_empty() {
+            reason = format!("{reason};涉及原因:{}", causes_zh(&d.causes));
+        }
+        n.reason = reason;
+        n.evidence = ev;
+        out.push(n);
+        self.book(cx, t, &d, view, out);
+    }
+
+    /// Level, episode, reports and timers after a move.
+    fn book(&mut self, cx: &mut Cx, t: TrackId, d: &Decision, view: &View, out: &mut Vec<Notice>) {
+        let now = cx.now;
+        let reported = t != TrackId::So2;
+        let st = self.track(t);
+        st.rejected = None;
+        let ended = st.level;
+        st.level = d.level;
+        match d.kind {
+            Kind::Activate => {
+                let mut ep = Episode::begin(d.level, now);
+                ep.causes.extend(d.causes.iter().cloned());
+                ep.observe(view, t);
+                if reported {
+                    let primary = d
+                        .evidence
+                        .pointer("/highest_at/primary")
+                        .and_then(Value::as_str)
+                        .unwrap_or("PM2.5");
+                    out.push(reports::first(t, d.level, &ep, now, primary));
+                    cx.arm(Timer::Daily(t), next_local_time(now, cx.cfg.report_time));
+                }
+                st.episode = Some(ep);
+            }
+            Kind::Terminate => {
+                let ep = st.episode.take().unwrap_or_default();
+                if reported {
+                    out.push(reports::final_report(t, ended, &ep, now));
+                }
+                cx.cancel(Timer::Daily(t));
+                cx.cancel(Timer::Reminder(t));
+            }
+            _ => {
+                if let Some(ep) = st.episode.as_mut() {
+                    ep.segments.push((d.level, now));
+                    ep.causes.extend(d.causes.iter().cloned());
+                }
+            }
+        }
+    }
+}
+
+fn causes_zh(c: &[String]) -> String {
+    c.iter()
+        .map(|x| match x.as_str() {
+            "dust" => "沙尘天气(不计入预警,§1.3)",
+            "fireworks" => "燃放烟花爆竹(§3.3.2)",
+            other => other,
+        })
+        .collect::<Vec<_>>()
+        .join("、")
+}

@@ -1,0 +1,350 @@
+//! The graded track (§3.2.1, §3.4, §3.5, rules 1–5) and the ozone track (§3.2.2):
+//! Level(h) over the horizon and the move it gives.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::notice::Kind;
+use crate::time::{fmt_ts, Ts};
+
+use super::series::{stamp_of, ts_of, Stamp, View};
+use super::types::{clause, Decision, Lv, TrackId};
+
+/// A province / ministry floor (rule 5, §3.3.2, §3.5.1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Floor {
+    pub level: Lv,
+    /// Level(h) >= level for every stamp h >= start.
+    pub start: Ts,
+    pub reference: Option<String>,
+}
+
+impl Floor {
+    fn applies(&self, h: Stamp) -> bool {
+        ts_of(h) >= self.start
+    }
+}
+
+/// Which M values belong to a track (§2: O3-primary means go to the ozone track).
+fn on_track(v: &View, s: Stamp, track: TrackId) -> bool {
+    v.m(s).ozone() == (track == TrackId::Ozone)
+}
+
+/// Run lengths of "M(s) > X on the track" ending at each stamp of [h0-48, h0+H].
+struct Runs {
+    r150: Vec<u32>,
+    r200: Vec<u32>,
+    /// Index of the latest stamp with M > 300, at or before each stamp.
+    last300: Vec<Option<usize>>,
+}
+
+fn runs(v: &View, track: TrackId) -> Runs {
+    let n = v.means.len();
+    let mut r = Runs {
+        r150: vec![0; n],
+        r200: vec![0; n],
+        last300: vec![None; n],
+    };
+    for j in 0..n {
+        let s = v.h0 - 48 + j as Stamp;
+        let m = v.m(s);
+        let on = on_track(v, s, track);
+        let prev = |x: &Vec<u32>| if j == 0 { 0 } else { x[j - 1] };
+        r.r150[j] = if on && m.above(150.0) {
+            prev(&r.r150) + 1
+        } else {
+            0
+        };
+        r.r200[j] = if on && m.above(200.0) {
+            prev(&r.r200) + 1
+        } else {
+            0
+        };
+        r.last300[j] = if on && m.above(300.0) {
+            Some(j)
+        } else if j > 0 {
+            r.last300[j - 1]
+        } else {
+            None
+        };
+    }
+    r
+}
+
+/// C(X, N) at index j: the last N-23 means are above X.
+fn c(run: &[u32], j: usize, n: u32) -> bool {
+    run[j] > n - 24
+}
+
+/// Level(h) without the floor, for each h of the horizon (§3.2.1 table).
+pub fn graded_levels(v: &View) -> Vec<Lv> {
+    let r = runs(v, TrackId::Graded);
+    v.horizon_stamps()
+        .map(|h| {
+            let j = (h - (v.h0 - 48)) as usize;
+            // red: C(200,72) and M(s) > 300 for some s in [h-48h, h] (§3.2.1(3), "且")
+            let red300 = r.last300[j].is_some_and(|k| k + 48 >= j);
+            if c(&r.r200, j, 72) && red300 {
+                Lv::Red
+            } else if c(&r.r200, j, 48) || c(&r.r150, j, 72) {
+                Lv::Orange // §3.2.1(2)
+            } else if c(&r.r200, j, 24) || c(&r.r150, j, 48) {
+                Lv::Yellow // §3.2.1(1)
+            } else {
+                Lv::None
+            }
+        })
+        .collect()
+}
+
+/// The ozone condition C(200,24) or C(150,48) on the ozone track (§3.2.2).
+pub fn ozone_flags(v: &View) -> Vec<bool> {
+    let r = runs(v, TrackId::Ozone);
+    v.horizon_stamps()
+        .map(|h| {
+            let j = (h - (v.h0 - 48)) as usize;
+            c(&r.r200, j, 24) || c(&r.r150, j, 48)
+        })
+        .collect()
+}
+
+/// What the horizon shows for a track.
+#[derive(Debug, Clone)]
+pub struct Outlook {
+    /// Highest level over the horizon (with the floor).
+    pub highest: Lv,
+    /// Highest level without the floor.
+    pub raw_highest: Lv,
+    /// First stamp at or above yellow (the expected start).
+    pub first: Option<Stamp>,
+    /// First stamp at the highest level.
+    pub highest_at: Option<Stamp>,
+}
+
+pub fn graded_outlook(v: &View, floor: Option<&Floor>) -> Outlook {
+    let raw = graded_levels(v);
+    let levels: Vec<Lv> = v
+        .horizon_stamps()
+        .zip(&raw)
+        .map(|(h, &l)| match floor {
+            Some(f) if f.applies(h) => l.max(f.level),
+            _ => l,
+        })
+        .collect();
+    outlook_of(v, &levels, raw.iter().copied().max().unwrap_or(Lv::None))
+}
+
+pub fn ozone_outlook(v: &View) -> Outlook {
+    let levels: Vec<Lv> = ozone_flags(v)
+        .into_iter()
+        .map(|b| if b { Lv::Ozone } else { Lv::None })
+        .collect();
+    let raw = levels.iter().copied().max().unwrap_or(Lv::None);
+    outlook_of(v, &levels, raw)
+}
+
+fn outlook_of(v: &View, levels: &[Lv], raw_highest: Lv) -> Outlook {
+    let highest = levels.iter().copied().max().unwrap_or(Lv::None);
+    let at = |pred: &dyn Fn(Lv) -> bool| {
+        levels
+            .iter()
+            .position(|&l| pred(l))
+            .map(|i| v.h0 + i as Stamp)
+    };
+    Outlook {
+        highest,
+        raw_highest,
+        first: at(&|l| l > Lv::None),
+        highest_at: if highest > Lv::None {
+            at(&|l| l == highest)
+        } else {
+            None
+        },
+    }
+}
+
+/// S(h) <= 100 for every h of the next 36 hours (rule 3, §3.5.2 "优良…持续36小时以上").
+pub fn good_next_36(v: &View) -> bool {
+    (v.h0..v.h0 + 36).all(|h| v.s(h).good())
+}
+
+/// S known for all of the next 36 hours (rule 4, §3.5.1 "预测将持续36小时以上").
+pub fn known_next_36(v: &View) -> bool {
+    (v.h0..v.h0 + 36).all(|h| v.s(h).known)
+}
+
+/// `dust` / `fireworks` where they played a part in the track's means.
+pub fn causes(v: &View, track: TrackId) -> Vec<String> {
+    let stamps = v.h0 - 48..=v.h0 + v.horizon;
+    let mut out = Vec::new();
+    if stamps.clone().any(|s| v.m(s).dust) {
+        out.push("dust".to_string()); // §1.3: excluded, but said
+    }
+    let fw = stamps
+        .into_iter()
+        .any(|s| on_track(v, s, track) && v.m(s).fireworks && v.m(s).above(150.0));
+    if fw {
+        out.push("fireworks".to_string()); // §3.3.2 "燃放烟花爆竹…应予以说明"
+    }
+    out
+}
+
+/// Numbers behind an outlook, for `evidence`.
+pub fn outlook_evidence(v: &View, o: &Outlook, floor: Option<&Floor>) -> Value {
+    let m_at = |s: Option<Stamp>| {
+        s.map(|s| {
+            let m = v.m(s);
+            json!({"ts": fmt_ts(ts_of(s)), "m": m.value(), "count": m.count,
+                   "primary": m.primary.as_str()})
+        })
+    };
+    json!({
+        "h0": fmt_ts(ts_of(v.h0)),
+        "horizon_hours": v.horizon,
+        "highest": o.highest.as_str(),
+        "highest_without_floor": o.raw_highest.as_str(),
+        "first_warned": o.first.map(|s| fmt_ts(ts_of(s))),
+        "highest_at": m_at(o.highest_at),
+        "m_h0": m_at(Some(v.h0)),
+        "floor": floor.map(|f| json!({"level": f.level.as_str(), "start": fmt_ts(f.start),
+                                       "ref": f.reference})),
+    })
+}
+
+/// Rules 1–4 for the graded track, in order; `province` = evaluated at a province
+/// message.
+pub fn decide_graded(
+    v: &View,
+    active: Lv,
+    floor: Option<&Floor>,
+    province: bool,
+) -> Option<Decision> {
+    let o = graded_outlook(v, floor);
+    let mk = |kind, level, sections: &str, reason: String, by_floor: bool| Decision {
+        kind,
+        level,
+        previous: active,
+        clause: clause(sections),
+        reason,
+        evidence: outlook_evidence(v, &o, floor),
+        expected_start: (kind == Kind::Activate).then_some(o.first).flatten(),
+        province: province || by_floor,
+        causes: causes(v, TrackId::Graded),
+    };
+    let (kind, level, sec, reason) = if active == Lv::None || o.highest > active {
+        rule_1_2(v, &o, active, province)?
+    } else if floor.is_none() && o.highest < Lv::Yellow && good_next_36(v) {
+        // rule 3: lift (§3.5.2, §4.4.1); never while a province floor is in force
+        let reason = format!(
+            "{}起未来36小时空气质量均为优良(AQI<=100),且未来{}小时无预警条件,解除{},应急响应终止",
+            fmt_ts(ts_of(v.h0)),
+            v.horizon,
+            active.zh()
+        );
+        (Kind::Terminate, Lv::None, "§3.5.2 §4.4.1", reason)
+    } else if o.highest < active && known_next_36(v) {
+        // rule 4: downgrade to max(yellow, highest) (§3.5.1 "按高级别预警执行")
+        let new = o.highest.max(Lv::Yellow);
+        if new >= active {
+            return None;
+        }
+        let reason = format!(
+            "空气质量改善至{}启动条件以下,且预测持续36小时以上,由{}降为{}",
+            active.zh(),
+            active.zh(),
+            new.zh()
+        );
+        // Reached only because of the floor when the data alone would go lower (rule 6).
+        let by_floor = o.raw_highest.max(Lv::Yellow) < new;
+        return Some(mk(Kind::Downgrade, new, "§3.5.1", reason, by_floor));
+    } else {
+        return None;
+    };
+    // Activation / escalation reached only because of the floor (rule 6).
+    let by_floor = kind != Kind::Terminate && o.raw_highest < o.highest;
+    Some(mk(kind, level, sec, reason, by_floor))
+}
+
+/// Rule 1 (activate at the highest level, §3.4 "按高级别启动") and rule 2 (escalate,
+/// §3.4 "尽早采取升级措施", §3.5.1).
+fn rule_1_2(
+    v: &View,
+    o: &Outlook,
+    active: Lv,
+    province: bool,
+) -> Option<(Kind, Lv, &'static str, String)> {
+    let h0 = fmt_ts(ts_of(v.h0));
+    if active == Lv::None {
+        if o.highest < Lv::Yellow {
+            return None;
+        }
+        let first = fmt_ts(ts_of(o.first.expect("warned")));
+        let sec = if province { "§3.3.2" } else { "§3.2.1 §3.4" };
+        let reason = format!(
+            "{h0}起未来{}小时内预测(监测)空气质量达到{}条件,预计{first}开始,按高级别启动{}",
+            v.horizon,
+            o.highest.zh(),
+            o.highest.response_zh()
+        );
+        return Some((Kind::Activate, o.highest, sec, reason));
+    }
+    let sec = if province {
+        "§3.3.2 §3.5.1"
+    } else {
+        "§3.4 §3.5.1"
+    };
+    let reason = format!(
+        "{h0}起未来{}小时内空气质量达到{}条件,由{}升级为{},启动{}",
+        v.horizon,
+        o.highest.zh(),
+        active.zh(),
+        o.highest.zh(),
+        o.highest.response_zh()
+    );
+    Some((Kind::Escalate, o.highest, sec, reason))
+}
+
+/// Rules 1 and 3 for the ozone track (§3.2.2, §3.5.2); no escalation or downgrade.
+/// `province`: evaluated at a province message (rule 6: such a move skips approval).
+pub fn decide_ozone(v: &View, active: Lv, province: bool) -> Option<Decision> {
+    let o = ozone_outlook(v);
+    let ev = outlook_evidence(v, &o, None);
+    let h0 = fmt_ts(ts_of(v.h0));
+    let mk = |kind, level, sections: &str, reason: String| Decision {
+        kind,
+        level,
+        previous: active,
+        clause: clause(sections),
+        reason,
+        evidence: ev.clone(),
+        expected_start: if kind == Kind::Activate {
+            o.first
+        } else {
+            None
+        },
+        province,
+        causes: causes(v, TrackId::Ozone),
+    };
+    if active == Lv::None {
+        let first = o.first?;
+        let reason = format!(
+            "{h0}起未来{}小时内预测以臭氧为首要污染物的AQI日均值>200或>150持续48小时,预计{}开始,启动臭氧重污染天气预警",
+            v.horizon,
+            fmt_ts(ts_of(first))
+        );
+        return Some(mk(Kind::Activate, Lv::Ozone, "§3.2.2 §3.4", reason));
+    }
+    if o.first.is_none() && good_next_36(v) {
+        let reason = format!(
+            "{h0}起未来36小时空气质量均为优良(AQI<=100),且未来{}小时无臭氧预警条件,解除臭氧重污染天气预警",
+            v.horizon
+        );
+        return Some(mk(Kind::Terminate, Lv::None, "§3.5.2 §4.4.1", reason));
+    }
+    None
+}
+
+/// Whole hours from h0 to the expected start, at least 0 (§3.3.1).
+pub fn lead_hours(h0: Ts, expected: Stamp) -> i64 {
+    (expected - stamp_of(h0)).max(0)
+}

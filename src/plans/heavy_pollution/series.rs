@@ -1,0 +1,300 @@
+//! The hourly series S, the 24 h moving mean M, C(X, N) and the primary pollutant of a
+//! window (PLANS.md §2 "The series"; plan §3.2.1 "按连续24小时(可以跨自然日)均值计算").
+//!
+//! Stamps are whole hours counted from the Unix epoch (`i64`), each the END of its hour.
+//! Observations and forecast hours are kept per stamp in `BTreeMap`s and pruned to what a
+//! rule can still look at, so one message costs O(horizon), whatever the history.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::aqi::Pollutant;
+use crate::input::{AqiObs, Cause, Forecast};
+use crate::time::{at_secs, Ts};
+
+/// An hour stamp: hours since the epoch (the end of the hour).
+pub type Stamp = i64;
+
+/// How far back (in hours before h0) data is kept: C(X,72) at h0 needs M(h0-48), whose
+/// window starts at h0-71; the SO2 track looks back 24 h.
+pub const BACK: i64 = 71;
+
+pub fn stamp_of(t: Ts) -> Stamp {
+    t.timestamp().div_euclid(3600)
+}
+
+pub fn ts_of(s: Stamp) -> Ts {
+    at_secs(s * 3600)
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObsHour {
+    pub aqi: f64,
+    pub primary: Vec<Pollutant>,
+    pub so2: Option<f64>,
+    pub cause: Option<Cause>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FcHour {
+    pub aqi: f64,
+    pub primary: Vec<Pollutant>,
+    pub so2: Option<f64>,
+    pub issued: Ts,
+}
+
+/// Observations and the best forecast value per stamp.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Series {
+    #[serde(with = "stamp_map")]
+    pub obs: BTreeMap<Stamp, ObsHour>,
+    #[serde(with = "stamp_map")]
+    pub fc: BTreeMap<Stamp, FcHour>,
+}
+
+/// One hour of S as the rules see it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Hour {
+    /// Observed or forecast (a dust hour is known).
+    pub known: bool,
+    /// An observed dust hour: missing in M, known and <= 100 for rules 3 and 4 (§1.3).
+    pub dust: bool,
+    pub observed: bool,
+    pub aqi: f64,
+    /// Primary pollutants as a bit set over `Pollutant::ALL` (votes, §2).
+    pub primary: u8,
+    pub fireworks: bool,
+    /// SO2 (µg/m³) of the hour, from the observation or the forecast that gives S(h).
+    pub so2: Option<f64>,
+}
+
+impl Hour {
+    /// Counts in M (known and not dust).
+    pub fn in_mean(&self) -> bool {
+        self.known && !self.dust
+    }
+    /// Rules 3: S(h) <= 100 (优良); a dust hour counts as <= 100.
+    pub fn good(&self) -> bool {
+        self.known && (self.dust || self.aqi <= 100.0)
+    }
+}
+
+impl Series {
+    /// A second observation for a stamp replaces the first.
+    pub fn add_obs(&mut self, o: &AqiObs) {
+        self.obs.insert(
+            stamp_of(o.ts),
+            ObsHour {
+                aqi: o.aqi,
+                primary: o.primary.clone(),
+                so2: o.so2_ug_m3,
+                cause: o.cause,
+            },
+        );
+    }
+
+    /// A forecast replaces, for each stamp it lists, a value from a forecast issued
+    /// earlier (or at the same time: the later arrival wins).
+    pub fn add_forecast(&mut self, f: &Forecast) {
+        for h in &f.hours {
+            let s = stamp_of(h.ts);
+            let newer = !self.fc.get(&s).is_some_and(|old| old.issued > f.issued);
+            if newer {
+                self.fc.insert(
+                    s,
+                    FcHour {
+                        aqi: h.aqi,
+                        primary: h.primary.clone(),
+                        so2: h.so2_ug_m3,
+                        issued: f.issued,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Drops what no rule can look at any more (before h0 - BACK).
+    pub fn prune(&mut self, h0: Stamp) {
+        let keep = h0 - BACK;
+        self.obs = self.obs.split_off(&keep);
+        self.fc = self.fc.split_off(&keep);
+    }
+
+    /// S(h): an observation wins over a forecast (§2 "The series").
+    pub fn hour(&self, s: Stamp) -> Hour {
+        if let Some(o) = self.obs.get(&s) {
+            return Hour {
+                known: true,
+                dust: o.cause == Some(Cause::Dust),
+                observed: true,
+                aqi: o.aqi,
+                primary: mask(&o.primary),
+                fireworks: o.cause == Some(Cause::Fireworks),
+                so2: o.so2,
+            };
+        }
+        if let Some(f) = self.fc.get(&s) {
+            return Hour {
+                known: true,
+                dust: false,
+                observed: false,
+                aqi: f.aqi,
+                primary: mask(&f.primary),
+                fireworks: false,
+                so2: f.so2,
+            };
+        }
+        Hour::default()
+    }
+}
+
+/// The 24 h mean ending at a stamp.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Mean {
+    pub sum: f64,
+    pub count: u32,
+    pub primary: Pollutant,
+    /// A fireworks hour lies in the window (§3.3.2).
+    pub fireworks: bool,
+    /// A dust hour lies in the window (§1.3).
+    pub dust: bool,
+}
+
+impl Mean {
+    /// At least 20 of the 24 values (GB 3095 validity rule).
+    pub fn valid(&self) -> bool {
+        self.count >= 20
+    }
+    /// M > X without rounding: sum > X·count; an invalid M exceeds nothing.
+    pub fn above(&self, x: f64) -> bool {
+        self.valid() && self.sum > x * f64::from(self.count)
+    }
+    pub fn value(&self) -> Option<f64> {
+        self.valid().then(|| self.sum / f64::from(self.count))
+    }
+    /// M(s) whose primary is O3 belongs to the ozone track (§3.2.2).
+    pub fn ozone(&self) -> bool {
+        self.primary == Pollutant::O3
+    }
+}
+
+/// The primary pollutant of a window: most votes; none or a tie: PM2.5.
+pub fn primary_of(votes: &[u32; 6]) -> Pollutant {
+    let max = votes.iter().copied().max().unwrap_or(0);
+    if max == 0 || votes.iter().filter(|&&v| v == max).count() > 1 {
+        return Pollutant::Pm25;
+    }
+    let i = votes.iter().position(|&v| v == max).expect("max exists");
+    Pollutant::ALL[i]
+}
+
+fn pidx(p: Pollutant) -> usize {
+    Pollutant::ALL.iter().position(|&q| q == p).expect("known")
+}
+
+/// A list of pollutants as a bit set over `Pollutant::ALL`.
+fn mask(ps: &[Pollutant]) -> u8 {
+    ps.iter().fold(0, |m, &p| m | 1 << pidx(p))
+}
+
+/// Everything one evaluation needs, computed once per message: S over
+/// [h0-71, h0+H] and M over [h0-48, h0+H].
+pub struct View {
+    pub h0: Stamp,
+    pub horizon: i64,
+    /// S(h0 - BACK + i).
+    pub hours: Vec<Hour>,
+    /// M(h0 - 48 + j).
+    pub means: Vec<Mean>,
+}
+
+impl View {
+    pub fn new(series: &Series, h0: Stamp, horizon: i64) -> View {
+        let base = h0 - BACK;
+        let hours: Vec<Hour> = (base..=h0 + horizon).map(|s| series.hour(s)).collect();
+        let means = sliding_means(&hours);
+        View {
+            h0,
+            horizon,
+            hours,
+            means,
+        }
+    }
+
+    pub fn s(&self, s: Stamp) -> &Hour {
+        &self.hours[(s - (self.h0 - BACK)) as usize]
+    }
+
+    /// M(s) for s in [h0-48, h0+H].
+    pub fn m(&self, s: Stamp) -> &Mean {
+        &self.means[(s - (self.h0 - 48)) as usize]
+    }
+
+    /// The horizon: h0 … h0+H.
+    pub fn horizon_stamps(&self) -> std::ops::RangeInclusive<Stamp> {
+        self.h0..=self.h0 + self.horizon
+    }
+}
+
+/// Means for every stamp whose window lies inside `hours` (from index 23 on). Counts and
+/// votes slide (integers, exact); each window's sum is added afresh from its 24 values so
+/// no rounding drift builds up over a long replay.
+fn sliding_means(hours: &[Hour]) -> Vec<Mean> {
+    let mut out = Vec::with_capacity(hours.len().saturating_sub(23));
+    let mut votes = [0i32; 6];
+    let (mut count, mut fw, mut dust) = (0i32, 0i32, 0i32);
+    let mut step = |h: &Hour, d: i32, votes: &mut [i32; 6]| {
+        fw += d * i32::from(h.fireworks);
+        dust += d * i32::from(h.dust);
+        if h.in_mean() {
+            count += d;
+            for (i, v) in votes.iter_mut().enumerate() {
+                *v += d * i32::from(h.primary >> i & 1);
+            }
+        }
+        (count, fw, dust)
+    };
+    for (i, h) in hours.iter().enumerate() {
+        let (mut c, mut f, mut du) = step(h, 1, &mut votes);
+        if i >= 24 {
+            (c, f, du) = step(&hours[i - 24], -1, &mut votes);
+        }
+        if i >= 23 {
+            let sum = hours[i - 23..=i]
+                .iter()
+                .filter(|h| h.in_mean())
+                .map(|h| h.aqi)
+                .sum();
+            let v: [u32; 6] = votes.map(|x| x as u32);
+            out.push(Mean {
+                sum,
+                count: c as u32,
+                primary: primary_of(&v),
+                fireworks: f > 0,
+                dust: du > 0,
+            });
+        }
+    }
+    out
+}
+
+/// Serde for stamp-keyed maps (JSON keys must be strings): a list of pairs.
+mod stamp_map {
+    use super::*;
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer, V: Serialize>(
+        m: &BTreeMap<Stamp, V>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_seq(m.iter())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>, V: Deserialize<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<Stamp, V>, D::Error> {
+        let v: Vec<(Stamp, V)> = Vec::deserialize(d)?;
+        Ok(v.into_iter().collect())
+    }
+}

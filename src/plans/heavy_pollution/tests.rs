@@ -1,0 +1,554 @@
+//! Rule edges with explicit times (PLANS.md §2). Times are +08:00.
+
+use std::sync::Arc;
+
+use chrono::Duration;
+use serde_json::{json, Value};
+
+use super::series::{stamp_of, Series, View};
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::input::{self, Input};
+use crate::notice::{Kind, Notice};
+use crate::time::{fmt_ts, parse_ts, Ts};
+
+fn t(s: &str) -> Ts {
+    parse_ts(s).unwrap()
+}
+
+struct Rig {
+    e: Engine,
+    cfg: Arc<Config>,
+    out: Vec<Notice>,
+}
+
+impl Rig {
+    fn new(toml: &str) -> Rig {
+        let cfg = Arc::new(Config::from_toml(toml).unwrap().config);
+        Rig {
+            e: Engine::new(Arc::clone(&cfg)),
+            cfg,
+            out: Vec::new(),
+        }
+    }
+
+    /// Sends a payload; returns the notices it made (also kept in `out`).
+    fn send(&mut self, at: Ts, feed: &str, payload: Value) -> Vec<Notice> {
+        let topic = format!("ers/shuozhou/{feed}");
+        let msg = input::parse(&self.cfg, &topic, payload.to_string().as_bytes(), at)
+            .unwrap_or_else(|r| panic!("{r}"));
+        let step = self.e.handle(at, &msg);
+        self.out.extend(step.notices.clone());
+        if let Some(r) = step.rejection {
+            self.out.push(Notice::new(
+                crate::notice::Plan::HeavyPollution,
+                "refused",
+                Kind::Suggestion,
+                &r.reason,
+            ));
+        }
+        step.notices
+    }
+
+    /// Hourly observations at `aqi` for stamps start, start+1h, … (n of them), each
+    /// arriving 5 minutes after its stamp.
+    fn obs(&mut self, start: Ts, n: i64, aqi: f64, primary: &str) -> Vec<Notice> {
+        let mut all = Vec::new();
+        for k in 0..n {
+            let ts = start + Duration::hours(k);
+            all.extend(self.send(
+                ts + Duration::minutes(5),
+                "air/aqi",
+                json!({"ts": fmt_ts(ts), "aqi": aqi, "primary": primary}),
+            ));
+        }
+        all
+    }
+
+    fn forecast(&mut self, at: Ts, hours: &[(Ts, f64)]) -> Vec<Notice> {
+        let hs: Vec<Value> = hours
+            .iter()
+            .map(|(ts, a)| json!({"ts": fmt_ts(*ts), "aqi": a, "primary": "PM2.5"}))
+            .collect();
+        self.send(
+            at,
+            "air/forecast",
+            json!({"issued": fmt_ts(at), "hours": hs}),
+        )
+    }
+}
+
+fn moves(ns: &[Notice]) -> Vec<(String, String, String)> {
+    ns.iter()
+        .filter(|n| n.kind.is_move())
+        .map(|n| (n.kind.as_str().to_string(), n.level.clone(), fmt_ts(n.at)))
+        .collect()
+}
+
+/// Hourly values from `start` for `n` hours.
+fn run(start: Ts, n: i64, aqi: f64) -> Vec<(Ts, f64)> {
+    (0..n).map(|k| (start + Duration::hours(k), aqi)).collect()
+}
+
+/// §2 "valid only with at least 20 of the 24 values": 19 observed hours warn nothing,
+/// the 20th activates (M = 250 > 200, C(200,24)).
+#[test]
+fn exactly_20_valid_hours_make_a_valid_mean() {
+    let mut r = Rig::new("");
+    let start = t("2023-12-01T01:00:00+08:00");
+    assert!(moves(&r.obs(start, 19, 250.0, "PM2.5")).is_empty());
+    let n = r.obs(start + Duration::hours(19), 1, 250.0, "PM2.5");
+    assert_eq!(
+        moves(&n),
+        vec![(
+            "activate".into(),
+            "yellow".into(),
+            "2023-12-01T20:05:00+08:00".into()
+        )]
+    );
+    assert_eq!(n[0].urgent, Some(true));
+    assert_eq!(n[0].evidence["lead_hours"], 0);
+    assert_eq!(n[0].evidence["expected_start"], "2023-12-01T20:00:00+08:00");
+    assert_eq!(n[1].kind, Kind::ReportFirst);
+}
+
+/// §2 "M is not rounded: M > X means sum > X·count": a mean of exactly 200 is not > 200.
+#[test]
+fn mean_exactly_200_is_not_above_200() {
+    let mut r = Rig::new("");
+    let start = t("2023-12-01T01:00:00+08:00");
+    assert!(moves(&r.obs(start, 24, 200.0, "PM2.5")).is_empty());
+    // One more point in the window: sum 4801 > 4800.
+    let ts = start + Duration::hours(23);
+    let n = r.send(
+        ts + Duration::minutes(30),
+        "air/aqi",
+        json!({"ts": fmt_ts(ts), "aqi": 201, "primary": "PM2.5"}),
+    );
+    assert_eq!(moves(&n).len(), 1, "{n:?}");
+}
+
+/// An M of 20 values averaging 200.05 (sum 4001 over 20) is above 200 even though it
+/// rounds to 200.
+#[test]
+fn unrounded_mean_above_200() {
+    let mut r = Rig::new("");
+    let start = t("2023-12-01T01:00:00+08:00");
+    r.obs(start, 19, 200.0, "PM2.5");
+    let n = r.obs(start + Duration::hours(19), 1, 201.0, "PM2.5");
+    assert_eq!(moves(&n).len(), 1);
+}
+
+/// The lift story of `pollution-lift`: F1 warns yellow (24 h at 260 from 12-01 11:00).
+fn lift_rig(forecast_hours: i64) -> Rig {
+    let mut r = Rig::new("");
+    let s = t("2023-12-01T11:00:00+08:00");
+    let mut hours = run(s, 24, 260.0);
+    hours.extend(run(s + Duration::hours(24), forecast_hours - 24, 60.0));
+    let n = r.forecast(t("2023-12-01T10:00:00+08:00"), &hours);
+    assert_eq!(moves(&n)[0].0, "activate");
+    r
+}
+
+/// Rule 3 needs S for all of the next 36 hours: a forecast ending at h0+34 blocks the
+/// lift; one ending at h0+35 allows it.
+#[test]
+fn forecast_ending_before_36h_blocks_the_lift() {
+    // h0 = 12-02 18:00; h0+35 = 12-04 05:00 = stamp 12-01 11:00 + 66 h.
+    let mut r = lift_rig(66);
+    let at = t("2023-12-02T18:05:00+08:00");
+    let n = r.send(
+        at,
+        "air/aqi",
+        json!({"ts": "2023-12-02T18:00:00+08:00", "aqi": 55, "primary": null}),
+    );
+    assert!(moves(&n).is_empty(), "{n:?}");
+    let mut r = lift_rig(67);
+    let n = r.send(
+        at,
+        "air/aqi",
+        json!({"ts": "2023-12-02T18:00:00+08:00", "aqi": 55, "primary": null}),
+    );
+    assert_eq!(moves(&n)[0].0, "terminate");
+    // n[0] is the daily report of 12-02 08:00 (a timer due before the message).
+    assert_eq!(n[0].kind, Kind::ReportFollowup);
+    assert_eq!(n[2].kind, Kind::ReportFinal);
+    assert_eq!(n[2].level, "yellow");
+}
+
+/// Rule 3: at h0 = 12-02 17:00 M(h0) = 201.46 > 200 still warns: no lift yet.
+#[test]
+fn no_lift_while_the_horizon_still_warns() {
+    let mut r = lift_rig(96);
+    let n = r.send(
+        t("2023-12-02T17:05:00+08:00"),
+        "air/aqi",
+        json!({"ts": "2023-12-02T17:00:00+08:00", "aqi": 55, "primary": null}),
+    );
+    assert!(moves(&n).is_empty());
+}
+
+/// Rule 4 needs S known for the next 36 hours: the same forecast cut short blocks the
+/// downgrade (orange -> yellow at h0 = 12-03 18:00).
+#[test]
+fn forecast_ending_before_36h_blocks_the_downgrade() {
+    for (len, expect) in [(90, false), (91, true)] {
+        let mut r = Rig::new("");
+        let s = t("2023-12-01T11:00:00+08:00");
+        let mut hours = run(s, 48, 260.0);
+        hours.extend(run(s + Duration::hours(48), len - 48, 60.0));
+        let n = r.forecast(t("2023-12-01T10:00:00+08:00"), &hours);
+        assert_eq!(moves(&n)[0].1, "orange");
+        // h0 = 12-03 18:00 = s + 55 h: orange (C(200,48), up to 12-03 17:00) has left the
+        // horizon, yellow remains (C(150,48)); S must be known up to h0+35 = s + 90 h.
+        let n = r.send(
+            t("2023-12-03T18:05:00+08:00"),
+            "air/aqi",
+            json!({"ts": "2023-12-03T18:00:00+08:00", "aqi": 60, "primary": null}),
+        );
+        let m = moves(&n);
+        if expect {
+            assert_eq!(
+                m,
+                vec![(
+                    "downgrade".into(),
+                    "yellow".into(),
+                    "2023-12-03T18:05:00+08:00".into()
+                )],
+                "len {len}"
+            );
+        } else {
+            assert!(m.is_empty(), "len {len}: {m:?}");
+        }
+    }
+}
+
+/// §2 "the value for h of the forecast with the latest issued": a newer forecast replaces
+/// the older for the hours it lists only; an older one arriving late replaces nothing.
+#[test]
+fn a_new_forecast_replaces_an_old_one_for_the_hours_it_covers() {
+    let mut s = Series::default();
+    let f = |issued: &str, from: &str, n: i64, aqi: f64| input::Forecast {
+        issued: t(issued),
+        daily: false,
+        hours: run(t(from), n, aqi)
+            .into_iter()
+            .map(|(ts, a)| input::ForecastHour {
+                ts,
+                aqi: a,
+                aqi_low: None,
+                primary: vec![],
+                so2_ug_m3: None,
+            })
+            .collect(),
+    };
+    s.add_forecast(&f(
+        "2023-12-01T10:00:00+08:00",
+        "2023-12-01T11:00:00+08:00",
+        10,
+        250.0,
+    ));
+    s.add_forecast(&f(
+        "2023-12-01T12:00:00+08:00",
+        "2023-12-01T15:00:00+08:00",
+        3,
+        80.0,
+    ));
+    s.add_forecast(&f(
+        "2023-12-01T09:00:00+08:00",
+        "2023-12-01T11:00:00+08:00",
+        10,
+        10.0,
+    ));
+    let at = |s: &Series, h: &str| s.hour(stamp_of(t(h))).aqi;
+    assert_eq!(at(&s, "2023-12-01T14:00:00+08:00"), 250.0);
+    assert_eq!(at(&s, "2023-12-01T15:00:00+08:00"), 80.0);
+    assert_eq!(at(&s, "2023-12-01T17:00:00+08:00"), 80.0);
+    assert_eq!(at(&s, "2023-12-01T18:00:00+08:00"), 250.0);
+    assert!(!s.hour(stamp_of(t("2023-12-01T21:00:00+08:00"))).known);
+    // Same issued: the later arrival wins.
+    s.add_forecast(&f(
+        "2023-12-01T12:00:00+08:00",
+        "2023-12-01T15:00:00+08:00",
+        1,
+        90.0,
+    ));
+    assert_eq!(at(&s, "2023-12-01T15:00:00+08:00"), 90.0);
+}
+
+/// An observation wins over a forecast; a dust observation hides the forecast, is missing
+/// in M, but is known and <= 100 for rules 3 and 4 (§1.3).
+#[test]
+fn dust_hides_the_forecast_and_is_missing_in_m() {
+    let mut s = Series::default();
+    let obs = |ts: &str, aqi: f64, cause| input::AqiObs {
+        ts: t(ts),
+        aqi,
+        primary: vec![crate::aqi::Pollutant::Pm10],
+        so2_ug_m3: Some(20.0),
+        cause,
+        iaqi: None,
+    };
+    let h0 = t("2023-12-02T00:00:00+08:00");
+    for k in 0..24 {
+        let ts = fmt_ts(h0 - Duration::hours(k));
+        let cause = (k < 5).then_some(input::Cause::Dust);
+        s.add_obs(&obs(&ts, 400.0, cause));
+    }
+    let v = View::new(&s, stamp_of(h0), 72);
+    let m = v.m(stamp_of(h0));
+    assert_eq!(m.count, 19, "5 dust hours are missing");
+    assert!(!m.valid());
+    assert!(v.s(stamp_of(h0)).good(), "dust counts as <= 100 for rule 3");
+    assert!(!v.s(stamp_of(h0) - 6).good());
+    assert_eq!(v.s(stamp_of(h0)).so2, Some(20.0), "its SO2 still counts");
+}
+
+/// §2 primary pollutant: most votes; a tie or no votes: PM2.5; O3 means go to ozone.
+#[test]
+fn primary_votes() {
+    use super::series::primary_of;
+    use crate::aqi::Pollutant;
+    assert_eq!(primary_of(&[0; 6]), Pollutant::Pm25);
+    assert_eq!(primary_of(&[0, 0, 3, 0, 3, 0]), Pollutant::Pm25);
+    assert_eq!(primary_of(&[0, 0, 2, 0, 3, 1]), Pollutant::O3);
+    // 20 ozone hours at 220: the ozone track activates, the graded one does not.
+    let mut r = Rig::new("");
+    let n = r.obs(t("2023-12-01T01:00:00+08:00"), 20, 220.0, "O3");
+    let m: Vec<_> = n.iter().filter(|n| n.kind.is_move()).collect();
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0].track, "ozone");
+    assert_eq!(m[0].level, "ozone");
+}
+
+/// Rule 6: approve / reject of an unknown or no longer pending proposal is refused and
+/// changes nothing.
+#[test]
+fn unknown_proposals_are_refused() {
+    let mut r = Rig::new("[pollution]\nrequire_approval = true\n");
+    let n = r.obs(t("2023-12-01T01:00:00+08:00"), 20, 250.0, "PM2.5");
+    assert_eq!(n.last().unwrap().kind, Kind::Proposal);
+    let pid = n.last().unwrap().id.clone();
+    assert_eq!(pid, "heavy_pollution/shuozhou/graded/proposal/1");
+    let at = t("2023-12-01T20:30:00+08:00");
+    let bad = r.send(at, "cmd", json!({"cmd": "approve", "proposal_id": "heavy_pollution/shuozhou/graded/proposal/9", "by": "x"}));
+    assert!(bad.is_empty());
+    assert_eq!(r.out.last().unwrap().track, "refused");
+    let ok = r.send(
+        at,
+        "cmd",
+        json!({"cmd": "reject", "proposal_id": pid, "by": "x", "reason": "no"}),
+    );
+    assert!(ok.is_empty());
+    let again = r.send(
+        at,
+        "cmd",
+        json!({"cmd": "approve", "proposal_id": pid, "by": "x"}),
+    );
+    assert!(again.is_empty());
+    assert_eq!(r.out.last().unwrap().track, "refused");
+    // Rejected level yellow is not proposed again by the next hour's evaluation, and no
+    // reminder comes for the rejected proposal.
+    let n = r.obs(t("2023-12-01T21:00:00+08:00"), 2, 250.0, "PM2.5");
+    assert!(
+        n.iter()
+            .all(|n| n.kind != Kind::Proposal && n.kind != Kind::Reminder),
+        "{n:?}"
+    );
+}
+
+/// Parsing a topic to an input for the unit tests above.
+#[test]
+fn rig_parses_air_inputs() {
+    let r = Rig::new("");
+    let m = input::parse(
+        &r.cfg,
+        "ers/shuozhou/air/aqi",
+        br#"{"ts": "2023-12-01T01:00:00+08:00", "aqi": 50, "primary": null}"#,
+        t("2023-12-01T01:05:00+08:00"),
+    )
+    .unwrap();
+    assert!(matches!(m.input, Input::AirAqi(_)));
+}
+
+/// §3.2.1(3) red = C(200,72) "且" M(s) > 300 for some s in [h-48h, h]: at AQI 300 the 72 h
+/// condition holds from the 64th hour but M = 300 is not > 300 (orange stays); at 301, red.
+#[test]
+fn red_needs_a_mean_above_300() {
+    for (aqi, top) in [(300.0, "orange"), (301.0, "red")] {
+        let mut r = Rig::new("");
+        let n = r.obs(t("2023-12-01T01:00:00+08:00"), 66, aqi, "PM2.5");
+        let m = moves(&n);
+        assert_eq!(m.last().unwrap().1, top, "{aqi}: {m:?}");
+        if top == "red" {
+            assert_eq!(m.last().unwrap().2, "2023-12-03T16:05:00+08:00");
+        }
+    }
+}
+
+/// Rule 5: a province floor is in force from its issue until the province's lift, even
+/// when its start lies beyond the horizon; rule 3 never applies meanwhile. The lift
+/// then lets rules 1–4 run in the same evaluation.
+#[test]
+fn a_floor_beyond_the_horizon_still_blocks_the_lift() {
+    let mut r = lift_rig(96);
+    let n = r.send(
+        t("2023-12-02T17:30:00+08:00"),
+        "air/province",
+        json!({"ts": "2023-12-02T17:30:00+08:00", "action": "issue", "level": "orange",
+               "start": "2023-12-06T00:00:00+08:00"}),
+    );
+    assert!(moves(&n).is_empty(), "{n:?}");
+    let n = r.send(
+        t("2023-12-02T18:05:00+08:00"),
+        "air/aqi",
+        json!({"ts": "2023-12-02T18:00:00+08:00", "aqi": 55, "primary": null}),
+    );
+    assert!(moves(&n).is_empty(), "{n:?}");
+    let n = r.send(
+        t("2023-12-02T18:30:00+08:00"),
+        "air/province",
+        json!({"ts": "2023-12-02T18:30:00+08:00", "action": "lift"}),
+    );
+    assert_eq!(
+        moves(&n),
+        vec![(
+            "terminate".into(),
+            "none".into(),
+            "2023-12-02T18:30:00+08:00".into()
+        )]
+    );
+}
+
+/// Rule 6: a move reached only because of the floor skips approval, and voids the pending
+/// proposal silently (no reminder follows).
+#[test]
+fn floor_moves_skip_approval_and_void_the_pending_proposal() {
+    let mut r = Rig::new("[pollution]\nrequire_approval = true\n");
+    let n = r.obs(t("2023-12-01T01:00:00+08:00"), 20, 250.0, "PM2.5");
+    assert_eq!(n.last().unwrap().kind, Kind::Proposal);
+    let n = r.send(
+        t("2023-12-01T21:00:00+08:00"),
+        "air/province",
+        json!({"ts": "2023-12-01T21:00:00+08:00", "action": "issue", "level": "orange"}),
+    );
+    assert_eq!(
+        moves(&n),
+        vec![(
+            "activate".into(),
+            "orange".into(),
+            "2023-12-01T21:00:00+08:00".into()
+        )]
+    );
+    let later = r.e.advance_to(t("2023-12-02T00:00:00+08:00"));
+    assert!(later.iter().all(|n| n.kind != Kind::Reminder), "{later:?}");
+}
+
+/// Recovery is replay from a snapshot: the plan's whole state (series, floor, pending
+/// proposal, episode, feed clocks) survives a snapshot and gives the same notices.
+#[test]
+fn state_survives_a_snapshot() {
+    let toml = "[pollution]\nrequire_approval = true\n";
+    let start = t("2023-12-01T01:00:00+08:00");
+    let mut a = Rig::new(toml);
+    a.obs(start, 20, 250.0, "PM2.5");
+    a.send(
+        t("2023-12-01T20:10:00+08:00"),
+        "air/province",
+        json!({"ts": "2023-12-01T20:10:00+08:00", "action": "issue", "level": "yellow",
+               "start": "2023-12-05T00:00:00+08:00"}),
+    );
+    let snap = a.e.snapshot();
+    let mut b = Rig::new(toml);
+    b.e = Engine::restore(Arc::clone(&b.cfg), &snap).unwrap();
+    let rest = |r: &mut Rig| {
+        let mut n = r.obs(start + Duration::hours(20), 30, 320.0, "PM2.5");
+        n.extend(r.e.advance_to(t("2023-12-03T12:00:00+08:00")));
+        n
+    };
+    let (na, nb) = (rest(&mut a), rest(&mut b));
+    assert!(!na.is_empty());
+    assert_eq!(na, nb);
+}
+
+/// Rule 6: the same level proposes nothing new; an evaluation with no move voids the
+/// pending proposal silently (its reminder too); the level may then be proposed again.
+/// Ozone moves go through approval as well.
+#[test]
+fn pending_proposal_kept_voided_and_proposed_again() {
+    let mut r = Rig::new("[pollution]\nrequire_approval = true\n");
+    let s = t("2023-12-01T11:00:00+08:00");
+    let warn = |r: &mut Rig, at: &str| {
+        let mut h = run(s, 24, 260.0);
+        h.extend(run(s + Duration::hours(24), 72, 60.0));
+        r.forecast(t(at), &h)
+    };
+    let kinds = |ns: &[Notice]| ns.iter().map(|n| n.kind).collect::<Vec<_>>();
+    let n = warn(&mut r, "2023-12-01T10:00:00+08:00");
+    assert_eq!(kinds(&n), vec![Kind::Proposal]);
+    assert_eq!(n[0].level, "yellow");
+    assert!(warn(&mut r, "2023-12-01T10:30:00+08:00").is_empty());
+    let n = r.forecast(t("2023-12-01T11:00:00+08:00"), &run(s, 96, 60.0));
+    assert!(n.is_empty());
+    assert!(
+        r.e.advance_to(t("2023-12-01T12:30:00+08:00")).is_empty(),
+        "no reminder"
+    );
+    let n = warn(&mut r, "2023-12-01T13:00:00+08:00");
+    assert_eq!(kinds(&n), vec![Kind::Proposal]);
+    assert_eq!(n[0].id, "heavy_pollution/shuozhou/graded/proposal/2");
+    let n = r.e.advance_to(t("2023-12-01T15:00:00+08:00"));
+    assert_eq!(kinds(&n), vec![Kind::Reminder]);
+    assert_eq!(fmt_ts(n[0].at), "2023-12-01T15:00:00+08:00");
+
+    let mut r = Rig::new("[pollution]\nrequire_approval = true\n");
+    let n = r.obs(t("2023-12-01T01:00:00+08:00"), 20, 220.0, "O3");
+    let p = n.last().unwrap();
+    assert_eq!(
+        (p.kind, p.track.as_str(), p.level.as_str()),
+        (Kind::Proposal, "ozone", "ozone")
+    );
+    let n = r.send(
+        t("2023-12-01T20:30:00+08:00"),
+        "cmd",
+        json!({"cmd": "approve", "proposal_id": "heavy_pollution/shuozhou/ozone/proposal/1", "by": "x"}),
+    );
+    assert_eq!(kinds(&n), vec![Kind::Activate, Kind::ReportFirst]);
+    assert_eq!(n[0].evidence["lead_hours"], 0);
+}
+
+/// §2 "An observation wins over a forecast for the same hour" whatever the order of
+/// arrival; a dust observation hides the forecast for its hour too.
+#[test]
+fn an_observation_beats_any_forecast() {
+    let mut s = Series::default();
+    let stamp = t("2023-12-01T12:00:00+08:00");
+    let obs = |aqi: f64, cause| input::AqiObs {
+        ts: stamp,
+        aqi,
+        primary: vec![],
+        so2_ug_m3: None,
+        cause,
+        iaqi: None,
+    };
+    let fc = |issued: &str, aqi: f64| input::Forecast {
+        issued: t(issued),
+        daily: false,
+        hours: vec![input::ForecastHour {
+            ts: stamp,
+            aqi,
+            aqi_low: None,
+            primary: vec![],
+            so2_ug_m3: Some(300.0),
+        }],
+    };
+    s.add_forecast(&fc("2023-12-01T09:00:00+08:00", 250.0));
+    s.add_obs(&obs(80.0, None));
+    s.add_forecast(&fc("2023-12-01T13:00:00+08:00", 260.0));
+    let h = s.hour(stamp_of(stamp));
+    assert_eq!((h.aqi, h.observed, h.so2), (80.0, true, None));
+    s.add_obs(&obs(400.0, Some(input::Cause::Dust)));
+    let h = s.hour(stamp_of(stamp));
+    assert!(h.dust && h.known && h.good() && !h.in_mean());
+    assert_eq!(h.so2, None, "the forecast's SO2 is hidden too");
+}
