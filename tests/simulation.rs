@@ -212,6 +212,8 @@ impl Event {
 struct RegionGen {
     id: &'static str,
     aqi: f64,
+    /// Where the AQI drifts to (a clean spell or an episode).
+    target: f64,
     price: f64,
     output_date: chrono::NaiveDate,
     price_date: chrono::NaiveDate,
@@ -254,6 +256,7 @@ impl Gen {
             .map(|&id| RegionGen {
                 id,
                 aqi: rng.float(20.0, 250.0),
+                target: 60.0,
                 price: rng.float(700.0, 1100.0),
                 output_date: local_date(start) - Duration::days(1),
                 price_date: local_date(start) - Duration::days(1),
@@ -518,9 +521,9 @@ impl Gen {
     // --- air ------------------------------------------------------------------------------
 
     fn aqi_step(&mut self, r: usize) -> f64 {
-        let target = *self.rng.pick(&[60.0, 120.0, 180.0, 260.0, 350.0]);
+        let noise = self.rng.float(-15.0, 15.0);
         let g = &mut self.regions[r];
-        g.aqi = (g.aqi + (target - g.aqi) * 0.2 + (self.rng.float(-25.0, 25.0))).clamp(5.0, 600.0);
+        g.aqi = (g.aqi + (g.target - g.aqi) * 0.15 + noise).clamp(5.0, 600.0);
         g.aqi.round()
     }
 
@@ -551,7 +554,8 @@ impl Gen {
 
     /// Hourly observations 5 minutes after each hour, with holes, and forecasts now and then.
     fn aqi_burst(&mut self, r: usize) {
-        let hours = self.rng.range(6, 60);
+        let hours = self.rng.range(6, 72);
+        self.regions[r].target = *self.rng.pick(&[40.0, 50.0, 70.0, 160.0, 230.0, 320.0]);
         let first = floor_hour(self.now) + Duration::hours(1);
         for k in 0..hours {
             if self.rng.chance(0.05) {
@@ -576,7 +580,8 @@ impl Gen {
             let mut hours = Vec::new();
             let mut v = base;
             for k in 1..=n {
-                v = (v + self.rng.float(-20.0, 22.0)).clamp(5.0, 500.0);
+                let pull = (self.regions[r].target - v) * 0.1;
+                v = (v + pull + self.rng.float(-12.0, 12.0)).clamp(5.0, 500.0);
                 let mut h = json!({"ts": ts(issued + Duration::hours(k)), "primary": "PM2.5"});
                 if self.rng.chance(0.15) {
                     h["aqi_low"] = json!((v * 0.8).round());
@@ -1252,7 +1257,7 @@ struct Tally {
     events: usize,
     notices: usize,
     rejected: usize,
-    /// Notices by `plan:kind`.
+    /// Notices by `plan:track:kind`.
     kinds: BTreeMap<String, usize>,
 }
 
@@ -1310,8 +1315,9 @@ fn run_seed(seed: u64, n_events: usize) -> Result<Tally, Failure> {
     for line in &all {
         let v: Value = serde_json::from_str(line).expect("own JSON");
         let k = format!(
-            "{}:{}",
+            "{}:{}:{}",
             v["plan"].as_str().unwrap_or(""),
+            v["track"].as_str().unwrap_or(""),
             v["kind"].as_str().unwrap_or("")
         );
         *kinds.entry(k).or_insert(0usize) += 1;
@@ -1479,7 +1485,12 @@ fn simulation_seeds() {
             "severe_weather:call_ack",
             "severe_weather:terminate",
         ] {
-            assert!(tally.kinds.contains_key(k), "no {k} in {:?}", tally.kinds);
+            let (plan, kind) = k.split_once(':').unwrap();
+            let seen = tally
+                .kinds
+                .keys()
+                .any(|x| x.starts_with(plan) && x.ends_with(kind));
+            assert!(seen, "no {k} in {:?}", tally.kinds);
         }
         assert!(tally.rejected > 0);
     }
