@@ -362,6 +362,7 @@ impl Gen {
             11 => self.storm(r),
             12 => self.ack(r, now),
             13 => self.coal_days(r),
+            14 if self.rng.chance(0.3) => self.extreme(r, now),
             14 => self.malformed(r, now),
             15 => self.unknown_region(now),
             _ => self.push(Event::End { at: now }),
@@ -782,6 +783,40 @@ impl Gen {
             _ => ("air/nonsense", "{}".into()),
         };
         self.raw(now, format!("ers/{id}/{feed}"), &payload);
+    }
+
+    /// Valid payloads with absurd numbers (JSON allows them; only negatives are refused).
+    fn extreme(&mut self, r: usize, now: Ts) {
+        let id = self.regions[r].id;
+        let big = *self.rng.pick(&[1e35, 1e308, 1e-300, 4e-7, 1e15]);
+        let t = ts(now);
+        let d = date(local_date(now));
+        let (feed, p) = match self.rng.below(8) {
+            0 => (
+                "coal/stock",
+                json!({"ts": t, "plant": "A", "stock_t": big, "burn_t_per_day": 1}),
+            ),
+            1 => (
+                "coal/stock",
+                json!({"ts": t, "plant": "B", "stock_t": 1, "burn_t_per_day": big}),
+            ),
+            2 => ("coal/price", json!({"date": d, "price_cny_t": big})),
+            3 => ("coal/output", json!({"date": d, "output_t": big})),
+            4 => ("coal/storage", json!({"ts": t, "storage_t": big})),
+            5 => (
+                "weather/obs",
+                json!({"ts": t, "station": "s1", "rain_mm": big, "snow_mm": big, "gust_ms": big}),
+            ),
+            6 => (
+                "air/aqi",
+                json!({"ts": ts(floor_hour(now)), "pm25": big, "pm10": big, "so2": big, "no2": big, "co": big, "o3": big}),
+            ),
+            _ => (
+                "air/aqi",
+                json!({"ts": ts(floor_hour(now)), "aqi": 1000, "primary": "SO2", "so2_ug_m3": big}),
+            ),
+        };
+        self.msg(now, id, feed, p);
     }
 
     fn unknown_region(&mut self, now: Ts) {
@@ -1234,7 +1269,9 @@ fn run(
             after_step(&mut e)?;
             Ok(ns)
         };
-        let ns = step().map_err(|m| (i, m))?;
+        let ns = catch_unwind(AssertUnwindSafe(&mut step))
+            .unwrap_or_else(|p| Err(format!("panic: {}", panic_text(&p))))
+            .map_err(|m| (i, m))?;
         out.steps.push(json_lines(&ns));
         if snap_at.contains(&i) {
             let s = e.snapshot();
