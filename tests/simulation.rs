@@ -942,6 +942,9 @@ struct Semantics {
     /// Level that ended at the last terminate of a track (for `report_final`).
     ended: BTreeMap<String, String>,
     rounds: BTreeMap<(String, String), Round>,
+    /// Proposal id -> (at, level, track key, reminded).
+    proposals: BTreeMap<String, (Ts, String, String, bool)>,
+    reminder_after: Duration,
     timeout: Duration,
     retry: Duration,
     attempts: u32,
@@ -954,6 +957,8 @@ impl Semantics {
             levels: BTreeMap::new(),
             ended: BTreeMap::new(),
             rounds: BTreeMap::new(),
+            proposals: BTreeMap::new(),
+            reminder_after: Duration::milliseconds((cfg.pollution.reminder_hours * 3.6e6) as i64),
             timeout: Duration::seconds(w.ack_timeout_s as i64),
             retry: Duration::seconds(w.phone_retry_s as i64),
             attempts: w.phone_attempts,
@@ -1013,9 +1018,16 @@ impl Semantics {
     /// and suggestions their own. A data notice comes before the move of its own timer or
     /// message, so it may carry the level of a later move of the track at the same instant
     /// (or the current one, when that move came from another timer due then).
-    fn check_level(&self, key: &str, n: &Notice, rest: &[Notice]) -> Check {
-        if matches!(n.kind, Kind::Proposal | Kind::Reminder | Kind::Suggestion) {
-            return Ok(());
+    fn check_level(&mut self, key: &str, n: &Notice, rest: &[Notice]) -> Check {
+        match n.kind {
+            Kind::Proposal => {
+                let p = (n.at, n.level.clone(), key.to_string(), false);
+                self.proposals.insert(n.id.clone(), p);
+                return Ok(());
+            }
+            Kind::Reminder => return self.check_reminder(key, n),
+            Kind::Suggestion => return Ok(()),
+            _ => {}
         }
         let cur = self.levels.get(key).map_or("none", String::as_str);
         let mut allowed = vec![match n.kind {
@@ -1036,6 +1048,29 @@ impl Semantics {
                 n.id, n.kind, n.level
             ));
         }
+        Ok(())
+    }
+
+    /// PLANS.md §2 rule 6: one reminder, `reminder_hours` after the proposal it names, with
+    /// its level.
+    fn check_reminder(&mut self, key: &str, n: &Notice) -> Check {
+        let pid = n.proposal_id.clone().unwrap_or_default();
+        let after = self.reminder_after;
+        let Some(p) = self.proposals.get_mut(&pid) else {
+            return Err(format!("reminder {} names {pid}, never proposed", n.id));
+        };
+        if p.3 || p.2 != key || p.1 != n.level || n.at != p.0 + after {
+            return Err(format!(
+                "reminder {} ({} at {}) for {pid} ({} at {}, reminded {})",
+                n.id,
+                n.level,
+                fmt_ts(n.at),
+                p.1,
+                fmt_ts(p.0),
+                p.3
+            ));
+        }
+        p.3 = true;
         Ok(())
     }
 
