@@ -1379,6 +1379,7 @@ fn run_seed(seed: u64, n_events: usize) -> Result<Tally, Failure> {
     let result = check_same(&first, &second, 0, "second run of the same seed")
         .and_then(|_| restarts(&cfg, &events, &first))
         .and_then(|_| replay_matches(&cfg, &events, &all))
+        .and_then(|_| isolation(&cfg, &events, &all))
         .map_err(|(s, m)| fail(s, m));
     if let Err(f) = &result {
         dump(seed, &cfg_text, &events, f);
@@ -1455,6 +1456,42 @@ fn restarts(cfg: &Arc<Config>, events: &[Event], first: &Run) -> Result<(), (usi
 }
 
 /// The same stream as a scenario file through `replay` gives the same notices.
+/// Regions are independent: the stream without the second region's messages gives exactly
+/// the first region's notices (timers fire at their due times whatever arrives between).
+fn isolation(cfg: &Arc<Config>, events: &[Event], all: &[&String]) -> Result<(), (usize, String)> {
+    if cfg.regions.len() < 2 {
+        return Ok(());
+    }
+    let other = format!("/{}/", cfg.regions[1].id);
+    let only: Vec<Event> = events
+        .iter()
+        .filter(|e| !matches!(e, Event::Msg { topic, .. } if topic.contains(&other)))
+        .cloned()
+        .collect();
+    let text: String = only.iter().map(|e| e.scenario_line() + "\n").collect();
+    let ns = replay::replay_str(cfg, &text).map_err(|e| (0, format!("replay: {e}")))?;
+    let got = json_lines(&ns);
+    let first = &cfg.regions[0].id;
+    let want: Vec<&String> = all
+        .iter()
+        .copied()
+        .filter(|l| serde_json::from_str::<Notice>(l).is_ok_and(|n| &n.region == first))
+        .collect();
+    if got.len() != want.len() || got.iter().zip(&want).any(|(a, b)| a != *b) {
+        let k = got.iter().zip(&want).take_while(|(a, b)| a == *b).count();
+        return Err((
+            0,
+            format!(
+                "{first} alone differs from {first} beside {} at its notice {k}: {:?} vs {:?}",
+                cfg.regions[1].id,
+                got.get(k),
+                want.get(k)
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn replay_matches(
     cfg: &Arc<Config>,
     events: &[Event],
