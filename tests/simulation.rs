@@ -133,7 +133,9 @@ phone = "+8613800000009"
 const PERSONS: &[&str] = &["yjj", "cg", "sz-fq", "mayor", "yjj-dep", "nobody"];
 
 fn config_text(rng: &mut Rng, two_regions: bool) -> String {
-    let mut s = String::from("[[region]]\nid = \"shuozhou\"\nname = \"朔州市\"\n");
+    let report = *rng.pick(&["08:00", "08:00", "00:00", "23:30"]);
+    let mut s =
+        format!("report_time = \"{report}\"\n[[region]]\nid = \"shuozhou\"\nname = \"朔州市\"\n");
     if two_regions {
         s.push_str("[[region]]\nid = \"pinglu\"\nname = \"平鲁区\"\n");
     }
@@ -145,6 +147,9 @@ fn config_text(rng: &mut Rng, two_regions: bool) -> String {
     ));
     if rng.chance(0.3) {
         s.push_str("price_min_cny_t = 600\nprice_max_cny_t = 1400\n");
+    }
+    if rng.chance(0.2) {
+        s.push_str("daily_quota_t = { 2023 = 500000, 2025 = 520000 }\n");
     }
     s.push_str(&format!(
         "[pollution]\nrequire_approval = {}\n",
