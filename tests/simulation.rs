@@ -14,7 +14,8 @@
 //! - `advance_to(now)` again gives nothing; `next_deadline()` is after `now`;
 //! - the same stream written as a scenario file gives the same notices via `replay`.
 //!
-//! `YINGJI_SIM_SEEDS=N` runs N seeds (default a few, to stay quick in debug);
+//! `YINGJI_SIM_SEEDS=N` runs N seeds (default 12, to stay quick in debug), from
+//! `YINGJI_SIM_FIRST` (default 1); `YINGJI_SIM_EVENTS` sets the events per seed (300);
 //! `YINGJI_SIM_SEED=S` runs only seed S. A failure names the seed and the step and writes
 //! the scenario and config to `target/sim-failures/` so `yingji replay` can reproduce it.
 
@@ -1559,7 +1560,10 @@ fn env_u64(k: &str) -> Option<u64> {
 fn simulation_seeds() {
     let seeds: Vec<u64> = match env_u64("YINGJI_SIM_SEED") {
         Some(s) => vec![s],
-        None => (1..=env_u64("YINGJI_SIM_SEEDS").unwrap_or(12)).collect(),
+        None => {
+            let first = env_u64("YINGJI_SIM_FIRST").unwrap_or(1);
+            (first..first + env_u64("YINGJI_SIM_SEEDS").unwrap_or(12)).collect()
+        }
     };
     let n_events = env_u64("YINGJI_SIM_EVENTS").unwrap_or(300) as usize;
     let mut failures = Vec::new();
