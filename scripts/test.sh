@@ -16,7 +16,9 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 if ! python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
   echo "installing aiosmtpd (end-to-end tests run a real SMTP server)"
-  python3 -m pip install -q aiosmtpd
+  python3 -m pip install -q aiosmtpd 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages aiosmtpd \
+    || { [ "$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-aiosmtpd >/dev/null; }
 fi
 
 cargo test --locked "$@"

@@ -642,12 +642,6 @@ impl Config {
                 ),
             );
         }
-        if self.pollution.horizon_hours < 36 {
-            err(
-                "pollution.horizon_hours".into(),
-                "must be >= 36 (the lift and downgrade rules look 36 hours ahead)".into(),
-            );
-        }
         // [weather_call]: phone_attempts = 0 is valid (PLANS.md §3's formula with n = 0:
         // WeChat at t0, call_unreached at t0 + a).
         // [limits]

@@ -3,7 +3,9 @@
 
 pub mod aqi;
 pub mod check;
+pub mod clock;
 pub mod config;
+pub mod daemon;
 pub mod engine;
 pub mod expect;
 pub mod input;

@@ -28,6 +28,9 @@ enum Cmd {
     Run {
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Log JSON lines instead of text.
+        #[arg(long)]
+        json_logs: bool,
     },
     /// Replay scenario files on virtual time; notices as JSONL.
     Replay {
@@ -85,7 +88,7 @@ enum CallsCmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Run { config } => run(config),
+        Cmd::Run { config, json_logs } => run(config, json_logs),
         Cmd::Replay {
             scenarios,
             config,
@@ -119,10 +122,29 @@ fn load_config(path: Option<&PathBuf>) -> Result<Loaded, ExitCode> {
     })
 }
 
-fn run(config: Option<PathBuf>) -> ExitCode {
-    let _ = config;
-    eprintln!("yingji run: the daemon is not built yet (issue 6); use `yingji replay` meanwhile");
-    ExitCode::from(2)
+fn run(config: Option<PathBuf>, json_logs: bool) -> ExitCode {
+    yingji::daemon::init_logging(json_logs);
+    let loaded = match load_config(config.as_ref()) {
+        Ok(l) => l,
+        Err(c) => return c,
+    };
+    for k in &loaded.unknown_keys {
+        tracing::warn!(key = %k, "unknown config key is ignored");
+    }
+    let source = loaded
+        .source
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "built-in defaults".into());
+    tracing::info!(config = %source, "starting yingji {}", env!("CARGO_PKG_VERSION"));
+    match yingji::daemon::run(Arc::new(loaded.config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("yingji run: {e:#}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 fn replay(

@@ -175,15 +175,19 @@ pub fn known_next_36(v: &View) -> bool {
 
 /// `dust` / `fireworks` where they played a part in the track's means.
 pub fn causes(v: &View, track: TrackId) -> Vec<String> {
+    // A cause "played a part" when an hour tagged with it lies in the window of a mean of
+    // this track that is above 150 (the lowest threshold of §3.2.1/§3.2.2).
     let stamps = v.h0 - 48..=v.h0 + v.horizon;
+    let part = |flag: fn(&super::series::Mean) -> bool| {
+        stamps
+            .clone()
+            .any(|s| on_track(v, s, track) && flag(v.m(s)) && v.m(s).above(150.0))
+    };
     let mut out = Vec::new();
-    if stamps.clone().any(|s| v.m(s).dust) {
-        out.push("dust".to_string()); // §1.3: excluded, but said
+    if part(|m| m.dust) {
+        out.push("dust".to_string()); // §1.3: excluded from M, but said (§3.3.2)
     }
-    let fw = stamps
-        .into_iter()
-        .any(|s| on_track(v, s, track) && v.m(s).fireworks && v.m(s).above(150.0));
-    if fw {
+    if part(|m| m.fireworks) {
         out.push("fireworks".to_string()); // §3.3.2 "燃放烟花爆竹…应予以说明"
     }
     out

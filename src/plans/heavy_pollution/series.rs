@@ -212,7 +212,9 @@ pub struct View {
 impl View {
     pub fn new(series: &Series, h0: Stamp, horizon: i64) -> View {
         let base = h0 - BACK;
-        let hours: Vec<Hour> = (base..=h0 + horizon).map(|s| series.hour(s)).collect();
+        // Rules 3 and 4 look at the next 36 hours even when the horizon is shorter.
+        let end = h0 + horizon.max(35);
+        let hours: Vec<Hour> = (base..=end).map(|s| series.hour(s)).collect();
         let means = sliding_means(&hours);
         View {
             h0,

@@ -552,3 +552,170 @@ fn an_observation_beats_any_forecast() {
     assert!(h.dust && h.known && h.good() && !h.in_mean());
     assert_eq!(h.so2, None, "the forecast's SO2 is hidden too");
 }
+
+/// A small deterministic generator (LCG) for the snapshot property test below.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % n
+    }
+}
+
+/// Random air, province and approval messages over five days, in arrival order.
+fn random_story(seed: u64) -> Vec<(Ts, &'static str, Value)> {
+    let mut r = Lcg(seed);
+    let t0 = t("2023-12-01T00:00:00+08:00");
+    let levels = [60.0, 140.0, 160.0, 205.0, 260.0, 320.0];
+    let prim = ["PM2.5", "O3", "PM10"];
+    let profile: Vec<(f64, &str)> = (0..240)
+        .map(|k| {
+            let seg = k / 18;
+            let l = levels[(seg * 7 + seed as usize) % levels.len()];
+            (l + r.next(20) as f64, prim[(seg + seed as usize) % 3])
+        })
+        .collect();
+    let mut out: Vec<(Ts, &'static str, Value)> = Vec::new();
+    for h in 0..120i64 {
+        let at = t0 + Duration::hours(h) + Duration::minutes(5);
+        let (a, p) = profile[h as usize];
+        let mut pl = json!({"ts": fmt_ts(t0 + Duration::hours(h)), "aqi": a, "primary": p});
+        if r.next(10) == 0 {
+            pl["so2_ug_m3"] = json!(160);
+        }
+        if r.next(15) == 0 {
+            pl["cause"] = json!("dust");
+        }
+        if r.next(8) != 0 {
+            out.push((at, "air/aqi", pl));
+        }
+        if h % 12 == 3 {
+            let hours: Vec<Value> = (h..h + 80)
+                .map(|k| {
+                    let (a, p) = profile[k as usize];
+                    json!({"ts": fmt_ts(t0 + Duration::hours(k)), "aqi": a, "primary": p})
+                })
+                .collect();
+            let at = at + Duration::minutes(10);
+            out.push((
+                at,
+                "air/forecast",
+                json!({"issued": fmt_ts(at), "hours": hours}),
+            ));
+        }
+        if r.next(30) == 0 {
+            let at = at + Duration::minutes(20);
+            let pl = match r.next(3) {
+                0 => json!({"ts": fmt_ts(at), "action": "lift"}),
+                1 => json!({"ts": fmt_ts(at), "action": "adjust", "level": "orange"}),
+                _ => json!({"ts": fmt_ts(at), "action": "issue", "level": "yellow",
+                            "start": fmt_ts(t0 + Duration::hours(h + r.next(90) as i64))}),
+            };
+            out.push((at, "air/province", pl));
+        }
+        if r.next(4) == 0 {
+            let at = at + Duration::minutes(30);
+            let track = if r.next(3) == 0 { "ozone" } else { "graded" };
+            let id = format!(
+                "heavy_pollution/shuozhou/{track}/proposal/{}",
+                1 + r.next(6)
+            );
+            let pl = if r.next(3) == 0 {
+                json!({"cmd": "reject", "proposal_id": id, "by": "x", "reason": "r"})
+            } else {
+                json!({"cmd": "approve", "proposal_id": id, "by": "x"})
+            };
+            out.push((at, "cmd", pl));
+        }
+    }
+    out
+}
+
+/// Recovery is replay from a snapshot (ARCHITECTURE.md): a snapshot taken after ANY message
+/// of a long story (pending proposals and their reminders, floors, feed clocks, daily
+/// timers, dust and SO2 hours) must give exactly the notices of the uninterrupted run.
+#[test]
+fn snapshot_after_any_message_gives_the_same_notices() {
+    let toml = "[pollution]\nrequire_approval = true\n";
+    let end = t("2023-12-07T00:00:00+08:00");
+    for seed in 1..4u64 {
+        let story = random_story(seed);
+        let feed = |r: &mut Rig, msgs: &[(Ts, &'static str, Value)]| -> Vec<Notice> {
+            let mut all = Vec::new();
+            for (at, f, p) in msgs {
+                all.extend(r.send(*at, f, p.clone()));
+            }
+            all
+        };
+        let mut a = Rig::new(toml);
+        let mut straight = feed(&mut a, &story);
+        straight.extend(a.e.advance_to(end));
+        assert!(
+            straight.iter().any(|n| n.kind == Kind::Proposal),
+            "seed {seed}"
+        );
+        for cut in (5..story.len()).step_by(17) {
+            let mut b = Rig::new(toml);
+            let mut got = feed(&mut b, &story[..cut]);
+            let snap = b.e.snapshot();
+            let mut c = Rig::new(toml);
+            c.e = Engine::restore(Arc::clone(&c.cfg), &snap).unwrap();
+            got.extend(feed(&mut c, &story[cut..]));
+            got.extend(c.e.advance_to(end));
+            assert_eq!(got, straight, "seed {seed}, snapshot after message {cut}");
+        }
+    }
+}
+
+/// Regression: `evidence.causes` listed `dust` for any dust hour up to ~71 h before h0,
+/// even when it lay in no window of a mean that warned. A cause is listed only where it
+/// played a part: in the window of a mean of the track above 150 (§3.3.2).
+#[test]
+fn dust_long_before_an_episode_is_not_a_cause() {
+    let mut r = Rig::new("");
+    let d0 = t("2023-12-01T01:00:00+08:00");
+    for k in 0..24 {
+        let ts = d0 + Duration::hours(k);
+        r.send(
+            ts + Duration::minutes(5),
+            "air/aqi",
+            json!({"ts": fmt_ts(ts), "aqi": 60, "primary": "PM10", "cause": "dust"}),
+        );
+    }
+    r.obs(t("2023-12-02T01:00:00+08:00"), 24, 50.0, "PM2.5");
+    let got = r.obs(t("2023-12-03T01:00:00+08:00"), 24, 250.0, "PM2.5");
+    let act = got
+        .iter()
+        .find(|n| n.kind == Kind::Activate && n.track == "graded")
+        .expect("the episode activates");
+    assert_eq!(act.evidence["causes"], json!([]), "{}", act.evidence);
+}
+
+/// Regression: a horizon shorter than 36 hours made rules 3 and 4 index past the end of
+/// the evaluation window (a panic). The next 36 hours are looked at whatever the horizon.
+#[test]
+fn horizon_shorter_than_36_hours_still_lifts() {
+    let mut r = Rig::new("[pollution]\nhorizon_hours = 12\n");
+    r.obs(t("2023-12-01T01:00:00+08:00"), 30, 250.0, "PM2.5");
+    assert!(r.out.iter().any(|n| n.kind == Kind::Activate));
+    let at = t("2023-12-02T07:10:00+08:00");
+    let hours: Vec<(Ts, f64)> = (1..=48)
+        .map(|k| (at + Duration::hours(k) - Duration::minutes(10), 40.0))
+        .collect();
+    r.forecast(at, &hours);
+    r.obs(t("2023-12-02T07:00:00+08:00"), 48, 40.0, "PM2.5");
+    assert!(
+        r.out
+            .iter()
+            .any(|n| n.kind == Kind::Terminate && n.track == "graded"),
+        "{:?}",
+        r.out
+            .iter()
+            .map(|n| (n.kind, n.level.clone(), n.at))
+            .collect::<Vec<_>>()
+    );
+}

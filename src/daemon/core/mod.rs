@@ -1,0 +1,327 @@
+//! The daemon's core: the engine with its durable journal and outbox. Synchronous and
+//! clock-free (the caller passes `now`), so it is unit-tested like the engine.
+//!
+//! Per batch of inputs, one SQLite transaction holds: the journal rows (written before
+//! each input is handled), the notices they produced with the sinks each needs, the
+//! levels they moved, and, every `snapshot_every` inputs, a snapshot. Only after it
+//! committed are the inputs acknowledged and the notices delivered, so a crash at any
+//! point loses nothing that was acknowledged and sends nothing that is not stored.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::daemon::render;
+use crate::daemon::store::{Store, Tx};
+use crate::engine::Engine;
+use crate::input::{self, Rejection};
+use crate::notice::{Kind, Notice};
+use crate::time::{fmt_ts, Ts};
+
+/// An input as it arrived, with a token to acknowledge it once journaled.
+pub struct Incoming<T> {
+    pub topic: String,
+    pub payload: Vec<u8>,
+    /// MQTT packet id (0 for QoS 0) and DUP flag: a redelivery of a message already
+    /// journaled (our ack was lost) is acked again, not journaled twice.
+    pub pkid: u16,
+    pub dup: bool,
+    /// Wall time it came off the network (`None`: the batch's `now`).
+    pub arrived: Option<Ts>,
+    pub token: T,
+}
+
+/// What a step asks the I/O around it to do, after the transaction committed.
+pub struct Effects<T> {
+    /// New notices, each with the sinks it needs (already in the outbox).
+    pub notices: Vec<(Arc<Notice>, Vec<String>)>,
+    /// Inputs refused, to publish on `rejected`.
+    pub rejections: Vec<(Ts, Rejection)>,
+    /// (region, plan) whose track levels changed, with all their levels now.
+    pub states: Vec<(String, String, BTreeMap<String, String>)>,
+    /// Inputs to acknowledge.
+    pub acks: Vec<T>,
+}
+
+impl<T> Default for Effects<T> {
+    fn default() -> Self {
+        Effects {
+            notices: Vec::new(),
+            rejections: Vec::new(),
+            states: Vec::new(),
+            acks: Vec::new(),
+        }
+    }
+}
+
+type Levels = BTreeMap<(String, String), BTreeMap<String, String>>;
+
+/// Engine + store.
+pub struct Core {
+    cfg: Arc<Config>,
+    engine: Engine,
+    store: Store,
+    /// Last journal seq handled.
+    seq: i64,
+    /// Inputs journaled since the last snapshot.
+    since_snapshot: u64,
+    levels: Levels,
+    /// The engine time at which a backwards clock was last reported (log once per jump).
+    warned_back: Option<Ts>,
+}
+
+impl Core {
+    /// Recovery: the latest snapshot, then the journal after it through the engine
+    /// (regenerated notices are already in the outbox and are ignored), then the clock
+    /// advanced to `now`. Returns the core and the levels of every track.
+    pub fn recover(cfg: Arc<Config>, store: Store, now: Ts) -> anyhow::Result<Core> {
+        let (seq, engine) = match store.latest_snapshot()? {
+            Some((seq, state)) => match Engine::restore(Arc::clone(&cfg), &state) {
+                Ok(e) => (seq, e),
+                Err(e) => {
+                    tracing::warn!(error = %e, "snapshot unreadable (engine changed?): replaying the whole journal");
+                    (0, Engine::new(Arc::clone(&cfg)))
+                }
+            },
+            None => (0, Engine::new(Arc::clone(&cfg))),
+        };
+        let rows = store.journal_after(seq)?;
+        let mut levels = Levels::new();
+        for (region, plan, track, level) in store.levels()? {
+            levels
+                .entry((region, plan))
+                .or_default()
+                .insert(track, level);
+        }
+        let mut core = Core {
+            cfg,
+            engine,
+            store,
+            seq,
+            since_snapshot: 0,
+            levels,
+            warned_back: None,
+        };
+        let replayed = rows.len();
+        let mut fx = Effects::<()>::default();
+        let tx = core.store.begin()?;
+        for row in rows {
+            match input::parse(&core.cfg, &row.topic, &row.payload, row.at) {
+                Ok(msg) => {
+                    let step = core.engine.handle(row.at, &msg);
+                    record(&core.cfg, &tx, &mut core.levels, &step.notices, &mut fx)?;
+                }
+                Err(r) => {
+                    tracing::warn!(seq = row.seq, reason = %r, "journaled input no longer parses (config changed?)");
+                    let ns = core.engine.advance_to(row.at);
+                    record(&core.cfg, &tx, &mut core.levels, &ns, &mut fx)?;
+                }
+            }
+            core.seq = row.seq;
+        }
+        advance(
+            &core.cfg,
+            &mut core.engine,
+            &mut core.levels,
+            &mut core.warned_back,
+            &tx,
+            now,
+            &mut fx,
+        )?;
+        tx.snapshot(core.seq, now, &core.engine.snapshot())?;
+        tx.commit()?;
+        tracing::info!(
+            snapshot_seq = seq,
+            replayed,
+            recovered_notices = fx.notices.len(),
+            "recovered state from the store"
+        );
+        Ok(core)
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The current levels of every (region, plan) that has any.
+    pub fn all_states(&self) -> Vec<(String, String, BTreeMap<String, String>)> {
+        self.levels
+            .iter()
+            .map(|((r, p), t)| (r.clone(), p.clone(), t.clone()))
+            .collect()
+    }
+
+    /// The earliest armed timer.
+    pub fn next_deadline(&self) -> Option<(Ts, String)> {
+        self.engine.next_deadline()
+    }
+
+    /// Handles a batch of inputs in one transaction at wall time `now`. An input's time is
+    /// its arrival, but never before the engine's time, so that the journal replays
+    /// exactly.
+    pub fn ingest<T>(&mut self, batch: Vec<Incoming<T>>, now: Ts) -> anyhow::Result<Effects<T>> {
+        let mut fx = Effects::default();
+        let tx = self.store.begin()?;
+        let mut acks = Vec::with_capacity(batch.len());
+        for m in batch {
+            let arrived = m.arrived.unwrap_or(now);
+            let at = match self.engine.now() {
+                Some(n) if n > arrived => n,
+                _ => arrived,
+            };
+            if m.dup && m.pkid != 0 && tx.seen(m.pkid, &m.topic, &m.payload)? {
+                tracing::info!(topic = %m.topic, pkid = m.pkid, "redelivered input already journaled: acked again");
+                acks.push(m.token);
+                continue;
+            }
+            match input::parse(&self.cfg, &m.topic, &m.payload, at) {
+                Ok(msg) => {
+                    self.seq = tx.journal(at, &m.topic, &m.payload)?;
+                    crate::daemon::http::inc(&crate::daemon::http::METRICS.inputs_accepted, 1);
+                    if m.pkid != 0 {
+                        tx.remember(m.pkid, &m.topic, &m.payload)?;
+                    }
+                    self.since_snapshot += 1;
+                    let step = self.engine.handle(at, &msg);
+                    record(&self.cfg, &tx, &mut self.levels, &step.notices, &mut fx)?;
+                    if let Some(r) = step.rejection {
+                        fx.rejections.push((at, r));
+                    }
+                }
+                Err(r) => {
+                    let ns = self.engine.advance_to(at);
+                    record(&self.cfg, &tx, &mut self.levels, &ns, &mut fx)?;
+                    fx.rejections.push((at, r));
+                    crate::daemon::http::inc(&crate::daemon::http::METRICS.inputs_rejected, 1);
+                }
+            }
+            acks.push(m.token);
+        }
+        if self.since_snapshot >= self.cfg.store.snapshot_every.max(1) {
+            tx.snapshot(self.seq, now, &self.engine.snapshot())?;
+            self.since_snapshot = 0;
+        }
+        tx.commit()?;
+        fx.acks = acks;
+        Ok(fx)
+    }
+
+    /// Records deliveries proven by the broker routing our own publications back to us
+    /// (`(notice id, sink, token)`), in one transaction; the tokens are then acked.
+    pub fn confirm<T>(
+        &mut self,
+        echoes: Vec<(String, &'static str, T)>,
+        now: Ts,
+    ) -> anyhow::Result<Effects<T>> {
+        let mut fx = Effects::default();
+        let tx = self.store.begin()?;
+        for (id, sink, token) in echoes {
+            tx.mark_delivered(&id, sink, now)?;
+            fx.acks.push(token);
+        }
+        tx.commit()?;
+        Ok(fx)
+    }
+
+    /// Fires the timers due by wall time `now`. A clock that went backwards is logged
+    /// and fires nothing (the engine ignores times before its own).
+    pub fn tick<T>(&mut self, now: Ts) -> anyhow::Result<Effects<T>> {
+        let mut fx = Effects::default();
+        let due = matches!(self.engine.next_deadline(), Some((t, _)) if t <= now);
+        let back = matches!(self.engine.now(), Some(n) if n > now);
+        if !due && !back {
+            return Ok(fx);
+        }
+        let tx = self.store.begin()?;
+        advance(
+            &self.cfg,
+            &mut self.engine,
+            &mut self.levels,
+            &mut self.warned_back,
+            &tx,
+            now,
+            &mut fx,
+        )?;
+        tx.commit()?;
+        Ok(fx)
+    }
+
+    /// Writes a snapshot now (on shutdown).
+    pub fn snapshot(&mut self, now: Ts) -> anyhow::Result<()> {
+        let tx = self.store.begin()?;
+        tx.snapshot(self.seq, now, &self.engine.snapshot())?;
+        tx.commit()?;
+        self.since_snapshot = 0;
+        Ok(())
+    }
+}
+
+/// Advances the engine to wall time `now` (timers due by then fire); a clock behind the
+/// engine's time is logged once per jump and fires nothing.
+fn advance<T>(
+    cfg: &Config,
+    engine: &mut Engine,
+    levels: &mut Levels,
+    warned_back: &mut Option<Ts>,
+    tx: &Tx<'_>,
+    now: Ts,
+    fx: &mut Effects<T>,
+) -> anyhow::Result<()> {
+    if let Some(n) = engine.now() {
+        if now < n {
+            if *warned_back != Some(n) {
+                tracing::warn!(
+                    clock = %fmt_ts(now),
+                    engine = %fmt_ts(n),
+                    "wall clock is behind the engine's time (clock jumped back?): no timer fires until it catches up"
+                );
+                *warned_back = Some(n);
+            }
+            return Ok(());
+        }
+    }
+    let ns = engine.advance_to(now);
+    record(cfg, tx, levels, &ns, fx)
+}
+
+/// Puts notices in the outbox and tracks levels; collects the new ones.
+fn record<T>(
+    cfg: &Config,
+    tx: &Tx<'_>,
+    levels: &mut Levels,
+    notices: &[Notice],
+    fx: &mut Effects<T>,
+) -> anyhow::Result<()> {
+    for n in notices {
+        let sinks = render::sinks(cfg, n);
+        let new = tx.outbox(n, &sinks)?;
+        if n.kind.is_move() {
+            let level = if n.kind == Kind::Terminate {
+                "none"
+            } else {
+                n.level.as_str()
+            };
+            let key = (n.region.clone(), n.plan.as_str().to_string());
+            let tracks = levels.entry(key.clone()).or_default();
+            tracks.insert(n.track.clone(), level.to_string());
+            tx.set_level(&n.region, n.plan.as_str(), &n.track, level)?;
+            let snapshot = (key.0, key.1, tracks.clone());
+            fx.states
+                .retain(|(r, p, _)| (r, p) != (&snapshot.0, &snapshot.1));
+            fx.states.push(snapshot);
+        }
+        if new {
+            crate::daemon::http::inc(&crate::daemon::http::METRICS.notices, 1);
+            tracing::info!(id = %n.id, kind = n.kind.as_str(), level = %n.level, at = %fmt_ts(n.at), "notice");
+            fx.notices.push((Arc::new(n.clone()), sinks));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,189 @@
+//! The core without I/O: journal, rejections, recovery, clock jumps.
+
+use super::*;
+use crate::time::parse_ts;
+
+fn cfg() -> Arc<Config> {
+    Arc::new(
+        Config::from_toml("[store]\nsnapshot_every = 2")
+            .unwrap()
+            .config,
+    )
+}
+
+fn tmp_store(name: &str) -> (std::path::PathBuf, Store) {
+    let dir = std::env::temp_dir().join(format!("yingji-core-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let path = dir.join("y.db");
+    let s = Store::open(&path).unwrap();
+    (path, s)
+}
+
+fn msg(topic: &str, payload: &str) -> Incoming<u32> {
+    Incoming {
+        topic: topic.into(),
+        payload: payload.as_bytes().to_vec(),
+        pkid: 0,
+        dup: false,
+        arrived: None,
+        token: 7,
+    }
+}
+
+const AQI: &str = r#"{"ts": "2023-12-01T08:00:00+08:00", "aqi": 80, "primary": "PM10"}"#;
+
+#[test]
+fn parsed_inputs_are_journaled_rejected_ones_are_not_and_all_are_acked() {
+    let (_p, store) = tmp_store("journal");
+    let t = parse_ts("2023-12-01T08:05:00+08:00").unwrap();
+    let mut core = Core::recover(cfg(), store, t).unwrap();
+    let fx = core
+        .ingest(
+            vec![
+                msg("ers/shuozhou/air/aqi", AQI),
+                msg("ers/shuozhou/air/aqi", "{not json"),
+            ],
+            t,
+        )
+        .unwrap();
+    assert_eq!(fx.acks, vec![7, 7]);
+    assert_eq!(fx.rejections.len(), 1);
+    assert_eq!(fx.rejections[0].1.class, "bad_json");
+    let rows = core.store().journal_after(0).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].topic, "ers/shuozhou/air/aqi");
+    assert_eq!(rows[0].at, t);
+}
+
+#[test]
+fn arrival_time_is_clamped_to_the_engine_time_when_the_clock_went_back() {
+    let (_p, store) = tmp_store("clamp");
+    let t = parse_ts("2023-12-01T08:05:00+08:00").unwrap();
+    let mut core = Core::recover(cfg(), store, t).unwrap();
+    let earlier = parse_ts("2023-12-01T08:01:00+08:00").unwrap();
+    let fx: Effects<()> = core.tick(earlier).unwrap();
+    assert!(fx.notices.is_empty());
+    assert_eq!(
+        core.engine().now(),
+        Some(t),
+        "a clock jump back does not move the engine"
+    );
+    core.ingest(vec![msg("ers/shuozhou/air/aqi", AQI)], earlier)
+        .unwrap();
+    let rows = core.store().journal_after(0).unwrap();
+    assert_eq!(
+        rows[0].at, t,
+        "journaled at the engine's time, so replay reproduces it"
+    );
+}
+
+#[test]
+fn recovery_restores_snapshot_and_replays_the_journal_after_it() {
+    let (path, store) = tmp_store("recover");
+    let t = parse_ts("2023-12-01T08:05:00+08:00").unwrap();
+    let mut core = Core::recover(cfg(), store, t).unwrap();
+    for i in 0..5 {
+        let at = t + chrono::Duration::minutes(i);
+        core.ingest(vec![msg("ers/shuozhou/air/aqi", AQI)], at)
+            .unwrap();
+    }
+    let before = core.engine().snapshot();
+    let end = t + chrono::Duration::minutes(4);
+    drop(core);
+    // snapshot_every = 2: the latest snapshot holds 4 inputs, the 5th is replayed.
+    let store = Store::open(&path).unwrap();
+    let (seq, _) = store.latest_snapshot().unwrap().unwrap();
+    assert_eq!(seq, 4);
+    let core = Core::recover(cfg(), store, end).unwrap();
+    assert_eq!(core.engine().snapshot(), before);
+    let fresh = {
+        let mut e = Engine::new(cfg());
+        for r in core.store().journal_after(0).unwrap() {
+            let m = input::parse(&cfg(), &r.topic, &r.payload, r.at).unwrap();
+            e.handle(r.at, &m);
+        }
+        e.advance_to(end);
+        e.snapshot()
+    };
+    assert_eq!(
+        core.engine().snapshot(),
+        fresh,
+        "same state as a replay of the whole journal"
+    );
+}
+
+#[test]
+fn a_redelivered_input_whose_ack_was_lost_is_not_journaled_twice() {
+    let (_p, store) = tmp_store("dup");
+    let t = parse_ts("2023-12-01T08:05:00+08:00").unwrap();
+    let mut core = Core::recover(cfg(), store, t).unwrap();
+    let with = |pkid, dup, payload: &str| Incoming {
+        pkid,
+        dup,
+        ..msg("ers/shuozhou/air/aqi", payload)
+    };
+    core.ingest(vec![with(5, false, AQI)], t).unwrap();
+    let fx = core.ingest(vec![with(5, true, AQI)], t).unwrap();
+    assert_eq!(fx.acks.len(), 1, "acked again");
+    assert_eq!(core.store().journal_after(0).unwrap().len(), 1);
+    // The same packet id reused by the broker for another message (after our ack) counts.
+    let other = AQI.replace("80", "81");
+    core.ingest(vec![with(5, true, &other)], t).unwrap();
+    core.ingest(vec![with(5, false, AQI)], t).unwrap();
+    assert_eq!(core.store().journal_after(0).unwrap().len(), 3);
+}
+
+#[test]
+fn timers_fire_once_at_their_due_time_and_a_clock_jump_back_fires_nothing() {
+    let cfg = Arc::new(
+        Config::from_toml(
+            r#"
+[weather_call]
+ack_timeout_s = 60
+phone_retry_s = 60
+phone_attempts = 1
+[[contact]]
+id = "yjj"
+name = "张应急"
+unit = "市应急管理局"
+tier = "A"
+role = "emergency"
+wechat = "zhangyj"
+phone = "+8613800000001"
+"#,
+        )
+        .unwrap()
+        .config,
+    );
+    let (_p, store) = tmp_store("timers");
+    let t = parse_ts("2024-07-10T02:00:00+08:00").unwrap();
+    let mut core = Core::recover(Arc::clone(&cfg), store, t).unwrap();
+    let warning = r#"{"ts": "2024-07-10T01:59:00+08:00", "id": "w1", "hazard": "rainstorm", "action": "issue", "color": "red"}"#;
+    let fx = core
+        .ingest(vec![msg("ers/shuozhou/weather/warning", warning)], t)
+        .unwrap();
+    assert!(
+        !fx.notices.is_empty(),
+        "a red rainstorm warning makes notices"
+    );
+    let (due, _) = core.next_deadline().expect("the WeChat ack wait is armed");
+    assert_eq!(due, t + chrono::Duration::seconds(60));
+    let later = due + chrono::Duration::seconds(5);
+    let fired: Effects<()> = core.tick(later).unwrap();
+    assert!(
+        !fired.notices.is_empty(),
+        "the ack wait ran out: phone call"
+    );
+    assert!(
+        fired.notices.iter().all(|(n, _)| n.at == due),
+        "notices carry the due time"
+    );
+    // The clock jumps back, then comes forward again past the same instant.
+    let back: Effects<()> = core.tick(due - chrono::Duration::seconds(30)).unwrap();
+    assert!(back.notices.is_empty());
+    assert_eq!(core.engine().now(), Some(later));
+    let again: Effects<()> = core.tick(later).unwrap();
+    assert!(again.notices.is_empty(), "nothing fires twice");
+    let n = core.store().notices().unwrap().len();
+    assert_eq!(n, fx.notices.len() + fired.notices.len());
+}

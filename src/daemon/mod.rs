@@ -1,0 +1,351 @@
+//! `yingji run`: the long-running service around the same engine that replay uses.
+//!
+//! ```text
+//!  MQTT in (inbound.rs) ──► core thread (core.rs: journal, engine, outbox; store.rs)
+//!        ▲ acks after commit        │ timers: sleeps until next_deadline (clock.rs)
+//!        └──────────────────────────┤
+//!                                   ├──► MQTT out (outbound.rs): notice, cap, state, rejected
+//!                                   └──► email (email.rs)
+//! ```
+//! See docs/daemon.md for the guarantees and the deployment notes.
+
+pub mod broker;
+pub mod core;
+pub mod email;
+pub mod http;
+pub mod inbound;
+pub mod mqtt;
+pub mod outbound;
+pub mod render;
+pub mod store;
+
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::clock;
+use crate::config::Config;
+use crate::daemon::core::{Core, Effects, Incoming};
+use crate::daemon::inbound::InToken;
+use crate::daemon::mqtt::Settings;
+use crate::daemon::outbound::{Out, Publisher};
+use crate::daemon::store::Store;
+use crate::time::fmt_ts;
+
+/// What the core thread is told.
+pub enum CoreEvent {
+    Input(Incoming<InToken>),
+    /// One of our own notices (id, if readable) or CAP alerts routed back by the broker.
+    Echo(Option<String>, &'static str, InToken),
+    /// Every echo queued while the daemon was away has been seen.
+    Drained,
+    Shutdown,
+}
+
+/// How long the core waits for the echoes to drain before sending what is undelivered.
+const DRAIN_WAIT: chrono::Duration = chrono::Duration::seconds(10);
+
+/// Inputs handled in one transaction at most.
+const MAX_BATCH: usize = 512;
+/// The core looks at the clock at least this often (a clock jump is noticed within it).
+const MAX_SLEEP: Duration = Duration::from_secs(1);
+
+/// Environment variable that moves the embedded broker off 127.0.0.1:1883 (tests).
+pub const EMBEDDED_LISTEN_ENV: &str = "YINGJI_EMBEDDED_LISTEN";
+
+/// Sets up tracing: text on a terminal, JSON lines with `json`. `RUST_LOG` filters.
+pub fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rumqttd=off,rumqttc=warn"));
+    use std::io::IsTerminal;
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    let r = if json {
+        b.json().flatten_event(true).try_init()
+    } else {
+        b.try_init()
+    };
+    let _ = r;
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub fn run(cfg: Arc<Config>) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(run_async(cfg))
+}
+
+/// Where the broker is: the configured one, or the embedded one started here.
+async fn broker_settings(cfg: &Config) -> anyhow::Result<Settings> {
+    let default_id = format!(
+        "yingji-{}",
+        cfg.regions.first().map(|r| r.id.as_str()).unwrap_or("main")
+    );
+    if let Some(m) = &cfg.mqtt {
+        let s = Settings::from_config(m, &default_id)?;
+        tracing::info!(host = %s.host, port = s.port, tls = s.tls.is_some(), protocol = s.protocol, client_id = %s.client_id, "using the configured MQTT broker");
+        return Ok(s);
+    }
+    let listen =
+        std::env::var(EMBEDDED_LISTEN_ENV).unwrap_or_else(|_| broker::DEFAULT_LISTEN.into());
+    let addr = broker::start(&listen).await?;
+    let region = cfg
+        .regions
+        .first()
+        .map(|r| r.id.as_str())
+        .unwrap_or("shuozhou");
+    let root = &cfg.topic_root;
+    tracing::info!(
+        "no [mqtt] in the config: embedded MQTT broker listening on {addr}. Try:\n  \
+         mosquitto_sub -h {ip} -p {port} -v -t '{root}/+/notice/#' -t '{root}/+/rejected' &\n  \
+         mosquitto_pub -h {ip} -p {port} -q 1 -t {root}/{region}/air/aqi -m '{{\"ts\": \"<hour end, RFC 3339>\", \"aqi\": 230, \"primary\": \"PM2.5\"}}'",
+        ip = addr.ip(),
+        port = addr.port(),
+    );
+    Ok(Settings::local(addr.port(), &default_id))
+}
+
+async fn run_async(cfg: Arc<Config>) -> anyhow::Result<()> {
+    let settings = broker_settings(&cfg).await?;
+    let path = cfg.store.path.clone();
+    let core = {
+        let cfg = Arc::clone(&cfg);
+        let store = Store::open(&path)?;
+        tokio::task::spawn_blocking(move || Core::recover(cfg, store, clock::now())).await??
+    };
+    tracing::info!(store = %path.display(), next_timer = ?core.next_deadline().map(|(t, why)| format!("{} {why}", fmt_ts(t))), "store open");
+
+    let publisher = Publisher::start(Arc::clone(&cfg), &settings, Store::open(&path)?);
+    publisher.submit(state_outs(&cfg, core.all_states()));
+    let mailer = email::Mailer::start(Arc::clone(&cfg), &path)?;
+    http::start(&cfg.http.listen).await;
+
+    let (core_tx, core_rx) = std::sync::mpsc::channel();
+    let (inbound, ack_tx) = inbound::start(&cfg, &settings, core_tx.clone());
+    let sinks = Sinks {
+        cfg: Arc::clone(&cfg),
+        publisher: publisher.clone(),
+        mailer: mailer.clone(),
+        acks: ack_tx,
+    };
+    let mut core_thread = tokio::task::spawn_blocking(move || core_loop(core, core_rx, sinks));
+    tracing::info!("yingji is running");
+
+    let result = tokio::select! {
+        r = &mut core_thread => Some(r),
+        s = shutdown_signal() => {
+            tracing::info!(signal = s, "shutting down: no new input, flushing the outbox");
+            None
+        }
+    };
+    inbound.close();
+    let result = match result {
+        Some(r) => r,
+        None => {
+            let _ = core_tx.send(CoreEvent::Shutdown);
+            core_thread.await
+        }
+    };
+    drop(core_tx);
+    inbound.disconnect().await;
+    publisher.flush_and_stop(Duration::from_secs(5)).await;
+    if let Some(m) = mailer {
+        m.stop().await;
+    }
+    let r = result.map_err(|e| anyhow::anyhow!("core thread failed: {e}"))?;
+    if r.is_ok() {
+        tracing::info!("stopped cleanly");
+    }
+    r
+}
+
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+    }
+}
+
+/// Where the core's effects go.
+struct Sinks {
+    cfg: Arc<Config>,
+    publisher: Publisher,
+    mailer: Option<email::Mailer>,
+    acks: UnboundedSender<InToken>,
+}
+
+fn state_outs(
+    cfg: &Config,
+    states: Vec<(String, String, std::collections::BTreeMap<String, String>)>,
+) -> Vec<Out> {
+    states
+        .into_iter()
+        .map(|(region, plan, tracks)| Out::Plain {
+            topic: render::state_topic(cfg, &region, &plan),
+            payload: render::state_json(&region, &plan, &tracks),
+            qos1: true,
+            retain: true,
+        })
+        .collect()
+}
+
+impl Sinks {
+    fn apply(&self, fx: Effects<InToken>) {
+        for t in fx.acks {
+            let _ = self.acks.send(t);
+        }
+        let mut outs = Vec::new();
+        for (at, r) in &fx.rejections {
+            tracing::warn!(topic = %r.topic, class = r.class, reason = %r.reason, "input rejected");
+            outs.push(Out::Plain {
+                topic: render::rejected_topic(&self.cfg, r),
+                payload: render::rejected_json(*at, r),
+                qos1: false,
+                retain: false,
+            });
+        }
+        for (n, sinks) in &fx.notices {
+            for s in sinks {
+                if s.starts_with("mqtt:") {
+                    outs.push(Out::Tracked {
+                        notice: Arc::clone(n),
+                        sink: s.clone(),
+                    });
+                } else if let (Some(addr), Some(m)) =
+                    (s.strip_prefix(render::SINK_EMAIL), &self.mailer)
+                {
+                    m.submit(Arc::clone(n), addr.to_string());
+                }
+            }
+        }
+        outs.extend(state_outs(&self.cfg, fx.states));
+        self.publisher.submit(outs);
+    }
+}
+
+/// What arrived for the core since it last looked.
+#[derive(Default)]
+struct Arrived {
+    inputs: Vec<Incoming<InToken>>,
+    echoes: Vec<(Option<String>, &'static str, InToken)>,
+    /// The marker came back: every echo before it is in `echoes`.
+    drained: bool,
+    shutdown: bool,
+}
+
+/// Waits up to `sleep` for the first event, then takes what else is there (at most
+/// `MAX_BATCH`), stopping after a marker or a shutdown.
+fn collect(rx: &Receiver<CoreEvent>, sleep: Duration) -> Arrived {
+    let mut a = Arrived::default();
+    let mut first = Some(rx.recv_timeout(sleep));
+    while a.inputs.len() + a.echoes.len() < MAX_BATCH {
+        let ev = match first.take() {
+            Some(Ok(ev)) => ev,
+            Some(Err(RecvTimeoutError::Timeout)) => break,
+            Some(Err(RecvTimeoutError::Disconnected)) => CoreEvent::Shutdown,
+            None => match rx.try_recv() {
+                Ok(ev) => ev,
+                Err(_) => break,
+            },
+        };
+        match ev {
+            CoreEvent::Input(i) => a.inputs.push(i),
+            CoreEvent::Echo(id, sink, token) => a.echoes.push((id, sink, token)),
+            CoreEvent::Drained => {
+                a.drained = true;
+                break;
+            }
+            CoreEvent::Shutdown => {
+                a.shutdown = true;
+                break;
+            }
+        }
+    }
+    a
+}
+
+/// Marks the deliveries the echoes prove, then acks them (unreadable ones are just acked).
+fn confirm_echoes(
+    core: &mut Core,
+    sinks: &Sinks,
+    echoes: Vec<(Option<String>, &'static str, InToken)>,
+) -> anyhow::Result<()> {
+    if echoes.is_empty() {
+        return Ok(());
+    }
+    let mut known = Vec::new();
+    let mut unknown = Vec::new();
+    for (id, sink, token) in echoes {
+        match id {
+            Some(id) => known.push((id, sink, token)),
+            None => unknown.push(token),
+        }
+    }
+    let mut fx = core.confirm(known, clock::now())?;
+    fx.acks.extend(unknown);
+    sinks.apply(fx);
+    Ok(())
+}
+
+/// The core thread: batches of inputs, echoes, timers, snapshots; returns on Shutdown.
+///
+/// Until the echoes queued while the daemon was away are drained (or `DRAIN_WAIT`
+/// passed), inputs are held and timers wait: then what is still undelivered is sent,
+/// first, in the order it was made.
+fn core_loop(mut core: Core, rx: Receiver<CoreEvent>, sinks: Sinks) -> anyhow::Result<()> {
+    let mut live = false;
+    let drain_until = clock::now() + DRAIN_WAIT;
+    let mut held: Vec<Incoming<InToken>> = Vec::new();
+    loop {
+        let sleep = match (live, core.next_deadline()) {
+            (true, Some((t, _))) => clock::until(t),
+            _ => MAX_SLEEP,
+        }
+        .min(MAX_SLEEP);
+        let mut a = collect(&rx, sleep);
+        confirm_echoes(&mut core, &sinks, std::mem::take(&mut a.echoes))?;
+        if !live && (a.drained || clock::now() >= drain_until) {
+            if !a.drained {
+                tracing::warn!("echoes did not drain in time: sending what is undelivered now");
+            }
+            live = go_live(&core, &sinks)?;
+        }
+        held.append(&mut a.inputs);
+        if live {
+            let batch = std::mem::take(&mut held);
+            if !batch.is_empty() {
+                sinks.apply(core.ingest(batch, clock::now())?);
+            }
+            sinks.apply(core.tick(clock::now())?);
+        }
+        if a.shutdown {
+            core.snapshot(clock::now())?;
+            return Ok(());
+        }
+    }
+}
+
+/// Sends every delivery the outbox still has for MQTT, in order; returns true.
+fn go_live(core: &Core, sinks: &Sinks) -> anyhow::Result<bool> {
+    let pending = core.store().pending("mqtt:")?;
+    tracing::info!(
+        undelivered = pending.len(),
+        "sending what was not delivered before"
+    );
+    http::set(&http::METRICS.live, true);
+    sinks
+        .publisher
+        .submit(pending.into_iter().map(|p| Out::Tracked {
+            notice: Arc::new(p.notice),
+            sink: p.sink,
+        }));
+    Ok(true)
+}

@@ -1,0 +1,419 @@
+//! One face over rumqttc's MQTT 3.1.1 and MQTT 5 clients, and the connection settings
+//! (URL, TLS, credentials with secrets from files or `${ENV}`) from `[mqtt]`.
+//!
+//! rumqttc traps handled here (STACK-NOTES.md): the event loop is polled by its own task;
+//! packet size limits are raised so that an oversized message is rejected by us with a
+//! reason instead of disconnecting the client; v5 sessions get an expiry so that a
+//! persistent session survives a disconnect; keep-alive is clamped to what each version
+//! accepts.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rumqttc::v5 as r5;
+
+use crate::config::MqttConfig;
+
+/// Largest packet the client accepts: well above `max_payload_bytes`, which is enforced
+/// by rejecting (an over-limit packet would make rumqttc drop the connection, and the
+/// broker would redeliver it forever to a persistent session).
+pub const MAX_PACKET: usize = 256 * 1024 * 1024;
+
+/// Resolved connection settings.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub host: String,
+    pub port: u16,
+    /// `Some` for mqtts: the CA bundle (PEM), or `None` inside for the system roots.
+    pub tls: Option<Option<Vec<u8>>>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub client_id: String,
+    /// 4 (3.1.1) or 5.
+    pub protocol: u8,
+    pub keep_alive: Duration,
+}
+
+/// Expands `${VAR}` references in a config value.
+pub fn expand_env(s: &str) -> anyhow::Result<String> {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find("${") {
+        out += &rest[..i];
+        let tail = &rest[i + 2..];
+        let j = tail
+            .find('}')
+            .ok_or_else(|| anyhow::anyhow!("unclosed ${{ in {s:?}"))?;
+        let var = &tail[..j];
+        let v = std::env::var(var)
+            .map_err(|_| anyhow::anyhow!("environment variable {var} is not set"))?;
+        out += &v;
+        rest = &tail[j + 1..];
+    }
+    Ok(out + rest)
+}
+
+/// A secret given literally (with `${ENV}` references) or in a file (trailing newline cut).
+pub fn secret(literal: Option<&str>, file: Option<&Path>) -> anyhow::Result<Option<String>> {
+    if let Some(f) = file {
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| anyhow::anyhow!("cannot read secret file {}: {e}", f.display()))?;
+        return Ok(Some(text.trim_end_matches(['\r', '\n']).to_string()));
+    }
+    literal.map(expand_env).transpose()
+}
+
+impl Settings {
+    /// Settings from `[mqtt]`; `default_id` when no client id is configured.
+    pub fn from_config(m: &MqttConfig, default_id: &str) -> anyhow::Result<Settings> {
+        let url = expand_env(&m.url)?;
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| anyhow::anyhow!("mqtt.url: expected mqtt://host:port, got {url:?}"))?;
+        let tls = match scheme {
+            "mqtt" | "tcp" => None,
+            "mqtts" | "ssl" => Some(match &m.ca_file {
+                Some(p) => Some(read(p)?),
+                None => None,
+            }),
+            other => anyhow::bail!("mqtt.url: unknown scheme {other:?} (mqtt or mqtts)"),
+        };
+        let hostport = rest.split(['/', '?']).next().unwrap_or("");
+        let (host, port) = match hostport.rsplit_once(':') {
+            Some((h, p)) => (
+                h.to_string(),
+                p.parse()
+                    .map_err(|_| anyhow::anyhow!("mqtt.url: bad port {p:?}"))?,
+            ),
+            None => (
+                hostport.to_string(),
+                if tls.is_some() { 8883 } else { 1883 },
+            ),
+        };
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        if !matches!(m.protocol, 4 | 5) {
+            anyhow::bail!("mqtt.protocol: 4 (3.1.1) or 5, got {}", m.protocol);
+        }
+        Ok(Settings {
+            host,
+            port,
+            tls,
+            username: m.username.as_deref().map(expand_env).transpose()?,
+            password: secret(m.password.as_deref(), m.password_file.as_deref())?,
+            client_id: match &m.client_id {
+                Some(id) => expand_env(id)?,
+                None => default_id.to_string(),
+            },
+            protocol: m.protocol,
+            keep_alive: Duration::from_secs(m.keep_alive_s),
+        })
+    }
+
+    /// Plain local settings (the embedded broker).
+    pub fn local(port: u16, client_id: &str) -> Settings {
+        Settings {
+            host: "127.0.0.1".into(),
+            port,
+            tls: None,
+            username: None,
+            password: None,
+            client_id: client_id.into(),
+            protocol: 4,
+            keep_alive: Duration::from_secs(30),
+        }
+    }
+}
+
+fn read(p: &PathBuf) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(p).map_err(|e| anyhow::anyhow!("mqtt.ca_file {}: {e}", p.display()))
+}
+
+fn transport(s: &Settings) -> rumqttc::Transport {
+    match &s.tls {
+        None => rumqttc::Transport::tcp(),
+        Some(None) => rumqttc::Transport::tls_with_default_config(),
+        Some(Some(ca)) => rumqttc::Transport::tls_with_config(rumqttc::TlsConfiguration::Simple {
+            ca: ca.clone(),
+            alpn: None,
+            client_auth: None,
+        }),
+    }
+}
+
+/// What the event loop reported, the same for both protocol versions.
+#[derive(Debug)]
+pub enum Ev {
+    ConnAck {
+        session_present: bool,
+    },
+    Message(InMsg),
+    PubAck(u16),
+    /// A publish request left the client with this packet id (0 for QoS 0).
+    OutPublish(u16),
+    /// Our own DISCONNECT went out.
+    OutDisconnect,
+    Other,
+}
+
+/// An incoming message and what is needed to acknowledge it.
+#[derive(Debug)]
+pub struct InMsg {
+    pub topic: String,
+    pub payload: Vec<u8>,
+    pub pkid: u16,
+    pub dup: bool,
+    pub token: AckToken,
+}
+
+/// The received packet, kept to acknowledge it later (manual acks).
+#[derive(Debug, Clone)]
+pub enum AckToken {
+    V4(Box<rumqttc::Publish>),
+    V5(Box<r5::mqttbytes::v5::Publish>),
+}
+
+/// A client handle (clonable, cheap).
+#[derive(Clone)]
+pub enum Client {
+    V4(rumqttc::AsyncClient),
+    V5(r5::AsyncClient),
+}
+
+/// The event loop; must be polled continuously by one task.
+pub enum EventLoop {
+    V4(Box<rumqttc::EventLoop>),
+    V5(Box<r5::EventLoop>),
+}
+
+/// Connects lazily (the first poll connects). `clean`: start a fresh session;
+/// `manual_acks`: incoming QoS 1 messages are acked only through [`Client::ack`].
+pub fn client(
+    s: &Settings,
+    client_id: &str,
+    clean: bool,
+    manual_acks: bool,
+) -> (Client, EventLoop) {
+    const CAP: usize = 1024;
+    if s.protocol == 5 {
+        let mut o = r5::MqttOptions::new(client_id, &s.host, s.port);
+        o.set_transport(transport(s))
+            .set_keep_alive(s.keep_alive.max(Duration::from_secs(5)))
+            .set_clean_start(clean)
+            .set_manual_acks(manual_acks)
+            .set_max_packet_size(Some(MAX_PACKET as u32))
+            .set_request_channel_capacity(CAP);
+        if !clean {
+            // Without an expiry a v5 session ends with the connection.
+            o.set_session_expiry_interval(Some(u32::MAX));
+        }
+        if let Some(u) = &s.username {
+            o.set_credentials(u, s.password.clone().unwrap_or_default());
+        }
+        let (c, e) = r5::AsyncClient::new(o, CAP);
+        (Client::V5(c), EventLoop::V5(Box::new(e)))
+    } else {
+        let mut o = rumqttc::MqttOptions::new(client_id, &s.host, s.port);
+        let ka = if s.keep_alive.is_zero() {
+            s.keep_alive
+        } else {
+            s.keep_alive.max(Duration::from_secs(1))
+        };
+        o.set_transport(transport(s))
+            .set_keep_alive(ka)
+            .set_clean_session(clean)
+            .set_manual_acks(manual_acks)
+            .set_max_packet_size(MAX_PACKET, MAX_PACKET)
+            .set_request_channel_capacity(CAP);
+        if let Some(u) = &s.username {
+            o.set_credentials(u, s.password.clone().unwrap_or_default());
+        }
+        let (c, e) = rumqttc::AsyncClient::new(o, CAP);
+        (Client::V4(c), EventLoop::V4(Box::new(e)))
+    }
+}
+
+impl EventLoop {
+    /// The next event; an error means the connection is down (poll again to reconnect,
+    /// after a backoff).
+    pub async fn poll(&mut self) -> Result<Ev, String> {
+        match self {
+            EventLoop::V4(e) => {
+                use rumqttc::{Event, Outgoing, Packet};
+                Ok(match e.poll().await.map_err(|e| e.to_string())? {
+                    Event::Incoming(Packet::ConnAck(c)) => Ev::ConnAck {
+                        session_present: c.session_present,
+                    },
+                    Event::Incoming(Packet::Publish(p)) => Ev::Message(InMsg {
+                        topic: p.topic.clone(),
+                        payload: p.payload.to_vec(),
+                        pkid: p.pkid,
+                        dup: p.dup,
+                        token: AckToken::V4(Box::new(p)),
+                    }),
+                    Event::Incoming(Packet::PubAck(a)) => Ev::PubAck(a.pkid),
+                    Event::Outgoing(Outgoing::Publish(id)) => Ev::OutPublish(id),
+                    Event::Outgoing(Outgoing::Disconnect) => Ev::OutDisconnect,
+                    _ => Ev::Other,
+                })
+            }
+            EventLoop::V5(e) => {
+                use r5::mqttbytes::v5::Packet;
+                use r5::Event;
+                use rumqttc::Outgoing;
+                Ok(match e.poll().await.map_err(|e| e.to_string())? {
+                    Event::Incoming(Packet::ConnAck(c)) => Ev::ConnAck {
+                        session_present: c.session_present,
+                    },
+                    Event::Incoming(Packet::Publish(p)) => Ev::Message(InMsg {
+                        topic: String::from_utf8_lossy(&p.topic).into_owned(),
+                        payload: p.payload.to_vec(),
+                        pkid: p.pkid,
+                        dup: p.dup,
+                        token: AckToken::V5(Box::new(p)),
+                    }),
+                    Event::Incoming(Packet::PubAck(a)) => Ev::PubAck(a.pkid),
+                    Event::Outgoing(Outgoing::Publish(id)) => Ev::OutPublish(id),
+                    Event::Outgoing(Outgoing::Disconnect) => Ev::OutDisconnect,
+                    _ => Ev::Other,
+                })
+            }
+        }
+    }
+}
+
+/// The request channel is full (the event loop is behind); try again later.
+#[derive(Debug)]
+pub struct Busy;
+
+impl Client {
+    /// Queues a publish without waiting. QoS 1 when `qos1`, else 0.
+    pub fn try_publish(
+        &self,
+        topic: &str,
+        qos1: bool,
+        retain: bool,
+        payload: Vec<u8>,
+    ) -> Result<(), Busy> {
+        match self {
+            Client::V4(c) => {
+                let q = if qos1 {
+                    rumqttc::QoS::AtLeastOnce
+                } else {
+                    rumqttc::QoS::AtMostOnce
+                };
+                c.try_publish(topic, q, retain, payload).map_err(|_| Busy)
+            }
+            Client::V5(c) => {
+                let q = if qos1 {
+                    r5::mqttbytes::QoS::AtLeastOnce
+                } else {
+                    r5::mqttbytes::QoS::AtMostOnce
+                };
+                c.try_publish(topic, q, retain, payload).map_err(|_| Busy)
+            }
+        }
+    }
+
+    /// Acknowledges a received message.
+    pub async fn ack(&self, t: &AckToken) {
+        let r = match (self, t) {
+            (Client::V4(c), AckToken::V4(p)) => c.ack(p).await.map_err(|e| e.to_string()),
+            (Client::V5(c), AckToken::V5(p)) => c.ack(p).await.map_err(|e| e.to_string()),
+            _ => Err("ack token of the other protocol version".into()),
+        };
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "could not queue an ack");
+        }
+    }
+
+    /// Subscribes to every topic with QoS 1.
+    pub fn try_subscribe_all(&self, topics: &[String]) -> Result<(), Busy> {
+        match self {
+            Client::V4(c) => c
+                .try_subscribe_many(
+                    topics.iter().map(|t| {
+                        rumqttc::SubscribeFilter::new(t.clone(), rumqttc::QoS::AtLeastOnce)
+                    }),
+                )
+                .map_err(|_| Busy),
+            Client::V5(c) => c
+                .try_subscribe_many(topics.iter().map(|t| {
+                    r5::mqttbytes::v5::Filter::new(t.clone(), r5::mqttbytes::QoS::AtLeastOnce)
+                }))
+                .map_err(|_| Busy),
+        }
+    }
+
+    /// Sends DISCONNECT (the event loop must keep being polled for it to go out).
+    pub fn try_disconnect(&self) {
+        let _ = match self {
+            Client::V4(c) => c.try_disconnect().map_err(|e| e.to_string()),
+            Client::V5(c) => c.try_disconnect().map_err(|e| e.to_string()),
+        };
+    }
+}
+
+/// Reconnect backoff: 100 ms doubling to 10 s.
+pub struct Backoff(Duration);
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff(Duration::from_millis(100))
+    }
+}
+
+impl Backoff {
+    pub fn reset(&mut self) {
+        self.0 = Duration::from_millis(100);
+    }
+    pub fn next_delay(&mut self) -> Duration {
+        let d = self.0;
+        self.0 = (self.0 * 2).min(Duration::from_secs(10));
+        d
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_from_url_and_secrets() {
+        let dir = std::env::temp_dir().join(format!("yingji-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("pw");
+        std::fs::write(&f, "s3cret\n").unwrap();
+        std::env::set_var("YINGJI_TEST_MQTT_USER", "ops");
+        let m = MqttConfig {
+            url: "mqtts://broker.example.org".into(),
+            username: Some("${YINGJI_TEST_MQTT_USER}".into()),
+            password_file: Some(f),
+            protocol: 5,
+            ..Default::default()
+        };
+        let s = Settings::from_config(&m, "yingji-shuozhou").unwrap();
+        assert_eq!((s.host.as_str(), s.port), ("broker.example.org", 8883));
+        assert_eq!(s.username.as_deref(), Some("ops"));
+        assert_eq!(s.password.as_deref(), Some("s3cret"));
+        assert_eq!(s.client_id, "yingji-shuozhou");
+        assert!(matches!(s.tls, Some(None)));
+        let m = MqttConfig {
+            url: "mqtt://10.0.0.1:1884".into(),
+            ..Default::default()
+        };
+        let s = Settings::from_config(&m, "x").unwrap();
+        assert_eq!(
+            (s.host.as_str(), s.port, s.tls.is_none()),
+            ("10.0.0.1", 1884, true)
+        );
+        let bad = MqttConfig {
+            url: "http://x".into(),
+            ..Default::default()
+        };
+        assert!(Settings::from_config(&bad, "x").is_err());
+        assert!(expand_env("${YINGJI_TEST_NOT_SET_ANYWHERE}").is_err());
+    }
+}

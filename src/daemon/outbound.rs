@@ -1,0 +1,257 @@
+//! MQTT out: notices (QoS 1) and CAP alerts (QoS 1) from the outbox, retained state
+//! documents (QoS 1) and rejections (QoS 0), in the order they were made.
+//!
+//! A notice's delivery to a sink is marked in the store only when the broker
+//! acknowledged it (PUBACK). The connection uses a clean session: after a reconnect,
+//! everything not acknowledged is sent again by us, in order (rumqttc's own
+//! retransmission is off, so it cannot add a second copy).
+//!
+//! Packet ids: rumqttc reports `Outgoing::Publish(pkid)` for each publish request in
+//! the order the requests were queued, so the n-th such event belongs to the n-th item
+//! handed over.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+
+use crate::clock;
+use crate::config::Config;
+use crate::daemon::mqtt::{self, Backoff, Client, Ev, Settings};
+use crate::daemon::store::Store;
+use crate::daemon::{http, render};
+use crate::notice::Notice;
+
+/// Something to publish.
+#[derive(Debug, Clone)]
+pub enum Out {
+    /// A notice to one `mqtt:*` sink of the outbox; marked delivered on PUBACK.
+    Tracked { notice: Arc<Notice>, sink: String },
+    /// Anything else (state, rejections).
+    Plain {
+        topic: String,
+        payload: Vec<u8>,
+        qos1: bool,
+        retain: bool,
+    },
+}
+
+struct Item {
+    order: u64,
+    out: Out,
+}
+
+impl Item {
+    fn qos1(&self) -> bool {
+        match &self.out {
+            Out::Tracked { .. } => true,
+            Out::Plain { qos1, .. } => *qos1,
+        }
+    }
+}
+
+struct State {
+    cfg: Arc<Config>,
+    store: Store,
+    client: Client,
+    connected: bool,
+    next_order: u64,
+    /// Not yet handed to rumqttc.
+    waiting: VecDeque<Item>,
+    /// Handed over, waiting for their packet id.
+    handed: VecDeque<Item>,
+    /// Sent with QoS 1, waiting for PUBACK, by packet id.
+    inflight: BTreeMap<u16, Item>,
+}
+
+/// Handle on the publishing side.
+#[derive(Clone)]
+pub struct Publisher {
+    state: Arc<Mutex<State>>,
+    task: Arc<Mutex<Option<JoinHandle<()>>>>,
+}
+
+impl Publisher {
+    /// Starts the output connection; `store` is its own connection to the database.
+    pub fn start(cfg: Arc<Config>, s: &Settings, store: Store) -> Publisher {
+        let id = format!("{}-out", s.client_id);
+        let (client, ev) = mqtt::client(s, &id, true, false);
+        let state = Arc::new(Mutex::new(State {
+            cfg,
+            store,
+            client,
+            connected: false,
+            next_order: 0,
+            waiting: VecDeque::new(),
+            handed: VecDeque::new(),
+            inflight: BTreeMap::new(),
+        }));
+        let task = tokio::spawn(run(Arc::clone(&state), ev));
+        Publisher {
+            state,
+            task: Arc::new(Mutex::new(Some(task))),
+        }
+    }
+
+    /// Queues messages, in order.
+    pub fn submit(&self, outs: impl IntoIterator<Item = Out>) {
+        let mut st = self.state.lock().expect("publisher lock");
+        for out in outs {
+            let order = st.next_order;
+            st.next_order += 1;
+            st.waiting.push_back(Item { order, out });
+        }
+        st.pump();
+    }
+
+    /// Tracked deliveries not yet acknowledged, plus QoS 1 messages still queued.
+    pub fn unfinished(&self) -> usize {
+        let st = self.state.lock().expect("publisher lock");
+        st.waiting.iter().filter(|i| i.qos1()).count()
+            + st.handed.iter().filter(|i| i.qos1()).count()
+            + st.inflight.len()
+    }
+
+    /// Waits (at most `within`) until everything QoS 1 is acknowledged, then disconnects.
+    pub async fn flush_and_stop(&self, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        while self.unfinished() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let left = self.unfinished();
+        if left > 0 {
+            tracing::warn!(
+                left,
+                "stopping with deliveries not acknowledged; they are sent after the restart"
+            );
+        }
+        self.state
+            .lock()
+            .expect("publisher lock")
+            .client
+            .try_disconnect();
+        let task = self.task.lock().expect("task lock").take();
+        if let Some(t) = task {
+            if tokio::time::timeout(Duration::from_secs(2), t)
+                .await
+                .is_err()
+            {
+                tracing::warn!("output connection did not close in time");
+            }
+        }
+    }
+}
+
+impl State {
+    fn render(&self, out: &Out) -> (String, Vec<u8>, bool, bool) {
+        match out {
+            Out::Tracked { notice, sink } if sink == render::SINK_CAP => (
+                render::cap_topic(&self.cfg, notice),
+                render::cap_xml(&self.cfg, notice).into_bytes(),
+                true,
+                false,
+            ),
+            Out::Tracked { notice, .. } => (
+                render::notice_topic(&self.cfg, notice),
+                notice.to_json_line().into_bytes(),
+                true,
+                false,
+            ),
+            Out::Plain {
+                topic,
+                payload,
+                qos1,
+                retain,
+            } => (topic.clone(), payload.clone(), *qos1, *retain),
+        }
+    }
+
+    /// Hands waiting items to rumqttc while connected and its channel has room.
+    fn pump(&mut self) {
+        while self.connected {
+            let Some(item) = self.waiting.front() else {
+                break;
+            };
+            let (topic, payload, qos1, retain) = self.render(&item.out);
+            if self
+                .client
+                .try_publish(&topic, qos1, retain, payload)
+                .is_err()
+            {
+                break;
+            }
+            let item = self.waiting.pop_front().expect("front exists");
+            self.handed.push_back(item);
+        }
+    }
+
+    /// After a (re)connect: everything QoS 1 not acknowledged goes again, in order.
+    fn requeue(&mut self) {
+        let mut all: Vec<Item> = self.handed.drain(..).collect();
+        all.extend(std::mem::take(&mut self.inflight).into_values());
+        all.extend(self.waiting.drain(..));
+        // Drop what the broker already proved it has (our echo subscription saw it).
+        let store = &self.store;
+        all.retain(|i| match &i.out {
+            Out::Tracked { notice, sink } => !store.is_delivered(&notice.id, sink).unwrap_or(false),
+            Out::Plain { qos1, .. } => *qos1,
+        });
+        all.sort_by_key(|i| i.order);
+        self.waiting = all.into();
+    }
+
+    fn on_event(&mut self, ev: Ev) {
+        match ev {
+            Ev::ConnAck { .. } => {
+                self.connected = true;
+                http::set(&http::METRICS.mqtt_out_up, true);
+                self.requeue();
+                tracing::info!(queued = self.waiting.len(), "output connection up");
+            }
+            Ev::OutPublish(pkid) => {
+                if let Some(item) = self.handed.pop_front() {
+                    if item.qos1() {
+                        self.inflight.insert(pkid, item);
+                    }
+                }
+            }
+            Ev::PubAck(pkid) => {
+                if let Some(Item {
+                    out: Out::Tracked { notice, sink },
+                    ..
+                }) = self.inflight.remove(&pkid)
+                {
+                    http::inc(&http::METRICS.mqtt_delivered, 1);
+                    if let Err(e) = self.store.mark_delivered(&notice.id, &sink, clock::now()) {
+                        tracing::error!(error = %e, id = %notice.id, "could not mark a delivery");
+                    }
+                }
+            }
+            _ => {}
+        }
+        self.pump();
+    }
+}
+
+async fn run(state: Arc<Mutex<State>>, mut ev: mqtt::EventLoop) {
+    let mut backoff = Backoff::default();
+    loop {
+        match ev.poll().await {
+            Ok(Ev::OutDisconnect) => break,
+            Ok(e) => {
+                if matches!(e, Ev::ConnAck { .. }) {
+                    backoff.reset();
+                }
+                state.lock().expect("publisher lock").on_event(e);
+            }
+            Err(e) => {
+                state.lock().expect("publisher lock").connected = false;
+                http::set(&http::METRICS.mqtt_out_up, false);
+                let d = backoff.next_delay();
+                tracing::warn!(error = %e, retry_in_ms = d.as_millis() as u64, "output connection lost");
+                tokio::time::sleep(d).await;
+            }
+        }
+    }
+}
