@@ -285,25 +285,34 @@ impl Engine {
         self.state.now = Some(t);
     }
 
-    fn fire(&mut self, due: Ts, key: TimerKey, out: &mut Vec<Notice>) {
+    /// Runs `f` with the plans of `region` and a `Cx` at time `now`.
+    fn with_cx<R>(
+        &mut self,
+        region: usize,
+        now: Ts,
+        out: &mut Vec<Notice>,
+        f: impl FnOnce(&mut RegionPlans, &mut Cx) -> R,
+    ) -> R {
         let cfg = Arc::clone(&self.cfg);
         let st = &mut self.state;
-        let region = &cfg.regions[key.region];
-        let plans = &mut st.regions[key.region];
         let mut cx = Cx {
-            now: due,
+            now,
             cfg: &cfg,
-            region,
-            region_idx: key.region,
+            region: &cfg.regions[region],
+            region_idx: region,
             timers: &mut st.timers,
             ids: &mut st.ids,
             out,
         };
-        match key.timer {
-            PlanTimer::Coal(t) => plans.coal.on_timer(&mut cx, t),
-            PlanTimer::Pollution(t) => plans.pollution.on_timer(&mut cx, t),
-            PlanTimer::Weather(t) => plans.weather.on_timer(&mut cx, t),
-        }
+        f(&mut st.regions[region], &mut cx)
+    }
+
+    fn fire(&mut self, due: Ts, key: TimerKey, out: &mut Vec<Notice>) {
+        self.with_cx(key.region, due, out, |plans, cx| match key.timer {
+            PlanTimer::Coal(t) => plans.coal.on_timer(cx, t),
+            PlanTimer::Pollution(t) => plans.pollution.on_timer(cx, t),
+            PlanTimer::Weather(t) => plans.weather.on_timer(cx, t),
+        })
     }
 
     /// Handles one validated message arriving at `at`: first the timers due at or before
@@ -326,27 +335,16 @@ impl Engine {
 
     fn dispatch(&mut self, at: Ts, msg: &Message, out: &mut Vec<Notice>) -> Result<(), Rejection> {
         let cfg = Arc::clone(&self.cfg);
-        let st = &mut self.state;
         let region = &cfg.regions[msg.region];
-        let plans = &mut st.regions[msg.region];
-        let mut cx = Cx {
-            now: at,
-            cfg: &cfg,
-            region,
-            region_idx: msg.region,
-            timers: &mut st.timers,
-            ids: &mut st.ids,
-            out,
-        };
-        let r = match route(&msg.input) {
-            Some(Plan::CoalSupply) => plans.coal.on_input(&mut cx, &msg.input),
-            Some(Plan::HeavyPollution) => plans.pollution.on_input(&mut cx, &msg.input),
-            Some(Plan::SevereWeather) => plans.weather.on_input(&mut cx, &msg.input),
+        let r = self.with_cx(msg.region, at, out, |plans, cx| match route(&msg.input) {
+            Some(Plan::CoalSupply) => plans.coal.on_input(cx, &msg.input),
+            Some(Plan::HeavyPollution) => plans.pollution.on_input(cx, &msg.input),
+            Some(Plan::SevereWeather) => plans.weather.on_input(cx, &msg.input),
             None => Err(format!(
                 "no plan of region {} has a proposal or call named in this command",
                 region.id
             )),
-        };
+        });
         r.map_err(|reason| Rejection {
             topic: format!(
                 "{}/{}/{}",

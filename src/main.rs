@@ -311,59 +311,61 @@ fn aqi_cmd(values: &[String], standard: &str, json: bool) -> ExitCode {
 /// `yingji calls export --event ID`: the call register of one event (PLANS.md §3 "The
 /// register") as CSV on stdout. With `--replay`, the scenarios run one after another on one
 /// fresh engine (like a daemon's history) and the register comes from its state.
-fn calls_export(event: &str, config: Option<PathBuf>, replay: &[PathBuf]) -> ExitCode {
-    use yingji::replay::{parse_line, Event};
-
-    /// Feeds one scenario file into `engine` (CONTRACT.md "Scenario files").
-    fn feed(engine: &mut yingji::Engine, path: &PathBuf) -> Result<(), String> {
-        let name = path.display();
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{name}: {e}"))?;
-        let mut last = None;
-        for (i, raw) in text.lines().enumerate() {
-            let line = raw.trim();
-            if line.is_empty() || line.starts_with("//") {
-                continue;
-            }
-            let ev = parse_line(line).map_err(|m| format!("{name}:{}: {m}", i + 1))?;
-            let at = match &ev {
-                Event::Message { at, .. } | Event::End { at } => *at,
-            };
-            if last.is_some_and(|l| at < l) {
-                return Err(format!("{name}:{}: at goes backwards", i + 1));
-            }
-            last = Some(at);
-            match ev {
-                Event::End { at } => drop(engine.advance_to(at)),
-                Event::Message { at, topic, payload } => {
-                    let cfg = Arc::clone(engine.config());
-                    match yingji::input::parse(&cfg, &topic, &payload, at) {
-                        Ok(msg) => drop(engine.handle(at, &msg)),
-                        Err(_) => drop(engine.advance_to(at)),
-                    }
-                }
-            }
-        }
-        Ok(())
+/// The daemon's engine as of now: the store's snapshot + journal, advanced to the clock.
+fn engine_from_store(cfg: &Arc<Config>) -> Result<yingji::Engine, String> {
+    let path = &cfg.store.path;
+    if !path.exists() {
+        return Err(format!(
+            "no store at {} (has the daemon run with this config? use --replay SCENARIO... \
+             to export from scenarios)",
+            path.display()
+        ));
     }
+    let store =
+        yingji::daemon::store::Store::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut engine = store
+        .load_engine(Arc::clone(cfg))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    // Calls made by timers since the last input are part of the register too.
+    drop(engine.advance_to(yingji::clock::now()));
+    Ok(engine)
+}
 
+/// Scenarios fed one after another into one fresh engine, like a daemon's history.
+fn engine_from_scenarios(cfg: &Arc<Config>, files: &[PathBuf]) -> Result<yingji::Engine, String> {
+    let mut engine = yingji::Engine::new(Arc::clone(cfg));
+    for f in files {
+        let file = std::fs::File::open(f).map_err(|e| format!("{}: {e}", f.display()))?;
+        yingji::replay::feed_scenario(
+            &mut engine,
+            &f.display().to_string(),
+            std::io::BufReader::new(file),
+            &mut |_| {},
+            &mut |_, _| {},
+        )
+        .map_err(|e| e.to_string())?;
+    }
+    Ok(engine)
+}
+
+fn calls_export(event: &str, config: Option<PathBuf>, replay: &[PathBuf]) -> ExitCode {
     let loaded = match load_config(config.as_ref()) {
         Ok(l) => l,
         Err(c) => return c,
     };
-    if replay.is_empty() {
-        eprintln!(
-            "yingji calls export: reading the daemon's store comes with the daemon; \
-             meanwhile use --replay SCENARIO... to export from replayed scenarios"
-        );
-        return ExitCode::from(2);
-    }
-    let mut engine = yingji::Engine::new(Arc::new(loaded.config));
-    for f in replay {
-        if let Err(e) = feed(&mut engine, f) {
+    let cfg = Arc::new(loaded.config);
+    let engine = if replay.is_empty() {
+        engine_from_store(&cfg)
+    } else {
+        engine_from_scenarios(&cfg, replay)
+    };
+    let engine = match engine {
+        Ok(e) => e,
+        Err(e) => {
             eprintln!("{e}");
             return ExitCode::from(2);
         }
-    }
+    };
     let mut csv = String::new();
     for r in &engine.state().regions {
         if let Some(c) = r.weather.register_csv(event) {

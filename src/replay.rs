@@ -91,11 +91,25 @@ pub fn parse_line(text: &str) -> Result<Event<'_>, String> {
 pub fn run_scenario<R: BufRead>(
     cfg: &Arc<Config>,
     name: &str,
-    mut reader: R,
+    reader: R,
     sink: &mut dyn FnMut(&Notice),
     on_reject: &mut dyn FnMut(Ts, &Rejection),
 ) -> Result<Stats, ScenarioError> {
     let mut engine = Engine::new(Arc::clone(cfg));
+    feed_scenario(&mut engine, name, reader, sink, on_reject)
+}
+
+/// Feeds one scenario into an existing engine (its history goes on from the engine's
+/// state); `at` may not go back before the scenario's previous line.
+pub fn feed_scenario<R: BufRead>(
+    engine: &mut Engine,
+    name: &str,
+    mut reader: R,
+    sink: &mut dyn FnMut(&Notice),
+    on_reject: &mut dyn FnMut(Ts, &Rejection),
+) -> Result<Stats, ScenarioError> {
+    let cfg = Arc::clone(engine.config());
+    let cfg = &cfg;
     let mut stats = Stats::default();
     let mut buf = String::new();
     let mut lineno = 0usize;

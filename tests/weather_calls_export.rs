@@ -43,13 +43,83 @@ fn export_from_replayed_scenario_lists_attempts_and_acks() {
 }
 
 #[test]
-fn export_without_replay_says_the_store_comes_with_the_daemon() {
+fn export_without_a_store_says_so() {
+    let dir = tempdir("no-store");
+    let cfg = dir.join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!("[store]\npath = {:?}\n", dir.join("missing.db")),
+    )
+    .unwrap();
     let out = yingji()
-        .args(["calls", "export", "--event", "rs-7"])
+        .args(["calls", "export", "--event", "rs-7", "--config"])
+        .arg(&cfg)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("daemon"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no store"),
+        "{out:?}"
+    );
+}
+
+/// Without `--replay` the register comes from the daemon's store: snapshot + journal,
+/// advanced to now, so calls made by timers after the last input are listed too.
+#[test]
+fn export_reads_the_daemons_store() {
+    use yingji::daemon::store::Store;
+    let dir = tempdir("store");
+    let db = dir.join("yingji.db");
+    let scen = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("scenarios/weather-lift-mid-round.jsonl"),
+    )
+    .unwrap();
+    let mut store = Store::open(&db).unwrap();
+    let tx = store.begin().unwrap();
+    for line in scen.lines().filter(|l| l.starts_with('{')) {
+        if let yingji::replay::Event::Message { at, topic, payload } =
+            yingji::replay::parse_line(line).unwrap()
+        {
+            tx.journal(at, &topic, &payload).unwrap();
+        }
+    }
+    tx.commit().unwrap();
+    drop(store);
+    let toml = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("scenarios/weather-lift-mid-round.toml"),
+    )
+    .unwrap();
+    let cfg = dir.join("c.toml");
+    std::fs::write(&cfg, format!("{toml}\n[store]\npath = {:?}\n", db)).unwrap();
+    let from_store = yingji()
+        .args(["calls", "export", "--event", "rs-7", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(from_store.status.success(), "{from_store:?}");
+    let from_replay = yingji()
+        .args(["calls", "export", "--event", "rs-7", "--config"])
+        .arg(&cfg)
+        .args(["--replay", "scenarios/weather-lift-mid-round.jsonl"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&from_store.stdout),
+        String::from_utf8_lossy(&from_replay.stdout)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&from_store.stdout).lines().count(),
+        10
+    );
+}
+
+fn tempdir(tag: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("yingji-export-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
 }
 
 #[test]

@@ -15,26 +15,12 @@ use crate::daemon::core::Incoming;
 use crate::daemon::mqtt::{self, AckToken, Backoff, Client, Ev, Settings};
 use crate::daemon::{http, CoreEvent};
 
-/// Input topics (CONTRACT.md "Input topics") under each region.
-pub const INPUT_SUFFIXES: [&str; 10] = [
-    "coal/stock",
-    "coal/output",
-    "coal/price",
-    "coal/storage",
-    "air/aqi",
-    "air/forecast",
-    "air/province",
-    "weather/warning",
-    "weather/obs",
-    "cmd",
-];
-
 /// Every input topic of every configured region.
 pub fn input_topics(cfg: &Config) -> Vec<String> {
     cfg.regions
         .iter()
         .flat_map(|r| {
-            INPUT_SUFFIXES
+            crate::input::TOPIC_SUFFIXES
                 .iter()
                 .map(move |s| format!("{}/{}/{s}", cfg.topic_root, r.id))
         })

@@ -9,6 +9,10 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::engine::Engine;
 use crate::notice::Notice;
 use crate::time::{fmt_ts, parse_ts, Ts};
 
@@ -139,6 +143,26 @@ impl Store {
             });
         }
         Ok(out)
+    }
+
+    /// The engine as of the last journaled input, read-only: the latest snapshot plus the
+    /// journal after it (for tools such as `yingji calls export`; the daemon itself
+    /// recovers with `Core::recover`, which also records what the replay regenerates).
+    pub fn load_engine(&self, cfg: Arc<Config>) -> anyhow::Result<Engine> {
+        let (seq, mut engine) = match self.latest_snapshot()? {
+            Some((seq, state)) => match Engine::restore(Arc::clone(&cfg), &state) {
+                Ok(e) => (seq, e),
+                Err(_) => (0, Engine::new(Arc::clone(&cfg))),
+            },
+            None => (0, Engine::new(Arc::clone(&cfg))),
+        };
+        for row in self.journal_after(seq)? {
+            match crate::input::parse(&cfg, &row.topic, &row.payload, row.at) {
+                Ok(msg) => drop(engine.handle(row.at, &msg)),
+                Err(_) => drop(engine.advance_to(row.at)),
+            }
+        }
+        Ok(engine)
     }
 
     /// The last journal seq (0 when empty).
