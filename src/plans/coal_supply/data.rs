@@ -62,7 +62,15 @@ impl PlantStock {
     /// a day and 666666.6 t / 33333.33 t a day are both exactly 20.0 days and do not warn).
     pub fn below(&self, threshold: f64) -> bool {
         match (self.stock_t, self.burn_t_per_day) {
-            (Some(s), Some(b)) => micro(s) * MICRO < micro(threshold) * micro(b),
+            // Absurd tonnages (beyond i128 millionths) would overflow the exact form: the
+            // float quotient decides them.
+            (Some(s), Some(b)) => match (
+                micro(s).checked_mul(MICRO),
+                micro(threshold).checked_mul(micro(b)),
+            ) {
+                (Some(l), Some(r)) => l < r,
+                _ => self.days < threshold,
+            },
             _ => self.days < threshold,
         }
     }

@@ -147,8 +147,8 @@ pub fn aggregate(d: &Data) -> Option<PlantStock> {
     let mut ts = None;
     for s in d.stocks.values() {
         if let (Some(st), Some(b)) = (s.stock_t, s.burn_t_per_day) {
-            stock += micro(st);
-            burn += micro(b);
+            stock = stock.saturating_add(micro(st));
+            burn = burn.saturating_add(micro(b));
             ts = ts.max(Some(s.ts));
         }
     }
@@ -213,7 +213,12 @@ fn output_cond(d: &Data, cfg: &CoalConfig) -> Option<Cond> {
 /// rounding surprise at the threshold).
 pub fn change_at_least(p: f64, p7: f64, pct: f64) -> bool {
     let s = |x: f64| (x * 1e6).round() as i128;
-    100 * (s(p) - s(p7)).abs() * 1_000_000 >= s(pct) * s(p7)
+    let lhs = (s(p) - s(p7)).abs().checked_mul(100 * 1_000_000);
+    match lhs.zip(s(pct).checked_mul(s(p7))) {
+        Some((l, r)) => l >= r,
+        // Absurd prices (beyond i128 millionths): floats decide.
+        None => 100.0 * (p - p7).abs() >= pct * p7,
+    }
 }
 
 /// The price rule (PLANS.md §1, local default): change against the price dated

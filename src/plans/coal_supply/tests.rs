@@ -537,3 +537,31 @@ fn stock_days_boundary_is_exact_for_decimal_tonnes() {
     // 300000.3 / 15000.015 is exactly 20.0 days: no warning.
     assert!(y.seen(MOVES).is_empty(), "{:?}", y.seen(&[]));
 }
+
+/// Regression (found by probing the simulation's input space): absurd but accepted tonnages
+/// and prices overflowed the exact i128 millionths comparison — a panic in debug builds, and
+/// in release a wrapped product that warned L1 + beyond-L1 for a plant with 1e35 t in stock.
+#[test]
+fn absurd_tonnages_and_prices_do_not_overflow() {
+    let mut x = h("");
+    let huge = json!({"ts": "2023-12-01T09:00:00+08:00", "plant": "A", "stock_t": 1e35, "burn_t_per_day": 1});
+    x.send("2023-12-01T09:00:00", "coal/stock", huge);
+    let inf = json!({"ts": "2023-12-01T09:01:00+08:00", "plant": "B", "stock_t": 1e308, "burn_t_per_day": 1e-300});
+    x.send("2023-12-01T09:01:00", "coal/stock", inf);
+    assert!(x.seen(MOVES).is_empty(), "{:?}", x.seen(&[]));
+    // Next to nothing in stock (1 t against a burn of 1e300 t a day) does warn.
+    let none_left = json!({"ts": "2023-12-01T09:02:00+08:00", "plant": "C", "stock_t": 1, "burn_t_per_day": 1e300});
+    x.send("2023-12-01T09:02:00", "coal/stock", none_left);
+    assert_eq!(x.seen(MOVES), vec!["activate L1 12-01T09:02"]);
+
+    let mut agg = h("[coal]\nstock_rule = \"aggregate\"\n");
+    for (at, plant) in [("2023-12-01T09:00:00", "A"), ("2023-12-01T09:01:00", "B")] {
+        let p = json!({"ts": format!("{at}+08:00"), "plant": plant, "stock_t": 1e35, "burn_t_per_day": 1});
+        agg.send(at, "coal/stock", p);
+    }
+    assert!(agg.seen(MOVES).is_empty(), "{:?}", agg.seen(&[]));
+
+    assert!(rules::change_at_least(1e308, 1e-300, 20.0));
+    assert!(!rules::change_at_least(1e30, 1e30, 10.0));
+    assert!(rules::change_at_least(1.3e30, 1e30, 20.0));
+}
