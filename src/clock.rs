@@ -17,3 +17,9 @@ pub fn now() -> Ts {
 pub fn until(t: Ts) -> std::time::Duration {
     (t - now()).to_std().unwrap_or_default()
 }
+
+/// The monotonic clock, for I/O scheduling only (retry backoff, shutdown deadlines).
+#[allow(clippy::disallowed_methods)]
+pub fn monotonic() -> tokio::time::Instant {
+    tokio::time::Instant::now()
+}

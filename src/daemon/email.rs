@@ -70,7 +70,7 @@ impl Mailer {
             return Ok(None);
         };
         let store = Store::open(db)?;
-        let now = Instant::now();
+        let now = crate::clock::monotonic();
         let queue: VecDeque<Job> = store
             .pending(render::SINK_EMAIL)?
             .into_iter()
@@ -141,15 +141,15 @@ async fn run(
 ) {
     loop {
         let next = queue.iter().map(|j| j.next_try).min();
-        let wake = next.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        let wake = next.unwrap_or_else(|| crate::clock::monotonic() + Duration::from_secs(3600));
         tokio::select! {
             m = rx.recv() => match m {
-                Some((notice, addr)) => queue.push_back(Job { notice, addr, attempts: 0, next_try: Instant::now() }),
+                Some((notice, addr)) => queue.push_back(Job { notice, addr, attempts: 0, next_try: crate::clock::monotonic() }),
                 None => return,
             },
             _ = tokio::time::sleep_until(wake), if next.is_some() => {}
         }
-        let now = Instant::now();
+        let now = crate::clock::monotonic();
         let mut rest = VecDeque::new();
         while let Some(mut job) = queue.pop_front() {
             if job.next_try > now {
@@ -175,7 +175,7 @@ async fn run(
                     let d = backoff(job.attempts);
                     tracing::warn!(id = %job.notice.id, to = %job.addr, error = %e, retry_in_s = d.as_secs(), "email not sent");
                     let _ = store.mark_failed(&job.notice.id, &sink, &e);
-                    job.next_try = Instant::now() + d;
+                    job.next_try = crate::clock::monotonic() + d;
                     rest.push_back(job);
                 }
             }

@@ -115,8 +115,8 @@ impl Publisher {
 
     /// Waits (at most `within`) until everything QoS 1 is acknowledged, then disconnects.
     pub async fn flush_and_stop(&self, within: Duration) {
-        let deadline = tokio::time::Instant::now() + within;
-        while self.unfinished() > 0 && tokio::time::Instant::now() < deadline {
+        let deadline = crate::clock::monotonic() + within;
+        while self.unfinished() > 0 && crate::clock::monotonic() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let left = self.unfinished();
