@@ -227,7 +227,14 @@ fn check(config: Option<PathBuf>) -> ExitCode {
         .as_ref()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "built-in defaults".into());
-    let ps = yingji::check::problems(&loaded);
+    let mut ps = yingji::check::problems(&loaded);
+    // Webhooks are resolved as the daemon would (key files, ${ENV} references).
+    if let Err(e) = yingji::daemon::webhook::validate(&loaded.config) {
+        ps.push(yingji::check::Problem {
+            key: "webhook".into(),
+            message: e.to_string(),
+        });
+    }
     if ps.is_empty() {
         println!("{source}: OK");
         ExitCode::SUCCESS

@@ -131,6 +131,21 @@ fn check_reports_problems_with_exit_1() {
         text.contains("contact(a)") && text.contains("role = mayor"),
         "{text}"
     );
+    let hook = tmp(
+        "hook.toml",
+        "[[webhook]]\nkind = \"pager\"\nurl = \"http://127.0.0.1:9\"\n",
+    );
+    let out = yingji()
+        .arg("check")
+        .arg("--config")
+        .arg(&hook)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("pager"),
+        "{out:?}"
+    );
     let bad = tmp("bad.toml", "[coal]\nlift_hold_hours = \"long\"\n");
     let out = yingji()
         .arg("check")
