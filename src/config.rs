@@ -523,7 +523,7 @@ impl Config {
                 format!("cannot read config file: {e}"),
             )]
         })?;
-        let mut loaded = Self::from_toml(&text)?;
+        let mut loaded = Self::from_toml(text.trim_start_matches('\u{feff}'))?;
         loaded.source = Some(path);
         Ok(loaded)
     }

@@ -20,7 +20,7 @@ pub struct Expected {
 pub fn parse_expected(text: &str) -> Result<Vec<Expected>, String> {
     let mut out = Vec::new();
     for (i, raw) in text.lines().enumerate() {
-        let t = raw.trim();
+        let t = raw.trim().trim_start_matches('\u{feff}');
         if t.is_empty() || t.starts_with("//") {
             continue;
         }

@@ -131,7 +131,8 @@ pub fn feed_scenario<R: BufRead>(
             break;
         }
         lineno += 1;
-        let text = buf.trim();
+        // A byte-order mark (editors on Windows add one) is not part of the first line.
+        let text = buf.trim().trim_start_matches('\u{feff}');
         if text.is_empty() || text.starts_with("//") {
             continue;
         }
@@ -293,6 +294,12 @@ mod tests {
             Event::Message { payload, .. } => assert_eq!(&*payload, br#"{"a": [1, 2]}"#),
             Event::End { .. } => panic!("not an end line"),
         }
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_ignored() {
+        let s = "\u{feff}{\"at\": \"2023-12-01T08:05:00+08:00\", \"end\": true}\n";
+        assert!(replay_str(&cfg(), s).unwrap().is_empty());
     }
 
     #[test]
