@@ -635,3 +635,62 @@ fn aqi_reference_cases_text_both_standards() {
         }
     }
 }
+
+// ---- More input and time rules ----------------------------------------------------------------
+
+/// "a payload over `max_payload_bytes`": exactly the limit is accepted, one byte more rejected,
+/// whether the payload is given as a string (its UTF-8 bytes) or as an object (its text as written).
+#[test]
+fn payload_size_limit_is_inclusive() {
+    let cfg = tmp("limit.toml", "[limits]\nmax_payload_bytes = 300\n");
+    let payload = |size: usize| {
+        let base =
+            r#"{"ts": "2023-12-01T09:00:00+08:00", "plant": "A", "stock_days": 18, "note": ""}"#;
+        let p = base.replace(
+            r#""note": """#,
+            &format!(r#""note": "{}""#, "x".repeat(size - base.len())),
+        );
+        assert_eq!(p.len(), size);
+        p
+    };
+    for size in [300, 301] {
+        let p = payload(size);
+        let as_string = format!(
+            "{{\"at\": \"2023-12-01T09:00:00+08:00\", \"topic\": \"ers/shuozhou/coal/stock\", \"payload\": {}}}\n",
+            serde_json::to_string(&p).unwrap()
+        );
+        let as_object = format!(
+            "{{\"at\": \"2023-12-01T09:00:00+08:00\", \"topic\": \"ers/shuozhou/coal/stock\", \"payload\": {p}}}\n"
+        );
+        for (form, text) in [("string", as_string), ("object", as_object)] {
+            let s = tmp(&format!("size-{size}-{form}.jsonl"), &text);
+            let out = replay(&[&s], &["--config", cfg.to_str().unwrap()]);
+            assert!(out.status.success(), "{out:?}");
+            let n = notices(&out.stdout).len();
+            assert_eq!(
+                n,
+                if size == 300 { 2 } else { 0 },
+                "{size} bytes as {form}: {out:?}"
+            );
+        }
+    }
+}
+
+/// PLANS.md: all times are local (Asia/Shanghai); a scenario written in UTC still gets its daily
+/// report at 08:00 local, and notices' `at` compare equal to an expected `at` with fractions.
+#[test]
+fn report_time_is_local_whatever_offset_the_scenario_uses() {
+    let s = tmp(
+        "utc.jsonl",
+        "{\"at\": \"2023-12-01T01:00:00Z\", \"topic\": \"ers/shuozhou/coal/stock\", \"payload\": {\"ts\": \"2023-12-01T01:00:00Z\", \"plant\": \"A\", \"stock_days\": 18}}\n{\"at\": \"2023-12-02T01:00:00Z\", \"end\": true}\n",
+    );
+    let e = tmp(
+        "utc.expected.jsonl",
+        "{\"plan\":\"coal_supply\",\"track\":\"supply\",\"kind\":\"report_followup\",\"level\":\"L2\",\"at\":\"2023-12-02T00:00:00.000Z\"}\n",
+    );
+    let out = replay(
+        &[&s],
+        &["--expect", e.to_str().unwrap(), "--out", "/dev/null"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+}
