@@ -694,3 +694,27 @@ fn report_time_is_local_whatever_offset_the_scenario_uses() {
     );
     assert_eq!(out.status.code(), Some(0), "{out:?}");
 }
+
+/// AQI.md: a missing pollutant is left out; above the top breakpoint the IAQI is 500; SO2 1 h
+/// above 800 gives 200.
+#[test]
+fn aqi_missing_pollutants_and_caps() {
+    let run = |args: &[&str]| -> Value {
+        let out = yingji()
+            .arg("aqi")
+            .args(args)
+            .arg("--json")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    assert_eq!(
+        run(&["pm25=172"]),
+        json!({"aqi": 222, "iaqi": {"pm25": 222}, "primary": ["PM2.5"]})
+    );
+    assert_eq!(run(&["o3=1300"])["iaqi"]["o3"], 500);
+    for std in ["2026", "2012"] {
+        assert_eq!(run(&["so2=900", "--standard", std])["iaqi"]["so2"], 200);
+    }
+}
