@@ -718,3 +718,25 @@ fn aqi_missing_pollutants_and_caps() {
         assert_eq!(run(&["so2=900", "--standard", std])["iaqi"]["so2"], 200);
     }
 }
+
+/// "The same inputs always give the same ids": two replays of the same files are byte-identical.
+#[test]
+fn the_same_inputs_give_the_same_notices_and_ids() {
+    let run = || {
+        let out = yingji()
+            .args([
+                "replay",
+                "scenarios/accept-cross-order-message.jsonl",
+                "scenarios/accept-cross-regions-rejects.jsonl",
+                "--config",
+                "scenarios/accept-cross-regions-rejects.toml",
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        out.stdout
+    };
+    let first = run();
+    assert!(!first.is_empty());
+    assert_eq!(first, run());
+}
