@@ -70,6 +70,11 @@ pub fn subset_eq(expected: &Value, produced: &Value) -> bool {
         (Value::Array(a), Value::Array(b)) => {
             a.len() == b.len() && a.iter().zip(b).all(|(x, y)| subset_eq(x, y))
         }
+        // Times anywhere (e.g. `evidence.expected_start`) compare as instants, like `at`:
+        // an expected file may write them in another offset.
+        (Value::String(a), Value::String(b)) => {
+            a == b || matches!((parse_ts(a), parse_ts(b)), (Ok(x), Ok(y)) if x == y)
+        }
         (a, b) => a == b,
     }
 }
@@ -317,6 +322,14 @@ mod tests {
             &serde_json::json!([1, 2])
         ));
         assert!(subset_eq(&serde_json::json!(1), &serde_json::json!(1.0)));
+        assert!(subset_eq(
+            &serde_json::json!({"expected_start": "2023-12-01T01:00:00Z"}),
+            &serde_json::json!({"expected_start": "2023-12-01T09:00:00+08:00"})
+        ));
+        assert!(!subset_eq(
+            &serde_json::json!("2023-12-01T01:00:00Z"),
+            &serde_json::json!("x")
+        ));
         assert!(parse_expected(r#"{"plan":"coal_supply","kind":"activate","level":"L2","at":"2023-12-01T08:05:00+08:00"}"#).is_err());
     }
 }
