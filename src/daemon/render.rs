@@ -159,6 +159,15 @@ pub fn level_zh(level: &str) -> String {
     }
 }
 
+/// The region's name in Chinese (its id when it has none).
+fn region_name<'a>(cfg: &'a Config, id: &'a str) -> &'a str {
+    cfg.regions
+        .iter()
+        .find(|r| r.id == id)
+        .map(|r| if r.name.is_empty() { &r.id } else { &r.name })
+        .map_or(id, String::as_str)
+}
+
 /// The email subject: `【{plan} {level}】{kind}：{region name}`; a termination names the
 /// level that ended.
 pub fn subject(cfg: &Config, n: &Notice) -> String {
@@ -166,12 +175,7 @@ pub fn subject(cfg: &Config, n: &Notice) -> String {
         (Kind::Terminate, Some(p)) if p != "none" => format!("{}解除", level_zh(p)),
         _ => level_zh(&n.level),
     };
-    let region = cfg
-        .regions
-        .iter()
-        .find(|r| r.id == n.region)
-        .map(|r| if r.name.is_empty() { &r.id } else { &r.name })
-        .unwrap_or(&n.region);
+    let region = region_name(cfg, &n.region);
     format!(
         "【{} {}】{}：{}",
         n.plan.name_zh(),
@@ -297,12 +301,7 @@ pub fn cap_xml(cfg: &Config, n: &Notice) -> String {
     for m in &n.measures {
         instr += &format!("{}\n", value_text(m));
     }
-    let area = cfg
-        .regions
-        .iter()
-        .find(|r| r.id == n.region)
-        .map(|r| if r.name.is_empty() { &r.id } else { &r.name })
-        .unwrap_or(&n.region);
+    let area = region_name(cfg, &n.region);
     format!(
         concat!(
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n",
