@@ -11,7 +11,7 @@ use crate::config::{Config, RegionConfig};
 use crate::input::{Command, Input, Message, Rejection};
 use crate::notice::{Kind, Notice, Plan};
 use crate::plans::{coal_supply, heavy_pollution, severe_weather, PlanTimer};
-use crate::time::{fmt_ts, Ts};
+use crate::time::Ts;
 
 /// A timer key: which region and which plan timer.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -167,11 +167,6 @@ impl<'a> Cx<'a> {
         let id = n.id.clone();
         self.out.push(n);
         id
-    }
-
-    /// The notices emitted so far in this step (for plans that need to look back).
-    pub fn emitted(&self) -> &[Notice] {
-        self.out
     }
 }
 
@@ -356,23 +351,6 @@ impl Engine {
             class: "refused",
             reason,
         })
-    }
-
-    /// Convenience for tests and tools: a human-readable line per armed timer.
-    pub fn describe_timers(&self) -> Vec<String> {
-        self.state
-            .timers
-            .armed
-            .iter()
-            .map(|(k, (t, _))| {
-                format!(
-                    "{} {}: {}",
-                    fmt_ts(*t),
-                    self.cfg.regions[k.region].id,
-                    k.timer.describe()
-                )
-            })
-            .collect()
     }
 }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use crate::notice::{Kind, Notice};
+use crate::notice::Notice;
 use crate::time::parse_ts;
 
 /// One expected line.
@@ -266,15 +266,10 @@ fn lcs_script(e: &[Expected], p: &[&Notice]) -> Vec<Op> {
     ops
 }
 
-/// Whether the kind string names a known kind (for warnings about typos).
-pub fn known_kind(k: &str) -> bool {
-    serde_json::from_value::<Kind>(Value::String(k.to_string())).is_ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::notice::Plan;
+    use crate::notice::{Kind, Plan};
 
     fn notice(kind: Kind, level: &str, at: &str) -> Notice {
         let mut n = Notice::new(Plan::CoalSupply, "supply", kind, level);

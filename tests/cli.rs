@@ -41,22 +41,27 @@ fn replay_of_rejected_input_prints_nothing_and_exits_0() {
     );
 }
 
-#[test]
-fn expect_fails_with_a_readable_diff_when_a_notice_is_missing() {
-    let exp = tmp(
-        "missing.expected.jsonl",
-        r#"{"plan":"heavy_pollution","track":"graded","kind":"activate","level":"yellow","at":"2023-12-01T08:05:00+08:00"}"#,
-    );
-    let out = yingji()
+/// `yingji replay scenarios/rejected-only.jsonl --expect EXP`.
+fn replay_rejected_only_expecting(exp: &Path) -> std::process::Output {
+    yingji()
         .args([
             "replay",
             "scenarios/rejected-only.jsonl",
             "--quiet",
             "--expect",
         ])
-        .arg(&exp)
+        .arg(exp)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn expect_fails_with_a_readable_diff_when_a_notice_is_missing() {
+    let exp = tmp(
+        "missing.expected.jsonl",
+        r#"{"plan":"heavy_pollution","track":"graded","kind":"activate","level":"yellow","at":"2023-12-01T08:05:00+08:00"}"#,
+    );
+    let out = replay_rejected_only_expecting(&exp);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("- missing (expected line 1)"), "{err}");
@@ -68,16 +73,7 @@ fn expect_line_without_identity_is_exit_2() {
         "bad.expected.jsonl",
         r#"{"plan":"heavy_pollution","kind":"activate"}"#,
     );
-    let out = yingji()
-        .args([
-            "replay",
-            "scenarios/rejected-only.jsonl",
-            "--quiet",
-            "--expect",
-        ])
-        .arg(&exp)
-        .output()
-        .unwrap();
+    let out = replay_rejected_only_expecting(&exp);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
 }
 
