@@ -12,21 +12,7 @@ fn yingji() -> Command {
 /// 14:04 cancels the rest; cg's ack after the lift is recorded against the closed round.
 #[test]
 fn export_from_replayed_scenario_lists_attempts_and_acks() {
-    let out = yingji()
-        .args([
-            "calls",
-            "export",
-            "--event",
-            "rs-7",
-            "--config",
-            "scenarios/weather-lift-mid-round.toml",
-            "--replay",
-            "scenarios/weather-lift-mid-round.jsonl",
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let csv = String::from_utf8(out.stdout).unwrap();
+    let csv = export_replayed("rs-7", "weather-lift-mid-round");
     let rows: Vec<&str> = csv.lines().collect();
     assert_eq!(rows.len(), 1 + 8 + 1, "{csv}");
     assert!(rows[0].starts_with("time,event,call_id,round,hazard,level,person"));
@@ -115,6 +101,19 @@ fn export_reads_the_daemons_store() {
     );
 }
 
+/// `calls export --event EVENT` of `scenarios/STEM.jsonl` replayed with `STEM.toml`.
+fn export_replayed(event: &str, stem: &str) -> String {
+    let out = yingji()
+        .args(["calls", "export", "--event", event, "--config"])
+        .arg(format!("scenarios/{stem}.toml"))
+        .arg("--replay")
+        .arg(format!("scenarios/{stem}.jsonl"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
 fn tempdir(tag: &str) -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!("yingji-export-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -144,21 +143,7 @@ fn export_of_an_unknown_event_fails() {
 /// (no region column), and ack rows did not say which attempt was answered.
 #[test]
 fn export_names_the_region_and_the_attempt_acked() {
-    let out = yingji()
-        .args([
-            "calls",
-            "export",
-            "--event",
-            "w1",
-            "--config",
-            "scenarios/accept-weather-regions.toml",
-            "--replay",
-            "scenarios/accept-weather-regions.jsonl",
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let csv = String::from_utf8(out.stdout).unwrap();
+    let csv = export_replayed("w1", "accept-weather-regions");
     let rows: Vec<&str> = csv.lines().collect();
     assert!(rows[0].ends_with(",told,region"), "{csv}");
     // shuozhou: WeChat 12:00, phone 12:01, unreached 12:02; huairen: WeChat 12:00:30,
