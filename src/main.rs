@@ -331,8 +331,9 @@ fn engine_from_store(cfg: &Arc<Config>) -> Result<yingji::Engine, String> {
     let store =
         yingji::daemon::store::Store::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut engine = store
-        .load_engine(Arc::clone(cfg))
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .restore_engine(cfg)
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .engine;
     // Calls made by timers since the last input are part of the register too.
     drop(engine.advance_to(yingji::clock::now()));
     Ok(engine)

@@ -61,6 +61,18 @@ CREATE TABLE IF NOT EXISTS levels (
 );
 ";
 
+/// What [`Store::restore_engine`] rebuilt.
+pub struct Restored {
+    pub engine: Engine,
+    /// Journal seq of the snapshot it started from (0: none).
+    pub snapshot_seq: i64,
+    /// Journal seq of the last input replayed.
+    pub seq: i64,
+    pub replayed: usize,
+    /// Notices the journal replay regenerated, in order.
+    pub notices: Vec<Notice>,
+}
+
 /// One journaled input: the time it was handled at, its topic and raw payload.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JournalRow {
@@ -149,24 +161,40 @@ impl Store {
         Ok(out)
     }
 
-    /// The engine as of the last journaled input, read-only: the latest snapshot plus the
-    /// journal after it (for tools such as `yingji calls export`; the daemon itself
-    /// recovers with `Core::recover`, which also records what the replay regenerates).
-    pub fn load_engine(&self, cfg: Arc<Config>) -> anyhow::Result<Engine> {
-        let (seq, mut engine) = match self.latest_snapshot()? {
-            Some((seq, state)) => match Engine::restore(Arc::clone(&cfg), &state) {
+    /// The engine as of the last journaled input: the latest snapshot (a fresh engine
+    /// when there is none or it no longer reads), then the journal after it. Read-only;
+    /// returns the notices the journal replay regenerated, in order.
+    pub fn restore_engine(&self, cfg: &Arc<Config>) -> anyhow::Result<Restored> {
+        let (snapshot_seq, mut engine) = match self.latest_snapshot()? {
+            Some((seq, state)) => match Engine::restore(Arc::clone(cfg), &state) {
                 Ok(e) => (seq, e),
-                Err(_) => (0, Engine::new(Arc::clone(&cfg))),
+                Err(e) => {
+                    tracing::warn!(error = %e, "snapshot unreadable (engine changed?): replaying the whole journal");
+                    (0, Engine::new(Arc::clone(cfg)))
+                }
             },
-            None => (0, Engine::new(Arc::clone(&cfg))),
+            None => (0, Engine::new(Arc::clone(cfg))),
         };
-        for row in self.journal_after(seq)? {
-            match crate::input::parse(&cfg, &row.topic, &row.payload, row.at) {
-                Ok(msg) => drop(engine.handle(row.at, &msg)),
-                Err(_) => drop(engine.advance_to(row.at)),
+        let mut restored = Restored {
+            snapshot_seq,
+            seq: snapshot_seq,
+            replayed: 0,
+            notices: Vec::new(),
+            engine: Engine::new(Arc::clone(cfg)),
+        };
+        for row in self.journal_after(snapshot_seq)? {
+            match crate::input::parse(cfg, &row.topic, &row.payload, row.at) {
+                Ok(msg) => restored.notices.extend(engine.handle(row.at, &msg).notices),
+                Err(r) => {
+                    tracing::warn!(seq = row.seq, reason = %r, "journaled input no longer parses (config changed?)");
+                    restored.notices.extend(engine.advance_to(row.at));
+                }
             }
+            restored.seq = row.seq;
+            restored.replayed += 1;
         }
-        Ok(engine)
+        restored.engine = engine;
+        Ok(restored)
     }
 
     /// The last journal seq (0 when empty).

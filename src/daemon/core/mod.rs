@@ -86,17 +86,7 @@ impl Core {
     /// (regenerated notices are already in the outbox and are ignored), then the clock
     /// advanced to `now`. Returns the core and the levels of every track.
     pub fn recover(cfg: Arc<Config>, store: Store, now: Ts) -> anyhow::Result<Core> {
-        let (seq, engine) = match store.latest_snapshot()? {
-            Some((seq, state)) => match Engine::restore(Arc::clone(&cfg), &state) {
-                Ok(e) => (seq, e),
-                Err(e) => {
-                    tracing::warn!(error = %e, "snapshot unreadable (engine changed?): replaying the whole journal");
-                    (0, Engine::new(Arc::clone(&cfg)))
-                }
-            },
-            None => (0, Engine::new(Arc::clone(&cfg))),
-        };
-        let rows = store.journal_after(seq)?;
+        let restored = store.restore_engine(&cfg)?;
         let mut levels = Levels::new();
         for (region, plan, track, level) in store.levels()? {
             levels
@@ -106,30 +96,16 @@ impl Core {
         }
         let mut core = Core {
             cfg,
-            engine,
+            engine: restored.engine,
             store,
-            seq,
+            seq: restored.seq,
             since_snapshot: 0,
             levels,
             warned_back: None,
         };
-        let replayed = rows.len();
         let mut fx = Effects::<()>::default();
         let tx = core.store.begin()?;
-        for row in rows {
-            match input::parse(&core.cfg, &row.topic, &row.payload, row.at) {
-                Ok(msg) => {
-                    let step = core.engine.handle(row.at, &msg);
-                    record(&core.cfg, &tx, &mut core.levels, &step.notices, &mut fx)?;
-                }
-                Err(r) => {
-                    tracing::warn!(seq = row.seq, reason = %r, "journaled input no longer parses (config changed?)");
-                    let ns = core.engine.advance_to(row.at);
-                    record(&core.cfg, &tx, &mut core.levels, &ns, &mut fx)?;
-                }
-            }
-            core.seq = row.seq;
-        }
+        record(&core.cfg, &tx, &mut core.levels, &restored.notices, &mut fx)?;
         advance(
             &core.cfg,
             &mut core.engine,
@@ -142,8 +118,8 @@ impl Core {
         tx.snapshot(core.seq, now, &core.engine.snapshot())?;
         tx.commit()?;
         tracing::info!(
-            snapshot_seq = seq,
-            replayed,
+            snapshot_seq = restored.snapshot_seq,
+            replayed = restored.replayed,
             recovered_notices = fx.notices.len(),
             "recovered state from the store"
         );
