@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use crate::config::Config;
 use crate::daemon::core::Incoming;
 use crate::daemon::mqtt::{self, AckToken, Backoff, Client, Ev, Settings};
-use crate::daemon::{http, CoreEvent};
+use crate::daemon::{metrics, CoreEvent};
 
 /// Every input topic of every configured region.
 pub fn input_topics(cfg: &Config) -> Vec<String> {
@@ -131,7 +131,7 @@ enum Flow {
 impl Loop {
     fn on_connack(&mut self, session_present: bool) {
         self.gen.fetch_add(1, Ordering::SeqCst);
-        http::set(&http::METRICS.mqtt_in_up, true);
+        metrics::set(&metrics::METRICS.mqtt_in_up, true);
         tracing::info!(host = %self.host, port = self.port, session_present, topics = self.topics.len(), "input connection up; subscribing");
         if self.client.try_subscribe_all(&self.topics).is_err() {
             tracing::error!("could not queue the subscriptions");
@@ -202,7 +202,7 @@ impl Loop {
                 Err(_) if closed => break,
                 Err(e) => {
                     let d = backoff.next_delay();
-                    http::set(&http::METRICS.mqtt_in_up, false);
+                    metrics::set(&metrics::METRICS.mqtt_in_up, false);
                     tracing::warn!(error = %e, retry_in_ms = d.as_millis() as u64, "input connection lost");
                     tokio::time::sleep(d).await;
                 }

@@ -7,7 +7,9 @@
 //!                                   ├──► MQTT out (outbound.rs): notice, cap, state, rejected
 //!                                   ├──► email (email.rs)
 //!                                   └──► webhooks (webhook.rs): WeCom, phone gateway
-//!  GET /ack (http.rs, ack.rs) ──► core (an `ack` command, journaled like MQTT input)
+//!  POST /ack, console (http/) ──► core (commands, journaled like MQTT input)
+//!        ▲ watch: the core's View (view.rs) after every step
+//!  metrics.rs: counters every part updates, rendered on /metrics
 //! ```
 //! See docs/daemon.md for the guarantees and the deployment notes.
 
@@ -17,10 +19,12 @@ pub mod core;
 pub mod email;
 pub mod http;
 pub mod inbound;
+pub mod metrics;
 pub mod mqtt;
 pub mod outbound;
 pub mod render;
 pub mod store;
+pub mod view;
 pub mod webhook;
 
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -142,12 +146,15 @@ async fn run_async(cfg: Arc<Config>) -> anyhow::Result<()> {
     let hooks = webhook::Hooks::start(Arc::clone(&cfg), &path)?;
 
     let (core_tx, core_rx) = std::sync::mpsc::channel();
-    let route = http::AckRoute {
+    let (view_tx, view_rx) = tokio::sync::watch::channel(Arc::new(core.view(false, 0)));
+    let app = http::App {
         cfg: Arc::clone(&cfg),
-        key: Arc::new(ack::key().expect("installed above").to_vec()),
+        link_key: ack::key().expect("installed above").to_vec(),
         core: core_tx.clone(),
+        view: view_rx,
+        limits: http::limit::Limits::default(),
     };
-    http::start(&cfg.http.listen, Some(route)).await;
+    http::start(&cfg.http.listen, Arc::new(app)).await;
     let (inbound, ack_tx) = inbound::start(&cfg, &settings, core_tx.clone());
     let sinks = Sinks {
         cfg: Arc::clone(&cfg),
@@ -155,6 +162,7 @@ async fn run_async(cfg: Arc<Config>) -> anyhow::Result<()> {
         mailer: mailer.clone(),
         hooks,
         acks: ack_tx,
+        view: view_tx,
     };
     let mut core_thread = tokio::task::spawn_blocking(move || core_loop(core, core_rx, sinks));
     tracing::info!("yingji is running");
@@ -203,6 +211,8 @@ struct Sinks {
     mailer: Option<email::Mailer>,
     hooks: Option<webhook::Hooks>,
     acks: UnboundedSender<InToken>,
+    /// The console's picture of the core.
+    view: tokio::sync::watch::Sender<Arc<view::View>>,
 }
 
 fn state_outs(
@@ -221,6 +231,15 @@ fn state_outs(
 }
 
 impl Sinks {
+    /// Publishes the core's picture when it changed (`changed`) or went live.
+    fn show(&self, core: &Core, live: bool, changed: bool) {
+        let cur = self.view.borrow().clone();
+        if changed || cur.live != live {
+            let v = core.view(live, cur.version + 1);
+            self.view.send_replace(Arc::new(v));
+        }
+    }
+
     fn apply(&self, fx: Effects<InToken>) {
         for t in fx.acks {
             let _ = self.acks.send(t);
@@ -345,22 +364,34 @@ fn core_loop(mut core: Core, rx: Receiver<CoreEvent>, sinks: Sinks) -> anyhow::R
                 tracing::warn!("echoes did not drain in time: sending what is undelivered now");
             }
             live = go_live(&core, &sinks)?;
+            sinks.show(&core, live, true);
         }
         held.append(&mut a.inputs);
         held_links.append(&mut a.links);
         if live {
+            let mut changed = false;
             let batch = std::mem::take(&mut held);
             if !batch.is_empty() {
+                changed = true;
                 sinks.apply(core.ingest(batch, clock::now())?);
             }
+            let mut replies = Vec::new();
             for l in std::mem::take(&mut held_links) {
                 let (fx, outcome) =
                     core.link_ack(&l.region, &l.call_id, &l.person, clock::now())?;
-                tracing::info!(call_id = %l.call_id, person = %l.person, outcome = ?outcome, "acknowledgement link");
+                tracing::info!(call_id = %l.call_id.escape_debug(), person = %l.person.escape_debug(), outcome = ?outcome, "acknowledgement link");
+                changed |= !fx.notices.is_empty();
                 sinks.apply(fx);
-                let _ = l.reply.send(outcome);
+                replies.push((l.reply, outcome));
             }
-            sinks.apply(core.tick(clock::now())?);
+            let fx = core.tick(clock::now())?;
+            changed |= !fx.notices.is_empty();
+            sinks.apply(fx);
+            // The page that answers a click reads the picture: publish it first.
+            sinks.show(&core, live, changed);
+            for (reply, outcome) in replies {
+                let _ = reply.send(outcome);
+            }
         }
         if a.shutdown {
             core.snapshot(clock::now())?;
@@ -376,7 +407,7 @@ fn go_live(core: &Core, sinks: &Sinks) -> anyhow::Result<bool> {
         undelivered = pending.len(),
         "sending what was not delivered before"
     );
-    http::set(&http::METRICS.live, true);
+    metrics::set(&metrics::METRICS.live, true);
     sinks
         .publisher
         .submit(pending.into_iter().map(|p| Out::Tracked {

@@ -20,7 +20,7 @@ use crate::clock;
 use crate::config::Config;
 use crate::daemon::mqtt::{self, Backoff, Client, Ev, Settings};
 use crate::daemon::store::Store;
-use crate::daemon::{http, render};
+use crate::daemon::{metrics, render};
 use crate::notice::Notice;
 
 /// Something to publish.
@@ -205,7 +205,7 @@ impl State {
         match ev {
             Ev::ConnAck { .. } => {
                 self.connected = true;
-                http::set(&http::METRICS.mqtt_out_up, true);
+                metrics::set(&metrics::METRICS.mqtt_out_up, true);
                 self.requeue();
                 tracing::info!(queued = self.waiting.len(), "output connection up");
             }
@@ -222,7 +222,7 @@ impl State {
                     ..
                 }) = self.inflight.remove(&pkid)
                 {
-                    http::inc(&http::METRICS.mqtt_delivered, 1);
+                    metrics::inc(&metrics::METRICS.mqtt_delivered, 1);
                     if let Err(e) = self.store.mark_delivered(&notice.id, &sink, clock::now()) {
                         tracing::error!(error = %e, id = %notice.id, "could not mark a delivery");
                     }
@@ -247,7 +247,7 @@ async fn run(state: Arc<Mutex<State>>, mut ev: mqtt::EventLoop) {
             }
             Err(e) => {
                 state.lock().expect("publisher lock").connected = false;
-                http::set(&http::METRICS.mqtt_out_up, false);
+                metrics::set(&metrics::METRICS.mqtt_out_up, false);
                 let d = backoff.next_delay();
                 tracing::warn!(error = %e, retry_in_ms = d.as_millis() as u64, "output connection lost");
                 tokio::time::sleep(d).await;

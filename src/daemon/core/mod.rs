@@ -13,9 +13,11 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::daemon::render;
 use crate::daemon::store::{Store, Tx};
+use crate::daemon::view::{Tracker, View};
 use crate::engine::Engine;
 use crate::input::{self, Rejection};
 use crate::notice::{Kind, Notice};
+use crate::plans::severe_weather::RoundStatus;
 use crate::time::{fmt_ts, Ts};
 
 /// An input as it arrived, with a token to acknowledge it once journaled.
@@ -59,8 +61,10 @@ impl<T> Default for Effects<T> {
 pub enum LinkOutcome {
     /// The engine gave `call_ack` for that call and person.
     Recorded,
-    /// Journaled, but no `call_ack`: acknowledged before, or the round is over.
+    /// Acknowledged before: answered from the call register, nothing journaled.
     Already,
+    /// The round is over (superseded or closed): the link has expired, nothing journaled.
+    Ended,
     /// Refused by the engine (unknown call, person not called, ...), with its reason.
     Refused(String),
 }
@@ -79,6 +83,8 @@ pub struct Core {
     levels: Levels,
     /// The engine time at which a backwards clock was last reported (log once per jump).
     warned_back: Option<Ts>,
+    /// What the notices made so far say (for the console).
+    tracker: Tracker,
 }
 
 impl Core {
@@ -102,6 +108,7 @@ impl Core {
             since_snapshot: 0,
             levels,
             warned_back: None,
+            tracker: Tracker::default(),
         };
         let mut fx = Effects::<()>::default();
         let tx = core.store.begin()?;
@@ -117,6 +124,9 @@ impl Core {
         )?;
         tx.snapshot(core.seq, now, &core.engine.snapshot())?;
         tx.commit()?;
+        for n in core.store.notices()? {
+            core.tracker.see(&Arc::new(n));
+        }
         tracing::info!(
             snapshot_seq = restored.snapshot_seq,
             replayed = restored.replayed,
@@ -140,6 +150,17 @@ impl Core {
             .iter()
             .map(|((r, p), t)| (r.clone(), p.clone(), t.clone()))
             .collect()
+    }
+
+    /// The picture the console reads (`live`: past the echo drain).
+    pub fn view(&self, live: bool, version: u64) -> View {
+        self.tracker.view(&self.engine, live, version)
+    }
+
+    fn track<T>(&mut self, fx: &Effects<T>) {
+        for (n, _) in &fx.notices {
+            self.tracker.see(n);
+        }
     }
 
     /// The earliest armed timer.
@@ -168,7 +189,10 @@ impl Core {
             match input::parse(&self.cfg, &m.topic, &m.payload, at) {
                 Ok(msg) => {
                     self.seq = tx.journal(at, &m.topic, &m.payload)?;
-                    crate::daemon::http::inc(&crate::daemon::http::METRICS.inputs_accepted, 1);
+                    crate::daemon::metrics::inc(
+                        &crate::daemon::metrics::METRICS.inputs_accepted,
+                        1,
+                    );
                     if m.pkid != 0 {
                         tx.remember(m.pkid, &m.topic, &m.payload)?;
                     }
@@ -183,7 +207,10 @@ impl Core {
                     let ns = self.engine.advance_to(at);
                     record(&self.cfg, &tx, &mut self.levels, &ns, &mut fx)?;
                     fx.rejections.push((at, r));
-                    crate::daemon::http::inc(&crate::daemon::http::METRICS.inputs_rejected, 1);
+                    crate::daemon::metrics::inc(
+                        &crate::daemon::metrics::METRICS.inputs_rejected,
+                        1,
+                    );
                 }
             }
             acks.push(m.token);
@@ -194,12 +221,15 @@ impl Core {
         }
         tx.commit()?;
         fx.acks = acks;
+        self.track(&fx);
         Ok(fx)
     }
 
     /// An acknowledgement link clicked: the `ack` command it stands for goes through
     /// `ingest` as an input of the region's `cmd` topic (journaled, so a replay of the
-    /// journal reproduces it).
+    /// journal reproduces it). A person who acknowledged before, or a round that is over,
+    /// is answered from the call register: nothing is journaled (a click repeated a
+    /// thousand times is one row).
     pub fn link_ack<T>(
         &mut self,
         region: &str,
@@ -207,6 +237,23 @@ impl Core {
         person: &str,
         now: Ts,
     ) -> anyhow::Result<(Effects<T>, LinkOutcome)> {
+        let round = self
+            .cfg
+            .regions
+            .iter()
+            .position(|r| r.id == region)
+            .and_then(|i| self.engine.state().regions.get(i))
+            .and_then(|p| p.weather.rounds.get(call_id));
+        if let Some(r) = round {
+            if let Some(p) = r.persons.iter().find(|p| p.person == person) {
+                if p.acked {
+                    return Ok((Effects::default(), LinkOutcome::Already));
+                }
+                if r.status != RoundStatus::Current {
+                    return Ok((Effects::default(), LinkOutcome::Ended));
+                }
+            }
+        }
         let (topic, payload) = crate::daemon::ack::command(&self.cfg, region, call_id, person);
         let fx = self.ingest(
             vec![Incoming {
@@ -275,6 +322,7 @@ impl Core {
             &mut fx,
         )?;
         tx.commit()?;
+        self.track(&fx);
         Ok(fx)
     }
 
@@ -343,7 +391,7 @@ fn record<T>(
             fx.states.push(snapshot);
         }
         if new {
-            crate::daemon::http::inc(&crate::daemon::http::METRICS.notices, 1);
+            crate::daemon::metrics::inc(&crate::daemon::metrics::METRICS.notices, 1);
             tracing::info!(id = %n.id, kind = n.kind.as_str(), level = %n.level, at = %fmt_ts(n.at), "notice");
             fx.notices.push((Arc::new(n.clone()), sinks));
         }
