@@ -157,10 +157,6 @@ pub struct HttpConfig {
     pub ack_link_hours: f64,
     /// Connections served at once; more wait in the listen queue. Extension.
     pub max_connections: usize,
-    /// Key signing console session cookies (literal or `${ENV}`); absent (and no file):
-    /// one generated at first start and kept in the store. Extension.
-    pub session_secret: Option<String>,
-    pub session_secret_file: Option<PathBuf>,
     /// Hours a console login lasts. Extension.
     pub session_hours: f64,
 }
@@ -174,8 +170,6 @@ impl Default for HttpConfig {
             ack_secret_file: None,
             ack_link_hours: 24.0,
             max_connections: 256,
-            session_secret: None,
-            session_secret_file: None,
             session_hours: 12.0,
         }
     }

@@ -33,13 +33,16 @@ pub fn load_key(cfg: &Config, store: &mut Store) -> anyhow::Result<Vec<u8>> {
         anyhow::ensure!(s.len() >= 16, "http.ack_secret: use at least 16 characters");
         return Ok(s.into_bytes());
     }
-    let hex = store.meta_or_insert(META_KEY, || {
-        let mut b = [0u8; 32];
-        use std::io::Read;
-        std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;
-        Ok(to_hex(&b))
-    })?;
+    let hex = store.meta_or_insert(META_KEY, || Ok(to_hex(&random::<32>()?)))?;
     Ok(hex.into_bytes())
+}
+
+/// `N` random bytes from the kernel (keys, session tokens, salts).
+pub fn random<const N: usize>() -> std::io::Result<[u8; N]> {
+    let mut b = [0u8; N];
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;
+    Ok(b)
 }
 
 /// Makes `key` the link key of this process (first call wins).

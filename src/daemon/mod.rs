@@ -51,7 +51,23 @@ pub enum CoreEvent {
     Drained,
     /// A valid acknowledgement link was clicked.
     Link(LinkAck),
+    /// A console action: a command for a region's `cmd` topic.
+    Command(ConsoleCmd),
+    /// The console asks for the call register of an event as CSV.
+    RegisterCsv {
+        region: String,
+        event: String,
+        reply: tokio::sync::oneshot::Sender<Option<String>>,
+    },
     Shutdown,
+}
+
+/// A console action with the way to tell the page the outcome (`Err`: the engine's
+/// refusal).
+pub struct ConsoleCmd {
+    pub region: String,
+    pub payload: Vec<u8>,
+    pub reply: tokio::sync::oneshot::Sender<Result<(), String>>,
 }
 
 /// A signed acknowledgement link clicked, with the way to tell the page the outcome.
@@ -153,6 +169,7 @@ async fn run_async(cfg: Arc<Config>) -> anyhow::Result<()> {
         core: core_tx.clone(),
         view: view_rx,
         limits: http::limit::Limits::default(),
+        sessions: http::session::Sessions::new(&cfg)?,
     };
     http::start(&cfg.http.listen, Arc::new(app)).await;
     let (inbound, ack_tx) = inbound::start(&cfg, &settings, core_tx.clone());
@@ -275,12 +292,16 @@ impl Sinks {
     }
 }
 
+type CsvAsk = (String, String, tokio::sync::oneshot::Sender<Option<String>>);
+
 /// What arrived for the core since it last looked.
 #[derive(Default)]
 struct Arrived {
     inputs: Vec<Incoming<InToken>>,
     echoes: Vec<(Option<String>, &'static str, InToken)>,
     links: Vec<LinkAck>,
+    cmds: Vec<ConsoleCmd>,
+    csv: Vec<CsvAsk>,
     /// The marker came back: every echo before it is in `echoes`.
     drained: bool,
     shutdown: bool,
@@ -305,6 +326,14 @@ fn collect(rx: &Receiver<CoreEvent>, sleep: Duration) -> Arrived {
             CoreEvent::Input(i) => a.inputs.push(i),
             CoreEvent::Echo(id, sink, token) => a.echoes.push((id, sink, token)),
             CoreEvent::Link(l) => a.links.push(l),
+            CoreEvent::Command(c) => a.cmds.push(c),
+            CoreEvent::RegisterCsv {
+                region,
+                event,
+                reply,
+            } => {
+                a.csv.push((region, event, reply));
+            }
             CoreEvent::Drained => {
                 a.drained = true;
                 break;
@@ -351,6 +380,7 @@ fn core_loop(mut core: Core, rx: Receiver<CoreEvent>, sinks: Sinks) -> anyhow::R
     let drain_until = clock::now() + DRAIN_WAIT;
     let mut held: Vec<Incoming<InToken>> = Vec::new();
     let mut held_links: Vec<LinkAck> = Vec::new();
+    let mut held_cmds: Vec<ConsoleCmd> = Vec::new();
     loop {
         let sleep = match (live, core.next_deadline()) {
             (true, Some((t, _))) => clock::until(t),
@@ -368,6 +398,10 @@ fn core_loop(mut core: Core, rx: Receiver<CoreEvent>, sinks: Sinks) -> anyhow::R
         }
         held.append(&mut a.inputs);
         held_links.append(&mut a.links);
+        held_cmds.append(&mut a.cmds);
+        for (region, event, reply) in a.csv {
+            let _ = reply.send(core.register_csv(&region, &event));
+        }
         if live {
             let mut changed = false;
             let batch = std::mem::take(&mut held);
@@ -384,6 +418,13 @@ fn core_loop(mut core: Core, rx: Receiver<CoreEvent>, sinks: Sinks) -> anyhow::R
                 sinks.apply(fx);
                 replies.push((l.reply, outcome));
             }
+            let mut answers = Vec::new();
+            for c in std::mem::take(&mut held_cmds) {
+                let (fx, refused) = core.command(&c.region, c.payload, clock::now())?;
+                changed = true;
+                sinks.apply(fx);
+                answers.push((c.reply, refused));
+            }
             let fx = core.tick(clock::now())?;
             changed |= !fx.notices.is_empty();
             sinks.apply(fx);
@@ -391,6 +432,9 @@ fn core_loop(mut core: Core, rx: Receiver<CoreEvent>, sinks: Sinks) -> anyhow::R
             sinks.show(&core, live, changed);
             for (reply, outcome) in replies {
                 let _ = reply.send(outcome);
+            }
+            for (reply, refused) in answers {
+                let _ = reply.send(refused.map_or(Ok(()), Err));
             }
         }
         if a.shutdown {

@@ -255,17 +255,7 @@ impl Core {
             }
         }
         let (topic, payload) = crate::daemon::ack::command(&self.cfg, region, call_id, person);
-        let fx = self.ingest(
-            vec![Incoming {
-                topic,
-                payload,
-                pkid: 0,
-                dup: false,
-                arrived: None,
-                token: (),
-            }],
-            now,
-        )?;
+        let fx = self.ingest_one(topic, payload, now)?;
         let acked = fx.notices.iter().any(|(n, _)| {
             n.kind == Kind::CallAck
                 && n.call_id.as_deref() == Some(call_id)
@@ -283,6 +273,57 @@ impl Core {
             acks: Vec::new(),
         };
         Ok((fx, outcome))
+    }
+
+    fn ingest_one(
+        &mut self,
+        topic: String,
+        payload: Vec<u8>,
+        now: Ts,
+    ) -> anyhow::Result<Effects<()>> {
+        self.ingest(
+            vec![Incoming {
+                topic,
+                payload,
+                pkid: 0,
+                dup: false,
+                arrived: None,
+                token: (),
+            }],
+            now,
+        )
+    }
+
+    /// A command from the console (`payload` of the region's `cmd` topic, `by` = the
+    /// operator): through `ingest` like an MQTT command, so replay reproduces it. Returns
+    /// the effects and the engine's refusal, if any.
+    pub fn command<T>(
+        &mut self,
+        region: &str,
+        payload: Vec<u8>,
+        now: Ts,
+    ) -> anyhow::Result<(Effects<T>, Option<String>)> {
+        let topic = format!("{}/{region}/cmd", self.cfg.topic_root);
+        let fx = self.ingest_one(topic, payload, now)?;
+        let refused = fx.rejections.first().map(|(_, r)| r.reason.clone());
+        let fx = Effects {
+            notices: fx.notices,
+            rejections: fx.rejections,
+            states: fx.states,
+            acks: Vec::new(),
+        };
+        Ok((fx, refused))
+    }
+
+    /// The call register of event (warning id) `event` in `region` as CSV.
+    pub fn register_csv(&self, region: &str, event: &str) -> Option<String> {
+        let i = self.cfg.regions.iter().position(|r| r.id == region)?;
+        self.engine
+            .state()
+            .regions
+            .get(i)?
+            .weather
+            .register_csv(event)
     }
 
     /// Records deliveries proven by the broker routing our own publications back to us

@@ -8,8 +8,10 @@
 //! slots. Failing to bind is logged, not fatal.
 
 pub mod ack_page;
+pub mod console;
 pub mod limit;
 pub mod page;
+pub mod session;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,7 +20,7 @@ use std::time::Duration;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
@@ -40,6 +42,8 @@ pub struct App {
     /// The core's latest picture.
     pub view: watch::Receiver<Arc<View>>,
     pub limits: limit::Limits,
+    /// Console operators and their sessions.
+    pub sessions: session::Sessions,
 }
 
 pub type AppState = Arc<App>;
@@ -56,6 +60,21 @@ pub fn router(app: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .route("/ack", get(ack_page::show).post(ack_page::post))
+        .route("/", get(console::now))
+        .route("/decisions", get(console::decisions))
+        .route("/calls", get(console::calls))
+        .route("/reports", get(console::reports))
+        .route("/history", get(console::history))
+        .route("/notice", get(console::notice))
+        .route("/register.csv", get(console::register_csv))
+        .route("/journal.jsonl", get(console::journal))
+        .route("/events", get(console::events))
+        .route("/console.js", get(console::script))
+        .route("/login", get(console::login_form).post(console::login))
+        .route("/logout", post(console::logout))
+        .route("/decide", post(console::decide))
+        .route("/ack-for", post(console::ack_for))
+        .route("/report", post(console::report))
         .with_state(app)
 }
 

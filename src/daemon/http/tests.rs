@@ -95,11 +95,12 @@ fn rig(name: &str, extra: &str) -> Rig {
         }
     });
     let app = Arc::new(App {
-        cfg,
+        cfg: Arc::clone(&cfg),
         link_key: KEY.to_vec(),
         core: tx,
         view: view_rx,
         limits: limit::Limits::default(),
+        sessions: session::Sessions::new(&cfg).unwrap(),
     });
     Rig {
         app,
