@@ -19,7 +19,7 @@ mod e2e_support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use e2e_support::scenario::*;
 use e2e_support::*;
@@ -226,7 +226,7 @@ fn journal_len(dir: &Path) -> usize {
 
 /// `wait_for` that says what the daemon logged and what was published when it times out.
 fn wait_or_explain<T>(d: &Daemon, w: &Watcher, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
+    let start = yingji::clock::monotonic();
     while start.elapsed() < Duration::from_secs(20) {
         if let Some(t) = f() {
             return t;
@@ -448,7 +448,7 @@ fn duty_console_decisions_calls_and_ack_links_in_a_real_browser() {
     b.click("form[action=ack] button");
     b.wait_text("已确认", Duration::from_secs(20));
     b.shot("ack-done");
-    let clicked = Instant::now();
+    let clicked = yingji::clock::monotonic();
 
     b.rt.block_on(b.c().switch_to_window(duty_window)).unwrap();
     wait_for(
