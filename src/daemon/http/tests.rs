@@ -84,13 +84,23 @@ fn rig(name: &str, extra: &str) -> Rig {
     std::thread::spawn(move || {
         let mut version = 1;
         while let Ok(ev) = rx.recv() {
-            if let CoreEvent::Link(l) = ev {
-                let (_, out) = core
-                    .link_ack::<()>(&l.region, &l.call_id, &l.person, clock::now())
-                    .unwrap();
-                version += 1;
-                view_tx.send_replace(Arc::new(core.view(true, version)));
-                let _ = l.reply.send(out);
+            match ev {
+                CoreEvent::Link(l) => {
+                    let (_, out) = core
+                        .link_ack::<()>(&l.region, &l.call_id, &l.person, clock::now())
+                        .unwrap();
+                    version += 1;
+                    view_tx.send_replace(Arc::new(core.view(true, version)));
+                    let _ = l.reply.send(out);
+                }
+                CoreEvent::RegisterCsv {
+                    region,
+                    event,
+                    reply,
+                } => {
+                    let _ = reply.send(core.register_csv(&region, &event));
+                }
+                _ => {}
             }
         }
     });
@@ -274,4 +284,42 @@ async fn connections_beyond_the_cap_wait_for_a_free_slot() {
         .await
         .expect("the idle connection was closed");
     assert_eq!(n.unwrap_or(0), 0);
+}
+
+/// Without `[[operator]]` the console is read-only: pages render, `/login` is off and
+/// every action is refused before the core (nothing journaled).
+#[tokio::test]
+async fn without_operators_the_console_is_read_only() {
+    let r = rig("readonly", "");
+    let before = journal_len(&r.journal);
+    for path in ["/", "/decisions", "/calls", "/history", "/reports"] {
+        let (code, body) = get(&r.app, path).await;
+        assert_eq!(code, 200, "{path}: {body}");
+        assert!(body.contains("只读（未配置值班人员）"), "{path}: {body}");
+        assert!(!body.contains("name=\"csrf\""), "{path}: a form");
+    }
+    let (code, _) = get(&r.app, "/login").await;
+    assert_eq!(code, 404);
+    let form = "region=shuozhou&call_id=w1%2F1&person=yjj";
+    let req = Request::post("/ack-for")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(form))
+        .unwrap();
+    let (code, _, body) = send(&r.app, req).await;
+    assert_eq!(code, 401, "{body}");
+    assert_eq!(journal_len(&r.journal), before);
+    // The calls page shows the round in progress and who is called.
+    let (_, calls) = get(&r.app, "/calls").await;
+    assert!(
+        calls.contains("暴雨红色预警 第1轮") && calls.contains("张应急"),
+        "{calls}"
+    );
+    let (code, csv) = get(&r.app, "/register.csv?region=shuozhou&event=w1").await;
+    assert_eq!(code, 200, "{csv}");
+    assert!(
+        csv.starts_with("time,event,call_id") && csv.contains(",yjj,"),
+        "{csv}"
+    );
+    let (code, _) = get(&r.app, "/register.csv?region=shuozhou&event=none").await;
+    assert_eq!(code, 404);
 }
