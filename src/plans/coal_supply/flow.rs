@@ -91,6 +91,20 @@ impl CoalSupply {
             Level::None => want,
             Level::L2 if want == Level::L1 && !cmdr => want,
             Level::L1 if !cmdr && self.voided_termination_downgrades(cx, &c) => Level::L2,
+            // PLANS.md §5.3: the message that closes the last gap lets a waiting hold move.
+            l if self.waiting.lift
+                && !self.gap_open()
+                && !c.l2()
+                && !cx.cfg.coal.require_confirmation
+                && !(cmdr && l == Level::L1) =>
+            {
+                Level::None
+            }
+            Level::L1
+                if self.waiting.downgrade && !self.gap_open() && c.l2() && !c.l1() && !cmdr =>
+            {
+                Level::L2
+            }
             l => l,
         }
     }
