@@ -873,4 +873,46 @@ mod tests {
         let l = Config::from_toml(text).unwrap();
         assert!(l.unknown_keys.is_empty(), "{:?}", l.unknown_keys);
     }
+
+    /// PLANS.md §5.1: the shipped config follows the originals; §5.2: every unit a coal task
+    /// names is a configured unit, and the offices are units of the other plan only.
+    #[test]
+    fn shipped_config_follows_the_originals_and_names_every_task_unit() {
+        let c = Config::from_toml(include_str!("../config/yingji.toml"))
+            .unwrap()
+            .config;
+        assert!(c.pollution.require_approval && c.coal.require_confirmation);
+        assert!(c.coal.l1_by_commander && c.coal.hold_waits_for_data);
+        for t in crate::plans::coal_supply::default_tasks() {
+            let u = c.unit(&t.unit).unwrap_or_else(|| panic!("no [[unit]] {}", t.unit));
+            assert_eq!(u.name, t.unit, "tasks use the unit's name, not an alias");
+            if u.name != c.coal.office_unit {
+                assert!(u.reports_on("coal_supply"), "{} reports on coal", u.name);
+            }
+        }
+        for (alias, name) in [("市工信局", "市工业和信息化局"), ("市市场监管局", "市市场监督管理局")] {
+            assert_eq!(c.unit(alias).map(|u| u.name.as_str()), Some(name));
+        }
+        assert!(!c.unit("市能源局").unwrap().reports_on("coal_supply"));
+        assert!(!c.unit("市生态环境局").unwrap().reports_on("heavy_pollution"));
+        assert!(c.units.iter().filter(|u| u.county).count() >= 6);
+    }
+
+    #[test]
+    fn built_in_defaults_keep_the_new_keys_off() {
+        let c = Config::from_toml("").unwrap().config;
+        assert!(!c.coal.l1_by_commander && !c.coal.hold_waits_for_data);
+        assert!(c.units.is_empty());
+        assert_eq!(c.feedback_time, NaiveTime::from_hms_opt(17, 0, 0).unwrap());
+        assert_eq!(c.feedback_grace_hours, 4.0);
+        assert_eq!(c.coal.decision_reminder_hours, 2.0);
+        assert_eq!(c.coal.office_unit, "市能源局");
+        assert_eq!(c.pollution.office_unit, "市生态环境局");
+        let e = Config::from_toml("[[unit]]\nname = \"a\"\nplans = [\"severe_weather\"]\n")
+            .unwrap_err();
+        assert_eq!(e[0].key, "unit[0].plans[0]");
+        let e = Config::from_toml("[[unit]]\nname = \"a\"\n[[unit]]\nname = \"b\"\naliases = [\"a\"]\n")
+            .unwrap_err();
+        assert_eq!(e[0].key, "unit[1]");
+    }
 }
