@@ -127,7 +127,7 @@ pub fn problems(loaded: &Loaded) -> Vec<Problem> {
     // neither, an unreached person is reported to nobody.
     if cfg.weather_call.escalate_to.is_empty() {
         for (i, ct) in cfg.contacts.iter().enumerate() {
-            if ct.tier.is_some() && ct.backup.as_deref().is_none_or(|b| b.trim().is_empty()) {
+            if ct.tier.is_some() && !ct.backup.as_deref().is_some_and(|b| !b.trim().is_empty()) {
                 p(
                     format!("contact[{i}].backup"),
                     format!(

@@ -884,17 +884,25 @@ mod tests {
         assert!(c.pollution.require_approval && c.coal.require_confirmation);
         assert!(c.coal.l1_by_commander && c.coal.hold_waits_for_data);
         for t in crate::plans::coal_supply::default_tasks() {
-            let u = c.unit(&t.unit).unwrap_or_else(|| panic!("no [[unit]] {}", t.unit));
+            let u = c
+                .unit(&t.unit)
+                .unwrap_or_else(|| panic!("no [[unit]] {}", t.unit));
             assert_eq!(u.name, t.unit, "tasks use the unit's name, not an alias");
             if u.name != c.coal.office_unit {
                 assert!(u.reports_on("coal_supply"), "{} reports on coal", u.name);
             }
         }
-        for (alias, name) in [("市工信局", "市工业和信息化局"), ("市市场监管局", "市市场监督管理局")] {
+        for (alias, name) in [
+            ("市工信局", "市工业和信息化局"),
+            ("市市场监管局", "市市场监督管理局"),
+        ] {
             assert_eq!(c.unit(alias).map(|u| u.name.as_str()), Some(name));
         }
         assert!(!c.unit("市能源局").unwrap().reports_on("coal_supply"));
-        assert!(!c.unit("市生态环境局").unwrap().reports_on("heavy_pollution"));
+        assert!(!c
+            .unit("市生态环境局")
+            .unwrap()
+            .reports_on("heavy_pollution"));
         assert!(c.units.iter().filter(|u| u.county).count() >= 6);
     }
 
@@ -911,8 +919,10 @@ mod tests {
         let e = Config::from_toml("[[unit]]\nname = \"a\"\nplans = [\"severe_weather\"]\n")
             .unwrap_err();
         assert_eq!(e[0].key, "unit[0].plans[0]");
-        let e = Config::from_toml("[[unit]]\nname = \"a\"\n[[unit]]\nname = \"b\"\naliases = [\"a\"]\n")
-            .unwrap_err();
+        let e = Config::from_toml(
+            "[[unit]]\nname = \"a\"\n[[unit]]\nname = \"b\"\naliases = [\"a\"]\n",
+        )
+        .unwrap_err();
         assert_eq!(e[0].key, "unit[1]");
     }
 }

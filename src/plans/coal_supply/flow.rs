@@ -96,7 +96,7 @@ impl CoalSupply {
                 && !self.gap_open()
                 && !c.l2()
                 && !cx.cfg.coal.require_confirmation
-                && !(cmdr && l == Level::L1) =>
+                && (!cmdr || l != Level::L1) =>
             {
                 Level::None
             }
