@@ -201,6 +201,7 @@ impl HeavyPollution {
                 cx.emit(n);
                 let next = crate::time::next_local_time(cx.now, cx.cfg.report_time);
                 cx.arm(Timer::Daily(t), next);
+                Self::deadline_after_reports(cx);
             }
         }
     }
@@ -215,6 +216,15 @@ impl HeavyPollution {
         if let Some(s) = &self.feedback {
             let cur = s.cursor();
             self.track(t).feedback = cur;
+        }
+        Self::deadline_after_reports(cx);
+    }
+
+    /// PLANS.md §4 / §5.2: at one instant a `report_overdue` comes after the reports, so
+    /// the deadline is re-armed (same due time) after any daily report timer is armed.
+    fn deadline_after_reports(cx: &mut Cx) {
+        if let Some(due) = cx.armed(Timer::Feedback) {
+            cx.arm(Timer::Feedback, due);
         }
     }
 
