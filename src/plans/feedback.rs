@@ -9,8 +9,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::config::Config;
+use crate::engine::Cx;
 use crate::input::UnitReport;
-use crate::notice::Plan;
+use crate::notice::{Notice, Plan};
+use crate::plans::PlanTimer;
 use crate::time::{fmt_ts, next_local_time, Ts};
 
 /// One accepted `report`.
@@ -168,14 +170,33 @@ pub fn office(cfg: &Config, plan: Plan, office_unit: &str) -> Vec<String> {
         .collect()
 }
 
-/// The reason of a `report_overdue` notice.
-pub fn overdue_reason(units: &[String], since: Ts, now: Ts) -> String {
-    format!(
+/// A deadline of the series: records it, arms `timer` for the next one, and returns the
+/// overdue units with the start of their period (`None` when every unit reported).
+pub fn deadline_due<T: Into<PlanTimer>>(
+    series: &mut Series,
+    cx: &mut Cx,
+    plan: Plan,
+    timer: T,
+) -> Option<(Vec<String>, Ts)> {
+    let since = series.deadlines.last().map_or(series.start, |d| d.0);
+    let units = series.deadline(cx.cfg, plan, cx.now);
+    cx.arm(timer, next_deadline(cx.cfg, cx.now));
+    (!units.is_empty()).then_some((units, since))
+}
+
+/// The `report_overdue` notice (its plan, track, level, clause and authority are the
+/// plan's): the overdue units, to the office.
+pub fn overdue(n: Notice, (units, since): (Vec<String>, Ts), cx: &Cx, office_unit: &str) -> Notice {
+    let reason = format!(
         "截至{},{}未报送落实情况(自{}起)",
-        fmt_ts(now),
+        fmt_ts(cx.now),
         units.join("、"),
         fmt_ts(since)
-    )
+    );
+    let plan = n.plan;
+    n.reason(reason)
+        .evidence(json!({"units": units, "since": fmt_ts(since), "deadline": fmt_ts(cx.now)}))
+        .recipients(office(cx.cfg, plan, office_unit))
 }
 
 fn set(ev: &mut Value, key: &str, v: Value) {

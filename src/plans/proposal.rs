@@ -6,9 +6,12 @@
 
 use serde::{Deserialize, Serialize};
 
+use serde_json::json;
+
 use crate::engine::Cx;
+use crate::notice::{Kind, Notice};
 use crate::plans::PlanTimer;
-use crate::time::Ts;
+use crate::time::{fmt_ts, Ts};
 
 /// A proposal waiting for `approve` / `reject` (or `confirm`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -17,6 +20,17 @@ pub struct Pending<D> {
     pub id: String,
     pub decision: D,
     pub made: Ts,
+}
+
+impl<D> Pending<D> {
+    /// The reminder of this proposal (rule 6, PLANS.md §5.1): `n` (the plan's clause,
+    /// authority, reason and recipients) with the proposal's id and evidence.
+    pub fn reminder(&self, n: Notice, kind: Kind) -> Notice {
+        let mut n = n.evidence(json!({"proposal_id": self.id, "made": fmt_ts(self.made),
+            "proposed_kind": kind.as_str()}));
+        n.proposal_id = Some(self.id.clone());
+        n
+    }
 }
 
 /// The decision state of one track.

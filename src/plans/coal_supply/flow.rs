@@ -318,7 +318,7 @@ impl CoalSupply {
         let Some(p) = self.decisions.pending.clone() else {
             return;
         };
-        let mut n = notice(Kind::Reminder, p.decision.level)
+        let n = notice(Kind::Reminder, p.decision.level)
             .clause(clause("§5.2.2, §5.4"))
             .authority(text::COMMANDER)
             .reason(format!(
@@ -327,11 +327,8 @@ impl CoalSupply {
                 fmt_ts(p.made),
                 p.decision.kind.name_zh()
             ))
-            .evidence(json!({"proposal_id": p.id, "made": fmt_ts(p.made),
-                "proposed_kind": p.decision.kind.as_str()}))
             .recipients(recipients(cx.cfg, &[]));
-        n.proposal_id = Some(p.id.clone());
-        cx.emit(n);
+        cx.emit(p.reminder(n, p.decision.kind));
     }
 
     /// PLANS.md §5.3: whether a silence gap of a key plant's stock or of the output is
@@ -379,22 +376,13 @@ impl CoalSupply {
         let Some(s) = self.feedback.as_mut() else {
             return;
         };
-        let since = s.deadlines.last().map_or(s.start, |d| d.0);
-        let units = s.deadline(cx.cfg, Plan::CoalSupply, cx.now);
-        cx.arm(Timer::Feedback, feedback::next_deadline(cx.cfg, cx.now));
-        if units.is_empty() {
+        let Some(due) = feedback::deadline_due(s, cx, Plan::CoalSupply, Timer::Feedback) else {
             return;
-        }
+        };
         let n = notice(Kind::ReportOverdue, self.level)
             .clause(clause("§5.1"))
-            .authority(text::OFFICE)
-            .reason(feedback::overdue_reason(&units, since, cx.now))
-            .evidence(json!({"units": units, "since": fmt_ts(since), "deadline": fmt_ts(cx.now)}))
-            .recipients(feedback::office(
-                cx.cfg,
-                Plan::CoalSupply,
-                &cx.cfg.coal.office_unit,
-            ));
+            .authority(text::OFFICE);
+        let n = feedback::overdue(n, due, cx, &cx.cfg.coal.office_unit);
         cx.emit(n);
     }
 

@@ -102,7 +102,7 @@ impl HeavyPollution {
         let Some(p) = self.track(t).decisions.pending.clone() else {
             return;
         };
-        let mut n = Notice::new(
+        let n = Notice::new(
             Plan::HeavyPollution,
             t.as_str(),
             Kind::Reminder,
@@ -116,11 +116,8 @@ impl HeavyPollution {
             fmt_ts(p.made),
             p.decision.kind.name_zh()
         ))
-        .evidence(json!({"proposal_id": p.id, "made": fmt_ts(p.made),
-                             "proposed_kind": p.decision.kind.as_str()}))
         .recipients(vec!["市人民政府".to_string()]);
-        n.proposal_id = Some(p.id.clone());
-        cx.emit(n);
+        cx.emit(p.reminder(n, p.decision.kind));
     }
 
     /// The track whose pending proposal has this id.

@@ -242,12 +242,9 @@ impl HeavyPollution {
         let Some(s) = self.feedback.as_mut() else {
             return;
         };
-        let since = s.deadlines.last().map_or(s.start, |d| d.0);
-        let units = s.deadline(cx.cfg, Plan::HeavyPollution, cx.now);
-        cx.arm(Timer::Feedback, feedback::next_deadline(cx.cfg, cx.now));
-        if units.is_empty() {
+        let Some(due) = feedback::deadline_due(s, cx, Plan::HeavyPollution, Timer::Feedback) else {
             return;
-        }
+        };
         let t = if self.graded.level != Lv::None {
             TrackId::Graded
         } else {
@@ -261,17 +258,8 @@ impl HeavyPollution {
             level.as_str(),
         )
         .clause(types::clause("§4.3"))
-        .authority(reports::OFFICE)
-        .reason(feedback::overdue_reason(&units, since, cx.now))
-        .evidence(
-            serde_json::json!({"units": units, "since": crate::time::fmt_ts(since),
-                "deadline": crate::time::fmt_ts(cx.now)}),
-        )
-        .recipients(feedback::office(
-            cx.cfg,
-            Plan::HeavyPollution,
-            &cx.cfg.pollution.office_unit,
-        ));
+        .authority(reports::OFFICE);
+        let n = feedback::overdue(n, due, cx, &cx.cfg.pollution.office_unit);
         cx.emit(n);
     }
 
