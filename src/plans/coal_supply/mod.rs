@@ -92,7 +92,9 @@ impl Timer {
 }
 
 /// State of the plan in one region.
+/// Snapshots taken before a field existed restore with its default.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct CoalSupply {
     data: data::Data,
     level: Level,

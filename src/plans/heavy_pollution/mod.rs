@@ -65,10 +65,13 @@ pub type Pending = crate::plans::proposal::Pending<Decision>;
 
 /// One track's state.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TrackState {
     pub level: Lv,
     pub episode: Option<Episode>,
-    /// The pending proposal and a rejected level (rule 6, the shared life cycle).
+    /// The pending proposal and a rejected level (rule 6, the shared life cycle); flattened
+    /// so snapshots keep their `pending` / `rejected` keys.
+    #[serde(flatten)]
     pub decisions: Decisions<Decision, Lv>,
     /// Where this track's reports stand in the report-back series (PLANS.md §5.2).
     pub feedback: Cursor,
@@ -84,6 +87,7 @@ pub struct FeedState {
 
 /// State of the plan in one region.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct HeavyPollution {
     pub series: Series,
     pub floor: Option<Floor>,
