@@ -770,3 +770,18 @@ fn report_overdue_comes_after_the_daily_report_at_one_instant() {
     // The daily report at 17:00 comes before that instant's deadline: it shows the last one.
     assert_eq!(f.evidence["overdue_units"], json!(["U"]));
 }
+
+/// Snapshots written before the shared proposal life cycle (issue 11) restore: a track's
+/// `pending` / `rejected` keep their place, and plan state missing new fields defaults.
+#[test]
+fn snapshot_shape_of_decisions_is_unchanged() {
+    let v = serde_json::to_value(super::TrackState::default()).unwrap();
+    assert!(
+        v.get("pending").is_some() && v.get("rejected").is_some(),
+        "{v}"
+    );
+    let old = json!({"level": "yellow", "episode": null, "pending": null, "rejected": "orange"});
+    let st: super::TrackState = serde_json::from_value(old).unwrap();
+    assert_eq!(st.decisions.rejected, Some(super::Lv::Orange));
+    let _: crate::plans::coal_supply::CoalSupply = serde_json::from_str("{}").unwrap();
+}
