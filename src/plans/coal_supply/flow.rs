@@ -363,8 +363,10 @@ impl CoalSupply {
         match kind {
             Kind::ReportFollowup => s.followup(cx.cfg, &mut self.feedback_cursor, ev),
             Kind::ReportFinal => {
+                // CONTRACT.md: final reports gain the feedback too; PLANS.md §5.2 the table.
                 ev["statistics"] =
-                    json!({"units": s.statistics(cx.cfg, Plan::CoalSupply, &self.feedback_cursor)})
+                    json!({"units": s.statistics(cx.cfg, Plan::CoalSupply, &self.feedback_cursor)});
+                s.followup(cx.cfg, &mut self.feedback_cursor, ev);
             }
             _ => {}
         }

@@ -258,9 +258,10 @@ impl HeavyPollution {
                 if reported {
                     let mut n = reports::final_report(t, ended, &ep, now);
                     if let Some(s) = &self.feedback {
-                        let cur = self.track_ref(t).feedback;
+                        let mut cur = self.track_ref(t).feedback;
                         n.evidence["statistics"]["units"] =
                             s.statistics(cx.cfg, Plan::HeavyPollution, &cur);
+                        s.followup(cx.cfg, &mut cur, &mut n.evidence);
                     }
                     out.push(n);
                     self.feedback_end(cx);

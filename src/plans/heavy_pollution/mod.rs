@@ -196,6 +196,8 @@ impl HeavyPollution {
                 let mut n = reports::daily(t, st.level, &ep, cx.now);
                 if let Some(s) = &self.feedback {
                     let mut cur = self.track_ref(t).feedback;
+                    n.evidence["statistics"]["units"] =
+                        s.statistics(cx.cfg, Plan::HeavyPollution, &cur);
                     s.followup(cx.cfg, &mut cur, &mut n.evidence);
                     self.track(t).feedback = cur;
                 }
