@@ -283,7 +283,8 @@ fn duty_console_decisions_calls_and_ack_links_in_a_real_browser() {
         // A 30-hour forecast is longer than the shared config's small limit.
         .replace("max_payload_bytes = 2048", "max_payload_bytes = 65536")
         + "\n"
-        + &ops;
+        + &ops
+        + "\n[[unit]]\nname = \"市工业和信息化局\"\naliases = [\"市工信局\"]\nplans = [\"coal_supply\", \"heavy_pollution\"]\n";
     std::fs::write(&cfg_path, text).unwrap();
     let watch = Watcher::start(
         broker.port,
@@ -480,9 +481,37 @@ fn duty_console_decisions_calls_and_ack_links_in_a_real_browser() {
     b.click("td a");
     b.wait_text("编号", Duration::from_secs(10));
     b.shot("notice");
+    // A report that came by phone, entered by the duty officer (PLANS.md §5.2).
     b.goto(&format!("{base}/reports"));
     b.wait_text("录入电话报告", Duration::from_secs(10));
+    b.rt.block_on(async {
+        b.c()
+            .find(Locator::Css(&format!(
+                "select[name=plan] option[value={plan}]"
+            )))
+            .await?
+            .click()
+            .await
+    })
+    .unwrap();
+    b.fill(
+        "textarea[name=text]",
+        "已督促重点电厂加快电煤调运，当日到煤3万吨。",
+    );
+    b.click("form[action=report] button");
+    let page = b.wait_text("已提交并记录", Duration::from_secs(20));
+    assert!(page.contains("1份"), "{page}");
     b.shot("reports");
+    let report = Store::open(&dir.join("yingji.db"))
+        .unwrap()
+        .journal_after(0)
+        .unwrap()
+        .into_iter()
+        .filter_map(|r| serde_json::from_slice::<Value>(&r.payload).ok())
+        .find(|c| c["cmd"] == "report")
+        .expect("the report journaled");
+    assert_eq!(report["by"], "zhiban");
+    assert_eq!(report["unit"], "市工业和信息化局");
 
     let st = d.term();
     assert!(st.success(), "exit status {st}:\n{}", d.log_text());

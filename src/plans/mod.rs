@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 
 pub mod authority;
 pub mod coal_supply;
+pub mod feedback;
 pub mod heavy_pollution;
+pub mod proposal;
 pub mod severe_weather;
 
 /// A timer of one plan (the engine adds the region).

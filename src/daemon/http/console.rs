@@ -97,6 +97,15 @@ fn region_zh(app: &AppState, id: &str) -> String {
         .unwrap_or_else(|| id.to_string())
 }
 
+/// An operator's name for an id in a record (the id itself when not an operator).
+fn operator_name(app: &AppState, id: &str) -> String {
+    app.cfg
+        .operators
+        .iter()
+        .find(|o| o.id == id)
+        .map_or_else(|| id.to_string(), |o| o.name.clone())
+}
+
 fn roles_zh(s: &Session) -> String {
     s.operator
         .roles
@@ -394,11 +403,8 @@ pub async fn reports(
         let overdue: Vec<Notice> = st
             .notices()?
             .into_iter()
-            .filter(|n| {
-                n.evidence
-                    .get("overdue_units")
-                    .is_some_and(|u| u.as_array().is_some_and(|a| !a.is_empty()))
-            })
+            // `report_overdue` names the units late at each deadline (PLANS.md §5.2).
+            .filter(|n| n.kind == Kind::ReportOverdue)
             .collect();
         Ok((reports, overdue))
     })
@@ -408,13 +414,61 @@ pub async fn reports(
         Err(r) => return r,
     };
     let duty = s.as_ref().filter(|s| s.operator.has_role("duty"));
+    // Per unit and plan: reports received, the last one, deadlines missed (the units
+    // named by `report_overdue` notices) and whether the last deadline was missed.
+    let rows: Vec<UnitRow> = app
+        .cfg
+        .units
+        .iter()
+        .flat_map(|u| u.plans.iter().map(move |p| (u, p)))
+        .map(|(u, plan)| {
+            let mine: Vec<&(Ts, serde_json::Value)> = received
+                .iter()
+                .filter(|(_, v)| {
+                    v["plan"] == plan.as_str() && v["unit"].as_str().is_some_and(|n| u.named(n))
+                })
+                .collect();
+            let named = |n: &&Notice| {
+                n.plan.as_str() == plan
+                    && n.evidence["units"]
+                        .as_array()
+                        .is_some_and(|a| a.iter().any(|x| x.as_str().is_some_and(|x| u.named(x))))
+            };
+            let missed = overdue.iter().filter(named).count();
+            let last_deadline = overdue.iter().rev().find(|n| n.plan.as_str() == plan);
+            let late_now =
+                last_deadline.is_some_and(|n| named(&n) && !mine.iter().any(|(t, _)| *t > n.at));
+            (
+                u.name.clone(),
+                plan_zh(plan),
+                mine.len(),
+                mine.last().map(|(t, _)| *t),
+                missed,
+                late_now,
+            )
+        })
+        .collect();
     let body = html! {
         (flash(&f))
         h1 { "落实情况上报" }
-        h2 { "逾期未报" }
+        @if app.cfg.units.is_empty() { p.muted { "未配置上报单位。" } }
+        @else {
+            div.wrap { table {
+                tr { th { "单位" } th { "预案" } th { "已收到" } th { "最近一次" } th { "逾期次数" } th { "状态" } }
+                @for (unit, plan, n, last, missed, late) in &rows {
+                    tr {
+                        td { (unit) } td { (plan) } td { (n) "份" }
+                        td { @if let Some(t) = last { (zh_time(*t)) } }
+                        td { (missed) }
+                        td { @if *late { span.bad { "逾期未报" } } @else { span.ok { "正常" } } }
+                    }
+                }
+            } }
+        }
+        h2 { "逾期记录" }
         @if overdue.is_empty() { p.muted { "无" } }
         @for n in overdue.iter().rev().take(10) {
-            p.bad { (zh_time(n.at)) " " (n.plan.name_zh()) "：" (units_text(&n.evidence["overdue_units"])) }
+            p.bad { (zh_time(n.at)) " " (n.plan.name_zh()) "：" (units_text(&n.evidence["units"])) }
         }
         h2 { "已收到的报告" }
         @if received.is_empty() { p.muted { "尚无" } }
@@ -426,7 +480,7 @@ pub async fn reports(
                     td { (plan_zh(v["plan"].as_str().unwrap_or(""))) }
                     td { (v["unit"].as_str().unwrap_or("")) }
                     td { (v["text"].as_str().unwrap_or("")) }
-                    td { (v["by"].as_str().unwrap_or("")) }
+                    td { (operator_name(&app, v["by"].as_str().unwrap_or(""))) }
                 }
             }
         } }
@@ -439,7 +493,7 @@ pub async fn reports(
                         option value="coal_supply" { "煤炭保供" }
                         option value="heavy_pollution" { "重污染天气" }
                     } }
-                p { "单位 " input type="text" name="unit" required; }
+                p { "单位 " select name="unit" required { @for u in &app.cfg.units { option value=(u.name) { (u.name) } } } }
                 p { "内容 " textarea name="text" rows="3" cols="40" required {} }
                 button type="submit" { "提交" }
             }
@@ -447,6 +501,9 @@ pub async fn reports(
     };
     page(&app, s.as_ref(), "落实情况", body)
 }
+
+/// Unit, plan, reports received, the last one, deadlines missed, late at the last one.
+type UnitRow = (String, &'static str, usize, Option<Ts>, usize, bool);
 
 fn units_text(v: &serde_json::Value) -> String {
     v.as_array()
@@ -545,7 +602,7 @@ pub async fn history(
     page(&app, s.as_ref(), "历史", body)
 }
 
-const KINDS: [Kind; 17] = [
+const KINDS: [Kind; 18] = [
     Kind::Activate,
     Kind::Escalate,
     Kind::Downgrade,
@@ -563,6 +620,7 @@ const KINDS: [Kind; 17] = [
     Kind::DataGap,
     Kind::DataResumed,
     Kind::Suggestion,
+    Kind::ReportOverdue,
 ];
 
 trait OptCmp<T> {
