@@ -137,16 +137,25 @@ fn client(addr: Option<ConnectInfo<SocketAddr>>) -> String {
         .unwrap_or_default()
 }
 
+/// The per-address limit, then the link's checks.
+fn admit(
+    app: &AppState,
+    addr: Option<ConnectInfo<SocketAddr>>,
+    p: LinkParams,
+) -> Result<Link, Box<Response>> {
+    if !app.limits.ack_per_address.allow(&client(addr)) {
+        return Err(Box::new(limited()));
+    }
+    check(app, p)
+}
+
 /// `GET /ack`: the page with the button (or why there is none). Records nothing.
 pub async fn show(
     State(app): State<AppState>,
     addr: Option<ConnectInfo<SocketAddr>>,
     Query(p): Query<LinkParams>,
 ) -> Response {
-    if !app.limits.ack_per_address.allow(&client(addr)) {
-        return limited();
-    }
-    let l = match check(&app, p) {
+    let l = match admit(&app, addr, p) {
         Ok(l) => l,
         Err(r) => return *r,
     };
@@ -193,10 +202,7 @@ pub async fn post(
     addr: Option<ConnectInfo<SocketAddr>>,
     Form(p): Form<LinkParams>,
 ) -> Response {
-    if !app.limits.ack_per_address.allow(&client(addr)) {
-        return limited();
-    }
-    let l = match check(&app, p) {
+    let l = match admit(&app, addr, p) {
         Ok(l) => l,
         Err(r) => return *r,
     };

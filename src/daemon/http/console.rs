@@ -946,6 +946,24 @@ fn actor(
     Ok(s)
 }
 
+/// `actor` holding the `duty` role (acknowledging for someone, entering a report).
+fn duty(
+    app: &AppState,
+    headers: &HeaderMap,
+    csrf: Option<&str>,
+    what: &str,
+) -> Result<Session, Box<Response>> {
+    let s = actor(app, headers, csrf)?;
+    if !s.operator.has_role("duty") {
+        return Err(Box::new(message(
+            StatusCode::FORBIDDEN,
+            "无权操作",
+            &format!("{what}须由值班员操作，未执行，未记录。"),
+        )));
+    }
+    Ok(s)
+}
+
 /// Hands a command to the core; the page it returns to says what came of it.
 async fn run(app: &AppState, region: &str, cmd: serde_json::Value, back: &str) -> Response {
     let label = cmd["cmd"].as_str().unwrap_or("").to_string();
@@ -1041,17 +1059,10 @@ pub async fn ack_for(
     headers: HeaderMap,
     Form(f): Form<AckForm>,
 ) -> Response {
-    let s = match actor(&app, &headers, f.csrf.as_deref()) {
+    let s = match duty(&app, &headers, f.csrf.as_deref(), "代为确认叫应") {
         Ok(s) => s,
         Err(r) => return *r,
     };
-    if !s.operator.has_role("duty") {
-        return message(
-            StatusCode::FORBIDDEN,
-            "无权操作",
-            "代为确认叫应须由值班员操作，未执行，未记录。",
-        );
-    }
     let cmd = json!({"cmd": "ack", "call_id": f.call_id, "person": f.person, "by": s.operator.id});
     run(&app, &f.region, cmd, "calls").await
 }
@@ -1071,17 +1082,10 @@ pub async fn report(
     headers: HeaderMap,
     Form(f): Form<ReportForm>,
 ) -> Response {
-    let s = match actor(&app, &headers, f.csrf.as_deref()) {
+    let s = match duty(&app, &headers, f.csrf.as_deref(), "录入报告") {
         Ok(s) => s,
         Err(r) => return *r,
     };
-    if !s.operator.has_role("duty") {
-        return message(
-            StatusCode::FORBIDDEN,
-            "无权操作",
-            "录入报告须由值班员操作，未执行，未记录。",
-        );
-    }
     let cmd = json!({"cmd": "report", "plan": f.plan, "unit": f.unit.trim(), "text": f.text.trim(), "by": s.operator.id});
     run(&app, &f.region, cmd, "reports").await
 }
