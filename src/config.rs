@@ -366,9 +366,15 @@ impl Default for PollutionConfig {
 pub struct Measure {
     /// `yellow`, `orange`, `red`, `ozone` or `so2`.
     pub level: String,
-    /// `health`, `advisory`, `mandatory`, `emission_cut`, `county_duty`, `control`.
+    /// 健康防护, 倡议性, 强制性 (the plan's three kinds of measure) or 应急响应 (§4).
     pub category: String,
+    /// The member unit that answers for it, named as the gazette names it.
+    pub unit: String,
+    /// The plan's section and item, e.g. `§4.2.1(3)②`.
     pub clause: String,
+    /// The sub-heading the paragraph stands under (e.g. `移动源减排措施`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heading: Option<String>,
     pub text: String,
 }
 

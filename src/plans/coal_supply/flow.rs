@@ -157,8 +157,8 @@ impl CoalSupply {
         ));
         if kind != Kind::Terminate {
             self.log.push(format!(
-                "{}个成员单位按{}落实重点工作,实行24小时值班(§5.2.1(1))",
-                n.measures.len(),
+                "通知{}个成员单位落实{}重点工作,市指挥部办公室和各成员单位实行24小时值班(§5.2.1(1))",
+                text::units(&text::tasks(cx.cfg, to)).len(),
                 if to == Level::L1 {
                     "§5.2.1、§5.2.2"
                 } else {

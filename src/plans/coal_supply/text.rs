@@ -73,6 +73,21 @@ pub fn tasks(cfg: &Config, level: Level) -> Vec<&UnitTask> {
         .collect()
 }
 
+/// §5.2.1(1): the task every unit has (24-hour duty); its `unit` is the plan's words.
+pub const EVERY_UNIT: &str = "市指挥部办公室和各成员单位";
+
+/// The member units a set of tasks names (each once, in task order), without
+/// [`EVERY_UNIT`].
+pub fn units<'a>(tasks: &[&'a UnitTask]) -> Vec<&'a str> {
+    let mut out: Vec<&str> = Vec::new();
+    for t in tasks {
+        if t.unit != EVERY_UNIT && !out.contains(&t.unit.as_str()) {
+            out.push(&t.unit);
+        }
+    }
+    out
+}
+
 /// Contacts of `unit`, in file order.
 pub fn unit_contacts(cfg: &Config, unit: &str) -> Vec<String> {
     cfg.contacts
@@ -96,14 +111,20 @@ pub fn recipients(cfg: &Config, units: &[&str]) -> Vec<String> {
 pub fn measures(cfg: &Config, level: Level) -> (Vec<Value>, Vec<String>) {
     let ts = tasks(cfg, level);
     let units: Vec<&str> = ts.iter().map(|t| t.unit.as_str()).collect();
+    let all = recipients(cfg, &units);
     let m = ts
         .iter()
         .map(|t| {
+            let to = if t.unit == EVERY_UNIT {
+                all.clone()
+            } else {
+                unit_contacts(cfg, &t.unit)
+            };
             json!({"unit": t.unit, "clause": clause(&t.clause), "text": t.text,
-                "recipients": unit_contacts(cfg, &t.unit)})
+                "recipients": to})
         })
         .collect();
-    (m, recipients(cfg, &units))
+    (m, all)
 }
 
 /// The supply/demand status (资源供需现状) for reports and evidence.
