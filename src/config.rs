@@ -57,6 +57,10 @@ pub struct Config {
     /// Messaging webhooks (WeCom robot, phone gateway); extension of CONTRACT.md.
     #[serde(rename = "webhook")]
     pub webhooks: Vec<WebhookConfig>,
+    /// Drill mode (CONTRACT.md "Added after the first release"): every CAP message has
+    /// status Exercise, every subject and message starts with 【演练】, nothing goes to a
+    /// phone gateway.
+    pub drill: bool,
 }
 
 impl Default for Config {
@@ -75,6 +79,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             contacts: Vec::new(),
             webhooks: Vec::new(),
+            drill: false,
         }
     }
 }
@@ -217,6 +222,13 @@ pub struct WebhookConfig {
     pub kinds: Vec<String>,
     /// Per-request timeout in seconds.
     pub timeout_s: u64,
+    /// `wecom_app` (WeCom application messages to one person, `message/send`): the
+    /// corporation id, the application's agent id and its secret (literal, `${ENV}` or
+    /// `secret_file`); `url` is the API base, e.g. `https://qyapi.weixin.qq.com`.
+    pub corp_id: Option<String>,
+    pub agent_id: Option<i64>,
+    pub secret: Option<String>,
+    pub secret_file: Option<PathBuf>,
 }
 
 impl Default for WebhookConfig {
@@ -230,6 +242,10 @@ impl Default for WebhookConfig {
             plans: Vec::new(),
             kinds: Vec::new(),
             timeout_s: 10,
+            corp_id: None,
+            agent_id: None,
+            secret: None,
+            secret_file: None,
         }
     }
 }

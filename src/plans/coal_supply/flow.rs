@@ -146,7 +146,7 @@ impl CoalSupply {
         let n = self.move_notice(cx, kind, (from, to), c, end);
         self.log.push(format!(
             "{} {}{}({})",
-            fmt_ts(cx.now),
+            crate::wording::time_zh(cx.now),
             kind.name_zh(),
             if kind == Kind::Terminate {
                 format!("{}响应", from.name_zh())
@@ -345,7 +345,8 @@ impl CoalSupply {
         }
         let c = rules::conditions(&self.data, &cx.cfg.coal);
         if !by.is_empty() {
-            self.log.push(format!("{} {by}确认解除", fmt_ts(cx.now)));
+            self.log
+                .push(format!("{} {by}确认解除", crate::wording::time_zh(cx.now)));
         }
         self.make_move(cx, Kind::Terminate, Level::None, &c, End::Confirmed(by));
         self.check_beyond(cx);
@@ -370,7 +371,7 @@ impl CoalSupply {
         if self.level != Level::None && !c.l2() {
             self.log.push(format!(
                 "{} 市能源局解除人工预警({reason}{})",
-                fmt_ts(cx.now),
+                crate::wording::time_zh(cx.now),
                 if by.is_empty() {
                     String::new()
                 } else {
@@ -405,7 +406,7 @@ impl CoalSupply {
             .reason(format!(
                 "{}响应目标未达:{}全市煤炭日产量{}吨,低于{}吨",
                 self.level.name_zh(),
-                r.date,
+                crate::wording::date_zh(r.date),
                 r.output_t,
                 t
             ))
@@ -465,7 +466,7 @@ impl CoalSupply {
             .reason(format!(
                 "{}数据恢复报送(上次{})",
                 feed_zh(plant),
-                fmt_ts(last)
+                crate::wording::time_zh(last)
             ))
             .evidence(json!({"feed": feed, "plant": plant, "last_arrival": fmt_ts(last)}))
             .recipients(recipients(cx.cfg, &[]));
@@ -481,8 +482,8 @@ impl CoalSupply {
             .reason(format!(
                 "全市煤炭日产量缺报{}天({}至{}),连续天数计算中断",
                 skipped.len(),
-                skipped[0],
-                skipped[skipped.len() - 1]
+                crate::wording::date_zh(skipped[0]),
+                crate::wording::date_zh(skipped[skipped.len() - 1])
             ))
             .evidence(json!({"feed": "coal/output", "date": r.date.to_string(),
                 "missing_dates": shown, "missing_count": skipped.len()}))
@@ -511,7 +512,7 @@ impl CoalSupply {
             .reason(format!(
                 "{}自{}起{}天未报送",
                 feed_zh(plant.as_deref()),
-                fmt_ts(last),
+                crate::wording::time_zh(last),
                 period_days
             ))
             .evidence(json!({"feed": feed, "plant": plant, "last_arrival": fmt_ts(last),

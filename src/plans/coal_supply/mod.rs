@@ -21,7 +21,7 @@ use crate::engine::Cx;
 use crate::input::{Command, Input, ManualLevel};
 use crate::time::Ts;
 
-pub use text::default_tasks;
+pub use text::{default_tasks, EVERY_UNIT};
 
 /// The plan's only track.
 pub const TRACK: &str = "supply";
@@ -165,7 +165,7 @@ impl CoalSupply {
         self.data.manual = Some(l);
         self.log.push(format!(
             "{} 市能源局人工发布{}预警({reason}{})",
-            crate::time::fmt_ts(cx.now),
+            crate::wording::time_zh(cx.now),
             l.name_zh(),
             if by.is_empty() {
                 String::new()

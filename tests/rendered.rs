@@ -1,0 +1,334 @@
+//! What people receive, rendered from every notice the scenarios make:
+//!
+//! - every kind of every plan at every level the scenarios reach is rendered (email subject,
+//!   text and HTML, WeCom group text, WeCom application text and phone script for calls,
+//!   CAP) into `tests/snapshots/{plan}/{kind}.{level}.txt` and compared with the committed
+//!   file (`UPDATE_SNAPSHOTS=1` rewrites them; review the diff);
+//! - no text meant for people contains one of the product's ASCII codes (plan, kind,
+//!   track, level, channel), an ISO timestamp or date, or a contact id;
+//! - every CAP message of every scenario validates against the OASIS CAP 1.2 schema
+//!   (`xmllint --schema`, Debian libxml2-utils).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use yingji::config::Config;
+use yingji::daemon::render::{self, Reader};
+use yingji::daemon::{cap, webhook};
+use yingji::notice::{Kind, Notice};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// (scenario name, its config, its notices), every scenario in name order.
+fn replayed() -> Vec<(String, Arc<Config>, Vec<Notice>)> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("scenarios"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "jsonl")
+                && !p.to_string_lossy().ends_with(".expected.jsonl")
+        })
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|s| {
+            let toml = s.with_extension("toml");
+            let mut cfg = if toml.exists() {
+                Config::load(Some(&toml)).unwrap().config
+            } else {
+                Config::from_toml("").unwrap().config
+            };
+            cfg.http.public_url = "https://yingji.example.org".into();
+            let cfg = Arc::new(cfg);
+            let text = std::fs::read_to_string(&s).unwrap();
+            let ns = yingji::replay::replay_str(&cfg, &text).unwrap();
+            let name = s.file_stem().unwrap().to_string_lossy().to_string();
+            (name, cfg, ns)
+        })
+        .collect()
+}
+
+/// The reader of a notice's sample email: the called person of a call kind, else its
+/// first recipient that is a contact, else the duty room's address.
+fn reader<'a>(cfg: &'a Config, n: &'a Notice) -> Reader<'a> {
+    n.person
+        .iter()
+        .chain(n.recipients.iter())
+        .find_map(|id| cfg.contact(id))
+        .map_or(Reader::Address("duty-room@example.org"), Reader::Contact)
+}
+
+/// Every text of a notice meant for people: (what, text).
+fn texts(cfg: &Config, n: &Notice) -> Vec<(&'static str, String)> {
+    let r = reader(cfg, n);
+    let addr = match r {
+        Reader::Contact(c) => c.email.clone().unwrap_or_default(),
+        Reader::Address(a) => a.to_string(),
+        Reader::Group => String::new(),
+    };
+    let mut t = vec![
+        ("邮件主题", render::subject(cfg, n)),
+        (
+            "邮件正文",
+            match r {
+                Reader::Contact(_) => render::text_for(cfg, n, r),
+                _ => render::text_body(cfg, n, &addr),
+            },
+        ),
+        (
+            "企业微信群机器人",
+            render::wecom_text(cfg, n, Reader::Group, true),
+        ),
+    ];
+    if n.kind == Kind::Call {
+        if let Some(b) = webhook::app_json(cfg, n, 1000002) {
+            t.push((
+                "企业微信应用消息",
+                b["text"]["content"].as_str().unwrap().into(),
+            ));
+        }
+        t.push(("电话语音", render::phone_script(cfg, n)));
+    }
+    t
+}
+
+/// The product's own ASCII codes that must never reach a person.
+fn codes() -> BTreeSet<&'static str> {
+    [
+        "coal_supply",
+        "heavy_pollution",
+        "severe_weather",
+        "supply",
+        "graded",
+        "ozone",
+        "so2",
+        "rainstorm",
+        "blizzard",
+        "thunderstorm_gale",
+        "L1",
+        "L2",
+        "none",
+        "blue",
+        "yellow",
+        "orange",
+        "red",
+        "wechat",
+        "phone",
+        "activate",
+        "escalate",
+        "downgrade",
+        "terminate",
+        "report_first",
+        "report_followup",
+        "report_final",
+        "proposal",
+        "reminder",
+        "target_missed",
+        "beyond_level1",
+        "call",
+        "call_ack",
+        "call_unreached",
+        "data_gap",
+        "data_resumed",
+        "suggestion",
+    ]
+    .into()
+}
+
+/// The ASCII words of a text (links removed: a personal ack link is meant to be there).
+fn words(t: &str) -> Vec<String> {
+    let no_links: String = t
+        .split(|c: char| c.is_whitespace() || matches!(c, '(' | ')' | '：'))
+        .filter(|w| !w.contains("://"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    no_links
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// An ISO 8601 date (`2023-12-01`), with or without a time.
+fn has_iso_date(t: &str) -> bool {
+    let b = t.as_bytes();
+    b.windows(10).any(|w| {
+        w[..4].iter().all(u8::is_ascii_digit)
+            && w[4] == b'-'
+            && w[5..7].iter().all(u8::is_ascii_digit)
+            && w[7] == b'-'
+            && w[8..10].iter().all(u8::is_ascii_digit)
+    })
+}
+
+fn problems(cfg: &Config, n: &Notice, what: &str, t: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let codes = codes();
+    // A contact whose configured name is its id is printed by name, rightly.
+    let ids: BTreeSet<&str> = cfg
+        .contacts
+        .iter()
+        .filter(|c| c.name != c.id)
+        .map(|c| c.id.as_str())
+        .collect();
+    for w in words(t) {
+        if codes.contains(w.as_str()) {
+            out.push(format!("{} {what}: code {w:?} in {t:?}", n.id));
+        }
+        if ids.contains(w.as_str()) {
+            out.push(format!("{} {what}: contact id {w:?} in {t:?}", n.id));
+        }
+    }
+    if has_iso_date(t) {
+        out.push(format!("{} {what}: ISO date in {t:?}", n.id));
+    }
+    out
+}
+
+fn snapshot(cfg: &Config, n: &Notice, earlier: &[Notice]) -> String {
+    let mut s = format!(
+        "# {} {} {} ({})\n",
+        n.plan.as_str(),
+        n.kind.as_str(),
+        n.level,
+        n.id
+    );
+    for (what, t) in texts(cfg, n) {
+        s += &format!("\n== {what} ==\n{t}\n");
+    }
+    let to = match reader(cfg, n) {
+        Reader::Contact(c) => c
+            .email
+            .clone()
+            .unwrap_or_else(|| "duty-room@example.org".into()),
+        _ => "duty-room@example.org".into(),
+    };
+    s += &format!("\n== 邮件HTML ==\n{}\n", render::html_body(cfg, n, &to));
+    if cap::carried(n) {
+        s += &format!("\n== CAP ==\n{}", cap::xml(cfg, n, earlier));
+    }
+    s
+}
+
+#[test]
+fn every_kind_and_level_renders_in_the_plans_words() {
+    yingji::daemon::ack::install_key(b"snapshot-test-key-0123456789".to_vec());
+    let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some();
+    let dir = root().join("tests/snapshots");
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    let mut bad = Vec::new();
+    let mut checked = 0;
+    for (_, cfg, ns) in replayed() {
+        for (i, n) in ns.iter().enumerate() {
+            for (what, t) in texts(&cfg, n) {
+                checked += 1;
+                bad.extend(problems(&cfg, n, what, &t));
+            }
+            let level = match (n.level.as_str(), n.previous.as_deref()) {
+                ("none", Some(p)) => format!("none-from-{p}"),
+                (l, _) => l.to_string(),
+            };
+            let key = format!("{}/{}.{level}.txt", n.plan.as_str(), n.kind.as_str());
+            seen.entry(key)
+                .or_insert_with(|| snapshot(&cfg, n, &ns[..i]));
+        }
+    }
+    bad.truncate(40);
+    assert!(
+        bad.is_empty(),
+        "texts for people with codes:\n{}",
+        bad.join("\n")
+    );
+    assert!(checked > 1000, "only {checked} texts checked");
+    let mut stale = Vec::new();
+    for (key, text) in &seen {
+        let p = dir.join(key);
+        if update {
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, text).unwrap();
+        } else if std::fs::read_to_string(&p).ok().as_deref() != Some(text.as_str()) {
+            stale.push(key.clone());
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "snapshots differ (UPDATE_SNAPSHOTS=1 cargo test --test rendered, then review the diff): {stale:?}"
+    );
+    for plan in ["coal_supply", "heavy_pollution", "severe_weather"] {
+        assert!(seen.keys().any(|k| k.starts_with(plan)), "{plan}");
+    }
+}
+
+fn xmllint() -> Option<PathBuf> {
+    let out = std::process::Command::new("xmllint")
+        .arg("--version")
+        .output()
+        .ok()?;
+    out.status.success().then(|| PathBuf::from("xmllint"))
+}
+
+#[test]
+fn every_cap_message_validates_against_the_oasis_schema() {
+    let lint =
+        xmllint().expect("xmllint is needed (Debian libxml2-utils; scripts/test.sh installs it)");
+    let xsd = root().join("tests/fixtures/cap/CAP-v1.2.xsd");
+    let tmp = std::env::temp_dir().join(format!("yingji-cap-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let mut files = Vec::new();
+    let mut kinds = BTreeSet::new();
+    for (name, cfg, ns) in replayed() {
+        for drill in [false, true] {
+            let mut cfg = (*cfg).clone();
+            cfg.drill = drill;
+            for (i, n) in ns.iter().enumerate().filter(|(_, n)| cap::carried(n)) {
+                let x = cap::xml(&cfg, n, &ns[..i]);
+                if matches!(n.kind, Kind::Escalate | Kind::Downgrade | Kind::Terminate) {
+                    assert!(x.contains("<references>"), "{name}: {x}");
+                }
+                if drill {
+                    assert!(!x.contains("<status>Actual</status>"), "{x}");
+                }
+                kinds.insert(n.kind.as_str());
+                let p = tmp.join(format!("{name}-{drill}-{i}.xml"));
+                std::fs::write(&p, x).unwrap();
+                files.push(p);
+            }
+        }
+    }
+    assert!(files.len() > 500, "only {} CAP messages", files.len());
+    for k in [
+        "activate",
+        "escalate",
+        "downgrade",
+        "terminate",
+        "proposal",
+        "call",
+        "call_ack",
+        "call_unreached",
+    ] {
+        assert!(kinds.contains(k), "no CAP message of kind {k}");
+    }
+    let mut failed = Vec::new();
+    for chunk in files.chunks(400) {
+        let out = std::process::Command::new(&lint)
+            .arg("--noout")
+            .arg("--schema")
+            .arg(&xsd)
+            .args(chunk)
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            failed.push(String::from_utf8_lossy(&out.stderr).to_string());
+        }
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+    assert!(
+        failed.is_empty(),
+        "{}",
+        failed.join("\n").chars().take(4000).collect::<String>()
+    );
+}
