@@ -16,7 +16,7 @@ use std::sync::Arc;
 use yingji::config::Config;
 use yingji::daemon::render::{self, Reader};
 use yingji::daemon::{cap, webhook};
-use yingji::notice::{Kind, Notice};
+use yingji::notice::{Kind, Notice, Plan};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -312,6 +312,24 @@ fn every_cap_message_validates_against_the_oasis_schema() {
     ] {
         assert!(kinds.contains(k), "no CAP message of kind {k}");
     }
+    // The check can fail: a message with milliseconds in `sent` (what the first release
+    // sent from a live clock) is refused by the schema.
+    let bad = tmp.join("bad.xml");
+    let good = std::fs::read_to_string(&files[0]).unwrap();
+    let (a, rest) = good.split_once("<sent>").unwrap();
+    let (t, b) = rest.split_once("</sent>").unwrap();
+    let t = t.replacen("+08:00", ".250+08:00", 1);
+    std::fs::write(&bad, format!("{a}<sent>{t}</sent>{b}")).unwrap();
+    let out = std::process::Command::new(&lint)
+        .args(["--noout", "--schema"])
+        .arg(&xsd)
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "xmllint accepted milliseconds in sent"
+    );
     let mut failed = Vec::new();
     for chunk in files.chunks(400) {
         let out = std::process::Command::new(&lint)
@@ -330,5 +348,119 @@ fn every_cap_message_validates_against_the_oasis_schema() {
         failed.is_empty(),
         "{}",
         failed.join("\n").chars().take(4000).collect::<String>()
+    );
+}
+
+/// The first notice of `kind` (and `level`) of a scenario.
+fn first<'a>(ns: &'a [Notice], kind: Kind, level: &str) -> (usize, &'a Notice) {
+    ns.iter()
+        .enumerate()
+        .find(|(_, n)| n.kind == kind && n.level == level && n.plan != Plan::SevereWeather)
+        .unwrap_or_else(|| panic!("no {kind:?} {level}"))
+}
+
+/// docs/messages.md: one rendered email and one phone script per plan, from the shipped
+/// scenarios, so that the documentation shows what the product sends today.
+#[test]
+fn docs_show_one_email_and_one_phone_script_per_plan() {
+    yingji::daemon::ack::install_key(b"docs-example-key-0123456789".to_vec());
+    let all = replayed();
+    let get = |name: &str| all.iter().find(|(n, _, _)| n == name).unwrap();
+    let mut md = String::from(
+        "# What people receive\n\n\
+         Rendered from the shipped scenarios by `tests/rendered.rs` (which rewrites this file\n\
+         with `UPDATE_SNAPSHOTS=1` and fails when it is out of date). Every kind of every\n\
+         plan at every level the scenarios reach is in `tests/snapshots/`.\n\n\
+         Emails are written for their reader: the reader's own unit's measures or tasks come\n\
+         first under its name, the others after; numbers run on. Only a message to the\n\
+         called person alone (their email, their WeCom application message, the phone\n\
+         gateway's SMS) carries the acknowledgement link. A speech gateway receives only\n\
+         `call` notices on the phone channel; the coal and pollution scripts below show how\n\
+         the same wording reads aloud.\n",
+    );
+    let mut section = |title: &str, cfg: &Config, n: &Notice, r: Reader| {
+        md += &format!(
+            "\n## {title}\n\n### Email\n\n```text\n{}```\n\n### Phone script\n\n```text\n{}\n```\n",
+            render::text_for(cfg, n, r),
+            render::phone_script(cfg, n)
+        );
+    };
+    // Coal: the L2 activation to the energy bureau's duty officer.
+    let (_, cfg, ns) = get("coal-routing");
+    let (_, n) = first(ns, Kind::Activate, "L2");
+    let c = cfg.contacts.iter().find(|c| c.unit == "市能源局").unwrap();
+    section(
+        "Coal supply (煤炭保供): level 2 activated",
+        cfg,
+        n,
+        Reader::Contact(c),
+    );
+    // Pollution: an orange warning, read by the traffic police.
+    let (_, cfg, ns) = all
+        .iter()
+        .find(|(_, _, ns)| {
+            ns.iter().any(|n| {
+                n.plan == Plan::HeavyPollution && n.kind == Kind::Activate && n.level == "orange"
+            })
+        })
+        .unwrap();
+    let (_, n) = first(ns, Kind::Activate, "orange");
+    let mut cfg = (**cfg).clone();
+    cfg.contacts.push(yingji::config::Contact {
+        id: "jj-duty".into(),
+        name: "赵交警".into(),
+        unit: "市公安局交警支队".into(),
+        email: Some("jj@example.org".into()),
+        ..Default::default()
+    });
+    let c = cfg.contacts.last().unwrap().clone();
+    section(
+        "Heavy pollution (重污染天气): orange warning issued",
+        &cfg,
+        n,
+        Reader::Contact(&c),
+    );
+    // Weather: a red rainstorm call to a department's responsible person.
+    let (_, cfg, ns) = all
+        .iter()
+        .find(|(_, cfg, ns)| {
+            ns.iter().any(|n| {
+                n.kind == Kind::Call
+                    && n.track == "rainstorm"
+                    && n.level == "red"
+                    && n.person
+                        .as_deref()
+                        .and_then(|p| cfg.contact(p))
+                        .is_some_and(|c| c.name != c.id)
+            })
+        })
+        .unwrap();
+    let n = ns
+        .iter()
+        .find(|n| {
+            n.kind == Kind::Call
+                && n.track == "rainstorm"
+                && n.level == "red"
+                && n.person
+                    .as_deref()
+                    .and_then(|p| cfg.contact(p))
+                    .is_some_and(|c| c.name != c.id)
+        })
+        .unwrap();
+    let c = cfg.contact(n.person.as_deref().unwrap()).unwrap();
+    section(
+        "Severe weather (重大灾害性天气叫应): red rainstorm call",
+        cfg,
+        n,
+        Reader::Contact(c),
+    );
+    let p = root().join("docs/messages.md");
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&p, &md).unwrap();
+    }
+    assert_eq!(
+        std::fs::read_to_string(&p).unwrap_or_default(),
+        md,
+        "docs/messages.md is out of date (UPDATE_SNAPSHOTS=1 cargo test --test rendered)"
     );
 }

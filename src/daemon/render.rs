@@ -580,7 +580,7 @@ pub fn phone_script(cfg: &Config, n: &Notice) -> String {
         if cfg.drill { "演练，演练。" } else { "" },
         for_listening(body)
     );
-    if !body.contains("回复“收到”") {
+    if n.kind == Kind::Call && !body.contains("回复“收到”") {
         s += "收到后请回复收到。";
     }
     s + "重复一遍，" + &level + "。谢谢。"
