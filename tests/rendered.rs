@@ -421,31 +421,18 @@ fn docs_show_one_email_and_one_phone_script_per_plan() {
         Reader::Contact(&c),
     );
     // Weather: a red rainstorm call to a department's responsible person.
-    let (_, cfg, ns) = all
+    let named_call = |cfg: &Config, n: &Notice| {
+        n.kind == Kind::Call
+            && n.track == "rainstorm"
+            && n.level == "red"
+            && n.person
+                .as_deref()
+                .and_then(|p| cfg.contact(p))
+                .is_some_and(|c| c.name != c.id)
+    };
+    let (cfg, n) = all
         .iter()
-        .find(|(_, cfg, ns)| {
-            ns.iter().any(|n| {
-                n.kind == Kind::Call
-                    && n.track == "rainstorm"
-                    && n.level == "red"
-                    && n.person
-                        .as_deref()
-                        .and_then(|p| cfg.contact(p))
-                        .is_some_and(|c| c.name != c.id)
-            })
-        })
-        .unwrap();
-    let n = ns
-        .iter()
-        .find(|n| {
-            n.kind == Kind::Call
-                && n.track == "rainstorm"
-                && n.level == "red"
-                && n.person
-                    .as_deref()
-                    .and_then(|p| cfg.contact(p))
-                    .is_some_and(|c| c.name != c.id)
-        })
+        .find_map(|(_, cfg, ns)| ns.iter().find(|n| named_call(cfg, n)).map(|n| (cfg, n)))
         .unwrap();
     let c = cfg.contact(n.person.as_deref().unwrap()).unwrap();
     section(
