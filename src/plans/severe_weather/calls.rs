@@ -18,6 +18,7 @@ use crate::engine::Cx;
 use crate::input::{Color, Warning};
 use crate::notice::{Kind, Notice, Plan};
 use crate::time::{fmt_ts, Ts};
+use crate::wording::Tier;
 
 /// A call channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -106,18 +107,16 @@ pub fn channel_for(c: Option<&Contact>, attempt: u32) -> Channel {
 
 /// §三: who calls a tier.
 fn caller(tier: &str) -> &'static str {
-    match tier {
-        "A" => "市气象局分管领导",
-        _ => "市气象局主要负责人",
-    }
+    tier_of(tier).caller_zh()
+}
+
+/// A called person's tier (a round only holds A, B and C).
+fn tier_of(tier: &str) -> Tier {
+    Tier::parse(tier).unwrap_or(Tier::C)
 }
 
 fn tier_clause(tier: &str) -> &'static str {
-    match tier {
-        "A" => "§三.1",
-        "B" => "§三.2",
-        _ => "§三.3",
-    }
+    tier_of(tier).clause()
 }
 
 /// Due time of the step after attempt `m` (see the module doc).
@@ -153,18 +152,18 @@ fn by_zh(cfg: &Config, by: &str, person: &str) -> String {
 /// leaders get a direct report of an extreme event (§三.3). Every call asks for "收到".
 fn tier_text(tier: &str, round: &Round) -> String {
     let called_a = "应急、城管、规划和自然资源、水利、住建、农业农村、交通等相关涉灾部门责任人";
-    match tier {
-        "A" => format!(
+    match tier_of(tier) {
+        Tier::A => format!(
             "{}叫应:{}请加强防范,按照职责做好本部门气象灾害叫应信息的再传播,组织做好相应防灾避险工作。收到后请回复“收到”。",
             caller(tier),
             round.content
         ),
-        "B" => format!(
+        Tier::B => format!(
             "{}报告:{}已启动重大灾害性天气叫应服务,正在叫应{called_a}。防范建议:督促相关部门加强防范,组织做好防灾避险工作。收到后请回复“收到”。",
             caller(tier),
             round.content
         ),
-        _ => format!(
+        Tier::C => format!(
             "{}直通式报告:当前出现极端{}天气,影响严重、情况紧急。{}已启动重大灾害性天气叫应服务,正在叫应{called_a}及分管气象工作和防汛工作的市政府领导。防范建议:统筹组织做好防灾避险工作。收到后请回复“收到”。",
             caller(tier),
             hazard_zh(&round.hazard),

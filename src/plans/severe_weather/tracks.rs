@@ -161,11 +161,7 @@ impl SevereWeather {
         let whom: Vec<&str> = plan
             .tiers
             .iter()
-            .map(|t| match t.as_str() {
-                "A" => "相关涉灾部门责任人",
-                "B" => "分管气象工作和防汛工作的市政府领导",
-                _ => "市委、市政府主要领导(直通式报告)",
-            })
+            .filter_map(|t| crate::wording::Tier::parse(t).map(crate::wording::Tier::called_zh))
             .collect();
         let reason = format!(
             "{MET_BUREAU}于{}发布{}{}预警(编号 {}),达到叫应服务启动标准({}),{verb};\
