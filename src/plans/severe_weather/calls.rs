@@ -149,23 +149,45 @@ fn by_zh(cfg: &Config, by: &str, person: &str) -> String {
 /// §三: what the call says to a tier. A: the departments' responsible persons are told
 /// the situation and reminded to take precautions (§三.1); B: the city leaders in charge
 /// are reported the situation, the responses started and advice (§三.2); C: the top
-/// leaders get a direct report of an extreme event (§三.3). Every call asks for "收到".
+/// leaders get a direct report of an extreme event (§三.3). "Responses started" are what
+/// this round does: the tiers it calls, with their numbers. Every call asks for "收到".
 fn tier_text(tier: &str, round: &Round) -> String {
-    let called_a = "应急、城管、规划和自然资源、水利、住建、农业农村、交通等相关涉灾部门责任人";
-    match tier_of(tier) {
+    let tier = tier_of(tier);
+    let others: Vec<String> = [Tier::A, Tier::B, Tier::C]
+        .into_iter()
+        .filter(|t| *t != tier)
+        .filter_map(|t| {
+            let n = round
+                .persons
+                .iter()
+                .filter(|p| tier_of(&p.tier) == t)
+                .count();
+            (n > 0).then(|| format!("{}{n}人", t.called_zh()))
+        })
+        .collect();
+    let started = if others.is_empty() {
+        "已启动重大灾害性天气叫应服务。".to_string()
+    } else {
+        format!(
+            "已启动重大灾害性天气叫应服务,同时叫应{}。",
+            others.join("、")
+        )
+    };
+    let ask = "收到后请回复“收到”。";
+    match tier {
         Tier::A => format!(
-            "{}叫应:{}请加强防范,按照职责做好本部门气象灾害叫应信息的再传播,组织做好相应防灾避险工作。收到后请回复“收到”。",
-            caller(tier),
+            "{}叫应:{}请加强防范,按照职责做好本部门气象灾害叫应信息的再传播,组织做好相应防灾避险工作。{ask}",
+            tier.caller_zh(),
             round.content
         ),
         Tier::B => format!(
-            "{}报告:{}已启动重大灾害性天气叫应服务,正在叫应{called_a}。防范建议:督促相关部门加强防范,组织做好防灾避险工作。收到后请回复“收到”。",
-            caller(tier),
+            "{}报告:{}{started}防范建议:督促相关部门加强防范,组织做好防灾避险工作。{ask}",
+            tier.caller_zh(),
             round.content
         ),
         Tier::C => format!(
-            "{}直通式报告:当前出现极端{}天气,影响严重、情况紧急。{}已启动重大灾害性天气叫应服务,正在叫应{called_a}及分管气象工作和防汛工作的市政府领导。防范建议:统筹组织做好防灾避险工作。收到后请回复“收到”。",
-            caller(tier),
+            "{}直通式报告:当前出现极端{}天气,影响严重、情况紧急。{}{started}防范建议:统筹组织做好防灾避险工作。{ask}",
+            tier.caller_zh(),
             hazard_zh(&round.hazard),
             round.content
         ),
