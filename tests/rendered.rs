@@ -18,6 +18,10 @@ use yingji::daemon::render::{self, Reader};
 use yingji::daemon::{cap, webhook};
 use yingji::notice::{Kind, Notice, Plan};
 
+/// The acknowledgement-link key of every rendering here (one key: the first install wins,
+/// whichever test runs first).
+const KEY: &[u8] = b"snapshot-test-key-0123456789";
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -216,7 +220,7 @@ fn snapshot(cfg: &Config, n: &Notice, earlier: &[Notice]) -> String {
 
 #[test]
 fn every_kind_and_level_renders_in_the_plans_words() {
-    yingji::daemon::ack::install_key(b"snapshot-test-key-0123456789".to_vec());
+    yingji::daemon::ack::install_key(KEY.to_vec());
     let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some();
     let dir = root().join("tests/snapshots");
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
@@ -252,6 +256,27 @@ fn every_kind_and_level_renders_in_the_plans_words() {
             std::fs::write(&p, text).unwrap();
         } else if std::fs::read_to_string(&p).ok().as_deref() != Some(text.as_str()) {
             stale.push(key.clone());
+        }
+    }
+    // A snapshot no scenario produces any more is stale too.
+    for plan in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        for f in std::fs::read_dir(plan.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let key = format!(
+                "{}/{}",
+                plan.file_name().to_string_lossy(),
+                f.file_name().to_string_lossy()
+            );
+            if !seen.contains_key(&key) {
+                if update {
+                    std::fs::remove_file(f.path()).unwrap();
+                } else {
+                    stale.push(key);
+                }
+            }
         }
     }
     assert!(
@@ -363,7 +388,7 @@ fn first<'a>(ns: &'a [Notice], kind: Kind, level: &str) -> (usize, &'a Notice) {
 /// scenarios, so that the documentation shows what the product sends today.
 #[test]
 fn docs_show_one_email_and_one_phone_script_per_plan() {
-    yingji::daemon::ack::install_key(b"docs-example-key-0123456789".to_vec());
+    yingji::daemon::ack::install_key(KEY.to_vec());
     let all = replayed();
     let get = |name: &str| all.iter().find(|(n, _, _)| n == name).unwrap();
     let mut md = String::from(
