@@ -436,6 +436,62 @@ pub fn text_body(cfg: &Config, n: &Notice, to: &str) -> String {
     text_for(cfg, n, Reader::email(cfg, to))
 }
 
+/// What units reported back (PLANS.md §5.2), quoted, for follow-up and final reports:
+/// `evidence.feedback` (per unit, each report's time, by, text, enterprises, cut) and
+/// `evidence.overdue_units`. Only what was reported is shown; nothing is said of a unit
+/// that did not report except that it is overdue. Empty when the notice has neither.
+pub fn feedback(cfg: &Config, n: &Notice) -> Vec<String> {
+    use serde_json::Value;
+    let str_of = |v: &Value, keys: &[&str]| {
+        keys.iter()
+            .find_map(|k| v.get(*k).and_then(Value::as_str))
+            .map(str::to_string)
+    };
+    let mut out = Vec::new();
+    for u in n.evidence["feedback"].as_array().into_iter().flatten() {
+        let unit = str_of(u, &["unit"]).unwrap_or_default();
+        for rep in u["reports"].as_array().into_iter().flatten() {
+            let mut line = format!("{unit}：");
+            if let Some(t) =
+                str_of(rep, &["time", "at", "ts"]).and_then(|t| crate::time::parse_ts(&t).ok())
+            {
+                line += &time_zh(t);
+            }
+            if let Some(by) = str_of(rep, &["by"]) {
+                let by = match cfg.contact(&by) {
+                    Some(c) if !c.name.is_empty() => c.name.clone(),
+                    _ => by,
+                };
+                line += &format!("（{by}）");
+            }
+            line += &format!("报：{}", str_of(rep, &["text"]).unwrap_or_default());
+            let firms: Vec<&str> = rep["enterprises"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            if !firms.is_empty() {
+                line += &format!("；限产、停产企业和停工工地：{}", firms.join("、"));
+            }
+            if let Some(c) = ["cut_pct", "cut"].iter().find_map(|k| rep[*k].as_f64()) {
+                line += &format!("；减排比例{c}%");
+            }
+            out.push(line);
+        }
+    }
+    let overdue: Vec<&str> = n.evidence["overdue_units"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str())
+        .collect();
+    if !overdue.is_empty() {
+        out.push(format!("逾期未报单位：{}", overdue.join("、")));
+    }
+    out
+}
+
 /// Plain text of a notice for a reader.
 pub fn text_for(cfg: &Config, n: &Notice, r: Reader) -> String {
     let mut s = format!("{}\n\n", subject(cfg, n));
@@ -450,6 +506,13 @@ pub fn text_for(cfg: &Config, n: &Notice, r: Reader) -> String {
     }
     if let Some(link) = personal_link(cfg, n, r) {
         s += &format!("\n收到请点击确认：{link}\n");
+    }
+    let fb = feedback(cfg, n);
+    if !fb.is_empty() {
+        s += "\n各单位落实情况（上报原文）：\n";
+        for l in fb {
+            s += &format!("- {l}\n");
+        }
     }
     let mut k = 0;
     for sec in sections(cfg, n, r) {
@@ -479,6 +542,14 @@ pub fn html_body(cfg: &Config, n: &Notice, to: &str) -> String {
     }
     if let Some(link) = personal_link(cfg, n, r) {
         s += &format!("<p><a href=\"{}\">收到请点击确认</a></p>", esc(&link));
+    }
+    let fb = feedback(cfg, n);
+    if !fb.is_empty() {
+        s += "<h3>各单位落实情况（上报原文）</h3><ul>";
+        for l in fb {
+            s += &format!("<li>{}</li>", esc(&l));
+        }
+        s += "</ul>";
     }
     let mut k = 0;
     for sec in sections(cfg, n, r) {
@@ -543,6 +614,14 @@ pub fn wecom_text(cfg: &Config, n: &Notice, r: Reader, markdown: bool) -> String
         } else {
             format!("收到请点击确认：{l}\n")
         };
+    }
+    let fb = feedback(cfg, n);
+    if !fb.is_empty() {
+        s += "\n各单位落实情况（上报原文）：\n";
+        s += &cut(
+            &fb.iter().map(|l| format!("- {l}\n")).collect::<String>(),
+            1200,
+        );
     }
     let mut k = 0;
     let mut budget = 3900usize.saturating_sub(s.len());
@@ -742,6 +821,27 @@ plans = ["severe_weather"]
         assert!(other.contains("叫应对象：张三（市应急管理局）"), "{other}");
         assert!(!text_body(&c, &notice(), "yjj@x.org").contains("/ack?"));
         assert!(!wecom_text(&c, &call, Reader::Group, true).contains("/ack?"));
+    }
+
+    /// PLANS.md §5.2: a report quotes what units reported and names the overdue ones,
+    /// with times read as people read them and reporters by name.
+    #[test]
+    fn reports_quote_what_units_reported() {
+        let c = cfg("[[contact]]\nid = \"ny\"\nname = \"王能源\"\nunit = \"市能源局\"\n");
+        let mut n = Notice::new(Plan::CoalSupply, "supply", Kind::ReportFollowup, "L2");
+        n.region = "shuozhou".into();
+        n.evidence = serde_json::json!({
+            "feedback": [{"unit": "市能源局", "reports": [{"time": "2023-12-01T16:05:00+08:00",
+                "by": "ny", "text": "已组织32座煤矿满负荷生产", "enterprises": ["甲煤矿"],
+                "cut_pct": 20}]}],
+            "overdue_units": ["市交通运输局"],
+        });
+        let t = text_for(&c, &n, Reader::Group);
+        assert!(t.contains("- 市能源局：12月1日16时05分（王能源）报：已组织32座煤矿满负荷生产；限产、停产企业和停工工地：甲煤矿；减排比例20%\n"), "{t}");
+        assert!(t.contains("- 逾期未报单位：市交通运输局\n"), "{t}");
+        assert!(wecom_text(&c, &n, Reader::Group, true).contains("已组织32座煤矿满负荷生产"));
+        n.evidence = serde_json::json!({});
+        assert!(!text_for(&c, &n, Reader::Group).contains("落实情况"));
     }
 
     #[test]
