@@ -479,7 +479,7 @@ fn duty_console_decisions_calls_and_ack_links_in_a_real_browser() {
     b.wait_text("叫应登记表", Duration::from_secs(10));
     b.shot("history");
     b.click("td a");
-    b.wait_text("编号", Duration::from_secs(10));
+    b.wait_text("原始记录", Duration::from_secs(10));
     b.shot("notice");
     // A report that came by phone, entered by the duty officer (PLANS.md §5.2).
     b.goto(&format!("{base}/reports"));
