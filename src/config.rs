@@ -398,13 +398,68 @@ impl Default for WeatherCallConfig {
 #[serde(default)]
 pub struct LimitsConfig {
     pub max_payload_bytes: usize,
+    /// How old (days before its arrival) a message's own timestamp may be, per feed.
+    pub max_age_days: MaxAgeDays,
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
         Self {
             max_payload_bytes: 65536,
+            max_age_days: MaxAgeDays::default(),
         }
+    }
+}
+
+/// `[limits.max_age_days]`: a message whose own timestamp (`ts`, a forecast's `issued`,
+/// a coal report's `date`) is more than this many days before its arrival is rejected
+/// (`too_old`). Measured against the arrival time (`at`), so replays are unaffected.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct MaxAgeDays {
+    pub weather_warning: f64,
+    pub weather_obs: f64,
+    pub air_aqi: f64,
+    pub air_forecast: f64,
+    pub air_province: f64,
+    pub coal_stock: f64,
+    pub coal_storage: f64,
+    /// Corrections of output and price arrive weeks late.
+    pub coal_output: f64,
+    pub coal_price: f64,
+}
+
+impl Default for MaxAgeDays {
+    fn default() -> Self {
+        Self {
+            weather_warning: 1.0,
+            weather_obs: 7.0,
+            air_aqi: 7.0,
+            air_forecast: 7.0,
+            air_province: 7.0,
+            coal_stock: 7.0,
+            coal_storage: 7.0,
+            coal_output: 60.0,
+            coal_price: 60.0,
+        }
+    }
+}
+
+impl MaxAgeDays {
+    /// (key, bound) of the feed `suffix` (`coal/stock`, ...); `None` for commands.
+    pub fn of(&self, suffix: &str) -> Option<(&'static str, f64)> {
+        Some(match suffix {
+            "weather/warning" => ("weather_warning", self.weather_warning),
+            "weather/obs" => ("weather_obs", self.weather_obs),
+            "air/aqi" => ("air_aqi", self.air_aqi),
+            "air/forecast" => ("air_forecast", self.air_forecast),
+            "air/province" => ("air_province", self.air_province),
+            "coal/stock" => ("coal_stock", self.coal_stock),
+            "coal/storage" => ("coal_storage", self.coal_storage),
+            "coal/output" => ("coal_output", self.coal_output),
+            "coal/price" => ("coal_price", self.coal_price),
+            _ => return None,
+        })
     }
 }
 
@@ -666,6 +721,16 @@ impl Config {
         // [limits]
         if self.limits.max_payload_bytes == 0 {
             err("limits.max_payload_bytes".into(), "must be > 0".into());
+        }
+        for suffix in crate::input::TOPIC_SUFFIXES {
+            if let Some((key, days)) = self.limits.max_age_days.of(suffix) {
+                if !(days.is_finite() && days > 0.0) {
+                    err(
+                        format!("limits.max_age_days.{key}"),
+                        format!("must be a number of days > 0, got {days}"),
+                    );
+                }
+            }
         }
         // [[contact]]
         let mut ids = std::collections::BTreeSet::new();

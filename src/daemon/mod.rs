@@ -15,6 +15,7 @@ pub mod ack;
 pub mod broker;
 pub mod core;
 pub mod email;
+pub mod health;
 pub mod http;
 pub mod inbound;
 pub mod mqtt;
@@ -87,12 +88,13 @@ pub fn init_logging(json: bool) {
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
-pub fn run(cfg: Arc<Config>) -> anyhow::Result<()> {
+/// `init`: accept a zero-byte store file (`--init`).
+pub fn run(cfg: Arc<Config>, init: bool) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    rt.block_on(run_async(cfg))
+    rt.block_on(run_async(cfg, init))
 }
 
 /// Where the broker is: the configured one, or the embedded one started here.
@@ -125,12 +127,12 @@ async fn broker_settings(cfg: &Config) -> anyhow::Result<Settings> {
     Ok(Settings::local(addr.port(), &default_id))
 }
 
-async fn run_async(cfg: Arc<Config>) -> anyhow::Result<()> {
+async fn run_async(cfg: Arc<Config>, init: bool) -> anyhow::Result<()> {
     let settings = broker_settings(&cfg).await?;
     let path = cfg.store.path.clone();
     let core = {
         let cfg = Arc::clone(&cfg);
-        let mut store = Store::open(&path)?;
+        let mut store = Store::open_checked(&path, init)?;
         ack::install_key(ack::load_key(&cfg, &mut store)?);
         tokio::task::spawn_blocking(move || Core::recover(cfg, store, clock::now())).await??
     };

@@ -11,8 +11,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::config::Config;
+use crate::daemon::health;
 use crate::daemon::render;
-use crate::daemon::store::{Store, Tx};
+use crate::daemon::store::{Outboxed, Store, Tx};
 use crate::engine::Engine;
 use crate::input::{self, Rejection};
 use crate::notice::{Kind, Notice};
@@ -115,7 +116,7 @@ impl Core {
             now,
             &mut fx,
         )?;
-        tx.snapshot(core.seq, now, &core.engine.snapshot())?;
+        snapshot(&core.cfg, &tx, core.seq, now, &core.engine)?;
         tx.commit()?;
         tracing::info!(
             snapshot_seq = restored.snapshot_seq,
@@ -167,13 +168,30 @@ impl Core {
             }
             match input::parse(&self.cfg, &m.topic, &m.payload, at) {
                 Ok(msg) => {
-                    self.seq = tx.journal(at, &m.topic, &m.payload)?;
-                    crate::daemon::http::inc(&crate::daemon::http::METRICS.inputs_accepted, 1);
-                    if m.pkid != 0 {
-                        tx.remember(m.pkid, &m.topic, &m.payload)?;
-                    }
-                    self.since_snapshot += 1;
+                    // A command the engine refuses changes nothing and is not journaled
+                    // (issue 9): the state is compared, after the timers due by then.
+                    let before = match msg.input {
+                        input::Input::Cmd(_) => {
+                            let ns = self.engine.advance_to(at);
+                            record(&self.cfg, &tx, &mut self.levels, &ns, &mut fx)?;
+                            Some(self.engine.snapshot())
+                        }
+                        _ => None,
+                    };
                     let step = self.engine.handle(at, &msg);
+                    let unchanged = step.rejection.is_some()
+                        && step.notices.is_empty()
+                        && before.is_some_and(|b| b == self.engine.snapshot());
+                    if unchanged {
+                        crate::daemon::http::inc(&crate::daemon::http::METRICS.inputs_rejected, 1);
+                    } else {
+                        self.seq = tx.journal(at, &m.topic, &m.payload)?;
+                        crate::daemon::http::inc(&crate::daemon::http::METRICS.inputs_accepted, 1);
+                        if m.pkid != 0 {
+                            tx.remember(m.pkid, &m.topic, &m.payload)?;
+                        }
+                        self.since_snapshot += 1;
+                    }
                     record(&self.cfg, &tx, &mut self.levels, &step.notices, &mut fx)?;
                     if let Some(r) = step.rejection {
                         fx.rejections.push((at, r));
@@ -189,7 +207,7 @@ impl Core {
             acks.push(m.token);
         }
         if self.since_snapshot >= self.cfg.store.snapshot_every.max(1) {
-            tx.snapshot(self.seq, now, &self.engine.snapshot())?;
+            snapshot(&self.cfg, &tx, self.seq, now, &self.engine)?;
             self.since_snapshot = 0;
         }
         tx.commit()?;
@@ -281,10 +299,35 @@ impl Core {
     /// Writes a snapshot now (on shutdown).
     pub fn snapshot(&mut self, now: Ts) -> anyhow::Result<()> {
         let tx = self.store.begin()?;
-        tx.snapshot(self.seq, now, &self.engine.snapshot())?;
+        snapshot(&self.cfg, &tx, self.seq, now, &self.engine)?;
         tx.commit()?;
         self.since_snapshot = 0;
         Ok(())
+    }
+}
+
+/// Stores a snapshot of `engine` (including the journal up to `seq`), but only one that
+/// restores: a state the engine cannot read back (a value serde cannot represent) would
+/// make every later start replay the whole journal. Such a snapshot is not stored; the
+/// fault is logged, counted and published on the ops topic.
+fn snapshot(
+    cfg: &Arc<Config>,
+    tx: &Tx<'_>,
+    seq: i64,
+    now: Ts,
+    engine: &Engine,
+) -> anyhow::Result<()> {
+    let state = engine.snapshot();
+    match Engine::restore(Arc::clone(cfg), &state) {
+        Ok(_) => tx.snapshot(seq, now, &state),
+        Err(e) => {
+            tracing::error!(seq, error = %e, "snapshot would not restore: not stored (the journal still has everything)");
+            health::fault(
+                "snapshot_unrestorable",
+                serde_json::json!({"seq": seq, "error": e.to_string()}),
+            );
+            Ok(())
+        }
     }
 }
 
@@ -326,7 +369,18 @@ fn record<T>(
 ) -> anyhow::Result<()> {
     for n in notices {
         let sinks = render::sinks(cfg, n);
-        let new = tx.outbox(n, &sinks)?;
+        let new = match tx.outbox(n, &sinks)? {
+            Outboxed::New => true,
+            Outboxed::Same => false,
+            Outboxed::Conflict => {
+                tracing::error!(id = %n.id, kind = n.kind.as_str(), at = %fmt_ts(n.at), "outbox conflict: a notice with this id and another body is already stored (inputs parse differently now: config changed?); the stored one is kept, this one is not sent");
+                health::fault(
+                    "outbox_conflict",
+                    serde_json::json!({"id": n.id, "at": fmt_ts(n.at)}),
+                );
+                false
+            }
+        };
         if n.kind.is_move() {
             let level = if n.kind == Kind::Terminate {
                 "none"

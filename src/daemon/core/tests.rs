@@ -250,7 +250,11 @@ fn link_ack_goes_through_the_journal_and_says_what_the_engine_did() {
     );
     assert_eq!(fx.rejections.len(), 1);
     let rows = core.store().journal_after(0).unwrap();
-    assert_eq!(rows.len(), 4, "warning and three clicks journaled");
+    assert_eq!(
+        rows.len(),
+        3,
+        "warning and two clicks journaled; the refused one changed nothing (issue 9 item 11)"
+    );
     assert_eq!(rows[1].topic, "ers/shuozhou/cmd");
     let p: serde_json::Value = serde_json::from_slice(&rows[1].payload).unwrap();
     assert_eq!(p["by"], "link");
@@ -262,4 +266,66 @@ fn link_ack_goes_through_the_journal_and_says_what_the_engine_did() {
         replayed.extend(e.handle(r.at, &m).notices);
     }
     assert_eq!(core.store().notices().unwrap(), replayed);
+}
+
+/// Issue 9 item 6: a snapshot that would not restore is never stored.
+#[test]
+fn a_snapshot_that_would_not_restore_is_not_stored() {
+    let (_p, store) = tmp_store("unrestorable");
+    let t = parse_ts("2023-12-01T08:05:00+08:00").unwrap();
+    let cfg = cfg();
+    let mut core = Core::recover(Arc::clone(&cfg), store, t).unwrap();
+    // What parse now refuses, handed to the engine directly: infinite stock days.
+    let m = crate::input::Message {
+        region: 0,
+        input: crate::input::Input::CoalStock(crate::input::StockReport {
+            ts: t,
+            plant: "p".into(),
+            stock: crate::input::Stock::Tonnes {
+                stock_t: 1e308,
+                burn_t_per_day: 1e-308,
+            },
+        }),
+    };
+    core.engine.handle(t, &m);
+    core.snapshot(t).unwrap();
+    let (_, state) = core.store().latest_snapshot().unwrap().unwrap();
+    assert!(
+        crate::engine::Engine::restore(Arc::clone(&cfg), &state).is_ok(),
+        "the latest stored snapshot restores"
+    );
+}
+
+/// Issue 9 item 6: an id already in the outbox with a different body is a conflict
+/// that is reported, not silently ignored; the same body again is not.
+#[test]
+fn an_outbox_id_with_a_different_body_is_a_conflict() {
+    let (_p, mut store) = tmp_store("conflict");
+    let mut n = Notice::new(
+        crate::notice::Plan::CoalSupply,
+        "supply",
+        Kind::Activate,
+        "L2",
+    )
+    .previous("none")
+    .reason("一");
+    n.id = "coal_supply/shuozhou/supply/1".into();
+    n.region = "shuozhou".into();
+    let tx = store.begin().unwrap();
+    assert_eq!(
+        tx.outbox(&n, &[]).unwrap(),
+        crate::daemon::store::Outboxed::New
+    );
+    assert_eq!(
+        tx.outbox(&n, &[]).unwrap(),
+        crate::daemon::store::Outboxed::Same
+    );
+    let mut other = n.clone();
+    other.reason = "二".into();
+    assert_eq!(
+        tx.outbox(&other, &[]).unwrap(),
+        crate::daemon::store::Outboxed::Conflict
+    );
+    tx.commit().unwrap();
+    assert_eq!(store.notices().unwrap(), vec![n], "the first body is kept");
 }
