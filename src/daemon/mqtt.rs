@@ -165,6 +165,8 @@ pub struct InMsg {
     pub payload: Vec<u8>,
     pub pkid: u16,
     pub dup: bool,
+    /// Set by the broker on a retained message sent because of a (re)subscription.
+    pub retain: bool,
     pub token: AckToken,
 }
 
@@ -251,6 +253,7 @@ impl EventLoop {
                         payload: p.payload.to_vec(),
                         pkid: p.pkid,
                         dup: p.dup,
+                        retain: p.retain,
                         token: AckToken::V4(Box::new(p)),
                     }),
                     Event::Incoming(Packet::PubAck(a)) => Ev::PubAck(a.pkid),
@@ -272,6 +275,7 @@ impl EventLoop {
                         payload: p.payload.to_vec(),
                         pkid: p.pkid,
                         dup: p.dup,
+                        retain: p.retain,
                         token: AckToken::V5(Box::new(p)),
                     }),
                     Event::Incoming(Packet::PubAck(a)) => Ev::PubAck(a.pkid),

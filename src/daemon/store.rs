@@ -48,6 +48,11 @@ CREATE TABLE IF NOT EXISTS inbox (
     topic   TEXT NOT NULL,
     payload BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS seen_inputs (
+    topic  TEXT NOT NULL,
+    digest BLOB NOT NULL,
+    PRIMARY KEY (topic, digest)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -228,6 +233,39 @@ impl Store {
         Ok(restored)
     }
 
+    /// The stored notice with this id.
+    pub fn notice(&self, id: &str) -> anyhow::Result<Option<Notice>> {
+        let json: Option<String> = self
+            .conn
+            .query_row("SELECT json FROM notices WHERE id = ?1", [id], |r| r.get(0))
+            .optional()?;
+        Ok(json.map(|j| serde_json::from_str(&j)).transpose()?)
+    }
+
+    /// Fills `seen_inputs` from the journal when it is empty (a store made before it
+    /// existed), so that retained replays of inputs journaled then are recognised.
+    pub fn backfill_seen(&mut self) -> anyhow::Result<()> {
+        let empty: bool =
+            self.conn
+                .query_row("SELECT NOT EXISTS (SELECT 1 FROM seen_inputs)", [], |r| {
+                    r.get(0)
+                })?;
+        if !empty || self.last_seq()? == 0 {
+            return Ok(());
+        }
+        let rows = self.journal_after(0)?;
+        let tx = self.begin()?;
+        for r in &rows {
+            tx.saw(&r.topic, &r.payload)?;
+        }
+        tx.commit()?;
+        tracing::info!(
+            rows = rows.len(),
+            "indexed the journal for retained replays"
+        );
+        Ok(())
+    }
+
     /// The last journal seq (0 when empty).
     pub fn last_seq(&self) -> anyhow::Result<i64> {
         Ok(self
@@ -340,6 +378,11 @@ impl Store {
     }
 }
 
+fn digest(payload: &[u8]) -> Vec<u8> {
+    use sha2::Digest;
+    sha2::Sha256::digest(payload).to_vec()
+}
+
 /// A write transaction.
 pub struct Tx<'a>(Transaction<'a>);
 
@@ -362,6 +405,28 @@ impl Tx<'_> {
             params![pkid, topic, payload],
         )?;
         Ok(())
+    }
+
+    /// Records that an input (topic and payload) was handled.
+    pub fn saw(&self, topic: &str, payload: &[u8]) -> anyhow::Result<()> {
+        self.0.execute(
+            "INSERT OR IGNORE INTO seen_inputs (topic, digest) VALUES (?1, ?2)",
+            params![topic, digest(payload)],
+        )?;
+        Ok(())
+    }
+
+    /// Whether this input (topic and payload) was handled before.
+    pub fn was_seen(&self, topic: &str, payload: &[u8]) -> anyhow::Result<bool> {
+        Ok(self
+            .0
+            .query_row(
+                "SELECT 1 FROM seen_inputs WHERE topic = ?1 AND digest = ?2",
+                params![topic, digest(payload)],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
     }
 
     /// Whether the last journaled message with packet id `pkid` was this one.

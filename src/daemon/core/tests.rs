@@ -25,6 +25,7 @@ fn msg(topic: &str, payload: &str) -> Incoming<u32> {
         payload: payload.as_bytes().to_vec(),
         pkid: 0,
         dup: false,
+        retained: false,
         arrived: None,
         token: 7,
     }
