@@ -104,6 +104,10 @@ pub struct MqttConfig {
     /// CA bundle for mqtts (PEM); absent: the system roots.
     pub ca_file: Option<PathBuf>,
     pub keep_alive_s: u64,
+    /// Other daemons serve other regions under the same `topic_root`: subscribe to the
+    /// configured regions only (`{root}/{region}/#`) and leave the others alone. false
+    /// (default): subscribe to `{root}/#` and reject inputs for unknown regions.
+    pub split_regions: bool,
 }
 
 impl Default for MqttConfig {
@@ -117,6 +121,7 @@ impl Default for MqttConfig {
             protocol: 4,
             ca_file: None,
             keep_alive_s: 30,
+            split_regions: false,
         }
     }
 }
@@ -172,6 +177,9 @@ pub struct EmailConfig {
     /// Extra addresses per plan / level / department (CONTRACT.md "Email").
     #[serde(rename = "route")]
     pub routes: Vec<EmailRoute>,
+    /// Deadline of one email's whole exchange with the SMTP server (connect, greeting,
+    /// TLS, every command), in seconds.
+    pub timeout_s: u64,
 }
 
 impl Default for EmailConfig {
@@ -183,6 +191,7 @@ impl Default for EmailConfig {
             password: None,
             password_file: None,
             routes: Vec::new(),
+            timeout_s: 30,
         }
     }
 }
@@ -615,6 +624,7 @@ impl Config {
         let mut seen = std::collections::BTreeSet::new();
         for (i, r) in self.regions.iter().enumerate() {
             if r.id.is_empty()
+                || r.id.starts_with('_')
                 || !r
                     .id
                     .chars()
@@ -623,7 +633,7 @@ impl Config {
                 err(
                     format!("region[{i}].id"),
                     format!(
-                        "must be a slug of letters, digits, '-' or '_', got {:?}",
+                        "must be a slug of letters, digits, '-' or '_', not starting with '_' (kept for the daemon's own topics), got {:?}",
                         r.id
                     ),
                 );

@@ -25,6 +25,9 @@ use crate::notice::Notice;
 
 type Smtp = AsyncSmtpTransport<Tokio1Executor>;
 
+/// The email sink's name in the health registry.
+const SINK: &str = "email";
+
 struct Job {
     notice: Arc<Notice>,
     addr: String,
@@ -57,7 +60,8 @@ fn transport(cfg: &Config) -> anyhow::Result<Option<(Smtp, Mailbox)>> {
         .parse()
         .map_err(|err| anyhow::anyhow!("email.from {:?}: {err}", e.from))?;
     Ok(Some((
-        b.timeout(Some(Duration::from_secs(30))).build(),
+        b.timeout(Some(Duration::from_secs(e.timeout_s.max(1))))
+            .build(),
         from,
     )))
 }
@@ -157,14 +161,22 @@ async fn run(
                 continue;
             }
             let sink = format!("{}{}", render::SINK_EMAIL, job.addr);
+            let deadline =
+                Duration::from_secs(cfg.email.as_ref().map_or(30, |e| e.timeout_s.max(1)));
             let sent = match message(&cfg, &from, &job.notice, &job.addr) {
-                Ok(m) => smtp.send(m).await.map(|_| ()).map_err(|e| e.to_string()),
+                // One deadline over every network step: lettre's own timeout did not
+                // cover a server that accepts and never greets.
+                Ok(m) => match tokio::time::timeout(deadline, smtp.send(m)).await {
+                    Ok(r) => r.map(|_| ()).map_err(|e| e.to_string()),
+                    Err(_) => Err(format!("no answer within {} s", deadline.as_secs())),
+                },
                 Err(e) => Err(e.to_string()),
             };
             match sent {
                 Ok(()) => {
                     tracing::info!(id = %job.notice.id, to = %job.addr, "email sent");
                     crate::daemon::http::inc(&crate::daemon::http::METRICS.emails_sent, 1);
+                    crate::daemon::health::sink_ok(SINK);
                     if let Err(e) = store.mark_delivered(&job.notice.id, &sink, clock::now()) {
                         tracing::error!(error = %e, "could not mark an email sent");
                     }
@@ -172,6 +184,7 @@ async fn run(
                 Err(e) => {
                     job.attempts += 1;
                     crate::daemon::http::inc(&crate::daemon::http::METRICS.emails_failed, 1);
+                    crate::daemon::health::sink_failed(SINK, &e);
                     let d = backoff(job.attempts);
                     tracing::warn!(id = %job.notice.id, to = %job.addr, error = %e, retry_in_s = d.as_secs(), "email not sent");
                     let _ = store.mark_failed(&job.notice.id, &sink, &e);

@@ -27,6 +27,8 @@ pub struct Incoming<T> {
     /// journaled (our ack was lost) is acked again, not journaled twice.
     pub pkid: u16,
     pub dup: bool,
+    /// The broker's retain flag: a retained message sent because of a (re)subscription.
+    pub retained: bool,
     /// Wall time it came off the network (`None`: the batch's `now`).
     pub arrived: Option<Ts>,
     pub token: T,
@@ -86,7 +88,8 @@ impl Core {
     /// Recovery: the latest snapshot, then the journal after it through the engine
     /// (regenerated notices are already in the outbox and are ignored), then the clock
     /// advanced to `now`. Returns the core and the levels of every track.
-    pub fn recover(cfg: Arc<Config>, store: Store, now: Ts) -> anyhow::Result<Core> {
+    pub fn recover(cfg: Arc<Config>, mut store: Store, now: Ts) -> anyhow::Result<Core> {
+        store.backfill_seen()?;
         let restored = store.restore_engine(&cfg)?;
         let mut levels = Levels::new();
         for (region, plan, track, level) in store.levels()? {
@@ -166,6 +169,18 @@ impl Core {
                 acks.push(m.token);
                 continue;
             }
+            // A retained message is resent by the broker at every subscription: it is
+            // handled once per topic and payload (issue 9), so a lifted warning never
+            // comes back and a stock report is not journaled at every CONNACK.
+            if m.retained {
+                if tx.was_seen(&m.topic, &m.payload)? {
+                    tracing::info!(topic = %m.topic, "retained input handled before: replay ignored");
+                    health::count("retained_replay_ignored");
+                    acks.push(m.token);
+                    continue;
+                }
+                tx.saw(&m.topic, &m.payload)?;
+            }
             match input::parse(&self.cfg, &m.topic, &m.payload, at) {
                 Ok(msg) => {
                     // A command the engine refuses changes nothing and is not journaled
@@ -186,6 +201,7 @@ impl Core {
                         crate::daemon::http::inc(&crate::daemon::http::METRICS.inputs_rejected, 1);
                     } else {
                         self.seq = tx.journal(at, &m.topic, &m.payload)?;
+                        tx.saw(&m.topic, &m.payload)?;
                         crate::daemon::http::inc(&crate::daemon::http::METRICS.inputs_accepted, 1);
                         if m.pkid != 0 {
                             tx.remember(m.pkid, &m.topic, &m.payload)?;
@@ -232,6 +248,7 @@ impl Core {
                 payload,
                 pkid: 0,
                 dup: false,
+                retained: false,
                 arrived: None,
                 token: (),
             }],
@@ -258,16 +275,41 @@ impl Core {
 
     /// Records deliveries proven by the broker routing our own publications back to us
     /// (`(notice id, sink, token)`), in one transaction; the tokens are then acked.
+    ///
+    /// An echo is trusted only when it is byte-identical to what this daemon renders for
+    /// that notice and sink and `proven` holds its proof under `key` (see echo.rs);
+    /// anything else is logged, counted and acked, and confirms nothing.
     pub fn confirm<T>(
         &mut self,
-        echoes: Vec<(String, &'static str, T)>,
+        echoes: Vec<(&'static str, Vec<u8>, T)>,
+        key: &[u8],
+        proven: &mut std::collections::BTreeSet<String>,
         now: Ts,
     ) -> anyhow::Result<Effects<T>> {
         let mut fx = Effects::default();
-        let tx = self.store.begin()?;
-        for (id, sink, token) in echoes {
-            tx.mark_delivered(&id, sink, now)?;
+        let mut marks = Vec::new();
+        for (sink, payload, token) in echoes {
             fx.acks.push(token);
+            let id = crate::daemon::inbound::echo_id(sink, &payload);
+            let n = match &id {
+                Some(id) => self.store.notice(id)?,
+                None => None,
+            };
+            let trusted = n.is_some_and(|n| {
+                crate::daemon::echo::payload(&self.cfg, &n, sink) == payload
+                    && proven.remove(&crate::daemon::echo::proof(key, sink, &n.id, &payload))
+            });
+            match (trusted, id) {
+                (true, Some(id)) => marks.push((id, sink)),
+                (_, id) => {
+                    tracing::warn!(id = ?id, %sink, bytes = payload.len(), "echo not trusted (not what this daemon published, or without its proof): confirms nothing");
+                    health::count("echo_untrusted");
+                }
+            }
+        }
+        let tx = self.store.begin()?;
+        for (id, sink) in marks {
+            tx.mark_delivered(&id, sink, now)?;
         }
         tx.commit()?;
         Ok(fx)
