@@ -19,6 +19,7 @@ pub mod email;
 pub mod health;
 pub mod http;
 pub mod inbound;
+pub mod logfmt;
 pub mod mqtt;
 pub mod outbound;
 pub mod render;
@@ -82,20 +83,12 @@ const MAX_SLEEP: Duration = Duration::from_secs(1);
 pub const EMBEDDED_LISTEN_ENV: &str = "YINGJI_EMBEDDED_LISTEN";
 
 /// Sets up tracing: text on a terminal, JSON lines with `json`. `RUST_LOG` filters.
+/// Every logged value has its control characters escaped (logfmt.rs).
 pub fn init_logging(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rumqttd=off,rumqttc=warn"));
     use std::io::IsTerminal;
-    let b = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    let r = if json {
-        b.json().flatten_event(true).try_init()
-    } else {
-        b.try_init()
-    };
-    let _ = r;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let ansi = std::io::stderr().is_terminal();
+    let _ = logfmt::subscriber(json, ansi, std::io::stderr).try_init();
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
