@@ -553,10 +553,10 @@ pub const DEFAULT_PATH: &str = "config/yingji.toml";
 impl Config {
     /// Parses TOML text and validates it.
     pub fn from_toml(text: &str) -> Result<Loaded, Vec<ConfigError>> {
-        let de = toml::Deserializer::parse(text).map_err(|e| vec![toml_error(e)])?;
+        let de = toml::Deserializer::parse(text).map_err(|e| vec![toml_error(e, text)])?;
         let mut unknown = Vec::new();
         let config: Config = serde_ignored::deserialize(de, |path| unknown.push(path.to_string()))
-            .map_err(|e| vec![toml_error(e)])?;
+            .map_err(|e| vec![toml_error(e, text)])?;
         let config = config.finish()?;
         Ok(Loaded {
             config,
@@ -780,15 +780,56 @@ impl Config {
     }
 }
 
-fn toml_error(e: toml::de::Error) -> ConfigError {
-    let msg = e.message().to_string();
-    // toml's message names the key where it can ("unknown field", "invalid type ... for key").
-    let key = msg
-        .split('`')
-        .nth(1)
-        .map(str::to_string)
+/// A TOML error with its line number, but never the offending line itself nor, on a
+/// line whose key may hold a secret (password, key, secret, token, url, username), the
+/// value quoted in the message.
+fn toml_error(e: toml::de::Error, text: &str) -> ConfigError {
+    let mut msg = e.message().trim().replace('\n', " ");
+    let line_no = e
+        .span()
+        .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+    let line = line_no.and_then(|n| text.lines().nth(n - 1)).unwrap_or("");
+    let line_key = line
+        .split_once('=')
+        .map(|(k, _)| k.trim().trim_matches('"').to_string())
+        .filter(|k| !k.is_empty() && !k.starts_with('['));
+    let secretish = |k: &str| {
+        let k = k.to_ascii_lowercase();
+        ["password", "secret", "key", "token", "url", "username"]
+            .iter()
+            .any(|w| k.contains(w))
+    };
+    if line_key.as_deref().is_some_and(secretish) {
+        msg = redact_quoted(&msg);
+    }
+    // The key: the offending line's, else the one toml's message names ("unknown field").
+    let key = line_key
+        .or_else(|| msg.split('`').nth(1).map(str::to_string))
         .unwrap_or_else(|| "(file)".into());
-    ConfigError::new(key, e.to_string().trim().replace('\n', " "))
+    let at = line_no.map(|n| format!("line {n}: ")).unwrap_or_default();
+    ConfigError::new(key, format!("{at}{msg}"))
+}
+
+/// `msg` with every `...` and "..." part replaced by `…`.
+fn redact_quoted(msg: &str) -> String {
+    let mut out = String::new();
+    let mut inside: Option<char> = None;
+    for c in msg.chars() {
+        match inside {
+            Some(q) if c == q => {
+                out.push('…');
+                out.push(c);
+                inside = None;
+            }
+            Some(_) => {}
+            None if c == '`' || c == '"' => {
+                out.push(c);
+                inside = Some(c);
+            }
+            None => out.push(c),
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -242,6 +242,21 @@ fn check(config: Option<PathBuf>) -> ExitCode {
             message: e.to_string(),
         });
     }
+    // The broker and SMTP URLs as `run` reads them; the messages never show a secret.
+    if let Some(m) = &loaded.config.mqtt {
+        if let Err(e) = yingji::daemon::mqtt::Settings::from_config(m, "check") {
+            ps.push(yingji::check::Problem {
+                key: "mqtt.url".into(),
+                message: e.to_string(),
+            });
+        }
+    }
+    if let Err(e) = yingji::daemon::email::validate(&loaded.config) {
+        ps.push(yingji::check::Problem {
+            key: "email.smtp_url".into(),
+            message: e.to_string(),
+        });
+    }
     if ps.is_empty() {
         println!("{source}: OK");
         ExitCode::SUCCESS

@@ -373,3 +373,41 @@ fn unknown_regions_and_feeds_are_rejected_and_outputs_are_not_input() {
         "outputs are not inputs: no rejection of them, no loop"
     );
 }
+
+/// Item 8: secrets never reach the log, even at debug level: the MQTT URL's password, the
+/// SMTP password from `${ENV}`, a webhook's query token and key.
+#[test]
+fn secrets_never_reach_the_logs() {
+    let tmp = TempDir::new("secrets");
+    let dir = tmp.path();
+    let broker = Mosquitto::start(dir);
+    let closed = free_port();
+    let extra = format!(
+        "[email]\nsmtp_url = \"smtp://u:${{E2E_SMTP_PW}}@127.0.0.1:{closed}\"\nfrom = \"y <y@example.org>\"\ntimeout_s = 1\n\n\
+         [[webhook]]\nkind = \"generic\"\nname = \"g\"\nurl = \"http://127.0.0.1:{closed}/hook?token=HOOKSECRET3\"\nkey = \"KEYSECRET4\"\ntimeout_s = 1\n"
+    );
+    let cfg = config(dir, broker.port, "secrets", 4, &extra);
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        &format!("url = \"mqtt://127.0.0.1:{}\"", broker.port),
+        &format!("url = \"mqtt://ops:MQTTSECRET1@127.0.0.1:{}\"", broker.port),
+    );
+    write(&cfg, &text);
+    let env = [
+        ("E2E_SMTP_PW", "SMTPSECRET2".to_string()),
+        ("RUST_LOG", "debug".to_string()),
+    ];
+    let mut d = Daemon::start(dir, &cfg, &env);
+    d.wait_ready();
+    let now = fmt_ts(yingji::clock::now());
+    let issue = format!(
+        r#"{{"ts": "{now}", "id": "sec-rain", "hazard": "rainstorm", "action": "issue", "color": "red"}}"#
+    );
+    publish(broker.port, &[m("ers/shuozhou/weather/warning", issue)]);
+    d.wait_log("webhook not delivered", Duration::from_secs(30));
+    d.wait_log("email not sent", Duration::from_secs(30));
+    assert!(d.term().success());
+    let log = d.log_text();
+    for s in ["MQTTSECRET1", "SMTPSECRET2", "HOOKSECRET3", "KEYSECRET4"] {
+        assert!(!log.contains(s), "{s} in the log:\n{log}");
+    }
+}

@@ -49,8 +49,12 @@ fn transport(cfg: &Config) -> anyhow::Result<Option<(Smtp, Mailbox)>> {
         return Ok(None);
     };
     let url = expand_env(&e.smtp_url)?;
-    let mut b =
-        Smtp::from_url(&url).map_err(|err| anyhow::anyhow!("email.smtp_url {url:?}: {err}"))?;
+    // lettre's error may quote the URL: neither is shown as given (it may hold a password).
+    let mut b = Smtp::from_url(&url).map_err(|err| {
+        let shown = crate::daemon::mqtt::redact_url(&url);
+        let err = err.to_string().replace(&url, &shown);
+        anyhow::anyhow!("email.smtp_url {shown:?} is not a valid SMTP URL: {err}")
+    })?;
     if let Some(user) = &e.username {
         let pw = secret(e.password.as_deref(), e.password_file.as_deref())?.unwrap_or_default();
         b = b.credentials(Credentials::new(expand_env(user)?, pw));
@@ -64,6 +68,11 @@ fn transport(cfg: &Config) -> anyhow::Result<Option<(Smtp, Mailbox)>> {
             .build(),
         from,
     )))
+}
+
+/// Checks `[email]` as the daemon would (for `check`): the SMTP URL and the sender.
+pub fn validate(cfg: &Config) -> anyhow::Result<()> {
+    transport(cfg).map(|_| ())
 }
 
 impl Mailer {
