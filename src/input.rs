@@ -138,7 +138,14 @@ pub struct Forecast {
     /// Whether it was given as daily values.
     pub daily: bool,
     pub hours: Vec<ForecastHour>,
+    /// Hours more than [`FORECAST_HORIZON_DAYS`] after the forecast's arrival: not kept
+    /// (no rule reads that far ahead; kept, they made memory and snapshots unbounded).
+    pub ignored_hours: usize,
 }
+
+/// How far after its arrival a forecast hour is kept, in days. The scenarios send hours
+/// up to ~100 h ahead, and such hours come into the horizon with later forecasts.
+pub const FORECAST_HORIZON_DAYS: i64 = 7;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -623,7 +630,7 @@ fn parse_forecast(o: &Obj, at: Ts) -> Result<Forecast, Bad> {
     let Value::Array(items) = list else {
         return Err(wrong_type(key, "an array", list));
     };
-    let mut hours = Vec::with_capacity(if daily { items.len() * 24 } else { items.len() });
+    let mut hours = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let Value::Object(m) = item else {
             return Err(wrong_type(&format!("{key}[{i}]"), "an object", item));
@@ -662,9 +669,13 @@ fn parse_forecast(o: &Obj, at: Ts) -> Result<Forecast, Bad> {
             });
         }
     }
+    let horizon = at + Duration::days(FORECAST_HORIZON_DAYS);
+    let before = hours.len();
+    hours.retain(|h| h.ts <= horizon);
     Ok(Forecast {
         issued,
         daily,
+        ignored_hours: before - hours.len(),
         hours,
     })
 }

@@ -363,3 +363,42 @@ fn infinite_stock_days_are_rejected() {
     );
     assert_eq!(r.class, "out_of_range", "{r}");
 }
+
+/// Issue 9 item 5: a forecast is never rejected for reaching far ahead, but hours more
+/// than 7 days after its arrival are not kept (counted).
+#[test]
+fn forecast_hours_beyond_seven_days_are_ignored_not_rejected() {
+    let mut days = Vec::new();
+    for k in 0..185 {
+        let d = chrono::NaiveDate::from_ymd_opt(2023, 12, 1).unwrap() + chrono::Duration::days(k);
+        days.push(format!(
+            r#"{{"date": "{d}", "aqi": 120, "primary": "PM2.5"}}"#
+        ));
+    }
+    for k in 0..185 {
+        let d = chrono::NaiveDate::from_ymd_opt(2100, 1, 1).unwrap() + chrono::Duration::days(k);
+        days.push(format!(
+            r#"{{"date": "{d}", "aqi": 120, "primary": "PM2.5"}}"#
+        ));
+    }
+    let p = format!(
+        r#"{{"issued": "2023-12-01T08:00:00+08:00", "days": [{}]}}"#,
+        days.join(",")
+    );
+    let mut c = cfg();
+    c.limits.max_payload_bytes = 1 << 20;
+    let Input::AirForecast(f) = parse(&c, "ers/shuozhou/air/forecast", p.as_bytes(), at())
+        .unwrap()
+        .input
+    else {
+        panic!("a forecast");
+    };
+    let horizon = at() + chrono::Duration::days(7);
+    assert!(f.hours.iter().all(|h| h.ts <= horizon));
+    assert!(f
+        .hours
+        .iter()
+        .any(|h| h.ts > at() + chrono::Duration::days(6)));
+    assert_eq!(f.hours.len() + f.ignored_hours, 370 * 24);
+    assert!(f.ignored_hours > 360 * 24);
+}

@@ -183,6 +183,12 @@ impl Core {
             }
             match input::parse(&self.cfg, &m.topic, &m.payload, at) {
                 Ok(msg) => {
+                    if let input::Input::AirForecast(f) = &msg.input {
+                        if f.ignored_hours > 0 {
+                            tracing::info!(topic = %m.topic, ignored_hours = f.ignored_hours, kept_hours = f.hours.len(), "forecast hours more than {} days after arrival ignored", input::FORECAST_HORIZON_DAYS);
+                            health::count("forecast_hours_ignored");
+                        }
+                    }
                     // A command the engine refuses changes nothing and is not journaled
                     // (issue 9): the state is compared, after the timers due by then.
                     let before = match msg.input {

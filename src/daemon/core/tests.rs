@@ -330,3 +330,52 @@ fn an_outbox_id_with_a_different_body_is_a_conflict() {
     tx.commit().unwrap();
     assert_eq!(store.notices().unwrap(), vec![n], "the first body is kept");
 }
+
+/// Issue 9 item 5 (its numbers scaled down): forecasts of hundreds of daily entries, some
+/// dated from 2100, neither grow the engine state nor the snapshot beyond what one
+/// ordinary week-long forecast needs.
+#[test]
+fn far_future_forecasts_do_not_grow_the_snapshot() {
+    let (_p, store) = tmp_store("forecast-bound");
+    let t = parse_ts("2023-12-01T08:05:00+08:00").unwrap();
+    let cfg = Arc::new(
+        Config::from_toml("[store]\nsnapshot_every = 1000\n[limits]\nmax_payload_bytes = 1048576")
+            .unwrap()
+            .config,
+    );
+    let mut core = Core::recover(Arc::clone(&cfg), store, t).unwrap();
+    let forecast = |from: chrono::NaiveDate, n: i64| {
+        let days: Vec<String> = (0..n)
+            .map(|k| {
+                format!(
+                    r#"{{"date": "{}", "aqi": 120, "primary": "PM2.5"}}"#,
+                    from + chrono::Duration::days(k)
+                )
+            })
+            .collect();
+        format!(
+            r#"{{"issued": "2023-12-01T08:00:00+08:00", "days": [{}]}}"#,
+            days.join(",")
+        )
+    };
+    let today = chrono::NaiveDate::from_ymd_opt(2023, 12, 1).unwrap();
+    let week = forecast(today, 7);
+    core.ingest(vec![msg("ers/shuozhou/air/forecast", &week)], t)
+        .unwrap();
+    let baseline = core.engine().snapshot().len();
+    let far = chrono::NaiveDate::from_ymd_opt(2100, 1, 1).unwrap();
+    let before = health::counted("forecast_hours_ignored");
+    for k in 0..6 {
+        let f = forecast(if k % 2 == 0 { far } else { today }, 185);
+        let fx = core
+            .ingest(vec![msg("ers/shuozhou/air/forecast", &f)], t)
+            .unwrap();
+        assert!(fx.rejections.is_empty(), "never rejected");
+    }
+    let size = core.engine().snapshot().len();
+    assert!(
+        size <= baseline + baseline / 2,
+        "snapshot {size} bytes against {baseline} for one week-long forecast"
+    );
+    assert!(health::counted("forecast_hours_ignored") >= before + 6);
+}
