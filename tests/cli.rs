@@ -170,11 +170,7 @@ fn check_flags_invalid_urls_without_echoing_secrets() {
         .env("YINGJI_CLI_SMTP_PW", "SMTPSECRET2")
         .output()
         .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = printed(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(
         text.contains("mqtt.url") && text.contains("email.smtp_url"),
@@ -190,12 +186,17 @@ fn check_flags_invalid_urls_without_echoing_secrets() {
         .arg(&cfg)
         .output()
         .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = printed(&out);
     assert_ne!(out.status.code(), Some(0), "{text}");
     assert!(text.contains("line 2"), "says where: {text}");
     assert!(!text.contains("987654321987"), "{text}");
+}
+
+/// Everything a command printed, stdout then stderr.
+fn printed(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }

@@ -40,6 +40,11 @@ struct Job {
 pub struct Mailer {
     tx: mpsc::UnboundedSender<(Arc<Notice>, String)>,
     task: Arc<Mutex<Option<JoinHandle<()>>>>,
+    /// Set on shutdown: no new attempt starts; the one in hand finishes (within its
+    /// deadline), so an email the server accepted is marked and not sent again.
+    stopping: Arc<std::sync::atomic::AtomicBool>,
+    wake: Arc<tokio::sync::Notify>,
+    deadline: Duration,
 }
 
 /// The SMTP transport from `smtp_url` (`smtp://`, `smtps://`, `?tls=required`) and the
@@ -95,10 +100,17 @@ impl Mailer {
             })
             .collect();
         let (tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(run(cfg, smtp, from, store, queue, rx));
+        let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let deadline = deadline(&cfg);
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let stop = (Arc::clone(&stopping), Arc::clone(&wake));
+        let task = tokio::spawn(run(cfg, smtp, from, store, queue, rx, stop));
         Ok(Some(Mailer {
             tx,
             task: Arc::new(Mutex::new(Some(task))),
+            stopping,
+            wake,
+            deadline,
         }))
     }
 
@@ -107,11 +119,19 @@ impl Mailer {
     }
 
     /// Stops sending; what is not sent stays in the outbox for the next start.
+    /// An attempt in progress is let finish (at most its deadline): aborting it after the
+    /// server accepted the message would send it again after the restart.
     pub async fn stop(&self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.wake.notify_one();
         let task = self.task.lock().expect("task lock").take();
-        if let Some(t) = task {
-            t.abort();
-            let _ = t.await;
+        if let Some(mut t) = task {
+            let wait = self.deadline + Duration::from_secs(1);
+            if tokio::time::timeout(wait, &mut t).await.is_err() {
+                t.abort();
+                let _ = t.await;
+            }
         }
     }
 }
@@ -140,6 +160,11 @@ pub fn message(cfg: &Config, from: &Mailbox, n: &Notice, to: &str) -> anyhow::Re
         )?)
 }
 
+/// The deadline of one email's whole exchange (`[email] timeout_s`).
+fn deadline(cfg: &Config) -> Duration {
+    Duration::from_secs(cfg.email.as_ref().map_or(30, |e| e.timeout_s.max(1)))
+}
+
 fn backoff(attempts: u32) -> Duration {
     Duration::from_secs(1u64 << attempts.min(8)).min(Duration::from_secs(300))
 }
@@ -151,27 +176,29 @@ async fn run(
     store: Store,
     mut queue: VecDeque<Job>,
     mut rx: mpsc::UnboundedReceiver<(Arc<Notice>, String)>,
+    (stopping, wake): (Arc<std::sync::atomic::AtomicBool>, Arc<tokio::sync::Notify>),
 ) {
-    loop {
+    let stop = || stopping.load(std::sync::atomic::Ordering::SeqCst);
+    while !stop() {
         let next = queue.iter().map(|j| j.next_try).min();
-        let wake = next.unwrap_or_else(|| crate::clock::monotonic() + Duration::from_secs(3600));
+        let wake_at = next.unwrap_or_else(|| crate::clock::monotonic() + Duration::from_secs(3600));
         tokio::select! {
             m = rx.recv() => match m {
                 Some((notice, addr)) => queue.push_back(Job { notice, addr, attempts: 0, next_try: crate::clock::monotonic() }),
                 None => return,
             },
-            _ = tokio::time::sleep_until(wake), if next.is_some() => {}
+            _ = tokio::time::sleep_until(wake_at), if next.is_some() => {}
+            _ = wake.notified() => {}
         }
         let now = crate::clock::monotonic();
         let mut rest = VecDeque::new();
         while let Some(mut job) = queue.pop_front() {
-            if job.next_try > now {
+            if job.next_try > now || stop() {
                 rest.push_back(job);
                 continue;
             }
             let sink = format!("{}{}", render::SINK_EMAIL, job.addr);
-            let deadline =
-                Duration::from_secs(cfg.email.as_ref().map_or(30, |e| e.timeout_s.max(1)));
+            let deadline = deadline(&cfg);
             let sent = match message(&cfg, &from, &job.notice, &job.addr) {
                 // One deadline over every network step: lettre's own timeout did not
                 // cover a server that accepts and never greets.
