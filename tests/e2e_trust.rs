@@ -73,14 +73,29 @@ fn aqi_probe(k: u32) -> String {
 /// rainstorm warning published with retain, then lifted, must not come back after a
 /// restart, and a retained storage report must be journaled once.
 #[test]
-fn retained_inputs_are_handled_once_across_restarts() {
-    let tmp = TempDir::new("retained");
+fn retained_inputs_are_handled_once_across_restarts_v311() {
+    retained_inputs_are_handled_once_across_restarts(4);
+}
+
+#[test]
+fn retained_inputs_are_handled_once_across_restarts_v5() {
+    retained_inputs_are_handled_once_across_restarts(5);
+}
+
+fn retained_inputs_are_handled_once_across_restarts(protocol: u8) {
+    let tmp = TempDir::new(&format!("retained-v{protocol}"));
     let dir = tmp.path();
     let broker = Mosquitto::start(dir);
-    let cfg = config(dir, broker.port, "retained", 4, "");
+    let cfg = config(
+        dir,
+        broker.port,
+        &format!("retained{protocol}"),
+        protocol,
+        "",
+    );
     let watch = Watcher::start(
         broker.port,
-        &format!("e2e-watch-retained-{}", std::process::id()),
+        &format!("e2e-watch-retained{protocol}-{}", std::process::id()),
         &["ers/+/notice/#"],
     );
     let mut d = Daemon::start(dir, &cfg, &[]);
@@ -138,14 +153,23 @@ fn retained_inputs_are_handled_once_across_restarts() {
 /// `{"id": ...}` messages on the notice topic, queued while the daemon was down, must not
 /// mark real notices delivered: every notice of the outbox reaches the notice topic.
 #[test]
-fn forged_echoes_suppress_no_notice() {
-    let tmp = TempDir::new("forged");
+fn forged_echoes_suppress_no_notice_v311() {
+    forged_echoes_suppress_no_notice(4);
+}
+
+#[test]
+fn forged_echoes_suppress_no_notice_v5() {
+    forged_echoes_suppress_no_notice(5);
+}
+
+fn forged_echoes_suppress_no_notice(protocol: u8) {
+    let tmp = TempDir::new(&format!("forged-v{protocol}"));
     let dir = tmp.path();
     let mut broker = Mosquitto::start(dir);
-    let cfg = config(dir, broker.port, "forged", 5, "");
+    let cfg = config(dir, broker.port, &format!("forged{protocol}"), protocol, "");
     let watch = Watcher::start(
         broker.port,
-        &format!("e2e-watch-forged-{}", std::process::id()),
+        &format!("e2e-watch-forged{protocol}-{}", std::process::id()),
         &["ers/+/notice/#"],
     );
     let mut d = Daemon::start(dir, &cfg, &[]);
