@@ -74,6 +74,7 @@ class Broker:
     def start(self):
         log = open(os.path.join(self.dir, "log.txt"), "a")
         self.p = subprocess.Popen(["mosquitto", "-c", self.conf], stdout=log, stderr=log)
+        CHILDREN.append(self.p)
         wait("mosquitto", lambda: _connects(self.port), 10)
 
     def stop(self):
@@ -111,6 +112,7 @@ class Daemon:
             [self.binary, "run", "--json-logs", "--config", self.cfg],
             cwd=self.d, stdout=f, stderr=f, env=env,
         )
+        CHILDREN.append(self.p)
         wait("the daemon's connections", lambda: "output connection up" in self.text(), 30)
 
     def text(self):
@@ -242,6 +244,7 @@ def main():
     ap.add_argument("--bin", default=os.path.join(ROOT, "target", "debug", "yingji"))
     ap.add_argument("--keep", action="store_true")
     a = ap.parse_args()
+    a.bin = os.path.abspath(a.bin)  # the daemon runs in a temp dir
     if not os.path.exists(a.bin):
         subprocess.run(["cargo", "build", "--quiet"], cwd=ROOT, check=True)
     d = tempfile.mkdtemp(prefix="yingji-fault-")
@@ -255,6 +258,7 @@ def main():
          "-t", "ers/+/notice/#", "-F", "%j"],
         stdout=open(seen_path, "w"), stderr=subprocess.DEVNULL,
     )
+    CHILDREN.append(watcher)
     time.sleep(0.5)  # the watcher's SUBSCRIBE before anything is published
     daemon = Daemon(a.bin, d, cfg)
     hung = HungSmtp(smtp_port)
@@ -298,6 +302,7 @@ def main():
     mail_dir = os.path.join(d, "mail")
     smtp = subprocess.Popen([sys.executable, os.path.join(ROOT, "tests", "e2e_support", "smtp_sink.py"),
                              str(smtp_port), mail_dir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    CHILDREN.append(smtp)
     wait("the SMTP server", lambda: _connects(smtp_port), 20)
 
     # 4. flood: thousands of inputs, retained ones among them, then restarts.
@@ -378,5 +383,13 @@ def main():
     sys.exit(1 if bad else 0)
 
 
+CHILDREN = []
+
+
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    finally:
+        for ch in CHILDREN:
+            if ch.poll() is None:
+                ch.kill()
