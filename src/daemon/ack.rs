@@ -33,8 +33,13 @@ pub fn load_key(cfg: &Config, store: &mut Store) -> anyhow::Result<Vec<u8>> {
         anyhow::ensure!(s.len() >= 16, "http.ack_secret: use at least 16 characters");
         return Ok(s.into_bytes());
     }
-    let hex = store.meta_or_insert(META_KEY, || Ok(to_hex(&random::<32>()?)))?;
+    let hex = store.meta_or_insert(META_KEY, random_hex)?;
     Ok(hex.into_bytes())
+}
+
+/// 32 random bytes (`/dev/urandom`) in hex: a key kept in the store's `meta`.
+pub fn random_hex() -> anyhow::Result<String> {
+    Ok(to_hex(&random::<32>()?))
 }
 
 /// `N` random bytes from the kernel (keys, session tokens, salts).

@@ -6,7 +6,9 @@
 
 use std::sync::LazyLock;
 
+use prometheus_client::collector::Collector;
 use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -118,6 +120,7 @@ impl Metrics {
             "Console actions journaled, by command",
             console_actions.clone(),
         );
+        r.register_collector(Box::new(Health));
         let gauge = |k: &str, v: &str| {
             conn.get_or_create(&vec![(k.to_string(), v.to_string())])
                 .clone()
@@ -149,6 +152,49 @@ impl Metrics {
         let mut s = String::new();
         encode(&mut s, &self.registry).expect("writing to a String cannot fail");
         s
+    }
+}
+
+/// The sinks' health and the counted faults of daemon/health.rs, read at each scrape:
+/// `yingji_sink_degraded{sink}`, `yingji_sink_failures_total{sink}`,
+/// `yingji_faults_total{kind}`.
+#[derive(Debug)]
+struct Health;
+
+impl Collector for Health {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let (sinks, faults) = crate::daemon::health::state();
+        let degraded = Family::<Labels, Gauge>::default();
+        let failures = Family::<Labels, Counter>::default();
+        for (sink, bad, n) in sinks {
+            let l = vec![("sink".to_string(), sink)];
+            degraded.get_or_create(&l).set(i64::from(bad));
+            failures.get_or_create(&l).inc_by(n);
+        }
+        let counted = Family::<Labels, Counter>::default();
+        for (kind, n) in faults {
+            counted
+                .get_or_create(&vec![("kind".to_string(), kind.to_string())])
+                .inc_by(n);
+        }
+        degraded.encode(enc.encode_descriptor(
+            "yingji_sink_degraded",
+            "1 when the sink failed repeatedly and has not recovered",
+            None,
+            degraded.metric_type(),
+        )?)?;
+        failures.encode(enc.encode_descriptor(
+            "yingji_sink_failures",
+            "Failed attempts, by sink",
+            None,
+            failures.metric_type(),
+        )?)?;
+        counted.encode(enc.encode_descriptor(
+            "yingji_faults",
+            "Faults and ignored inputs, by kind",
+            None,
+            counted.metric_type(),
+        )?)
     }
 }
 

@@ -90,7 +90,8 @@ fn json(status: StatusCode, v: serde_json::Value) -> Response {
         .into_response()
 }
 
-/// 200 when both MQTT connections are up and the daemon is live, else 503.
+/// 200 when both MQTT connections are up, the daemon is live and no sink is degraded nor
+/// a degrading fault counted (daemon/health.rs), else 503 with the problems.
 async fn healthz() -> Response {
     let m = &*METRICS;
     let (i, o, live) = (
@@ -98,7 +99,8 @@ async fn healthz() -> Response {
         metrics::is_set(&m.mqtt_out_up),
         metrics::is_set(&m.live),
     );
-    let ok = i && o && live;
+    let problems = crate::daemon::health::problems();
+    let ok = i && o && live && problems.is_empty();
     json(
         if ok {
             StatusCode::OK
@@ -108,6 +110,8 @@ async fn healthz() -> Response {
         serde_json::json!({
             "status": if ok { "ok" } else { "degraded" },
             "mqtt_in": i, "mqtt_out": o, "live": live,
+            "problems": problems,
+            "sinks": crate::daemon::health::sinks_json(),
         }),
     )
 }

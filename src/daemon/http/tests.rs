@@ -65,6 +65,7 @@ fn rig(name: &str, extra: &str) -> Rig {
                 payload: w.into_bytes(),
                 pkid: 0,
                 dup: false,
+                retained: false,
                 arrived: None,
                 token: (),
             }],
