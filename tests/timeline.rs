@@ -230,3 +230,35 @@ fn timeline_needs_one_scenario_and_an_svg_name() {
     assert_eq!(png.status.code(), Some(2), "{png:?}");
     assert!(String::from_utf8_lossy(&png.stderr).contains(".svg"));
 }
+
+/// docs/timeline/ holds what `scripts/timelines.sh` draws today: when a change moves a
+/// picture, rerun the script.
+#[test]
+fn docs_timeline_pictures_are_current() {
+    let script = std::fs::read_to_string(repo().join("scripts/timelines.sh")).unwrap();
+    let names = ["coal-manual", "pollution-approval", "weather-two-hazards"];
+    assert!(
+        script.contains(&format!("for name in {}; do", names.join(" "))),
+        "the script draws these three"
+    );
+    for name in names {
+        let s = repo().join(format!("scenarios/{name}.jsonl"));
+        let cfg = config(&s);
+        let (_, rec) = replay(&cfg, &s);
+        let p = timeline::draw(
+            &cfg,
+            "shuozhou",
+            rec.span().unwrap(),
+            rec.notices(),
+            rec.region(0),
+        )
+        .unwrap();
+        let doc = |ext: &str| {
+            std::fs::read_to_string(repo().join(format!("docs/timeline/{name}.{ext}"))).unwrap()
+        };
+        assert!(
+            doc("svg") == p.svg && doc("csv") == p.csv,
+            "docs/timeline/{name} is out of date: run `bash scripts/timelines.sh`"
+        );
+    }
+}
