@@ -82,8 +82,16 @@ const PLANTS: [RGBColor; 8] = [
 ];
 
 fn text(px: f64, color: &'static RGBColor) -> TextStyle<'static> {
-    // plotters writes font-size = size / 1.24.
-    TextStyle::from((FONT, px * 1.24)).color(color)
+    // plotters writes font-size = size / 1.24: pick the size that gives back exactly `px`
+    // when there is one (37.2 / 1.24 is 30.000000000000004: 31 px has one), so the SVG
+    // says font-size="31".
+    let v = px * 1.24;
+    let size = [0i64, 1, -1, 2, -2, 3, -3, 4, -4]
+        .iter()
+        .map(|d| f64::from_bits((v.to_bits() as i64 + d) as u64))
+        .find(|s| s / 1.24 == px)
+        .unwrap_or(v);
+    TextStyle::from((FONT, size)).color(color)
 }
 
 fn at(style: TextStyle<'static>, h: HPos, v: VPos) -> TextStyle<'static> {
@@ -204,7 +212,7 @@ fn heading(c: &Canvas, m: &Model) -> Result<(), DrawError> {
     c.text(
         &format!("{} 应急处置时间线", m.region_name),
         (MX as i32, 14),
-        at(text(30.0, &INK), HPos::Left, VPos::Top),
+        at(text(31.0, &INK), HPos::Left, VPos::Top),
     )?;
     c.text(
         &format!("{from} 至 {to}（北京时间）"),
@@ -267,11 +275,11 @@ fn bands(c: &mut Canvas, m: &Model, axis: &TimeAxis) -> Result<(), DrawError> {
             let (fill, ink) = level_color(&r.level);
             c.rect((a, y0), (b, y1), fill)?;
             let label = level_short(&r.level);
-            if b - a > text_width(label, 15.0) + 8 {
+            if b - a > text_width(label, 15.5) + 8 {
                 c.text(
                     label,
                     ((a + b) / 2, (y0 + y1) / 2),
-                    at(text(15.0, ink), HPos::Center, VPos::Center),
+                    at(text(15.5, ink), HPos::Center, VPos::Center),
                 )?;
             }
         }
@@ -528,12 +536,12 @@ fn legend(c: &mut Canvas) -> Result<(), DrawError> {
         for l in levels {
             let (fill, ink) = level_color(l);
             let label = level_short(l);
-            let w = text_width(label, 15.0) + 12;
+            let w = text_width(label, 15.5) + 12;
             c.rect((x, y - 11), (x + w, y + 11), fill)?;
             c.text(
                 label,
                 (x + w / 2, y),
-                at(text(15.0, ink), HPos::Center, VPos::Center),
+                at(text(15.5, ink), HPos::Center, VPos::Center),
             )?;
             x += w + 4;
         }
