@@ -79,11 +79,8 @@ fn every_move_of_every_scenario_is_a_mark_named_by_its_title() {
     for s in &scenarios {
         let cfg = config(s);
         let (notices, rec) = replay(&cfg, s);
-        let span = rec.span().unwrap();
         for (i, region) in cfg.regions.iter().enumerate() {
-            let svg = timeline::draw(&cfg, &region.id, span, rec.notices(), rec.region(i))
-                .unwrap()
-                .svg;
+            let svg = rec.draw(&cfg, i).unwrap().svg;
             let marked = notices.iter().filter(|n| {
                 n.region == region.id
                     && (n.kind.is_move()
@@ -114,15 +111,7 @@ fn manual_warnings_are_decision_marks_on_the_coal_band() {
     let s = repo().join("scenarios/coal-manual.jsonl");
     let cfg = config(&s);
     let (_, rec) = replay(&cfg, &s);
-    let svg = timeline::draw(
-        &cfg,
-        "shuozhou",
-        rec.span().unwrap(),
-        rec.notices(),
-        rec.region(0),
-    )
-    .unwrap()
-    .svg;
+    let svg = rec.draw(&cfg, 0).unwrap().svg;
     let titles: Vec<&str> = svg
         .split("<title>")
         .skip(1)
@@ -245,14 +234,7 @@ fn docs_timeline_pictures_are_current() {
         let s = repo().join(format!("scenarios/{name}.jsonl"));
         let cfg = config(&s);
         let (_, rec) = replay(&cfg, &s);
-        let p = timeline::draw(
-            &cfg,
-            "shuozhou",
-            rec.span().unwrap(),
-            rec.notices(),
-            rec.region(0),
-        )
-        .unwrap();
+        let p = rec.draw(&cfg, 0).unwrap();
         let doc = |ext: &str| {
             std::fs::read_to_string(repo().join(format!("docs/timeline/{name}.{ext}"))).unwrap()
         };

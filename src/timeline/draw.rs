@@ -26,7 +26,7 @@ use super::model::{level_short, when_zh, MarkKind, Model, TRACKS};
 /// The SVG could not be drawn (a bug, not bad input).
 #[derive(Debug, thiserror::Error)]
 #[error("drawing the timeline: {0}")]
-pub struct DrawError(String);
+pub struct DrawError(pub(super) String);
 
 impl<E: std::error::Error + Send + Sync> From<DrawingAreaErrorKind<E>> for DrawError {
     fn from(e: DrawingAreaErrorKind<E>) -> Self {

@@ -189,6 +189,20 @@ impl Recorder {
     pub fn region(&self, idx: usize) -> &RegionSeries {
         &self.regions[idx]
     }
+
+    /// The picture of the region at this index of `Config::regions`, over the whole run.
+    pub fn draw(&self, cfg: &Config, idx: usize) -> Result<Picture, DrawError> {
+        let span = self.span().ok_or_else(|| {
+            DrawError("the scenario has no lines: there is nothing to draw".into())
+        })?;
+        draw(
+            cfg,
+            &cfg.regions[idx].id,
+            span,
+            &self.notices,
+            &self.regions[idx],
+        )
+    }
 }
 
 /// One region's picture: SVG (A4 landscape proportions, text as `<text>`, every mark a
@@ -233,13 +247,9 @@ pub fn svg_paths(cfg: &Config, path: &Path) -> Vec<PathBuf> {
 /// Draws and writes every region's picture and CSV (see [`svg_paths`]); returns the SVG
 /// paths written.
 pub fn write_files(cfg: &Config, path: &Path, rec: &Recorder) -> Result<Vec<PathBuf>, String> {
-    let span = rec
-        .span()
-        .ok_or("the scenario has no lines: there is nothing to draw")?;
     let paths = svg_paths(cfg, path);
-    for (i, (region, svg_path)) in cfg.regions.iter().zip(&paths).enumerate() {
-        let p =
-            draw(cfg, &region.id, span, rec.notices(), rec.region(i)).map_err(|e| e.to_string())?;
+    for (i, svg_path) in paths.iter().enumerate() {
+        let p = rec.draw(cfg, i).map_err(|e| e.to_string())?;
         let csv_path = svg_path.with_extension("csv");
         for (file, body) in [(svg_path, &p.svg), (&csv_path, &p.csv)] {
             std::fs::write(file, body).map_err(|e| format!("{}: {e}", file.display()))?;

@@ -168,14 +168,7 @@ fn decisions_come_from_accepted_commands_only() {
             "人工预警解除（能源局）：恢复"
         ]
     );
-    let p = draw(
-        &cfg,
-        "shuozhou",
-        rec.span().unwrap(),
-        rec.notices(),
-        rec.region(0),
-    )
-    .unwrap();
+    let p = rec.draw(&cfg, 0).unwrap();
     assert!(p
         .svg
         .contains("<title>2023年12月1日 08:00 煤炭保供 人工预警二级（能源局）：运输受阻</title>"));
