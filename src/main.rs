@@ -1,7 +1,7 @@
 //! The `yingji` command line: parses arguments and calls into the library. Exit codes:
 //! 0 success, 1 a check or comparison failed, 2 bad usage, config or scenario.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -216,7 +216,9 @@ fn replay(
     };
     let mut collected = Vec::new();
     let collect = expected.as_ref().map(|_| &mut collected);
-    let progress = if quiet {
+    // Notices streaming to the same terminal are progress enough (and would tear the bar).
+    let notices_on_terminal = out.is_none() && std::io::stdout().is_terminal();
+    let progress = if quiet || notices_on_terminal {
         None
     } else {
         let total = scenarios

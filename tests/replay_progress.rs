@@ -45,6 +45,14 @@ fn a_terminal_shows_bytes_rate_and_virtual_time() {
     assert!(shown.contains(&kib), "{kib} in {shown:?}");
 }
 
+/// Notices printed on the terminal are the progress: no bar to tear them.
+#[test]
+fn no_bar_when_the_notices_go_to_the_terminal() {
+    let shown = on_a_terminal("scenarios/pollution-escalate.jsonl");
+    assert!(shown.contains("\"kind\":\"escalate\""), "{shown:?}");
+    assert!(!shown.contains("msg/s"), "{shown:?}");
+}
+
 #[test]
 fn quiet_shows_nothing_even_on_a_terminal() {
     let out = out_file("quiet");
