@@ -75,7 +75,7 @@ fn every_move_of_every_scenario_is_a_mark_named_by_its_title() {
         .collect();
     scenarios.sort();
     assert!(scenarios.len() > 50, "{}", scenarios.len());
-    let (mut moves, mut failures) = (0, Vec::new());
+    let (mut moves, mut overdue, mut failures) = (0, 0, Vec::new());
     for s in &scenarios {
         let cfg = config(s);
         let (notices, rec) = replay(&cfg, s);
@@ -89,6 +89,7 @@ fn every_move_of_every_scenario_is_a_mark_named_by_its_title() {
             });
             for n in marked {
                 moves += usize::from(n.kind.is_move());
+                overdue += usize::from(n.kind.as_str() == "report_overdue");
                 let title = timeline::mark_title(&cfg, n);
                 assert!(
                     title.contains(n.call_id.as_deref().unwrap_or(&n.id)),
@@ -101,7 +102,10 @@ fn every_move_of_every_scenario_is_a_mark_named_by_its_title() {
             }
         }
     }
-    assert!(moves > 100, "{moves}");
+    assert!(
+        moves > 100 && overdue > 0,
+        "{moves} moves, {overdue} overdue reports"
+    );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 

@@ -79,9 +79,7 @@ impl MarkKind {
             k if k.is_move() => Some(MarkKind::Move),
             Kind::Proposal => Some(MarkKind::Proposal),
             Kind::CallUnreached => Some(MarkKind::Unreached),
-            // PLANS.md §5.2 `report_overdue`, matched by name so the picture marks it
-            // whichever way the kind is spelled in code.
-            k if k.as_str() == "report_overdue" => Some(MarkKind::Overdue),
+            Kind::ReportOverdue => Some(MarkKind::Overdue),
             _ => None,
         }
     }
