@@ -16,7 +16,10 @@ fn out_file(test: &str) -> String {
 /// Runs `yingji replay ARGS` with stdin, stdout and stderr on a pseudo-terminal (util-linux
 /// `script`); returns what the terminal showed.
 fn on_a_terminal(args: &str) -> String {
-    let cmd = format!("{} replay {args}", env!("CARGO_BIN_EXE_yingji"));
+    let cmd = format!(
+        "{} replay {args} --config tests/fixtures/defaults.toml",
+        env!("CARGO_BIN_EXE_yingji")
+    );
     let out = Command::new("script")
         .args(["-qec", &cmd, "/dev/null"])
         .current_dir(repo())
@@ -69,6 +72,7 @@ fn a_pipe_gets_the_rejections_and_no_progress_bytes() {
     let run = |scenario: &str| {
         Command::new(env!("CARGO_BIN_EXE_yingji"))
             .args(["replay", scenario, "--out", &out_file("pipe")])
+            .args(["--config", "tests/fixtures/defaults.toml"])
             .current_dir(repo())
             .output()
             .unwrap()

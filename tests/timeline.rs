@@ -131,9 +131,7 @@ fn manual_warnings_are_decision_marks_on_the_coal_band() {
 fn replay_cli(scenario: &str, config: Option<&str>, svg: &Path) -> std::process::Output {
     let mut c = yingji();
     c.args(["replay", scenario, "--timeline"]).arg(svg);
-    if let Some(cfg) = config {
-        c.args(["--config", cfg]);
-    }
+    c.args(["--config", config.unwrap_or("tests/fixtures/defaults.toml")]);
     c.output().unwrap()
 }
 
