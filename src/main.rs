@@ -1,7 +1,7 @@
 //! The `yingji` command line: parses arguments and calls into the library. Exit codes:
 //! 0 success, 1 a check or comparison failed, 2 bad usage, config or scenario.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -216,17 +216,10 @@ fn replay(
     };
     let mut collected = Vec::new();
     let collect = expected.as_ref().map(|_| &mut collected);
-    // Notices streaming to the same terminal are progress enough (and would tear the bar).
-    let notices_on_terminal = out.is_none() && std::io::stdout().is_terminal();
-    let progress = if quiet || notices_on_terminal {
+    let progress = if quiet {
         None
     } else {
-        let total = scenarios
-            .iter()
-            .filter_map(|p| std::fs::metadata(p).ok())
-            .map(|m| m.len())
-            .sum();
-        ReplayProgress::on_terminal(total)
+        ReplayProgress::for_replay(&scenarios, out.is_none())
     };
     let mut recorder = timeline.as_ref().map(|_| Recorder::new(&cfg));
     let mut watch = Watch {

@@ -3,6 +3,7 @@
 
 use std::cell::Cell;
 use std::io::IsTerminal;
+use std::path::PathBuf;
 
 use indicatif::{HumanCount, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -22,12 +23,20 @@ pub struct ReplayProgress {
 }
 
 impl ReplayProgress {
-    /// A bar over `total_bytes` on stderr, or `None` when stderr is not a terminal (a
-    /// pipe, a file, a CI log get nothing extra).
-    pub fn on_terminal(total_bytes: u64) -> Option<ReplayProgress> {
-        if !std::io::stderr().is_terminal() {
+    /// The bar of a replay of `files` (their total size), or `None` when stderr is not a
+    /// terminal (a pipe, a file, a CI log get nothing extra) or when the notices go to
+    /// stdout and stdout is a terminal (they are progress enough, and would tear the bar).
+    pub fn for_replay(files: &[PathBuf], notices_to_stdout: bool) -> Option<ReplayProgress> {
+        if !std::io::stderr().is_terminal()
+            || (notices_to_stdout && std::io::stdout().is_terminal())
+        {
             return None;
         }
+        let total_bytes = files
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum();
         let bar = ProgressBar::with_draw_target(Some(total_bytes), ProgressDrawTarget::stderr());
         bar.set_style(
             ProgressStyle::with_template(
