@@ -15,6 +15,7 @@ pub mod progress;
 pub mod replay;
 pub mod time;
 pub mod timeline;
+pub mod wording;
 
 pub use config::Config;
 pub use engine::{Engine, Step};
