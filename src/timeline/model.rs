@@ -6,6 +6,7 @@ use crate::input::Cause;
 use crate::notice::{Kind, Notice};
 use crate::plans::heavy_pollution::series::{sliding_means, stamp_of, Stamp};
 use crate::time::{at_secs, Ts};
+use crate::wording::{Level, Said};
 
 use super::{RegionSeries, Span};
 
@@ -250,18 +251,21 @@ fn notice_marks(cfg: &Config, notices: &[&Notice], from: i64, to: i64) -> Vec<Ma
         .collect()
 }
 
-/// The `<title>` of a notice's mark, e.g. `2023年12月1日 09:00 重污染 分级 升级 黄色→橙色
-/// （heavy_pollution/shuozhou/graded/7）`. Tests look marks up by it.
+/// The `<title>` of a notice's mark, e.g. `2023年12月1日 09:00 重污染 分级 升级
+/// 黄色预警→橙色预警（heavy_pollution/shuozhou/graded/7）`. Tests look marks up by it.
 pub fn mark_title(cfg: &Config, n: &Notice) -> String {
     let label = row_of(&n.track).map_or(n.track.as_str(), |r| TRACKS[r].label);
+    // What the notice is and its levels in the plans' own words (crate::wording).
+    let kind = Said::of(n).kind_zh();
+    let level =
+        |code: &str| Level::parse(n.plan, &n.track, code).map_or(code.to_string(), Level::name_zh);
     let what = match n.kind {
         k if k.is_move() => format!(
-            "{} {}→{}",
-            k.name_zh(),
-            level_short(n.previous.as_deref().unwrap_or("none")),
-            level_short(&n.level)
+            "{kind} {}→{}",
+            level(n.previous.as_deref().unwrap_or("none")),
+            level(&n.level)
         ),
-        Kind::Proposal => format!("提请审批 {}", level_short(&n.level)),
+        Kind::Proposal => format!("{kind} {}", level(&n.level)),
         Kind::CallUnreached => {
             let person = n.person.as_deref().unwrap_or_default();
             let name = cfg
@@ -275,7 +279,7 @@ pub fn mark_title(cfg: &Config, n: &Notice) -> String {
                 _ => "",
             };
             format!(
-                "叫应未到位 {name}（{person}，{channel}第{}次）",
+                "{kind} {name}（{person}，{channel}第{}次）",
                 n.attempt.unwrap_or_default()
             )
         }
@@ -284,7 +288,7 @@ pub fn mark_title(cfg: &Config, n: &Notice) -> String {
                 .as_array()
                 .map(|a| a.iter().filter_map(|u| u.as_str()).collect())
                 .unwrap_or_default();
-            format!("{} {}", n.kind.name_zh(), units.join("、"))
+            format!("{kind} {}", units.join("、"))
         }
     };
     let id = n.call_id.as_deref().unwrap_or(&n.id);

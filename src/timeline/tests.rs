@@ -102,7 +102,7 @@ fn bands_follow_the_moves_and_start_at_the_first_moves_previous_level() {
     assert_eq!(m.marks.len(), 2);
     assert_eq!(
         m.marks[0].title,
-        "2023年12月1日 10:00 重污染 分级 升级 黄色→橙色（heavy_pollution/shuozhou/graded/4）"
+        "2023年12月1日 10:00 重污染 分级 升级 黄色预警→橙色预警（heavy_pollution/shuozhou/graded/4）"
     );
 }
 
