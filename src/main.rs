@@ -142,7 +142,7 @@ fn run(config: Option<PathBuf>, json_logs: bool) -> ExitCode {
         Err(e) => {
             tracing::error!("{e:#}");
             eprintln!("yingji run: {e:#}");
-            ExitCode::from(1)
+            ExitCode::from(yingji::daemon::exit_code(&e))
         }
     }
 }

@@ -120,6 +120,7 @@ struct Loop {
     marker_sent: bool,
     host: String,
     port: u16,
+    client_id: String,
 }
 
 /// Whether the loop goes on.
@@ -189,7 +190,7 @@ impl Loop {
             let closed = self.closed.load(Ordering::SeqCst);
             match ev.poll().await {
                 Ok(Ev::ConnAck { session_present }) => {
-                    backoff.reset();
+                    backoff.connected(crate::clock::monotonic().into_std());
                     self.on_connack(session_present);
                 }
                 Ok(Ev::Message(m)) => {
@@ -201,9 +202,8 @@ impl Loop {
                 Ok(_) => {}
                 Err(_) if closed => break,
                 Err(e) => {
-                    let d = backoff.next_delay();
+                    let d = backoff.lost("input", &self.client_id, &e);
                     http::set(&http::METRICS.mqtt_in_up, false);
-                    tracing::warn!(error = %e, retry_in_ms = d.as_millis() as u64, "input connection lost");
                     tokio::time::sleep(d).await;
                 }
             }
@@ -253,6 +253,7 @@ pub fn start(
         marker_sent: false,
         host: s.host.clone(),
         port: s.port,
+        client_id: s.client_id.clone(),
     };
     let events = tokio::spawn(lp.run(ev));
     (

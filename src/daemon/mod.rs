@@ -17,6 +17,7 @@ pub mod core;
 pub mod email;
 pub mod http;
 pub mod inbound;
+pub mod lock;
 pub mod mqtt;
 pub mod outbound;
 pub mod render;
@@ -125,9 +126,20 @@ async fn broker_settings(cfg: &Config) -> anyhow::Result<Settings> {
     Ok(Settings::local(addr.port(), &default_id))
 }
 
+/// The exit code for an error `run` returned: 2 when the daemon refused to start because
+/// another one holds its store or one of its regions, 1 otherwise.
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    if matches!(e.downcast_ref(), Some(lock::LockError::Held { .. })) {
+        2
+    } else {
+        1
+    }
+}
+
 async fn run_async(cfg: Arc<Config>) -> anyhow::Result<()> {
-    let settings = broker_settings(&cfg).await?;
     let path = cfg.store.path.clone();
+    let _lock = lock::acquire(&path)?;
+    let settings = broker_settings(&cfg).await?;
     let core = {
         let cfg = Arc::clone(&cfg);
         let mut store = Store::open(&path)?;

@@ -87,7 +87,7 @@ impl Publisher {
             handed: VecDeque::new(),
             inflight: BTreeMap::new(),
         }));
-        let task = tokio::spawn(run(Arc::clone(&state), ev));
+        let task = tokio::spawn(run(Arc::clone(&state), ev, id));
         Publisher {
             state,
             task: Arc::new(Mutex::new(Some(task))),
@@ -234,22 +234,21 @@ impl State {
     }
 }
 
-async fn run(state: Arc<Mutex<State>>, mut ev: mqtt::EventLoop) {
+async fn run(state: Arc<Mutex<State>>, mut ev: mqtt::EventLoop, client_id: String) {
     let mut backoff = Backoff::default();
     loop {
         match ev.poll().await {
             Ok(Ev::OutDisconnect) => break,
             Ok(e) => {
                 if matches!(e, Ev::ConnAck { .. }) {
-                    backoff.reset();
+                    backoff.connected(crate::clock::monotonic().into_std());
                 }
                 state.lock().expect("publisher lock").on_event(e);
             }
             Err(e) => {
                 state.lock().expect("publisher lock").connected = false;
                 http::set(&http::METRICS.mqtt_out_up, false);
-                let d = backoff.next_delay();
-                tracing::warn!(error = %e, retry_in_ms = d.as_millis() as u64, "output connection lost");
+                let d = backoff.lost("output", &client_id, &e);
                 tokio::time::sleep(d).await;
             }
         }
