@@ -107,3 +107,103 @@ fn a_taken_over_client_id_is_an_error_and_backs_off_v5() {
 fn a_taken_over_client_id_is_an_error_and_backs_off_v311() {
     takeover(4, "another client with our client id?");
 }
+
+/// The claims retained on the owner topics, as the watcher saw them last: region ->
+/// client id of the owner (`None`: cleared).
+fn owners(w: &Watcher) -> std::collections::BTreeMap<String, Option<String>> {
+    w.all()
+        .into_iter()
+        .map(|(t, p)| {
+            let region = t.rsplit('/').next().unwrap().to_string();
+            let owner = (!p.is_empty()).then(|| {
+                let v: serde_json::Value = serde_json::from_slice(&p).unwrap();
+                v["client_id"].as_str().unwrap().to_string()
+            });
+            (region, owner)
+        })
+        .collect()
+}
+
+/// docs/deployment.md: several daemons on one broker, each with its own regions, client
+/// id and store. Two with disjoint regions run side by side; a third that overlaps one
+/// of them is refused (exit 2, naming the owner) and leaves the owner's claim alone; a
+/// daemon that stops clears its claims, and its regions can then be taken over.
+#[test]
+fn daemons_with_disjoint_regions_share_a_broker_and_an_overlapping_one_is_refused() {
+    let tmp = TempDir::new("claims");
+    let dir = tmp.path();
+    let broker = Mosquitto::start(dir);
+    let watch = Watcher::start(
+        broker.port,
+        &format!("e2e-watch-claims-{}", std::process::id()),
+        &["ers/_yingji/owner/+"],
+    );
+    let pid = std::process::id();
+    let id = |n: &str| Some(format!("yingji-e2e-ops-{n}-{pid}"));
+    let cfg_a = ops_config(dir, broker.port, "north", 4, &["shuocheng", "pinglu"]);
+    let cfg_b = ops_config(dir, broker.port, "south", 5, &["huairen", "yingxian"]);
+    let cfg_c = ops_config(dir, broker.port, "overlap", 4, &["youyu", "yingxian"]);
+    let mut a = Daemon::start(dir, &cfg_a, &[]);
+    let mut b = Daemon::start(dir, &cfg_b, &[]);
+    a.wait_ready();
+    b.wait_ready();
+    wait_for(Duration::from_secs(20), "four claims", || {
+        let o = owners(&watch);
+        (o.len() == 4 && o.values().all(Option::is_some)).then_some(o)
+    });
+    let o = owners(&watch);
+    assert_eq!(o["shuocheng"], id("north"));
+    assert_eq!(o["pinglu"], id("north"));
+    assert_eq!(o["huairen"], id("south"));
+    assert_eq!(o["yingxian"], id("south"));
+
+    let out = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&cfg_c)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("region yingxian is owned by another live yingji")
+            && err.contains(&id("south").unwrap())
+            && err.contains(&format!("pid {}", b.pid())),
+        "{err}"
+    );
+    // The refused daemon's claim of its free region is gone with it; the owner's stays.
+    wait_for(Duration::from_secs(10), "youyu cleared", || {
+        (owners(&watch).get("youyu") == Some(&None)).then_some(())
+    });
+    let o = owners(&watch);
+    assert_eq!(o["yingxian"], id("south"), "{o:?}");
+    assert!(a.log_text().contains("region claimed"));
+
+    // The south daemon stops: its claims are cleared, and the overlapping one starts.
+    assert!(b.term().success(), "{}", b.log_text());
+    wait_for(Duration::from_secs(10), "south's claims cleared", || {
+        let o = owners(&watch);
+        (o["huairen"].is_none() && o["yingxian"].is_none()).then_some(())
+    });
+    let mut c = Daemon::start(dir, &cfg_c, &[]);
+    c.wait_ready();
+    wait_for(
+        Duration::from_secs(20),
+        "the overlapping daemon's claims",
+        || {
+            let o = owners(&watch);
+            (o["youyu"] == id("overlap") && o["yingxian"] == id("overlap")).then_some(())
+        },
+    );
+    // A daemon killed outright: its will clears its claims.
+    a.kill9();
+    wait_for(
+        Duration::from_secs(20),
+        "north's claims cleared by its will",
+        || {
+            let o = owners(&watch);
+            (o["shuocheng"].is_none() && o["pinglu"].is_none()).then_some(())
+        },
+    );
+    assert!(c.term().success(), "{}", c.log_text());
+}

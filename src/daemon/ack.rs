@@ -30,13 +30,16 @@ pub fn load_key(cfg: &Config, store: &mut Store) -> anyhow::Result<Vec<u8>> {
         anyhow::ensure!(s.len() >= 16, "http.ack_secret: use at least 16 characters");
         return Ok(s.into_bytes());
     }
-    let hex = store.meta_or_insert(META_KEY, || {
-        let mut b = [0u8; 32];
-        use std::io::Read;
-        std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;
-        Ok(to_hex(&b))
-    })?;
+    let hex = store.meta_or_insert(META_KEY, || random_hex(32))?;
     Ok(hex.into_bytes())
+}
+
+/// `n` random bytes (from the kernel) as hex.
+pub fn random_hex(n: usize) -> anyhow::Result<String> {
+    let mut b = vec![0u8; n];
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;
+    Ok(to_hex(&b))
 }
 
 /// Makes `key` the link key of this process (first call wins).

@@ -13,6 +13,7 @@
 
 pub mod ack;
 pub mod broker;
+pub mod claims;
 pub mod core;
 pub mod email;
 pub mod http;
@@ -129,7 +130,9 @@ async fn broker_settings(cfg: &Config) -> anyhow::Result<Settings> {
 /// The exit code for an error `run` returned: 2 when the daemon refused to start because
 /// another one holds its store or one of its regions, 1 otherwise.
 pub fn exit_code(e: &anyhow::Error) -> u8 {
-    if matches!(e.downcast_ref(), Some(lock::LockError::Held { .. })) {
+    if matches!(e.downcast_ref(), Some(lock::LockError::Held { .. }))
+        || e.downcast_ref::<claims::Refused>().is_some()
+    {
         2
     } else {
         1
@@ -140,10 +143,14 @@ async fn run_async(cfg: Arc<Config>) -> anyhow::Result<()> {
     let path = cfg.store.path.clone();
     let _lock = lock::acquire(&path)?;
     let settings = broker_settings(&cfg).await?;
+    let mut store = Store::open(&path)?;
+    let mut claims = match claim_regions(&cfg, &settings, &mut store).await? {
+        Some(c) => c,
+        None => return Ok(()),
+    };
+    ack::install_key(ack::load_key(&cfg, &mut store)?);
     let core = {
         let cfg = Arc::clone(&cfg);
-        let mut store = Store::open(&path)?;
-        ack::install_key(ack::load_key(&cfg, &mut store)?);
         tokio::task::spawn_blocking(move || Core::recover(cfg, store, clock::now())).await??
     };
     tracing::info!(store = %path.display(), next_timer = ?core.next_deadline().map(|(t, why)| format!("{} {why}", fmt_ts(t))), "store open");
@@ -171,10 +178,16 @@ async fn run_async(cfg: Arc<Config>) -> anyhow::Result<()> {
     let mut core_thread = tokio::task::spawn_blocking(move || core_loop(core, core_rx, sinks));
     tracing::info!("yingji is running");
 
+    let mut refused = None;
     let result = tokio::select! {
         r = &mut core_thread => Some(r),
         s = shutdown_signal() => {
             tracing::info!(signal = s, "shutting down: no new input, flushing the outbox");
+            None
+        }
+        r = contested(&mut claims) => {
+            tracing::error!("{r}: shutting down");
+            refused = Some(r);
             None
         }
     };
@@ -192,11 +205,59 @@ async fn run_async(cfg: Arc<Config>) -> anyhow::Result<()> {
     if let Some(m) = mailer {
         m.stop().await;
     }
+    if let Some(c) = claims {
+        c.release().await;
+    }
+    if let Some(r) = refused {
+        return Err(r.into());
+    }
     let r = result.map_err(|e| anyhow::anyhow!("core thread failed: {e}"))?;
     if r.is_ok() {
         tracing::info!("stopped cleanly");
     }
     r
+}
+
+/// How long the start waits for the broker to answer the region claims (after that the
+/// daemon runs, and claims when the broker answers).
+const CLAIM_WAIT: Duration = Duration::from_secs(10);
+
+/// Claims the configured regions on the configured broker (claims.rs; the embedded
+/// broker serves this daemon alone). `Ok(None)`: a signal came while waiting.
+async fn claim_regions(
+    cfg: &Config,
+    settings: &Settings,
+    store: &mut Store,
+) -> anyhow::Result<Option<Option<claims::Claims>>> {
+    if cfg.mqtt.is_none() {
+        return Ok(Some(None));
+    }
+    let instance = claims::instance_id(store)?;
+    let mut c = claims::start(cfg, settings, &instance);
+    tokio::select! {
+        r = c.first_check(CLAIM_WAIT) => match r {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!("the broker did not answer the region claims yet: claiming them when it does"),
+            Err(refused) => {
+                c.release().await;
+                return Err(refused.into());
+            }
+        },
+        s = shutdown_signal() => {
+            tracing::info!(signal = s, "stopped while claiming the regions");
+            c.release().await;
+            return Ok(None);
+        }
+    }
+    Ok(Some(Some(c)))
+}
+
+/// A region claim contested after the start (never, without claims).
+async fn contested(claims: &mut Option<claims::Claims>) -> claims::Refused {
+    match claims {
+        Some(c) => c.contested().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn shutdown_signal() -> &'static str {

@@ -188,6 +188,15 @@ pub enum EventLoop {
     V5(Box<r5::EventLoop>),
 }
 
+/// A last will: published (QoS 1) by the broker when the connection is lost without a
+/// DISCONNECT.
+#[derive(Debug, Clone)]
+pub struct Will {
+    pub topic: String,
+    pub payload: Vec<u8>,
+    pub retain: bool,
+}
+
 /// Connects lazily (the first poll connects). `clean`: start a fresh session;
 /// `manual_acks`: incoming QoS 1 messages are acked only through [`Client::ack`].
 pub fn client(
@@ -195,6 +204,17 @@ pub fn client(
     client_id: &str,
     clean: bool,
     manual_acks: bool,
+) -> (Client, EventLoop) {
+    client_with_will(s, client_id, clean, manual_acks, None)
+}
+
+/// [`client`] with a last will.
+pub fn client_with_will(
+    s: &Settings,
+    client_id: &str,
+    clean: bool,
+    manual_acks: bool,
+    will: Option<&Will>,
 ) -> (Client, EventLoop) {
     const CAP: usize = 1024;
     if s.protocol == 5 {
@@ -208,6 +228,15 @@ pub fn client(
         if !clean {
             // Without an expiry a v5 session ends with the connection.
             o.set_session_expiry_interval(Some(u32::MAX));
+        }
+        if let Some(w) = will {
+            o.set_last_will(r5::mqttbytes::v5::LastWill::new(
+                &w.topic,
+                w.payload.clone(),
+                r5::mqttbytes::QoS::AtLeastOnce,
+                w.retain,
+                None,
+            ));
         }
         if let Some(u) = &s.username {
             o.set_credentials(u, s.password.clone().unwrap_or_default());
@@ -227,6 +256,14 @@ pub fn client(
             .set_manual_acks(manual_acks)
             .set_max_packet_size(MAX_PACKET, MAX_PACKET)
             .set_request_channel_capacity(CAP);
+        if let Some(w) = will {
+            o.set_last_will(rumqttc::LastWill::new(
+                &w.topic,
+                w.payload.clone(),
+                rumqttc::QoS::AtLeastOnce,
+                w.retain,
+            ));
+        }
         if let Some(u) = &s.username {
             o.set_credentials(u, s.password.clone().unwrap_or_default());
         }
