@@ -207,3 +207,106 @@ fn daemons_with_disjoint_regions_share_a_broker_and_an_overlapping_one_is_refuse
     );
     assert!(c.term().success(), "{}", c.log_text());
 }
+
+/// After-action review: the journal exported as a scenario file, replayed with the config
+/// the daemon stored at its start, gives the stored notices id for id (timers that fired
+/// after the last input included); `calls export` reads the register with that config.
+#[test]
+fn a_whole_journal_export_replays_to_the_stored_notices() {
+    use e2e_support::scenario::*;
+    let tmp = TempDir::new("export");
+    let dir = tmp.path();
+    let broker = Mosquitto::start(dir);
+    let cfg = config(dir, broker.port, "export", 4, "");
+    let now = yingji::clock::now();
+    let mut valid = 0;
+    // Two runs of the daemon: the export spans a restart.
+    for parts in [&[0u8, 1][..], &[2]] {
+        let mut d = Daemon::start(dir, &cfg, &[]);
+        d.wait_ready();
+        for &part in parts {
+            let batch = inputs(now, part);
+            valid += batch.iter().filter(|(t, p)| !is_malformed(t, p)).count();
+            publish(broker.port, &batch);
+        }
+        wait_journal(dir, valid);
+        settle();
+        assert!(d.term().success(), "{}", d.log_text());
+    }
+    let scen = dir.join("export.jsonl");
+    let stored_cfg = dir.join("stored.toml");
+    let st = Command::new(BIN)
+        .args(["journal", "export", "--config"])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&scen)
+        .arg("--config-out")
+        .arg(&stored_cfg)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let replayed = dir.join("replayed.jsonl");
+    let st = Command::new(BIN)
+        .args(["replay", "--quiet", "--config"])
+        .arg(&stored_cfg)
+        .arg("--out")
+        .arg(&replayed)
+        .arg(&scen)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let replayed: Vec<serde_json::Value> = std::fs::read_to_string(&replayed)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let store = yingji::daemon::store::Store::open(&dir.join("yingji.db")).unwrap();
+    let stored: Vec<serde_json::Value> = store
+        .notices()
+        .unwrap()
+        .iter()
+        .map(|n| serde_json::to_value(n).unwrap())
+        .collect();
+    assert!(stored.len() > 5, "{stored:?}");
+    assert_eq!(ids(&replayed), ids(&stored));
+    assert_eq!(replayed, stored);
+    let configs = yingji::daemon::history::stored_configs(&store).unwrap();
+    assert_eq!(configs.len(), 2, "one stored config per start");
+    assert_eq!(configs[0].fingerprint, configs[1].fingerprint);
+    assert!(std::fs::read_to_string(&stored_cfg)
+        .unwrap()
+        .contains(&configs[1].fingerprint));
+
+    // A partial export: only the inputs of part 2 (a fresh engine, fewer notices).
+    let out = Command::new(BIN)
+        .args(["journal", "export", "--region", "elsewhere", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.lines().all(|l| l.starts_with("//")), "{text}");
+
+    // The register, with the stored config (the contacts): no --config needed.
+    let out = Command::new(BIN)
+        .args(["calls", "export", "--event", "e2e-rain", "--store"])
+        .arg(dir.join("yingji.db"))
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let csv = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(csv.contains(",yjj,") && csv.lines().count() > 2, "{csv}");
+    // Replayed with a config that has no contacts, the same event called nobody: exit 1.
+    let empty = dir.join("empty.toml");
+    write(&empty, "");
+    let out = Command::new(BIN)
+        .args(["calls", "export", "--event", "e2e-rain", "--config"])
+        .arg(&empty)
+        .arg("--replay")
+        .arg(&scen)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("called nobody"));
+}

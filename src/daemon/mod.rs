@@ -16,6 +16,7 @@ pub mod broker;
 pub mod claims;
 pub mod core;
 pub mod email;
+pub mod history;
 pub mod http;
 pub mod inbound;
 pub mod lock;
@@ -144,6 +145,8 @@ async fn run_async(cfg: Arc<Config>) -> anyhow::Result<()> {
     let _lock = lock::acquire(&path)?;
     let settings = broker_settings(&cfg).await?;
     let mut store = Store::open(&path)?;
+    let fingerprint = history::record_config(&store, &cfg, clock::now())?;
+    tracing::info!(fingerprint = %fingerprint, "config stored (yingji journal export --config-out writes it)");
     let mut claims = match claim_regions(&cfg, &settings, &mut store).await? {
         Some(c) => c,
         None => return Ok(()),

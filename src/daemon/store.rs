@@ -112,6 +112,11 @@ impl Store {
         Ok(Store { conn })
     }
 
+    /// The connection, for the modules that keep their own tables (history.rs).
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
     /// Starts a write transaction (journal rows, notices, levels, snapshot together).
     /// IMMEDIATE: it takes the write lock up front, waiting (busy timeout) for the sink
     /// connections; a deferred one that reads first would fail with SQLITE_BUSY when a
