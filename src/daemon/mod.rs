@@ -408,6 +408,7 @@ fn core_loop(mut core: Core, rx: Receiver<CoreEvent>, sinks: Sinks) -> anyhow::R
     let drain_until = clock::now() + DRAIN_WAIT;
     let mut held: Vec<Incoming<InToken>> = Vec::new();
     let mut held_links: Vec<LinkAck> = Vec::new();
+    let mut next_retention = clock::now();
     loop {
         let sleep = match (live, core.next_deadline()) {
             (true, Some((t, _))) => clock::until(t),
@@ -437,11 +438,36 @@ fn core_loop(mut core: Core, rx: Receiver<CoreEvent>, sinks: Sinks) -> anyhow::R
                 let _ = l.reply.send(outcome);
             }
             sinks.apply(core.tick(clock::now())?);
+            if clock::now() >= next_retention {
+                retain(&mut core);
+                next_retention = clock::now() + RETENTION_EVERY;
+            }
         }
         if a.shutdown {
             core.snapshot(clock::now())?;
             return Ok(());
         }
+    }
+}
+
+/// How often retention runs (and once when the daemon goes live).
+const RETENTION_EVERY: chrono::Duration = chrono::Duration::hours(24);
+
+/// Applies `[store] retain_days`; a failure is logged and tried again next time.
+fn retain(core: &mut Core) {
+    match core.retain(clock::now()) {
+        Ok((register, a)) => {
+            if register + a.journal_rows + a.notices > 0 {
+                tracing::info!(
+                    archive = ?a.file.as_ref().map(|p| p.display().to_string()),
+                    journal_rows = a.journal_rows,
+                    notices = a.notices,
+                    register_entries = register,
+                    "retention: old history archived and deleted"
+                );
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "retention failed (tried again in a day)"),
     }
 }
 

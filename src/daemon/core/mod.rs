@@ -351,5 +351,6 @@ fn record<T>(
     Ok(())
 }
 
+mod retention;
 #[cfg(test)]
 mod tests;
