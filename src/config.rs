@@ -672,7 +672,10 @@ impl Config {
         // WeChat at t0, call_unreached at t0 + a).
         // [limits]
         if self.store.retain_days == 0 {
-            err("store.retain_days".into(), "must be at least 1 (days)".into());
+            err(
+                "store.retain_days".into(),
+                "must be at least 1 (days)".into(),
+            );
         }
         if self.limits.max_payload_bytes == 0 {
             err("limits.max_payload_bytes".into(), "must be > 0".into());

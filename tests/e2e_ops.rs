@@ -310,3 +310,87 @@ fn a_whole_journal_export_replays_to_the_stored_notices() {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("called nobody"));
 }
+
+/// systemd `Type=notify` with a fake NOTIFY_SOCKET: READY=1 only once the daemon is live
+/// (recovered, echoes drained), WATCHDOG=1 pings from the core loop, STOPPING=1 at the
+/// end; and the unit file in packaging/ asks for all of it.
+#[test]
+fn systemd_notify_ready_after_the_drain_then_watchdog_pings() {
+    use std::os::unix::net::UnixDatagram;
+    let tmp = TempDir::new("notify");
+    let dir = tmp.path();
+    let broker = Mosquitto::start(dir);
+    let cfg = ops_config(dir, broker.port, "notify", 4, &["shuozhou"]);
+    let sock_path = dir.join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut d = Daemon::start(
+        dir,
+        &cfg,
+        &[
+            ("NOTIFY_SOCKET", sock_path.display().to_string()),
+            ("WATCHDOG_USEC", "2000000".into()),
+        ],
+    );
+    let mut got: Vec<String> = Vec::new();
+    let mut recv = |got: &mut Vec<String>| {
+        let mut buf = [0u8; 512];
+        if let Ok(n) = sock.recv(&mut buf) {
+            got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    };
+    let mut log_at_ready = None;
+    wait_for(Duration::from_secs(30), "READY=1", || {
+        recv(&mut got);
+        let ready = got.iter().any(|m| m.lines().any(|l| l == "READY=1"));
+        if ready && log_at_ready.is_none() {
+            log_at_ready = Some(d.log_text());
+        }
+        log_at_ready.as_ref().map(|_| ())
+    });
+    let log = log_at_ready.unwrap();
+    assert!(log.contains("recovered state from the store"), "{log}");
+    assert!(
+        log.contains("sending what was not delivered before"),
+        "{log}"
+    );
+    wait_for(
+        Duration::from_secs(30),
+        "two watchdog pings after READY",
+        || {
+            recv(&mut got);
+            let after: Vec<&String> = got
+                .iter()
+                .skip_while(|m| !m.contains("READY=1"))
+                .filter(|m| m.lines().any(|l| l == "WATCHDOG=1"))
+                .collect();
+            (after.len() >= 2).then_some(())
+        },
+    );
+    d.wait_log("input connection up", Duration::from_secs(20));
+    assert!(d.term().success());
+    wait_for(Duration::from_secs(5), "STOPPING=1", || {
+        recv(&mut got);
+        got.iter().any(|m| m.contains("STOPPING=1")).then_some(())
+    });
+
+    let unit = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/yingji.service"),
+    )
+    .unwrap();
+    for line in [
+        "Type=notify",
+        "WatchdogSec=30",
+        "Restart=on-failure",
+        "RestartPreventExitStatus=2",
+        "User=yingji",
+        "StateDirectory=yingji",
+        "WorkingDirectory=/var/lib/yingji",
+    ] {
+        assert!(
+            unit.lines().any(|l| l == line),
+            "{line} missing in the unit"
+        );
+    }
+}

@@ -73,8 +73,12 @@ fn a_year_of_feeds_on_disk() {
     conn.pragma_update(None, "wal_checkpoint", "TRUNCATE").ok();
     let store_bytes = size(&db) + size(&dir.join("yingji.db-wal"));
     // Everything archived: the compressed scenario file of the whole year.
-    let a = history::archive(core.store(), &dir.join("archive"), end + chrono::Duration::days(1))
-        .unwrap();
+    let a = history::archive(
+        core.store(),
+        &dir.join("archive"),
+        end + chrono::Duration::days(1),
+    )
+    .unwrap();
     let archive_bytes = a.file.as_deref().map(size).unwrap_or(0);
     println!(
         "scenario {scen}: {inputs} inputs, {journal} journaled, {notices} notices; \

@@ -24,6 +24,7 @@ pub mod mqtt;
 pub mod outbound;
 pub mod render;
 pub mod store;
+pub mod systemd;
 pub mod webhook;
 
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -409,7 +410,9 @@ fn core_loop(mut core: Core, rx: Receiver<CoreEvent>, sinks: Sinks) -> anyhow::R
     let mut held: Vec<Incoming<InToken>> = Vec::new();
     let mut held_links: Vec<LinkAck> = Vec::new();
     let mut next_retention = clock::now();
+    let mut watchdog = systemd::Watchdog::from_env();
     loop {
+        watchdog.ping();
         let sleep = match (live, core.next_deadline()) {
             (true, Some((t, _))) => clock::until(t),
             _ => MAX_SLEEP,
@@ -422,6 +425,7 @@ fn core_loop(mut core: Core, rx: Receiver<CoreEvent>, sinks: Sinks) -> anyhow::R
                 tracing::warn!("echoes did not drain in time: sending what is undelivered now");
             }
             live = go_live(&core, &sinks)?;
+            systemd::ready();
         }
         held.append(&mut a.inputs);
         held_links.append(&mut a.links);
@@ -444,6 +448,7 @@ fn core_loop(mut core: Core, rx: Receiver<CoreEvent>, sinks: Sinks) -> anyhow::R
             }
         }
         if a.shutdown {
+            systemd::stopping();
             core.snapshot(clock::now())?;
             return Ok(());
         }

@@ -76,9 +76,12 @@ mod tests {
         .unwrap();
         core.ingest(vec![warning(recent, "new-rain")], recent)
             .unwrap();
-        core.tick::<()>(recent + chrono::Duration::hours(1)).unwrap();
+        core.tick::<()>(recent + chrono::Duration::hours(1))
+            .unwrap();
         let notices_before = core.store().notices().unwrap();
-        assert!(notices_before.iter().any(|n| n.at < now - chrono::Duration::days(30)));
+        assert!(notices_before
+            .iter()
+            .any(|n| n.at < now - chrono::Duration::days(30)));
         let journal_before = core.store().journal_after(0).unwrap();
         assert_eq!(journal_before.len(), 3);
 
