@@ -334,7 +334,7 @@ fn systemd_notify_ready_after_the_drain_then_watchdog_pings() {
         ],
     );
     let mut got: Vec<String> = Vec::new();
-    let mut recv = |got: &mut Vec<String>| {
+    let recv = |got: &mut Vec<String>| {
         let mut buf = [0u8; 512];
         if let Ok(n) = sock.recv(&mut buf) {
             got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
