@@ -26,16 +26,22 @@ struct Cli {
 enum Cmd {
     /// Run the long-running daemon.
     Run {
+        /// Config file; default config/yingji.toml when it exists, else built-in defaults.
         #[arg(long)]
         config: Option<PathBuf>,
         /// Log JSON lines instead of text.
         #[arg(long)]
         json_logs: bool,
+        /// Log times in UTC instead of +08:00 (the notices' time zone).
+        #[arg(long)]
+        utc_logs: bool,
     },
     /// Replay scenario files on virtual time; notices as JSONL.
     Replay {
+        /// Scenario files (JSON lines), each replayed on a fresh engine, in order.
         #[arg(required = true)]
         scenarios: Vec<PathBuf>,
+        /// Config file; default config/yingji.toml when it exists, else built-in defaults.
         #[arg(long)]
         config: Option<PathBuf>,
         /// Write notices here instead of stdout.
@@ -50,6 +56,7 @@ enum Cmd {
     },
     /// Validate the configuration and contact coverage; exit 1 on problems.
     Check {
+        /// Config file; default config/yingji.toml when it exists, else built-in defaults.
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -58,8 +65,10 @@ enum Cmd {
         /// `pollutant=value` pairs: pm25 pm10 so2 no2 co o3 (µg/m³; co in mg/m³).
         #[arg(required = true)]
         values: Vec<String>,
+        /// The AQI standard: 2026 (HJ 633-2026) or 2012 (HJ 633-2012).
         #[arg(long, default_value = "2026")]
         standard: String,
+        /// Print JSON: {"aqi": .., "iaqi": {..}, "primary": [..]}.
         #[arg(long)]
         json: bool,
     },
@@ -133,7 +142,11 @@ enum CallsCmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Run { config, json_logs } => run(config, json_logs),
+        Cmd::Run {
+            config,
+            json_logs,
+            utc_logs,
+        } => run(config, json_logs, utc_logs),
         Cmd::Replay {
             scenarios,
             config,
@@ -186,8 +199,8 @@ fn load_config(path: Option<&PathBuf>) -> Result<Loaded, ExitCode> {
     })
 }
 
-fn run(config: Option<PathBuf>, json_logs: bool) -> ExitCode {
-    yingji::daemon::init_logging(json_logs);
+fn run(config: Option<PathBuf>, json_logs: bool, utc_logs: bool) -> ExitCode {
+    yingji::daemon::init_logging(json_logs, utc_logs);
     let loaded = match load_config(config.as_ref()) {
         Ok(l) => l,
         Err(c) => return c,
@@ -258,7 +271,17 @@ fn replay(
     let mut collected = Vec::new();
     let collect = expected.as_ref().map(|_| &mut collected);
     let result = yingji::replay::run_files(&cfg, &scenarios, &mut writer, collect, !quiet);
+    // `yingji replay ... | head`: the reader went away; stop quietly, as ripgrep does.
+    let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::BrokenPipe;
+    if let Err(yingji::replay::ScenarioError::Io { source, .. }) = &result {
+        if gone(source) {
+            return ExitCode::SUCCESS;
+        }
+    }
     if let Err(e) = writer.flush() {
+        if gone(&e) {
+            return ExitCode::SUCCESS;
+        }
         eprintln!("writing notices: {e}");
         return ExitCode::from(2);
     }

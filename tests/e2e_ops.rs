@@ -394,3 +394,22 @@ fn systemd_notify_ready_after_the_drain_then_watchdog_pings() {
         );
     }
 }
+
+/// SIGTERM with the broker down: noticed and the daemon exits cleanly (nothing to flush
+/// can go out; the outbox keeps it for the next start).
+#[test]
+fn sigterm_with_the_broker_down_exits() {
+    let tmp = TempDir::new("term-down");
+    let dir = tmp.path();
+    let cfg = ops_config(dir, free_port(), "termdown", 4, &["shuozhou"]);
+    let mut d = Daemon::start(dir, &cfg, &[]);
+    d.wait_log("yingji is running", Duration::from_secs(60));
+    let st = d.term();
+    assert!(st.success(), "{st}: {}", d.log_text());
+    assert!(d.log_text().contains("stopped cleanly"));
+    // Also while it still waits for the broker to answer the region claims.
+    let mut d = Daemon::start(dir, &cfg, &[]);
+    d.wait_log("config stored", Duration::from_secs(30));
+    assert!(d.term().success(), "{}", d.log_text());
+    assert!(d.log_text().contains("stopped while claiming the regions"));
+}

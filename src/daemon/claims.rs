@@ -70,7 +70,18 @@ enum Report {
 pub struct Claims {
     regions: usize,
     reports: mpsc::UnboundedReceiver<Report>,
-    held: Vec<(Client, String, Arc<AtomicBool>, JoinHandle<()>)>,
+    held: Vec<Held>,
+}
+
+/// One region's claim connection.
+struct Held {
+    client: Client,
+    topic: String,
+    /// Our claim is (meant to be) retained.
+    holding: Arc<AtomicBool>,
+    /// The connection is up.
+    up: Arc<AtomicBool>,
+    task: JoinHandle<()>,
 }
 
 /// Starts claiming every configured region (one connection each, with its will).
@@ -87,8 +98,10 @@ pub fn start(cfg: &Config, s: &Settings, instance: &str) -> Claims {
         };
         let (client, ev) = mqtt::client_with_will(s, &client_id, true, false, Some(&will));
         let holding = Arc::new(AtomicBool::new(false));
+        let up = Arc::new(AtomicBool::new(false));
         let task = RegionClaim {
             holding: Arc::clone(&holding),
+            up: Arc::clone(&up),
             region: r.id.clone(),
             probe: format!("{}/_yingji/probe/{client_id}", cfg.topic_root),
             topic: topic.clone(),
@@ -104,7 +117,13 @@ pub fn start(cfg: &Config, s: &Settings, instance: &str) -> Claims {
             state: State::Connecting,
             reports: tx.clone(),
         };
-        held.push((client, topic, holding, tokio::spawn(task.run(ev))));
+        held.push(Held {
+            client,
+            topic,
+            holding,
+            up,
+            task: tokio::spawn(task.run(ev)),
+        });
     }
     Claims {
         regions: cfg.regions.len(),
@@ -150,14 +169,19 @@ impl Claims {
     /// Clears the claims it holds (an empty retained message) and disconnects (which
     /// suppresses the wills: a refused region's will must not clear its owner's claim).
     pub async fn release(self) {
-        for (client, topic, holding, _) in &self.held {
-            if holding.load(Ordering::SeqCst) {
-                let _ = client.try_publish(topic, true, true, Vec::new());
+        for h in &self.held {
+            if h.holding.load(Ordering::SeqCst) {
+                let _ = h.client.try_publish(&h.topic, true, true, Vec::new());
             }
-            client.try_disconnect();
+            h.client.try_disconnect();
         }
-        for (_, _, _, task) in self.held {
-            if tokio::time::timeout(Duration::from_secs(2), task)
+        for h in self.held {
+            if !h.up.load(Ordering::SeqCst) {
+                // Broker down: the will clears the claim when the broker notices.
+                h.task.abort();
+                continue;
+            }
+            if tokio::time::timeout(Duration::from_secs(2), h.task)
                 .await
                 .is_err()
             {
@@ -191,6 +215,7 @@ struct RegionClaim {
     state: State,
     /// Set while our claim is (meant to be) retained.
     holding: Arc<AtomicBool>,
+    up: Arc<AtomicBool>,
     reports: mpsc::UnboundedSender<Report>,
 }
 
@@ -200,6 +225,7 @@ impl RegionClaim {
         loop {
             match ev.poll().await {
                 Ok(Ev::ConnAck { .. }) => {
+                    self.up.store(true, Ordering::SeqCst);
                     backoff.connected(crate::clock::monotonic().into_std());
                     self.on_connack();
                 }
@@ -207,6 +233,7 @@ impl RegionClaim {
                 Ok(Ev::OutDisconnect) => return,
                 Ok(_) => {}
                 Err(e) => {
+                    self.up.store(false, Ordering::SeqCst);
                     let d = backoff.lost("region claim", &self.client_id, &e);
                     tokio::time::sleep(d).await;
                 }

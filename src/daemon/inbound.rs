@@ -99,6 +99,8 @@ pub struct Inbound {
     /// Set when shutting down: further messages are neither handed on nor acked (the
     /// broker redelivers them to the persistent session next time).
     closed: Arc<AtomicBool>,
+    /// The connection is up (a DISCONNECT can go out; otherwise there is nothing to wait for).
+    up: Arc<AtomicBool>,
     events: JoinHandle<()>,
     acks: JoinHandle<()>,
 }
@@ -113,6 +115,7 @@ struct Loop {
     /// Connection generation: one more on every CONNACK.
     gen: Arc<AtomicU64>,
     closed: Arc<AtomicBool>,
+    up: Arc<AtomicBool>,
     topics: Vec<String>,
     marker: String,
     /// This run's marker payload (a stale marker of an earlier run is only acked).
@@ -131,6 +134,7 @@ enum Flow {
 
 impl Loop {
     fn on_connack(&mut self, session_present: bool) {
+        self.up.store(true, Ordering::SeqCst);
         self.gen.fetch_add(1, Ordering::SeqCst);
         http::set(&http::METRICS.mqtt_in_up, true);
         tracing::info!(host = %self.host, port = self.port, session_present, topics = self.topics.len(), "input connection up; subscribing");
@@ -204,6 +208,7 @@ impl Loop {
                 Err(e) => {
                     let d = backoff.lost("input", &self.client_id, &e);
                     http::set(&http::METRICS.mqtt_in_up, false);
+                    self.up.store(false, Ordering::SeqCst);
                     tokio::time::sleep(d).await;
                 }
             }
@@ -223,6 +228,7 @@ pub fn start(
     topics.extend(echo_topics(cfg));
     topics.push(marker.clone());
     let closed = Arc::new(AtomicBool::new(false));
+    let up = Arc::new(AtomicBool::new(false));
     let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<InToken>();
     let c = client.clone();
     let gen = Arc::new(AtomicU64::new(0));
@@ -243,6 +249,7 @@ pub fn start(
         acks: ack_tx.downgrade(),
         gen,
         closed: Arc::clone(&closed),
+        up: Arc::clone(&up),
         topics,
         marker,
         nonce: format!(
@@ -260,6 +267,7 @@ pub fn start(
         Inbound {
             client,
             closed,
+            up,
             events,
             acks,
         },
@@ -277,6 +285,13 @@ impl Inbound {
     /// DISCONNECT.
     pub async fn disconnect(self) {
         self.close();
+        if !self.up.load(Ordering::SeqCst) {
+            // Broker down: no ack or DISCONNECT can go out; the session keeps the
+            // unacknowledged messages for the next start.
+            self.acks.abort();
+            self.events.abort();
+            return;
+        }
         let _ = tokio::time::timeout(Duration::from_secs(2), self.acks).await;
         self.client.try_disconnect();
         if tokio::time::timeout(Duration::from_secs(2), self.events)

@@ -40,7 +40,7 @@ use crate::daemon::inbound::InToken;
 use crate::daemon::mqtt::Settings;
 use crate::daemon::outbound::{Out, Publisher};
 use crate::daemon::store::Store;
-use crate::time::fmt_ts;
+use crate::time::{fmt_ts, Ts};
 
 /// What the core thread is told.
 pub enum CoreEvent {
@@ -73,13 +73,31 @@ const MAX_SLEEP: Duration = Duration::from_secs(1);
 /// Environment variable that moves the embedded broker off 127.0.0.1:1883 (tests).
 pub const EMBEDDED_LISTEN_ENV: &str = "YINGJI_EMBEDDED_LISTEN";
 
-/// Sets up tracing: text on a terminal, JSON lines with `json`. `RUST_LOG` filters.
-pub fn init_logging(json: bool) {
+/// Log timestamps: the notices' time zone (+08:00) by default, UTC with `--utc-logs`.
+struct LogTime {
+    utc: bool,
+}
+
+impl tracing_subscriber::fmt::time::FormatTime for LogTime {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        let t = clock::now();
+        if self.utc {
+            write!(w, "{}", t.naive_utc().format("%Y-%m-%dT%H:%M:%S%.3fZ"))
+        } else {
+            write!(w, "{}", t.format("%Y-%m-%dT%H:%M:%S%.3f%:z"))
+        }
+    }
+}
+
+/// Sets up tracing: text on a terminal, JSON lines with `json`; times in +08:00 unless
+/// `utc`. `RUST_LOG` filters.
+pub fn init_logging(json: bool, utc: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rumqttd=off,rumqttc=warn"));
     use std::io::IsTerminal;
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_timer(LogTime { utc })
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let r = if json {
@@ -118,13 +136,9 @@ async fn broker_settings(cfg: &Config) -> anyhow::Result<Settings> {
         .first()
         .map(|r| r.id.as_str())
         .unwrap_or("shuozhou");
-    let root = &cfg.topic_root;
     tracing::info!(
-        "no [mqtt] in the config: embedded MQTT broker listening on {addr}. Try:\n  \
-         mosquitto_sub -h {ip} -p {port} -v -t '{root}/+/notice/#' -t '{root}/+/rejected' &\n  \
-         mosquitto_pub -h {ip} -p {port} -q 1 -t {root}/{region}/air/aqi -m '{{\"ts\": \"<hour end, RFC 3339>\", \"aqi\": 230, \"primary\": \"PM2.5\"}}'",
-        ip = addr.ip(),
-        port = addr.port(),
+        "no [mqtt] in the config: embedded MQTT broker listening on {addr}. Try:\n{}",
+        startup_hint(&cfg.topic_root, region, addr, clock::now())
     );
     Ok(Settings::local(addr.port(), &default_id))
 }
@@ -139,6 +153,18 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
     } else {
         1
     }
+}
+
+/// Commands to try against the embedded broker: a reading of the last full hour, which
+/// the daemon accepts as it is pasted.
+pub fn startup_hint(root: &str, region: &str, addr: std::net::SocketAddr, now: Ts) -> String {
+    let hour = fmt_ts(crate::time::floor_hour(now));
+    format!(
+        "  mosquitto_sub -h {ip} -p {port} -v -t '{root}/+/notice/#' -t '{root}/+/rejected' &\n  \
+         mosquitto_pub -h {ip} -p {port} -q 1 -t {root}/{region}/air/aqi -m '{{\"ts\": \"{hour}\", \"aqi\": 230, \"primary\": \"PM2.5\"}}'",
+        ip = addr.ip(),
+        port = addr.port(),
+    )
 }
 
 async fn run_async(cfg: Arc<Config>) -> anyhow::Result<()> {
@@ -411,6 +437,7 @@ fn core_loop(mut core: Core, rx: Receiver<CoreEvent>, sinks: Sinks) -> anyhow::R
     let mut held_links: Vec<LinkAck> = Vec::new();
     let mut next_retention = clock::now();
     let mut watchdog = systemd::Watchdog::from_env();
+    let mut summary = Summary::new();
     loop {
         watchdog.ping();
         let sleep = match (live, core.next_deadline()) {
@@ -432,7 +459,9 @@ fn core_loop(mut core: Core, rx: Receiver<CoreEvent>, sinks: Sinks) -> anyhow::R
         if live {
             let batch = std::mem::take(&mut held);
             if !batch.is_empty() {
-                sinks.apply(core.ingest(batch, clock::now())?);
+                let fx = core.ingest(batch, clock::now())?;
+                summary.inputs(&fx);
+                sinks.apply(fx);
             }
             for l in std::mem::take(&mut held_links) {
                 let (fx, outcome) =
@@ -441,7 +470,10 @@ fn core_loop(mut core: Core, rx: Receiver<CoreEvent>, sinks: Sinks) -> anyhow::R
                 sinks.apply(fx);
                 let _ = l.reply.send(outcome);
             }
-            sinks.apply(core.tick(clock::now())?);
+            let fx = core.tick(clock::now())?;
+            summary.notices += fx.notices.len() as u64;
+            sinks.apply(fx);
+            summary.log_when_due();
             if clock::now() >= next_retention {
                 retain(&mut core);
                 next_retention = clock::now() + RETENTION_EVERY;
@@ -452,6 +484,54 @@ fn core_loop(mut core: Core, rx: Receiver<CoreEvent>, sinks: Sinks) -> anyhow::R
             core.snapshot(clock::now())?;
             return Ok(());
         }
+    }
+}
+
+/// How often the core logs what it handled (info); each input is logged at debug.
+const SUMMARY_EVERY: Duration = Duration::from_secs(600);
+
+/// What the core handled since its last summary.
+struct Summary {
+    accepted: u64,
+    rejected: u64,
+    notices: u64,
+    since: tokio::time::Instant,
+}
+
+impl Summary {
+    fn new() -> Summary {
+        Summary {
+            accepted: 0,
+            rejected: 0,
+            notices: 0,
+            since: clock::monotonic(),
+        }
+    }
+
+    fn inputs<T>(&mut self, fx: &Effects<T>) {
+        let rejected = fx.rejections.len() as u64;
+        self.rejected += rejected;
+        self.accepted += (fx.acks.len() as u64).saturating_sub(rejected);
+        self.notices += fx.notices.len() as u64;
+    }
+
+    fn log_when_due(&mut self) {
+        let now = clock::monotonic();
+        if now.duration_since(self.since) < SUMMARY_EVERY {
+            return;
+        }
+        tracing::info!(
+            minutes = SUMMARY_EVERY.as_secs() / 60,
+            accepted = self.accepted,
+            rejected = self.rejected,
+            notices = self.notices,
+            "inputs handled in the last {} minutes: {} accepted, {} rejected; {} notices",
+            SUMMARY_EVERY.as_secs() / 60,
+            self.accepted,
+            self.rejected,
+            self.notices
+        );
+        *self = Summary::new();
     }
 }
 
@@ -491,4 +571,30 @@ fn go_live(core: &Core, sinks: &Sinks) -> anyhow::Result<bool> {
             sink: p.sink,
         }));
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The startup hint's mosquitto_pub command, pasted as it is, is accepted.
+    #[test]
+    fn the_startup_hint_publishes_a_reading_the_daemon_accepts() {
+        let cfg = Config::from_toml("").unwrap().config;
+        let now = crate::time::parse_ts("2026-01-31T08:20:00+08:00").unwrap();
+        let hint = startup_hint("ers", "shuozhou", "127.0.0.1:1883".parse().unwrap(), now);
+        let line = hint.lines().find(|l| l.contains("mosquitto_pub")).unwrap();
+        let topic = line
+            .split(" -t ")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap();
+        let payload = line.split(" -m '").nth(1).unwrap().trim_end_matches('\'');
+        assert!(!payload.contains('<'), "{payload}");
+        let msg = crate::input::parse(&cfg, topic, payload.as_bytes(), now);
+        assert!(msg.is_ok(), "{topic} {payload}: {:?}", msg.err());
+        assert!(payload.contains("2026-01-31T08:00:00+08:00"), "{payload}");
+    }
 }

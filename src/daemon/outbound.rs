@@ -116,7 +116,9 @@ impl Publisher {
     /// Waits (at most `within`) until everything QoS 1 is acknowledged, then disconnects.
     pub async fn flush_and_stop(&self, within: Duration) {
         let deadline = crate::clock::monotonic() + within;
-        while self.unfinished() > 0 && crate::clock::monotonic() < deadline {
+        let connected = || self.state.lock().expect("publisher lock").connected;
+        // With the broker down nothing can be flushed: do not wait for it.
+        while self.unfinished() > 0 && connected() && crate::clock::monotonic() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let left = self.unfinished();
@@ -132,6 +134,10 @@ impl Publisher {
             .client
             .try_disconnect();
         let task = self.task.lock().expect("task lock").take();
+        if let (Some(t), false) = (&task, connected()) {
+            t.abort();
+            return;
+        }
         if let Some(t) = task {
             if tokio::time::timeout(Duration::from_secs(2), t)
                 .await

@@ -168,6 +168,7 @@ impl Core {
             match input::parse(&self.cfg, &m.topic, &m.payload, at) {
                 Ok(msg) => {
                     self.seq = tx.journal(at, &m.topic, &m.payload)?;
+                    tracing::debug!(seq = self.seq, topic = %m.topic, at = %fmt_ts(at), "input accepted");
                     crate::daemon::http::inc(&crate::daemon::http::METRICS.inputs_accepted, 1);
                     if m.pkid != 0 {
                         tx.remember(m.pkid, &m.topic, &m.payload)?;
