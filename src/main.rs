@@ -190,6 +190,20 @@ fn main() -> ExitCode {
     }
 }
 
+/// `--out FILE`, or stdout; buffered.
+fn output(out: Option<&PathBuf>) -> Result<Box<dyn Write>, ExitCode> {
+    match out {
+        Some(p) => match std::fs::File::create(p) {
+            Ok(f) => Ok(Box::new(std::io::BufWriter::new(f))),
+            Err(e) => {
+                eprintln!("{}: {e}", p.display());
+                Err(ExitCode::from(2))
+            }
+        },
+        None => Ok(Box::new(std::io::BufWriter::new(std::io::stdout().lock()))),
+    }
+}
+
 fn load_config(path: Option<&PathBuf>) -> Result<Loaded, ExitCode> {
     Config::load(path.map(|p| p.as_path())).map_err(|errs| {
         for e in errs {
@@ -258,15 +272,9 @@ fn replay(
             }
         }
     };
-    let mut writer: Box<dyn Write> = match &out {
-        Some(p) => match std::fs::File::create(p) {
-            Ok(f) => Box::new(std::io::BufWriter::new(f)),
-            Err(e) => {
-                eprintln!("{}: {e}", p.display());
-                return ExitCode::from(2);
-            }
-        },
-        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    let mut writer = match output(out.as_ref()) {
+        Ok(w) => w,
+        Err(c) => return c,
     };
     let mut collected = Vec::new();
     let collect = expected.as_ref().map(|_| &mut collected);
@@ -563,15 +571,9 @@ fn journal_export(
             return ExitCode::from(2);
         }
     }
-    let mut writer: Box<dyn Write> = match &out {
-        Some(p) => match std::fs::File::create(p) {
-            Ok(f) => Box::new(std::io::BufWriter::new(f)),
-            Err(e) => {
-                eprintln!("{}: {e}", p.display());
-                return ExitCode::from(2);
-            }
-        },
-        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    let mut writer = match output(out.as_ref()) {
+        Ok(w) => w,
+        Err(c) => return c,
     };
     let r = history::export(&store, &root, &filter, &mut writer).and_then(|x| {
         writer.flush()?;
