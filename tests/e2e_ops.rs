@@ -232,6 +232,8 @@ fn a_whole_journal_export_replays_to_the_stored_notices() {
         wait_journal(dir, valid);
         settle();
         assert!(d.term().success(), "{}", d.log_text());
+        // Each accepted input is one line at debug (the harness runs yingji=debug).
+        assert!(d.log_text().contains("input accepted"), "{}", d.log_text());
     }
     let scen = dir.join("export.jsonl");
     let stored_cfg = dir.join("stored.toml");
