@@ -12,21 +12,12 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Keys and commands the interface documents that branch `people` (issue 11) is building:
-/// today they are unknown to the product. When they land, this test fails until they are
-/// taken off these lists, so the lists cannot go stale.
-const PENDING_KEYS: &[&str] = &[
-    "feedback_time",
-    "feedback_grace_hours",
-    "drill",
-    "coal.l1_by_commander",
-    "coal.decision_reminder_hours",
-    "coal.hold_waits_for_data",
-    "coal.office_unit",
-    "pollution.office_unit",
-    "unit",
-];
-const PENDING_COMMANDS: &[&str] = &["report"];
+/// Keys and commands the interface documents before the product knows them (a branch
+/// that adds them is being built): each must be unknown today, and the test fails once it
+/// is known, so these lists cannot go stale. `drill` (CAP status Exercise, 【演练】 subjects)
+/// is in the interface but not built yet.
+const PENDING_KEYS: &[&str] = &["drill"];
+const PENDING_COMMANDS: &[&str] = &[];
 
 /// A fenced block: its info string (language and tag) and its text.
 struct Block {
@@ -68,6 +59,9 @@ fn json(b: &Block) -> serde_json::Value {
 fn every_example_in_the_interface_doc_parses() {
     let md = std::fs::read_to_string(root().join("docs/interface.md")).unwrap();
     let cfg = Config::from_toml("").unwrap().config;
+    // Inputs are read with the shipped config (its member units answer `report`).
+    let shipped = std::fs::read_to_string(root().join("config/yingji.toml")).unwrap();
+    let shipped = Config::from_toml(&shipped).unwrap().config;
     let arrived = parse_ts("2024-07-10T14:10:00+08:00").unwrap();
     let mut checked = std::collections::BTreeMap::<String, usize>::new();
     let mut unknown_keys = Vec::new();
@@ -80,7 +74,7 @@ fn every_example_in_the_interface_doc_parses() {
                 let payload = b.text.trim();
                 let v: serde_json::Value = serde_json::from_str(payload).unwrap();
                 let cmd = v.get("cmd").and_then(|c| c.as_str());
-                let r = yingji::input::parse(&cfg, topic, payload.as_bytes(), arrived);
+                let r = yingji::input::parse(&shipped, topic, payload.as_bytes(), arrived);
                 match cmd {
                     Some(c) if PENDING_COMMANDS.contains(&c) => {
                         assert!(
