@@ -16,7 +16,7 @@
 //! restarted daemon recognises its own claim when its will has not fired yet.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -73,12 +73,20 @@ pub struct Claims {
     held: Vec<Held>,
 }
 
+/// Whether our claim is (meant to be) retained, and whether the claims are being released.
+/// Under one lock, so that a claim racing a release is either cleared by it or not made:
+/// publishes are queued in order on the connection.
+#[derive(Default)]
+struct Hold {
+    holding: bool,
+    releasing: bool,
+}
+
 /// One region's claim connection.
 struct Held {
     client: Client,
     topic: String,
-    /// Our claim is (meant to be) retained.
-    holding: Arc<AtomicBool>,
+    hold: Arc<Mutex<Hold>>,
     /// The connection is up.
     up: Arc<AtomicBool>,
     task: JoinHandle<()>,
@@ -97,10 +105,10 @@ pub fn start(cfg: &Config, s: &Settings, instance: &str) -> Claims {
             retain: true,
         };
         let (client, ev) = mqtt::client_with_will(s, &client_id, true, false, Some(&will));
-        let holding = Arc::new(AtomicBool::new(false));
+        let hold = Arc::new(Mutex::new(Hold::default()));
         let up = Arc::new(AtomicBool::new(false));
         let task = RegionClaim {
-            holding: Arc::clone(&holding),
+            hold: Arc::clone(&hold),
             up: Arc::clone(&up),
             region: r.id.clone(),
             probe: format!("{}/_yingji/probe/{client_id}", cfg.topic_root),
@@ -120,7 +128,7 @@ pub fn start(cfg: &Config, s: &Settings, instance: &str) -> Claims {
         held.push(Held {
             client,
             topic,
-            holding,
+            hold,
             up,
             task: tokio::spawn(task.run(ev)),
         });
@@ -170,9 +178,12 @@ impl Claims {
     /// suppresses the wills: a refused region's will must not clear its owner's claim).
     pub async fn release(self) {
         for h in &self.held {
-            if h.holding.load(Ordering::SeqCst) {
+            let mut hold = h.hold.lock().expect("claim lock");
+            hold.releasing = true;
+            if hold.holding {
                 let _ = h.client.try_publish(&h.topic, true, true, Vec::new());
             }
+            drop(hold);
             h.client.try_disconnect();
         }
         for h in self.held {
@@ -213,8 +224,7 @@ struct RegionClaim {
     me: Owner,
     nonce: String,
     state: State,
-    /// Set while our claim is (meant to be) retained.
-    holding: Arc<AtomicBool>,
+    hold: Arc<Mutex<Hold>>,
     up: Arc<AtomicBool>,
     reports: mpsc::UnboundedSender<Report>,
 }
@@ -306,6 +316,10 @@ impl RegionClaim {
 
     fn claim(&mut self) {
         let body = serde_json::to_vec(&self.me).expect("serialisable");
+        let mut hold = self.hold.lock().expect("claim lock");
+        if hold.releasing {
+            return;
+        }
         if self
             .client
             .try_publish(&self.topic, true, true, body)
@@ -314,17 +328,18 @@ impl RegionClaim {
             tracing::error!(region = %self.region, "could not queue the region claim");
             return;
         }
+        hold.holding = true;
+        drop(hold);
         if matches!(self.state, State::Checking(_)) {
             tracing::info!(region = %self.region, topic = %self.topic, instance = %self.me.instance, "region claimed");
             let _ = self.reports.send(Report::Claimed(self.region.clone()));
         }
-        self.holding.store(true, Ordering::SeqCst);
         self.state = State::Held { seen_own: false };
     }
 
     fn refuse(&mut self, owner: Owner) {
         self.state = State::Refused;
-        self.holding.store(false, Ordering::SeqCst);
+        self.hold.lock().expect("claim lock").holding = false;
         let _ = self.reports.send(Report::Refused(Refused {
             region: self.region.clone(),
             topic: self.topic.clone(),
