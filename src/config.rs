@@ -65,6 +65,10 @@ pub struct Config {
     /// Messaging webhooks (WeCom robot, phone gateway); extension of CONTRACT.md.
     #[serde(rename = "webhook")]
     pub webhooks: Vec<WebhookConfig>,
+    /// Drill mode (CONTRACT.md "Added after the first release"): every CAP message has
+    /// status Exercise, every subject and message starts with 【演练】, nothing goes to a
+    /// phone gateway.
+    pub drill: bool,
 }
 
 impl Default for Config {
@@ -86,6 +90,7 @@ impl Default for Config {
             contacts: Vec::new(),
             units: Vec::new(),
             webhooks: Vec::new(),
+            drill: false,
         }
     }
 }
@@ -235,6 +240,13 @@ pub struct WebhookConfig {
     pub kinds: Vec<String>,
     /// Per-request timeout in seconds.
     pub timeout_s: u64,
+    /// `wecom_app` (WeCom application messages to one person, `message/send`): the
+    /// corporation id, the application's agent id and its secret (literal, `${ENV}` or
+    /// `secret_file`); `url` is the API base, e.g. `https://qyapi.weixin.qq.com`.
+    pub corp_id: Option<String>,
+    pub agent_id: Option<i64>,
+    pub secret: Option<String>,
+    pub secret_file: Option<PathBuf>,
 }
 
 impl Default for WebhookConfig {
@@ -248,6 +260,10 @@ impl Default for WebhookConfig {
             plans: Vec::new(),
             kinds: Vec::new(),
             timeout_s: 10,
+            corp_id: None,
+            agent_id: None,
+            secret: None,
+            secret_file: None,
         }
     }
 }
@@ -399,9 +415,15 @@ impl Default for PollutionConfig {
 pub struct Measure {
     /// `yellow`, `orange`, `red`, `ozone` or `so2`.
     pub level: String,
-    /// `health`, `advisory`, `mandatory`, `emission_cut`, `county_duty`, `control`.
+    /// 健康防护, 倡议性, 强制性 (the plan's three kinds of measure) or 应急响应 (§4).
     pub category: String,
+    /// The member unit that answers for it, named as the gazette names it.
+    pub unit: String,
+    /// The plan's section and item, e.g. `§4.2.1(3)②`.
     pub clause: String,
+    /// The sub-heading the paragraph stands under (e.g. `移动源减排措施`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heading: Option<String>,
     pub text: String,
 }
 
@@ -897,6 +919,9 @@ mod tests {
         assert!(c.pollution.require_approval && c.coal.require_confirmation);
         assert!(c.coal.l1_by_commander && c.coal.hold_waits_for_data);
         for t in crate::plans::coal_supply::default_tasks() {
+            if t.unit == crate::plans::coal_supply::text::EVERY_UNIT {
+                continue;
+            }
             let u = c
                 .unit(&t.unit)
                 .unwrap_or_else(|| panic!("no [[unit]] {}", t.unit));

@@ -105,6 +105,7 @@ impl Mailer {
 
 /// The email of one notice to one address.
 pub fn message(cfg: &Config, from: &Mailbox, n: &Notice, to: &str) -> anyhow::Result<Message> {
+    let addr = to;
     let to: Mailbox = to.parse()?;
     let id = n.id.replace('/', ".");
     Ok(Message::builder()
@@ -117,12 +118,12 @@ pub fn message(cfg: &Config, from: &Mailbox, n: &Notice, to: &str) -> anyhow::Re
                 .singlepart(
                     SinglePart::builder()
                         .header(header::ContentType::TEXT_PLAIN)
-                        .body(render::text_body(cfg, n)),
+                        .body(render::text_body(cfg, n, addr)),
                 )
                 .singlepart(
                     SinglePart::builder()
                         .header(header::ContentType::TEXT_HTML)
-                        .body(render::html_body(cfg, n)),
+                        .body(render::html_body(cfg, n, addr)),
                 ),
         )?)
 }

@@ -13,6 +13,7 @@
 
 pub mod ack;
 pub mod broker;
+pub mod cap;
 pub mod claims;
 pub mod core;
 pub mod email;

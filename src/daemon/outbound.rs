@@ -150,11 +150,22 @@ impl Publisher {
 }
 
 impl State {
+    /// The notices of a notice's track, in order, for CAP `references` (none when the
+    /// store cannot be read: the message then goes without them rather than not at all).
+    fn cap_history(&self, n: &Notice) -> Vec<Notice> {
+        self.store
+            .track_notices(n.plan.as_str(), &n.region, &n.track)
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "could not read the track's notices for CAP references");
+                Vec::new()
+            })
+    }
+
     fn render(&self, out: &Out) -> (String, Vec<u8>, bool, bool) {
         match out {
             Out::Tracked { notice, sink } if sink == render::SINK_CAP => (
                 render::cap_topic(&self.cfg, notice),
-                render::cap_xml(&self.cfg, notice).into_bytes(),
+                crate::daemon::cap::xml(&self.cfg, notice, &self.cap_history(notice)).into_bytes(),
                 true,
                 false,
             ),

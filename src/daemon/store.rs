@@ -279,6 +279,27 @@ impl Store {
         Ok(out)
     }
 
+    /// The notices of one track (ids `{plan}/{region}/{track}/…`), in the order made.
+    pub fn track_notices(
+        &self,
+        plan: &str,
+        region: &str,
+        track: &str,
+    ) -> anyhow::Result<Vec<Notice>> {
+        let lo = format!("{plan}/{region}/{track}/");
+        // '0' follows '/': every id with the prefix sorts in [lo, hi).
+        let hi = format!("{plan}/{region}/{track}0");
+        let mut st = self
+            .conn
+            .prepare("SELECT json FROM notices WHERE id >= ?1 AND id < ?2 ORDER BY n")?;
+        let rows = st.query_map([lo, hi], |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(serde_json::from_str(&row?)?);
+        }
+        Ok(out)
+    }
+
     /// A value of the `meta` table, set to `make()` (and kept) when missing.
     pub fn meta_or_insert(
         &mut self,

@@ -440,23 +440,27 @@ fn reject_restarts_the_hold() {
     );
 }
 
-/// The embedded task file quotes §5.2.1 (2)–(9) and §5.2.2 (1)–(15); L1 includes L2.
+/// The embedded task file quotes §5.2.1 (1)–(9) and §5.2.2 (1)–(15); L1 includes L2.
 #[test]
 fn embedded_tasks_cover_the_clauses() {
     let t = super::default_tasks();
     let clauses: Vec<&str> = t.iter().map(|t| t.clause.as_str()).collect();
-    for n in 2..=9 {
+    for n in 1..=9 {
         assert!(clauses.contains(&format!("§5.2.1({n})").as_str()));
     }
     for n in 1..=15 {
         assert!(clauses.contains(&format!("§5.2.2({n})").as_str()));
     }
-    assert_eq!(t.len(), 23);
+    assert_eq!(t.len(), 24);
     assert!(t.iter().all(|t| !t.text.is_empty() && !t.unit.is_empty()));
     let cfg = Config::from_toml("").unwrap().config;
-    assert_eq!(super::text::tasks(&cfg, super::Level::L2).len(), 8);
-    assert_eq!(super::text::tasks(&cfg, super::Level::L1).len(), 23);
-    assert!(t[0].text.contains("确保全市煤炭日产量不低于年度每日保供值"));
+    let l2 = super::text::tasks(&cfg, super::Level::L2);
+    let l1 = super::text::tasks(&cfg, super::Level::L1);
+    assert_eq!((l2.len(), l1.len()), (9, 24));
+    // The count: 8 member units at level 2, 15 at level 1.
+    assert_eq!(super::text::units(&l2).len(), 8);
+    assert_eq!(super::text::units(&l1).len(), 15);
+    assert!(t[1].text.contains("确保全市煤炭日产量不低于年度每日保供值"));
 }
 
 /// `data_resumed` comes first but carries the level after the message's move.
