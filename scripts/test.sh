@@ -24,3 +24,7 @@ if ! python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
 fi
 
 cargo test --locked "$@"
+
+# Issue 9: kill, broker restart, SMTP hang and flood against the binary just built;
+# fails unless nothing is lost, duplicated or resurrected (about a minute).
+python3 scripts/fault_injection.py --bin target/debug/yingji

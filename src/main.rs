@@ -35,6 +35,9 @@ enum Cmd {
         /// Log times in UTC instead of +08:00 (the notices' time zone).
         #[arg(long)]
         utc_logs: bool,
+        /// Accept an empty (zero-byte) store file and start a new store in it.
+        #[arg(long)]
+        init: bool,
     },
     /// Replay scenario files on virtual time; notices as JSONL.
     Replay {
@@ -146,7 +149,8 @@ fn main() -> ExitCode {
             config,
             json_logs,
             utc_logs,
-        } => run(config, json_logs, utc_logs),
+            init,
+        } => run(config, json_logs, utc_logs, init),
         Cmd::Replay {
             scenarios,
             config,
@@ -213,7 +217,7 @@ fn load_config(path: Option<&PathBuf>) -> Result<Loaded, ExitCode> {
     })
 }
 
-fn run(config: Option<PathBuf>, json_logs: bool, utc_logs: bool) -> ExitCode {
+fn run(config: Option<PathBuf>, json_logs: bool, utc_logs: bool, init: bool) -> ExitCode {
     yingji::daemon::init_logging(json_logs, utc_logs);
     let loaded = match load_config(config.as_ref()) {
         Ok(l) => l,
@@ -228,7 +232,7 @@ fn run(config: Option<PathBuf>, json_logs: bool, utc_logs: bool) -> ExitCode {
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "built-in defaults".into());
     tracing::info!(config = %source, "starting yingji {}", env!("CARGO_PKG_VERSION"));
-    match yingji::daemon::run(Arc::new(loaded.config)) {
+    match yingji::daemon::run(Arc::new(loaded.config), init) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -327,6 +331,21 @@ fn check(config: Option<PathBuf>) -> ExitCode {
     if let Err(e) = yingji::daemon::webhook::validate(&loaded.config) {
         ps.push(yingji::check::Problem {
             key: "webhook".into(),
+            message: e.to_string(),
+        });
+    }
+    // The broker and SMTP URLs as `run` reads them; the messages never show a secret.
+    if let Some(m) = &loaded.config.mqtt {
+        if let Err(e) = yingji::daemon::mqtt::Settings::from_config(m, "check") {
+            ps.push(yingji::check::Problem {
+                key: "mqtt.url".into(),
+                message: e.to_string(),
+            });
+        }
+    }
+    if let Err(e) = yingji::daemon::email::validate(&loaded.config) {
+        ps.push(yingji::check::Problem {
+            key: "email.smtp_url".into(),
             message: e.to_string(),
         });
     }

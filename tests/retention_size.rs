@@ -60,6 +60,7 @@ fn a_year_of_feeds_on_disk() {
             payload: payload.into_owned(),
             pkid: 0,
             dup: false,
+            retained: false,
             arrived: Some(at),
             token: (),
         });

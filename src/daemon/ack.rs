@@ -30,13 +30,13 @@ pub fn load_key(cfg: &Config, store: &mut Store) -> anyhow::Result<Vec<u8>> {
         anyhow::ensure!(s.len() >= 16, "http.ack_secret: use at least 16 characters");
         return Ok(s.into_bytes());
     }
-    let hex = store.meta_or_insert(META_KEY, || random_hex(32))?;
+    let hex = store.meta_or_insert(META_KEY, random_hex)?;
     Ok(hex.into_bytes())
 }
 
-/// `n` random bytes (from the kernel) as hex.
-pub fn random_hex(n: usize) -> anyhow::Result<String> {
-    let mut b = vec![0u8; n];
+/// 32 random bytes (`/dev/urandom`) in hex: a key kept in the store's `meta`.
+pub fn random_hex() -> anyhow::Result<String> {
+    let mut b = [0u8; 32];
     use std::io::Read;
     std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;
     Ok(to_hex(&b))
@@ -154,7 +154,7 @@ pub fn query(q: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn to_hex(b: &[u8]) -> String {
+pub fn to_hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 

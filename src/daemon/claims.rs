@@ -34,7 +34,9 @@ pub fn owner_topic(cfg: &Config, region: &str) -> String {
 
 /// The instance id of the daemon that owns this store (made at its first start).
 pub fn instance_id(store: &mut Store) -> anyhow::Result<String> {
-    store.meta_or_insert("instance_id", || crate::daemon::ack::random_hex(8))
+    store.meta_or_insert("instance_id", || {
+        Ok(crate::daemon::ack::random_hex()?[..16].to_string())
+    })
 }
 
 /// What a claim says (JSON, retained on the owner topic).

@@ -191,6 +191,7 @@ fn run(
                 Ok(()) => {
                     tracing::info!(id = %job.notice.id, sink = %h.sink, "webhook delivered");
                     http::inc(&http::METRICS.webhooks_sent, 1);
+                    crate::daemon::health::sink_ok(&h.sink);
                     if let Err(e) = store.mark_delivered(&job.notice.id, &h.sink, clock::now()) {
                         tracing::error!(error = %e, "could not mark a webhook delivery");
                     }
@@ -198,6 +199,7 @@ fn run(
                 Err(e) => {
                     job.attempts += 1;
                     http::inc(&http::METRICS.webhooks_failed, 1);
+                    crate::daemon::health::sink_failed(&h.sink, &e);
                     let d = backoff(job.attempts);
                     tracing::warn!(id = %job.notice.id, sink = %h.sink, error = %e, retry_in_s = d.as_secs(), "webhook not delivered");
                     let _ = store.mark_failed(&job.notice.id, &h.sink, &e);

@@ -42,6 +42,7 @@ mod tests {
             payload: payload.into_bytes(),
             pkid: 0,
             dup: false,
+            retained: false,
             arrived: Some(at),
             token: (),
         };

@@ -550,8 +550,18 @@ fn absurd_tonnages_and_prices_do_not_overflow() {
     let mut x = h("");
     let huge = json!({"ts": "2023-12-01T09:00:00+08:00", "plant": "A", "stock_t": 1e35, "burn_t_per_day": 1});
     x.send("2023-12-01T09:00:00", "coal/stock", huge);
+    // Infinite stock days cannot be represented (nor snapshotted): refused at parse
+    // (issue 9 item 6).
     let inf = json!({"ts": "2023-12-01T09:01:00+08:00", "plant": "B", "stock_t": 1e308, "burn_t_per_day": 1e-300});
-    x.send("2023-12-01T09:01:00", "coal/stock", inf);
+    let cfg = Arc::clone(x.e.config());
+    let p = inf.to_string();
+    assert!(input::parse(
+        &cfg,
+        "ers/shuozhou/coal/stock",
+        p.as_bytes(),
+        t("2023-12-01T09:01:00")
+    )
+    .is_err());
     assert!(x.seen(MOVES).is_empty(), "{:?}", x.seen(&[]));
     // Next to nothing in stock (1 t against a burn of 1e300 t a day) does warn.
     let none_left = json!({"ts": "2023-12-01T09:02:00+08:00", "plant": "C", "stock_t": 1, "burn_t_per_day": 1e300});
