@@ -13,7 +13,7 @@ use e2e_support::*;
 fn ops_config(dir: &Path, port: u16, name: &str, protocol: u8, regions: &[&str]) -> PathBuf {
     let mut text = format!(
         "[mqtt]\nurl = \"mqtt://127.0.0.1:{port}\"\nclient_id = \"yingji-e2e-ops-{name}-{pid}\"\n\
-         protocol = {protocol}\nkeep_alive_s = 5\n\n[store]\npath = \"{db}\"\n\n\
+         protocol = {protocol}\nkeep_alive_s = 5\nsplit_regions = true\n\n[store]\npath = \"{db}\"\n\n\
          [http]\nlisten = \"127.0.0.1:0\"\n",
         pid = std::process::id(),
         db = dir.join(format!("{name}.db")).display(),
