@@ -51,11 +51,19 @@ pub fn redacted_toml(cfg: &Config) -> anyhow::Result<String> {
             secret(t, key);
         }
     }
+    // URLs may carry `user:password@` (mqtt, smtp) and key-like query values.
+    for (section, key) in [("mqtt", "url"), ("email", "smtp_url")] {
+        if let Some(toml::Value::Table(t)) = root.get_mut(section) {
+            if let Some(toml::Value::String(url)) = t.get_mut(key) {
+                *url = redact_url_query(&redact_userinfo(url));
+            }
+        }
+    }
     if let Some(toml::Value::Array(hooks)) = root.get_mut("webhook") {
         for h in hooks.iter_mut().filter_map(toml::Value::as_table_mut) {
             secret(h, "key");
             if let Some(toml::Value::String(url)) = h.get_mut("url") {
-                *url = redact_url_query(url);
+                *url = redact_url_query(&redact_userinfo(url));
             }
         }
     }
@@ -68,7 +76,26 @@ fn is_env_reference(s: &str) -> bool {
     s.contains("${")
 }
 
-/// A webhook URL with the values of key-like query parameters (WeCom's `key=`, tokens,
+/// A URL with the password of `user:password@` (a literal) replaced by `REDACTED` (a
+/// plain word, so that the URL still parses).
+fn redact_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (auth, tail) = rest.split_at(end);
+    match auth.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, pw)) if !is_env_reference(pw) => {
+                format!("{scheme}://{user}:REDACTED@{host}{tail}")
+            }
+            _ => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+/// A URL with the values of key-like query parameters (WeCom's `key=`, tokens,
 /// signatures) redacted.
 fn redact_url_query(url: &str) -> String {
     let Some((base, query)) = url.split_once('?') else {
@@ -364,12 +391,12 @@ mod tests {
     fn stored_configs_redact_literal_secrets_and_keep_files_and_env_references() {
         let text = r#"
 [mqtt]
-url = "mqtt://broker:1883"
+url = "mqtt://ops:urlpw-literal@broker:1883"
 password = "hunter2-literal"
 [http]
 ack_secret_file = "/etc/yingji/ack.key"
 [email]
-smtp_url = "smtp://mail:25"
+smtp_url = "smtp://mailer:${SMTP_URL_PW}@mail:25?tls=required"
 from = "yingji@example.org"
 password = "${SMTP_PASSWORD}"
 [[webhook]]
@@ -382,10 +409,23 @@ key = "literal-phone-key"
 "#;
         let cfg = Config::from_toml(text).unwrap().config;
         let stored = redacted_toml(&cfg).unwrap();
-        for literal in ["hunter2-literal", "abc-literal", "literal-phone-key"] {
+        for literal in [
+            "hunter2-literal",
+            "urlpw-literal",
+            "abc-literal",
+            "literal-phone-key",
+        ] {
             assert!(!stored.contains(literal), "{literal} in\n{stored}");
         }
         assert!(stored.contains("${SMTP_PASSWORD}"), "{stored}");
+        assert!(
+            stored.contains("smtp://mailer:${SMTP_URL_PW}@mail:25?tls=required"),
+            "{stored}"
+        );
+        assert!(
+            stored.contains("mqtt://ops:REDACTED@broker:1883"),
+            "{stored}"
+        );
         assert!(stored.contains("/etc/yingji/ack.key"), "{stored}");
         assert!(stored.contains("debug=1"), "{stored}");
         // It loads again, to the same stored text (and fingerprint).
