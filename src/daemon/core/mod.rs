@@ -207,6 +207,7 @@ impl Core {
                         crate::daemon::http::inc(&crate::daemon::http::METRICS.inputs_rejected, 1);
                     } else {
                         self.seq = tx.journal(at, &m.topic, &m.payload)?;
+                        tracing::debug!(seq = self.seq, topic = %m.topic, at = %fmt_ts(at), "input accepted");
                         tx.saw(&m.topic, &m.payload)?;
                         crate::daemon::http::inc(&crate::daemon::http::METRICS.inputs_accepted, 1);
                         if m.pkid != 0 {
@@ -453,5 +454,6 @@ fn record<T>(
     Ok(())
 }
 
+mod retention;
 #[cfg(test)]
 mod tests;
