@@ -184,7 +184,7 @@ url = "http://127.0.0.1:{hook}/phone"
     publish(broker.port, &[warning("hk-rain")]);
 
     // The first WeCom call of yjj carries the link.
-    let msg = wait_for(Duration::from_secs(20), "a WeCom call for yjj", || {
+    let msg = wait_for(Duration::from_secs(60), "a WeCom call for yjj", || {
         sink.on("/robot").into_iter().find(|v| {
             let t = v["markdown"]["content"].as_str().unwrap_or("");
             t.contains("张应急") && t.contains("/ack?")
@@ -223,7 +223,7 @@ url = "http://127.0.0.1:{hook}/phone"
         body.contains("已确认") && body.contains("后续叫应已停止"),
         "{body}"
     );
-    let ack = wait_for(Duration::from_secs(10), "call_ack of yjj", || {
+    let ack = wait_for(Duration::from_secs(60), "call_ack of yjj", || {
         notices(&watch)
             .into_iter()
             .find(|n| n["kind"] == "call_ack" && n["person"] == "yjj")
@@ -366,7 +366,7 @@ url = "http://127.0.0.1:{hook}/phone"
     let mut d = Daemon::start(dir, &cfg, &[]);
     d.wait_ready();
     publish(broker.port, &[warning("hd-rain")]);
-    d.wait_log("webhook not delivered", Duration::from_secs(20));
+    d.wait_log("webhook not delivered", Duration::from_secs(60));
     wait_stored(dir, "the round to run out", 1, |n| {
         n.kind.as_str() == "call_unreached"
     });
@@ -384,7 +384,7 @@ url = "http://127.0.0.1:{hook}/phone"
     // Restarted while still down, then the endpoint comes up: retried with backoff.
     let mut d = Daemon::start(dir, &cfg, &[]);
     d.wait_ready();
-    d.wait_log("webhook not delivered", Duration::from_secs(20));
+    d.wait_log("webhook not delivered", Duration::from_secs(60));
     let sink = Sink::default();
     sink.serve(hook);
     wait_for(Duration::from_secs(90), "every webhook delivery", || {

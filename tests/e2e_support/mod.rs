@@ -136,7 +136,7 @@ impl Mosquitto {
             .expect("start mosquitto");
         self.child = Some(child);
         let port = self.port;
-        wait_for(Duration::from_secs(10), "mosquitto to listen", || {
+        wait_for(Duration::from_secs(30), "mosquitto to listen", || {
             TcpStream::connect(("127.0.0.1", port)).ok()
         });
     }
@@ -241,8 +241,8 @@ impl Daemon {
 
     /// Running, with both MQTT connections up.
     pub fn wait_ready(&mut self) {
-        self.wait_log("input connection up", Duration::from_secs(20));
-        self.wait_log("output connection up", Duration::from_secs(20));
+        self.wait_log("input connection up", Duration::from_secs(60));
+        self.wait_log("output connection up", Duration::from_secs(60));
     }
 
     pub fn kill9(&mut self) {
@@ -252,11 +252,11 @@ impl Daemon {
         }
     }
 
-    /// SIGTERM and wait; returns the exit status (panics if it does not stop in 15 s).
+    /// SIGTERM and wait; returns the exit status (panics if it does not stop in 60 s).
     pub fn term(&mut self) -> ExitStatus {
         let mut c = self.child.take().expect("running");
         sigterm(c.id());
-        wait_exit(&mut c, Duration::from_secs(15))
+        wait_exit(&mut c, Duration::from_secs(60))
             .unwrap_or_else(|| panic!("yingji did not stop on SIGTERM:\n{}", self.log_text()))
     }
 
@@ -405,7 +405,7 @@ pub fn publish(port: u16, msgs: &[(String, Vec<u8>)]) {
     let mut acked = 0;
     let mut errors = 0;
     while acked < msgs.len() {
-        match conn.recv_timeout(Duration::from_secs(10)) {
+        match conn.recv_timeout(Duration::from_secs(30)) {
             Ok(Ok(Event::Incoming(Packet::PubAck(_)))) => acked += 1,
             Ok(Ok(_)) => {}
             Ok(Err(e)) => {

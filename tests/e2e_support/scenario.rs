@@ -245,7 +245,7 @@ pub fn journal_len(dir: &Path) -> usize {
 
 pub fn wait_journal(dir: &Path, n: usize) {
     wait_for(
-        Duration::from_secs(20),
+        Duration::from_secs(60),
         &format!("{n} journaled inputs"),
         || (journal_len(dir) >= n).then_some(()),
     );
@@ -308,7 +308,7 @@ impl Smtp {
             .spawn()
             .expect("python3 for the SMTP test server");
         wait_for(
-            Duration::from_secs(15),
+            Duration::from_secs(60),
             "the SMTP test server (pip install aiosmtpd)",
             || std::net::TcpStream::connect(("127.0.0.1", port)).ok(),
         );
@@ -396,9 +396,4 @@ pub fn make_certs(dir: &Path) {
         ],
         dir,
     );
-}
-
-pub fn settle() {
-    // Call timers are 1 s apart: let a round run out.
-    std::thread::sleep(Duration::from_millis(3500));
 }
