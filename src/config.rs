@@ -39,6 +39,11 @@ pub struct Config {
     /// Local time of the daily follow-up reports, `HH:MM`.
     #[serde(with = "hhmm")]
     pub report_time: NaiveTime,
+    /// Local time of the daily report-back deadline (PLANS.md §5.2), `HH:MM`.
+    #[serde(with = "hhmm")]
+    pub feedback_time: NaiveTime,
+    /// A deadline lies at least this many hours after its series' start (PLANS.md §5.2).
+    pub feedback_grace_hours: f64,
     /// Regions served; absent: one region `shuozhou`.
     #[serde(rename = "region")]
     pub regions: Vec<RegionConfig>,
@@ -54,6 +59,9 @@ pub struct Config {
     pub limits: LimitsConfig,
     #[serde(rename = "contact")]
     pub contacts: Vec<Contact>,
+    /// Units that report back (PLANS.md §5.2); none by default.
+    #[serde(rename = "unit")]
+    pub units: Vec<UnitConfig>,
     /// Messaging webhooks (WeCom robot, phone gateway); extension of CONTRACT.md.
     #[serde(rename = "webhook")]
     pub webhooks: Vec<WebhookConfig>,
@@ -64,6 +72,8 @@ impl Default for Config {
         Self {
             topic_root: "ers".into(),
             report_time: NaiveTime::from_hms_opt(8, 0, 0).expect("valid"),
+            feedback_time: NaiveTime::from_hms_opt(17, 0, 0).expect("valid"),
+            feedback_grace_hours: 4.0,
             regions: Vec::new(),
             mqtt: None,
             store: StoreConfig::default(),
@@ -74,6 +84,7 @@ impl Default for Config {
             weather_call: WeatherCallConfig::default(),
             limits: LimitsConfig::default(),
             contacts: Vec::new(),
+            units: Vec::new(),
             webhooks: Vec::new(),
         }
     }
@@ -274,6 +285,14 @@ pub struct CoalConfig {
     pub stock_rule: StockRule,
     pub lift_hold_hours: f64,
     pub require_confirmation: bool,
+    /// Moves into and out of L1 are proposals to the commander (PLANS.md §5.1).
+    pub l1_by_commander: bool,
+    /// A §5.1 proposal still pending this many hours later gets one reminder.
+    pub decision_reminder_hours: f64,
+    /// A hold ending during a silence gap waits for the data (PLANS.md §5.3).
+    pub hold_waits_for_data: bool,
+    /// The unit where the command office sits (PLANS.md §5.2).
+    pub office_unit: String,
     pub price_window_days: u32,
     pub price_abnormal_pct: f64,
     pub price_large_pct: f64,
@@ -301,6 +320,10 @@ impl Default for CoalConfig {
             stock_rule: StockRule::Any,
             lift_hold_hours: 72.0,
             require_confirmation: false,
+            l1_by_commander: false,
+            decision_reminder_hours: 2.0,
+            hold_waits_for_data: false,
+            office_unit: "市能源局".into(),
             price_window_days: 7,
             price_abnormal_pct: 10.0,
             price_large_pct: 20.0,
@@ -341,6 +364,8 @@ pub struct PollutionConfig {
     pub forecast_stale_hours: f64,
     /// Reminder for a pending proposal after this many hours (§3.3.2: 2 h).
     pub reminder_hours: f64,
+    /// The unit where the command office sits (PLANS.md §5.2).
+    pub office_unit: String,
     /// Measures per level, quoted from the plan (§4.2.1–4.2.5). Absent: the embedded
     /// `config/pollution-measures.toml`.
     pub measures: Option<Vec<Measure>>,
@@ -355,6 +380,7 @@ impl Default for PollutionConfig {
             aqi_gap_hours: 3.0,
             forecast_stale_hours: 36.0,
             reminder_hours: 2.0,
+            office_unit: "市生态环境局".into(),
             measures: None,
         }
     }
@@ -426,6 +452,31 @@ pub struct Contact {
     pub plans: Vec<String>,
     /// Levels whose notices this contact receives (empty: all); extension.
     pub levels: Vec<String>,
+}
+
+/// `[[unit]]`: a unit that reports back on the plans it is told to act in (PLANS.md §5.2).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default)]
+pub struct UnitConfig {
+    /// The name the gazette prints, e.g. `市工业和信息化局`.
+    pub name: String,
+    /// Other names the plans use for it, e.g. `市工信局`.
+    pub aliases: Vec<String>,
+    /// Plans it reports on: `coal_supply`, `heavy_pollution`.
+    pub plans: Vec<String>,
+    /// A county, city or district government (县(市、区)).
+    pub county: bool,
+}
+
+impl UnitConfig {
+    /// Whether `name` is this unit's name or one of its aliases.
+    pub fn named(&self, name: &str) -> bool {
+        self.name == name || self.aliases.iter().any(|a| a == name)
+    }
+
+    pub fn reports_on(&self, plan: &str) -> bool {
+        self.plans.iter().any(|p| p == plan)
+    }
 }
 
 /// Roles of PLANS.md §3's table that `check` expects a contact for.
@@ -620,6 +671,7 @@ impl Config {
                 self.pollution.forecast_stale_hours,
             ),
             ("pollution.reminder_hours", self.pollution.reminder_hours),
+            ("coal.decision_reminder_hours", c.decision_reminder_hours),
         ] {
             if !(v.is_finite() && v > 0.0) {
                 err(k.into(), format!("must be a positive number, got {v}"));
@@ -632,6 +684,7 @@ impl Config {
             ("coal.beyond_l1_stock_days", c.beyond_l1_stock_days),
             ("coal.l1_output_target_t", c.l1_output_target_t),
             ("coal.storage_target_t", c.storage_target_t),
+            ("feedback_grace_hours", self.feedback_grace_hours),
         ] {
             if !(v.is_finite() && v >= 0.0) {
                 err(k.into(), format!("must be a number >= 0, got {v}"));
@@ -689,6 +742,29 @@ impl Config {
             // An unknown `role` only matters to `yingji check` (PLANS.md §3 "Recipients kept
             // current"), which reports it; it does not stop the config from loading.
         }
+        // [[unit]]: names are unique across names and aliases; plans are reporting plans.
+        let mut names = std::collections::BTreeSet::new();
+        for (i, u) in self.units.iter().enumerate() {
+            if u.name.trim().is_empty() {
+                err(format!("unit[{i}].name"), "is required".into());
+            }
+            for n in std::iter::once(&u.name).chain(&u.aliases) {
+                if !n.is_empty() && !names.insert(n.as_str()) {
+                    err(
+                        format!("unit[{i}]"),
+                        format!("name or alias {n:?} is used by another unit"),
+                    );
+                }
+            }
+            for (j, p) in u.plans.iter().enumerate() {
+                if !matches!(p.as_str(), "coal_supply" | "heavy_pollution") {
+                    err(
+                        format!("unit[{i}].plans[{j}]"),
+                        format!("must be \"coal_supply\" or \"heavy_pollution\", got {p:?}"),
+                    );
+                }
+            }
+        }
         // A `backup` or `escalate_to` id without a contact is not fatal (CONTRACT.md's own
         // example names a backup it does not list): `yingji check` reports it.
         e
@@ -697,6 +773,11 @@ impl Config {
     /// Index of region `id`.
     pub fn region_index(&self, id: &str) -> Option<usize> {
         self.regions.iter().position(|r| r.id == id)
+    }
+
+    /// The unit named `name` (its name or an alias).
+    pub fn unit(&self, name: &str) -> Option<&UnitConfig> {
+        self.units.iter().find(|u| u.named(name))
     }
 
     /// The contact with id `id`.
@@ -791,5 +872,57 @@ mod tests {
         let text = include_str!("../config/yingji.toml");
         let l = Config::from_toml(text).unwrap();
         assert!(l.unknown_keys.is_empty(), "{:?}", l.unknown_keys);
+    }
+
+    /// PLANS.md §5.1: the shipped config follows the originals; §5.2: every unit a coal task
+    /// names is a configured unit, and the offices are units of the other plan only.
+    #[test]
+    fn shipped_config_follows_the_originals_and_names_every_task_unit() {
+        let c = Config::from_toml(include_str!("../config/yingji.toml"))
+            .unwrap()
+            .config;
+        assert!(c.pollution.require_approval && c.coal.require_confirmation);
+        assert!(c.coal.l1_by_commander && c.coal.hold_waits_for_data);
+        for t in crate::plans::coal_supply::default_tasks() {
+            let u = c
+                .unit(&t.unit)
+                .unwrap_or_else(|| panic!("no [[unit]] {}", t.unit));
+            assert_eq!(u.name, t.unit, "tasks use the unit's name, not an alias");
+            if u.name != c.coal.office_unit {
+                assert!(u.reports_on("coal_supply"), "{} reports on coal", u.name);
+            }
+        }
+        for (alias, name) in [
+            ("市工信局", "市工业和信息化局"),
+            ("市市场监管局", "市市场监督管理局"),
+        ] {
+            assert_eq!(c.unit(alias).map(|u| u.name.as_str()), Some(name));
+        }
+        assert!(!c.unit("市能源局").unwrap().reports_on("coal_supply"));
+        assert!(!c
+            .unit("市生态环境局")
+            .unwrap()
+            .reports_on("heavy_pollution"));
+        assert!(c.units.iter().filter(|u| u.county).count() >= 6);
+    }
+
+    #[test]
+    fn built_in_defaults_keep_the_new_keys_off() {
+        let c = Config::from_toml("").unwrap().config;
+        assert!(!c.coal.l1_by_commander && !c.coal.hold_waits_for_data);
+        assert!(c.units.is_empty());
+        assert_eq!(c.feedback_time, NaiveTime::from_hms_opt(17, 0, 0).unwrap());
+        assert_eq!(c.feedback_grace_hours, 4.0);
+        assert_eq!(c.coal.decision_reminder_hours, 2.0);
+        assert_eq!(c.coal.office_unit, "市能源局");
+        assert_eq!(c.pollution.office_unit, "市生态环境局");
+        let e = Config::from_toml("[[unit]]\nname = \"a\"\nplans = [\"severe_weather\"]\n")
+            .unwrap_err();
+        assert_eq!(e[0].key, "unit[0].plans[0]");
+        let e = Config::from_toml(
+            "[[unit]]\nname = \"a\"\n[[unit]]\nname = \"b\"\naliases = [\"a\"]\n",
+        )
+        .unwrap_err();
+        assert_eq!(e[0].key, "unit[1]");
     }
 }

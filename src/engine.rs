@@ -348,7 +348,13 @@ impl Engine {
                 topic_suffix(&msg.input)
             ),
             region: Some(region.id.clone()),
-            class: "refused",
+            // A report for a plan with no deadline series running is a bad value
+            // (PLANS.md §5.2); other refusals name something the plan does not know.
+            class: if matches!(msg.input, Input::Cmd(Command::Report(_))) {
+                "bad_value"
+            } else {
+                "refused"
+            },
             reason,
         })
     }
@@ -366,6 +372,7 @@ fn route(input: &Input) -> Option<Plan> {
         Input::Cmd(c) => match c {
             Command::Ack { .. } => Plan::SevereWeather,
             Command::Manual { .. } => Plan::CoalSupply,
+            Command::Report(r) => r.plan,
             Command::Approve { proposal_id, .. }
             | Command::Reject { proposal_id, .. }
             | Command::Confirm { proposal_id, .. } => {

@@ -272,6 +272,23 @@ pub enum Command {
         reason: String,
         by: String,
     },
+    /// A unit reports back (PLANS.md §5.2); `unit` is the configured name (an alias is
+    /// resolved at parse time).
+    Report(UnitReport),
+}
+
+/// `{"cmd": "report", ...}`: what a unit reports back (PLANS.md §5.2).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnitReport {
+    /// `coal_supply` or `heavy_pollution`.
+    pub plan: crate::notice::Plan,
+    pub unit: String,
+    pub text: String,
+    pub by: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub enterprises: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cut_pct: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -398,7 +415,7 @@ fn parse_payload(cfg: &Config, suffix: &str, o: &Obj, at: Ts) -> Result<Input, B
             wind_ms: o.opt_num_min("wind_ms", 0.0)?,
             gust_ms: o.opt_num_min("gust_ms", 0.0)?,
         }),
-        "cmd" => Input::Cmd(parse_cmd(o)?),
+        "cmd" => Input::Cmd(parse_cmd(cfg, o)?),
         _ => unreachable!("checked against TOPIC_SUFFIXES"),
     })
 }
@@ -681,7 +698,7 @@ fn parse_warning(o: &Obj, at: Ts) -> Result<Warning, Bad> {
     })
 }
 
-fn parse_cmd(o: &Obj) -> Result<Command, Bad> {
+fn parse_cmd(cfg: &Config, o: &Obj) -> Result<Command, Bad> {
     let by = |o: &Obj| -> Result<String, Bad> { Ok(o.opt_str("by")?.unwrap_or("").to_string()) };
     Ok(match o.req_str("cmd")? {
         "ack" => Command::Ack {
@@ -729,12 +746,88 @@ fn parse_cmd(o: &Obj) -> Result<Command, Bad> {
                 by: by(o)?,
             }
         }
+        "report" => Command::Report(parse_report(cfg, o)?),
         c => {
             return Err((
                 "bad_value",
-                format!("unknown command {c:?} (ack, approve, reject, confirm, manual)"),
+                format!("unknown command {c:?} (ack, approve, reject, confirm, manual, report)"),
             ))
         }
+    })
+}
+
+/// `report` (PLANS.md §5.2): what can be checked without the plans' state. Whether the
+/// plan has a deadline series running is checked by the plan.
+fn parse_report(cfg: &Config, o: &Obj) -> Result<UnitReport, Bad> {
+    use crate::notice::Plan;
+    let plan_s = o.req_str("plan")?;
+    let plan = match Plan::parse(plan_s) {
+        Some(p @ (Plan::CoalSupply | Plan::HeavyPollution)) => p,
+        Some(Plan::SevereWeather) => {
+            return Err((
+                "bad_value",
+                "severe_weather has no report-back deadlines; units report on coal_supply or heavy_pollution".into(),
+            ))
+        }
+        None => {
+            return Err((
+                "bad_value",
+                format!("plan must be coal_supply or heavy_pollution, got {plan_s:?}"),
+            ))
+        }
+    };
+    let name = o.req_str("unit")?;
+    let unit = cfg.unit(name.trim()).ok_or_else(|| {
+        (
+            "bad_value",
+            format!("unknown unit {name:?} (not a [[unit]] name or alias)"),
+        )
+    })?;
+    if !unit.reports_on(plan.as_str()) {
+        return Err((
+            "bad_value",
+            format!(
+                "unit {:?} does not report on {} (its plans: {})",
+                unit.name,
+                plan.as_str(),
+                unit.plans.join(", ")
+            ),
+        ));
+    }
+    let text = o.req_str("text")?;
+    if text.trim().is_empty() {
+        return Err(("bad_value", "text must not be empty".into()));
+    }
+    let enterprises = match o.get("enterprises") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(s.clone()),
+                v => Err(wrong_type("enterprises[]", "a string", v)),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(v) => return Err(wrong_type("enterprises", "an array of names", v)),
+    };
+    let cut_pct = if o.has("cut_pct") {
+        let c = o.num("cut_pct")?;
+        if !(0.0..=100.0).contains(&c) {
+            return Err((
+                "bad_value",
+                format!("cut_pct = {c} is out of range: an emission cut is within 0..=100"),
+            ));
+        }
+        Some(c)
+    } else {
+        None
+    };
+    Ok(UnitReport {
+        plan,
+        unit: unit.name.clone(),
+        text: text.to_string(),
+        by: o.opt_str("by")?.unwrap_or("").to_string(),
+        enterprises,
+        cut_pct,
     })
 }
 

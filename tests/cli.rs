@@ -47,6 +47,8 @@ fn replay_rejected_only_expecting(exp: &Path) -> std::process::Output {
         .args([
             "replay",
             "scenarios/rejected-only.jsonl",
+            "--config",
+            "tests/fixtures/defaults.toml",
             "--quiet",
             "--expect",
         ])
@@ -83,7 +85,12 @@ fn at_going_backwards_is_exit_2() {
         "back.jsonl",
         "{\"at\": \"2023-12-01T08:05:00+08:00\", \"end\": true}\n{\"at\": \"2023-12-01T08:00:00+08:00\", \"end\": true}\n",
     );
-    let out = yingji().arg("replay").arg(&s).output().unwrap();
+    let out = yingji()
+        .arg("replay")
+        .arg(&s)
+        .args(["--config", "tests/fixtures/defaults.toml"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2), "{out:?}");
 }
 

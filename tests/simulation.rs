@@ -157,6 +157,12 @@ fn config_text(rng: &mut Rng, two_regions: bool) -> String {
         "[coal]\nrequire_confirmation = {}\nlift_hold_hours = {hold}\nstock_rule = \"{rule}\"\n",
         rng.chance(0.4)
     ));
+    // PLANS.md §5.1 / §5.3 (issue 11): the commander's L1 decisions, holds waiting for data.
+    s.push_str(&format!(
+        "l1_by_commander = {}\nhold_waits_for_data = {}\n",
+        rng.chance(0.4),
+        rng.chance(0.3)
+    ));
     if rng.chance(0.3) {
         s.push_str("price_min_cny_t = 600\nprice_max_cny_t = 1400\n");
     }
@@ -179,8 +185,31 @@ fn config_text(rng: &mut Rng, two_regions: bool) -> String {
         rng.chance(0.7)
     ));
     s.push_str(CONTACTS);
+    s.push_str(UNITS);
     s
 }
+
+/// PLANS.md §5.2 (issue 11): units that report back, and the offices' contacts.
+const UNITS: &str = r#"
+[[contact]]
+id = "ny-office"
+unit = "市能源局"
+plans = ["coal_supply"]
+
+[[unit]]
+name = "市工业和信息化局"
+aliases = ["市工信局"]
+plans = ["coal_supply", "heavy_pollution"]
+
+[[unit]]
+name = "市交通运输局"
+plans = ["coal_supply"]
+
+[[unit]]
+name = "朔城区人民政府"
+plans = ["heavy_pollution"]
+county = true
+"#;
 
 // ------------------------------------------------------------------------------------------
 // The stream.
@@ -537,6 +566,20 @@ impl Gen {
             "cmd",
             json!({"cmd": cmd, "proposal_id": pid, "by": "director", "reason": "模拟"}),
         );
+        // PLANS.md §5.2: units report back (some rejected: unknown unit, wrong plan, cut).
+        if self.rng.chance(0.5) {
+            let unit = *self
+                .rng
+                .pick(&["市工信局", "市交通运输局", "朔城区人民政府", "市民政局"]);
+            let plan = *self.rng.pick(&["coal_supply", "heavy_pollution"]);
+            let cut = *self.rng.pick(&[10.0, 30.0, 120.0]);
+            self.msg(
+                now,
+                id,
+                "cmd",
+                json!({"cmd": "report", "plan": plan, "unit": unit, "text": "落实情况", "by": "duty", "cut_pct": cut}),
+            );
+        }
     }
 
     // --- air ------------------------------------------------------------------------------
@@ -971,6 +1014,9 @@ struct Semantics {
     /// Proposal id -> (at, level, track key, reminded).
     proposals: BTreeMap<String, (Ts, String, String, bool)>,
     reminder_after: Duration,
+    /// PLANS.md §5.1: coal moves into and out of L1 are the commander's.
+    commander: bool,
+    feedback_time: chrono::NaiveTime,
     timeout: Duration,
     retry: Duration,
     attempts: u32,
@@ -987,6 +1033,8 @@ impl Semantics {
             rounds: BTreeMap::new(),
             proposals: BTreeMap::new(),
             reminder_after: Duration::milliseconds((cfg.pollution.reminder_hours * 3.6e6) as i64),
+            commander: cfg.coal.l1_by_commander,
+            feedback_time: cfg.feedback_time,
             timeout: Duration::seconds(w.ack_timeout_s as i64),
             retry: Duration::seconds(w.phone_retry_s as i64),
             attempts: w.phone_attempts,
@@ -1030,6 +1078,7 @@ impl Semantics {
                 n.id, n.kind, n.level
             ));
         }
+        self.check_decided(key, n, prev)?;
         if matches!(n.kind, Kind::Escalate | Kind::Terminate) {
             for r in self.rounds.values_mut().filter(|r| r.track == key) {
                 r.closed = true;
@@ -1055,6 +1104,15 @@ impl Semantics {
                 return Ok(());
             }
             Kind::Reminder => return self.check_reminder(key, n),
+            // PLANS.md §5.2: at a deadline, naming at least one unit.
+            Kind::ReportOverdue => {
+                let local =
+                    n.at.with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap());
+                let units = n.evidence["units"].as_array().map_or(0, Vec::len);
+                if local.time() != self.feedback_time || units == 0 {
+                    return Err(format!("{} at {} names {units} units", n.id, fmt_ts(n.at)));
+                }
+            }
             Kind::Suggestion => return Ok(()),
             _ => {}
         }
@@ -1074,6 +1132,28 @@ impl Semantics {
         if !allowed.contains(&n.level.as_str()) {
             return Err(format!(
                 "{} ({:?}) has level {} where the track is at {allowed:?}",
+                n.id, n.kind, n.level
+            ));
+        }
+        Ok(())
+    }
+
+    /// PLANS.md §5.1 / §2 rule 6: a move naming a proposal makes that proposal's move (its
+    /// track, its level, once); with `l1_by_commander` every coal move into or out of L1
+    /// names one, except `manual none` ending a manual warning (§4.2.3 alone).
+    fn check_decided(&mut self, key: &str, n: &Notice, prev: &str) -> Check {
+        if let Some(pid) = &n.proposal_id {
+            match self.proposals.remove(pid) {
+                Some((at, level, k, _)) if k == key && level == n.level && at <= n.at => {}
+                p => return Err(format!("{} makes the move of {pid}, which was {p:?}", n.id)),
+            }
+        } else if self.commander
+            && n.plan.as_str() == "coal_supply"
+            && (n.level == "L1" || prev == "L1")
+            && (n.kind != Kind::Terminate || n.clause.contains("§5.4"))
+        {
+            return Err(format!(
+                "{} ({:?} {prev} -> {}) without the commander's approval",
                 n.id, n.kind, n.level
             ));
         }

@@ -278,3 +278,56 @@ fn accepted_shapes() {
         i => panic!("{i:?}"),
     }
 }
+
+/// PLANS.md §5.2 `report`: the unit by name or alias; rejected with its reason: an unknown
+/// unit, a unit whose plans exclude the plan, severe_weather, an empty text, cut_pct
+/// outside 0–100.
+#[test]
+fn report_command_resolves_aliases_and_rejects_bad_values() {
+    let cfg = crate::config::Config::from_toml(
+        "[[unit]]\nname = \"市工业和信息化局\"\naliases = [\"市工信局\"]\nplans = [\"heavy_pollution\"]\n",
+    )
+    .unwrap()
+    .config;
+    let at = crate::time::parse_ts("2023-12-01T10:00:00+08:00").unwrap();
+    let p = |s: &str| parse(&cfg, "ers/shuozhou/cmd", s.as_bytes(), at);
+    let ok = p(r#"{"cmd": "report", "plan": "heavy_pollution", "unit": "市工信局", "text": "已落实", "by": "李四", "enterprises": ["甲厂"], "cut_pct": 100}"#).unwrap();
+    match ok.input {
+        Input::Cmd(Command::Report(r)) => {
+            assert_eq!(r.unit, "市工业和信息化局");
+            assert_eq!(r.enterprises, vec!["甲厂".to_string()]);
+            assert_eq!(r.cut_pct, Some(100.0));
+        }
+        other => panic!("{other:?}"),
+    }
+    for (payload, why) in [
+        (
+            r#"{"cmd": "report", "plan": "heavy_pollution", "unit": "市民政局", "text": "x", "by": "b"}"#,
+            "unknown unit",
+        ),
+        (
+            r#"{"cmd": "report", "plan": "coal_supply", "unit": "市工信局", "text": "x", "by": "b"}"#,
+            "does not report on coal_supply",
+        ),
+        (
+            r#"{"cmd": "report", "plan": "severe_weather", "unit": "市工信局", "text": "x", "by": "b"}"#,
+            "severe_weather",
+        ),
+        (
+            r#"{"cmd": "report", "plan": "heavy_pollution", "unit": "市工信局", "text": "  ", "by": "b"}"#,
+            "text must not be empty",
+        ),
+        (
+            r#"{"cmd": "report", "plan": "heavy_pollution", "unit": "市工信局", "text": "x", "by": "b", "cut_pct": -1}"#,
+            "cut_pct",
+        ),
+        (
+            r#"{"cmd": "report", "plan": "heavy_pollution", "unit": "市工信局", "text": "x", "by": "b", "cut_pct": 100.5}"#,
+            "cut_pct",
+        ),
+    ] {
+        let r = p(payload).unwrap_err();
+        assert_eq!(r.class, "bad_value", "{payload}");
+        assert!(r.reason.contains(why), "{payload}: {}", r.reason);
+    }
+}

@@ -185,7 +185,7 @@ pub fn report(r: &Report, d: &Data, cfg: &Config) -> Notice {
     } else {
         r.conds.text()
     };
-    let text = format!(
+    let mut text = format!(
         "【煤炭保供{}{}】时间:{};地点:{};信息来源:{source};资源供需现状:{};预警情况:{situation};影响范围:{scope};发展趋势:{};已经采取的措施:{}",
         r.level.name_zh(),
         r.kind.name_zh(),
@@ -209,6 +209,30 @@ pub fn report(r: &Report, d: &Data, cfg: &Config) -> Notice {
             "scope": scope, "trend": r.trend, "measures_taken": r.measures_taken}),
         )
         .recipients(recipients(cfg, &[]));
+    if cfg.coal.hold_waits_for_data {
+        // PLANS.md §5.3: a stock value older than `stock_gap_days` is marked stale.
+        let limit =
+            chrono::Duration::milliseconds((cfg.coal.stock_gap_days * 86_400_000.0).round() as i64);
+        let stocks: Vec<Value> = d
+            .stocks
+            .iter()
+            .map(|(p, s)| {
+                let stale = r.now - s.ts > limit;
+                json!({"plant": p, "stock_days": s.days, "ts": fmt_ts(s.ts), "stale": stale,
+                    "note": if stale { "数据已逾期" } else { "" }})
+            })
+            .collect();
+        let marks: Vec<String> = d
+            .stocks
+            .iter()
+            .filter(|(_, s)| r.now - s.ts > limit)
+            .map(|(p, s)| format!("{p}库存数据已逾期(最近报送{})", fmt_ts(s.ts)))
+            .collect();
+        n.evidence["stocks"] = json!(stocks);
+        if !marks.is_empty() {
+            text = format!("{text};{}", marks.join(";"));
+        }
+    }
     n.text = Some(text);
     n
 }
