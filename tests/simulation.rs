@@ -1274,8 +1274,9 @@ impl Semantics {
 ///
 /// - Moves happen only where the plans put them: coal activation and escalation at the
 ///   arrival of a message of that region (§1 "immediate, at the arrival"); a coal downgrade
-///   or termination at a message (manual `none`, `confirm`) or at the end of a hold of
-///   exactly `lift_hold_hours` started at an earlier message; pollution moves only at an air
+///   or termination at a command (manual `none`, `confirm`, `approve`; with the §5 options
+///   also at a data message) or at the end of a hold of exactly `lift_hold_hours` started
+///   at an earlier message; pollution moves only at an air
 ///   message or a command (§2 "only air messages ... move the pollution tracks; timers give
 ///   only reports, reminders and data gaps"); weather moves only at a warning.
 /// - Data gaps (§4): a silence `data_gap` at exactly last accepted arrival + period, once
@@ -1389,12 +1390,19 @@ impl Outside {
                     return Err(format!("{}: a coal move up not at a message", what()));
                 }
                 (yingji::Plan::CoalSupply, Kind::Downgrade | Kind::Terminate) => {
+                    // §5.1, §5.3: a move decided by a person (`confirm`, `approve`), a hold
+                    // that waited for data (at its `data_resumed`) or a voided termination
+                    // (a downgrade at the message) may also come at a data message.
+                    let c = &self.cfg.coal;
+                    let people =
+                        c.hold_waits_for_data || c.require_confirmation || c.l1_by_commander;
+                    let subs: &[&str] = if people { &["coal/", "cmd"] } else { &["cmd"] };
                     let start = n.at - hours(self.cfg.coal.lift_hold_hours);
                     let held = self
                         .arrivals
                         .get(&n.region)
                         .is_some_and(|a| a.contains(&start));
-                    if !held && !at_msg(n, &["cmd"]) {
+                    if !held && !at_msg(n, subs) {
                         return Err(format!(
                             "{}: neither at a command nor {} h after a message",
                             what(),
@@ -1986,7 +1994,6 @@ fn simulation_seeds() {
             "heavy_pollution:graded:data_gap",
             "heavy_pollution:graded:data_resumed",
             "heavy_pollution:ozone:activate",
-            "heavy_pollution:ozone:terminate",
             "heavy_pollution:so2:activate",
             "heavy_pollution:so2:terminate",
             "severe_weather:*:activate",
