@@ -16,6 +16,9 @@ impl std::fmt::Display for Problem {
     }
 }
 
+/// The pollution plan's name for every county, city and district government (37号 §2).
+const COUNTIES: &str = "各县(市、区)人民政府";
+
 /// Everything `check` reports beyond the validation `Config::load` already did.
 pub fn problems(loaded: &Loaded) -> Vec<Problem> {
     let cfg = &loaded.config;
@@ -151,15 +154,35 @@ pub fn problems(loaded: &Loaded) -> Vec<Problem> {
             .coal
             .tasks
             .as_deref()
-            .unwrap_or(crate::plans::coal_supply::default_tasks());
+            .unwrap_or(crate::plans::coal_supply::default_tasks())
+            .iter()
+            .map(|t| (t.unit.as_str(), format!("the coal task {}", t.clause)));
+        let measures = cfg
+            .pollution
+            .measures
+            .as_deref()
+            .unwrap_or(crate::plans::heavy_pollution::measures::defaults())
+            .iter()
+            .map(|m| {
+                (
+                    m.unit.as_str(),
+                    format!("the pollution measure {}", m.clause),
+                )
+            });
         let mut seen = std::collections::BTreeSet::new();
-        for t in tasks {
-            if !t.unit.is_empty() && seen.insert(t.unit.as_str()) && !has_contact(&t.unit) {
+        for (unit, named_by) in tasks.chain(measures) {
+            // A line addressed to every unit or every county names no one unit: it reaches
+            // each through its own contacts.
+            let collective =
+                unit == crate::plans::coal_supply::text::EVERY_UNIT || unit == COUNTIES;
+            if unit.is_empty() || collective || !seen.insert(unit.to_string()) {
+                continue;
+            }
+            if !has_contact(unit) {
                 p(
-                    format!("unit({})", t.unit),
+                    format!("unit({unit})"),
                     format!(
-                        "named by the coal task {} but no contact belongs to it (by its name or an alias): its tasks reach nobody",
-                        t.clause
+                        "named by {named_by} but no contact belongs to it (by its name or an alias): its lines reach nobody"
                     ),
                 );
             }

@@ -65,6 +65,10 @@ pub struct Config {
     /// Messaging webhooks (WeCom robot, phone gateway); extension of CONTRACT.md.
     #[serde(rename = "webhook")]
     pub webhooks: Vec<WebhookConfig>,
+    /// Drill mode (CONTRACT.md "Added after the first release"): every CAP message has
+    /// status Exercise, every subject and message starts with 【演练】, nothing goes to a
+    /// phone gateway.
+    pub drill: bool,
 }
 
 impl Default for Config {
@@ -86,6 +90,7 @@ impl Default for Config {
             contacts: Vec::new(),
             units: Vec::new(),
             webhooks: Vec::new(),
+            drill: false,
         }
     }
 }
@@ -115,6 +120,10 @@ pub struct MqttConfig {
     /// CA bundle for mqtts (PEM); absent: the system roots.
     pub ca_file: Option<PathBuf>,
     pub keep_alive_s: u64,
+    /// Other daemons serve other regions under the same `topic_root`: subscribe to the
+    /// configured regions only (`{root}/{region}/#`) and leave the others alone. false
+    /// (default): subscribe to `{root}/#` and reject inputs for unknown regions.
+    pub split_regions: bool,
 }
 
 impl Default for MqttConfig {
@@ -128,6 +137,7 @@ impl Default for MqttConfig {
             protocol: 4,
             ca_file: None,
             keep_alive_s: 30,
+            split_regions: false,
         }
     }
 }
@@ -183,6 +193,9 @@ pub struct EmailConfig {
     /// Extra addresses per plan / level / department (CONTRACT.md "Email").
     #[serde(rename = "route")]
     pub routes: Vec<EmailRoute>,
+    /// Deadline of one email's whole exchange with the SMTP server (connect, greeting,
+    /// TLS, every command), in seconds.
+    pub timeout_s: u64,
 }
 
 impl Default for EmailConfig {
@@ -194,6 +207,7 @@ impl Default for EmailConfig {
             password: None,
             password_file: None,
             routes: Vec::new(),
+            timeout_s: 30,
         }
     }
 }
@@ -228,6 +242,13 @@ pub struct WebhookConfig {
     pub kinds: Vec<String>,
     /// Per-request timeout in seconds.
     pub timeout_s: u64,
+    /// `wecom_app` (WeCom application messages to one person, `message/send`): the
+    /// corporation id, the application's agent id and its secret (literal, `${ENV}` or
+    /// `secret_file`); `url` is the API base, e.g. `https://qyapi.weixin.qq.com`.
+    pub corp_id: Option<String>,
+    pub agent_id: Option<i64>,
+    pub secret: Option<String>,
+    pub secret_file: Option<PathBuf>,
 }
 
 impl Default for WebhookConfig {
@@ -241,6 +262,10 @@ impl Default for WebhookConfig {
             plans: Vec::new(),
             kinds: Vec::new(),
             timeout_s: 10,
+            corp_id: None,
+            agent_id: None,
+            secret: None,
+            secret_file: None,
         }
     }
 }
@@ -392,9 +417,15 @@ impl Default for PollutionConfig {
 pub struct Measure {
     /// `yellow`, `orange`, `red`, `ozone` or `so2`.
     pub level: String,
-    /// `health`, `advisory`, `mandatory`, `emission_cut`, `county_duty`, `control`.
+    /// 健康防护, 倡议性, 强制性 (the plan's three kinds of measure) or 应急响应 (§4).
     pub category: String,
+    /// The member unit that answers for it, named as the gazette names it.
+    pub unit: String,
+    /// The plan's section and item, e.g. `§4.2.1(3)②`.
     pub clause: String,
+    /// The sub-heading the paragraph stands under (e.g. `移动源减排措施`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heading: Option<String>,
     pub text: String,
 }
 
@@ -424,13 +455,68 @@ impl Default for WeatherCallConfig {
 #[serde(default)]
 pub struct LimitsConfig {
     pub max_payload_bytes: usize,
+    /// How old (days before its arrival) a message's own timestamp may be, per feed.
+    pub max_age_days: MaxAgeDays,
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
         Self {
             max_payload_bytes: 65536,
+            max_age_days: MaxAgeDays::default(),
         }
+    }
+}
+
+/// `[limits.max_age_days]`: a message whose own timestamp (`ts`, a forecast's `issued`,
+/// a coal report's `date`) is more than this many days before its arrival is rejected
+/// (`too_old`). Measured against the arrival time (`at`), so replays are unaffected.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct MaxAgeDays {
+    pub weather_warning: f64,
+    pub weather_obs: f64,
+    pub air_aqi: f64,
+    pub air_forecast: f64,
+    pub air_province: f64,
+    pub coal_stock: f64,
+    pub coal_storage: f64,
+    /// Corrections of output and price arrive weeks late.
+    pub coal_output: f64,
+    pub coal_price: f64,
+}
+
+impl Default for MaxAgeDays {
+    fn default() -> Self {
+        Self {
+            weather_warning: 1.0,
+            weather_obs: 7.0,
+            air_aqi: 7.0,
+            air_forecast: 7.0,
+            air_province: 7.0,
+            coal_stock: 7.0,
+            coal_storage: 7.0,
+            coal_output: 60.0,
+            coal_price: 60.0,
+        }
+    }
+}
+
+impl MaxAgeDays {
+    /// (key, bound) of the feed `suffix` (`coal/stock`, ...); `None` for commands.
+    pub fn of(&self, suffix: &str) -> Option<(&'static str, f64)> {
+        Some(match suffix {
+            "weather/warning" => ("weather_warning", self.weather_warning),
+            "weather/obs" => ("weather_obs", self.weather_obs),
+            "air/aqi" => ("air_aqi", self.air_aqi),
+            "air/forecast" => ("air_forecast", self.air_forecast),
+            "air/province" => ("air_province", self.air_province),
+            "coal/stock" => ("coal_stock", self.coal_stock),
+            "coal/storage" => ("coal_storage", self.coal_storage),
+            "coal/output" => ("coal_output", self.coal_output),
+            "coal/price" => ("coal_price", self.coal_price),
+            _ => return None,
+        })
     }
 }
 
@@ -540,10 +626,10 @@ pub const DEFAULT_PATH: &str = "config/yingji.toml";
 impl Config {
     /// Parses TOML text and validates it.
     pub fn from_toml(text: &str) -> Result<Loaded, Vec<ConfigError>> {
-        let de = toml::Deserializer::parse(text).map_err(|e| vec![toml_error(e)])?;
+        let de = toml::Deserializer::parse(text).map_err(|e| vec![toml_error(e, text)])?;
         let mut unknown = Vec::new();
         let config: Config = serde_ignored::deserialize(de, |path| unknown.push(path.to_string()))
-            .map_err(|e| vec![toml_error(e)])?;
+            .map_err(|e| vec![toml_error(e, text)])?;
         let config = config.finish()?;
         Ok(Loaded {
             config,
@@ -611,6 +697,7 @@ impl Config {
         let mut seen = std::collections::BTreeSet::new();
         for (i, r) in self.regions.iter().enumerate() {
             if r.id.is_empty()
+                || r.id.starts_with('_')
                 || !r
                     .id
                     .chars()
@@ -619,7 +706,7 @@ impl Config {
                 err(
                     format!("region[{i}].id"),
                     format!(
-                        "must be a slug of letters, digits, '-' or '_', got {:?}",
+                        "must be a slug of letters, digits, '-' or '_', not starting with '_' (kept for the daemon's own topics), got {:?}",
                         r.id
                     ),
                 );
@@ -720,6 +807,16 @@ impl Config {
         if self.limits.max_payload_bytes == 0 {
             err("limits.max_payload_bytes".into(), "must be > 0".into());
         }
+        for suffix in crate::input::TOPIC_SUFFIXES {
+            if let Some((key, days)) = self.limits.max_age_days.of(suffix) {
+                if !(days.is_finite() && days > 0.0) {
+                    err(
+                        format!("limits.max_age_days.{key}"),
+                        format!("must be a number of days > 0, got {days}"),
+                    );
+                }
+            }
+        }
         // [[contact]]
         let mut ids = std::collections::BTreeSet::new();
         for (i, ct) in self.contacts.iter().enumerate() {
@@ -786,15 +883,56 @@ impl Config {
     }
 }
 
-fn toml_error(e: toml::de::Error) -> ConfigError {
-    let msg = e.message().to_string();
-    // toml's message names the key where it can ("unknown field", "invalid type ... for key").
-    let key = msg
-        .split('`')
-        .nth(1)
-        .map(str::to_string)
+/// A TOML error with its line number, but never the offending line itself nor, on a
+/// line whose key may hold a secret (password, key, secret, token, url, username), the
+/// value quoted in the message.
+fn toml_error(e: toml::de::Error, text: &str) -> ConfigError {
+    let mut msg = e.message().trim().replace('\n', " ");
+    let line_no = e
+        .span()
+        .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+    let line = line_no.and_then(|n| text.lines().nth(n - 1)).unwrap_or("");
+    let line_key = line
+        .split_once('=')
+        .map(|(k, _)| k.trim().trim_matches('"').to_string())
+        .filter(|k| !k.is_empty() && !k.starts_with('['));
+    let secretish = |k: &str| {
+        let k = k.to_ascii_lowercase();
+        ["password", "secret", "key", "token", "url", "username"]
+            .iter()
+            .any(|w| k.contains(w))
+    };
+    if line_key.as_deref().is_some_and(secretish) {
+        msg = redact_quoted(&msg);
+    }
+    // The key: the offending line's, else the one toml's message names ("unknown field").
+    let key = line_key
+        .or_else(|| msg.split('`').nth(1).map(str::to_string))
         .unwrap_or_else(|| "(file)".into());
-    ConfigError::new(key, e.to_string().trim().replace('\n', " "))
+    let at = line_no.map(|n| format!("line {n}: ")).unwrap_or_default();
+    ConfigError::new(key, format!("{at}{msg}"))
+}
+
+/// `msg` with every `...` and "..." part replaced by `…`.
+fn redact_quoted(msg: &str) -> String {
+    let mut out = String::new();
+    let mut inside: Option<char> = None;
+    for c in msg.chars() {
+        match inside {
+            Some(q) if c == q => {
+                out.push('…');
+                out.push(c);
+                inside = None;
+            }
+            Some(_) => {}
+            None if c == '`' || c == '"' => {
+                out.push(c);
+                inside = Some(c);
+            }
+            None => out.push(c),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -884,6 +1022,9 @@ mod tests {
         assert!(c.pollution.require_approval && c.coal.require_confirmation);
         assert!(c.coal.l1_by_commander && c.coal.hold_waits_for_data);
         for t in crate::plans::coal_supply::default_tasks() {
+            if t.unit == crate::plans::coal_supply::text::EVERY_UNIT {
+                continue;
+            }
             let u = c
                 .unit(&t.unit)
                 .unwrap_or_else(|| panic!("no [[unit]] {}", t.unit));

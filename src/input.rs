@@ -138,7 +138,14 @@ pub struct Forecast {
     /// Whether it was given as daily values.
     pub daily: bool,
     pub hours: Vec<ForecastHour>,
+    /// Hours more than [`FORECAST_HORIZON_DAYS`] after the forecast's arrival: not kept
+    /// (no rule reads that far ahead; kept, they made memory and snapshots unbounded).
+    pub ignored_hours: usize,
 }
+
+/// How far after its arrival a forecast hour is kept, in days. The scenarios send hours
+/// up to ~100 h ahead, and such hours come into the horizon with later forecasts.
+pub const FORECAST_HORIZON_DAYS: i64 = 7;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -363,9 +370,95 @@ pub fn parse(cfg: &Config, topic: &str, payload: &[u8], at: Ts) -> Result<Messag
     let Value::Object(map) = value else {
         return Err(rj("bad_json", "payload must be a JSON object".into()));
     };
+    if let Err(e) = serde_json::from_slice::<NoDuplicateKeys>(payload) {
+        return Err(rj("duplicate_key", e.to_string()));
+    }
     let o = Obj(&map);
     let input = parse_payload(cfg, suffix, &o, at).map_err(|(class, reason)| rj(class, reason))?;
+    if let (Some((key, days)), Some(t)) = (cfg.limits.max_age_days.of(suffix), own_time(&input)) {
+        let bound = Duration::milliseconds((days * 86_400_000.0) as i64);
+        if t < at - bound {
+            return Err(rj(
+                "too_old",
+                format!(
+                    "{} is more than {days} day(s) before arrival {} (limits.max_age_days.{key})",
+                    crate::time::fmt_ts(t),
+                    crate::time::fmt_ts(at)
+                ),
+            ));
+        }
+    }
     Ok(Message { region, input })
+}
+
+/// The message's own time, checked against `limits.max_age_days`: `ts`, a forecast's
+/// `issued`, a coal report's `date` (its start).
+fn own_time(i: &Input) -> Option<Ts> {
+    Some(match i {
+        Input::CoalStock(r) => r.ts,
+        Input::CoalOutput(r) => day_start(r.date),
+        Input::CoalPrice(r) => day_start(r.date),
+        Input::CoalStorage(r) => r.ts,
+        Input::AirAqi(r) => r.ts,
+        Input::AirForecast(f) => f.issued,
+        Input::AirProvince(p) => p.ts,
+        Input::WeatherWarning(w) => w.ts,
+        Input::WeatherObs(o) => o.ts,
+        Input::Cmd(_) => return None,
+    })
+}
+
+/// Deserializes any JSON, failing on an object that repeats a key (at any depth):
+/// `{"aqi": 50, "aqi": 500}` must not mean 500.
+struct NoDuplicateKeys;
+
+impl<'de> Deserialize<'de> for NoDuplicateKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(NoDupVisitor)
+    }
+}
+
+struct NoDupVisitor;
+
+impl<'de> serde::de::Visitor<'de> for NoDupVisitor {
+    type Value = NoDuplicateKeys;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+        while a.next_element::<NoDuplicateKeys>()?.is_some() {}
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+        let mut keys = std::collections::BTreeSet::new();
+        while let Some(k) = a.next_key::<String>()? {
+            a.next_value::<NoDuplicateKeys>()?;
+            if !keys.insert(k.clone()) {
+                return Err(serde::de::Error::custom(format!(
+                    "duplicate key {k:?} (a repeated key is ambiguous)"
+                )));
+            }
+        }
+        Ok(NoDuplicateKeys)
+    }
 }
 
 fn region_list(cfg: &Config) -> String {
@@ -431,6 +524,13 @@ fn parse_stock(cfg: &Config, o: &Obj, at: Ts) -> Result<StockReport, Bad> {
                 "burn_t_per_day",
                 burn,
                 "the daily burn must be > 0",
+            ));
+        }
+        if !(stock_t / burn).is_finite() {
+            return Err(out_of_range(
+                "stock_t",
+                stock_t,
+                "stock_t / burn_t_per_day (stock days) is not a finite number",
             ));
         }
         Stock::Tonnes {
@@ -547,7 +647,7 @@ fn parse_forecast(o: &Obj, at: Ts) -> Result<Forecast, Bad> {
     let Value::Array(items) = list else {
         return Err(wrong_type(key, "an array", list));
     };
-    let mut hours = Vec::with_capacity(if daily { items.len() * 24 } else { items.len() });
+    let mut hours = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let Value::Object(m) = item else {
             return Err(wrong_type(&format!("{key}[{i}]"), "an object", item));
@@ -586,9 +686,13 @@ fn parse_forecast(o: &Obj, at: Ts) -> Result<Forecast, Bad> {
             });
         }
     }
+    let horizon = at + Duration::days(FORECAST_HORIZON_DAYS);
+    let before = hours.len();
+    hours.retain(|h| h.ts <= horizon);
     Ok(Forecast {
         issued,
         daily,
+        ignored_hours: before - hours.len(),
         hours,
     })
 }

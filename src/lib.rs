@@ -13,6 +13,7 @@ pub mod notice;
 pub mod plans;
 pub mod replay;
 pub mod time;
+pub mod wording;
 
 pub use config::Config;
 pub use engine::{Engine, Step};

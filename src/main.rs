@@ -31,6 +31,9 @@ enum Cmd {
         /// Log JSON lines instead of text.
         #[arg(long)]
         json_logs: bool,
+        /// Accept an empty (zero-byte) store file and start a new store in it.
+        #[arg(long)]
+        init: bool,
     },
     /// Replay scenario files on virtual time; notices as JSONL.
     Replay {
@@ -88,7 +91,11 @@ enum CallsCmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Run { config, json_logs } => run(config, json_logs),
+        Cmd::Run {
+            config,
+            json_logs,
+            init,
+        } => run(config, json_logs, init),
         Cmd::Replay {
             scenarios,
             config,
@@ -122,7 +129,7 @@ fn load_config(path: Option<&PathBuf>) -> Result<Loaded, ExitCode> {
     })
 }
 
-fn run(config: Option<PathBuf>, json_logs: bool) -> ExitCode {
+fn run(config: Option<PathBuf>, json_logs: bool, init: bool) -> ExitCode {
     yingji::daemon::init_logging(json_logs);
     let loaded = match load_config(config.as_ref()) {
         Ok(l) => l,
@@ -137,7 +144,7 @@ fn run(config: Option<PathBuf>, json_logs: bool) -> ExitCode {
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "built-in defaults".into());
     tracing::info!(config = %source, "starting yingji {}", env!("CARGO_PKG_VERSION"));
-    match yingji::daemon::run(Arc::new(loaded.config)) {
+    match yingji::daemon::run(Arc::new(loaded.config), init) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -232,6 +239,21 @@ fn check(config: Option<PathBuf>) -> ExitCode {
     if let Err(e) = yingji::daemon::webhook::validate(&loaded.config) {
         ps.push(yingji::check::Problem {
             key: "webhook".into(),
+            message: e.to_string(),
+        });
+    }
+    // The broker and SMTP URLs as `run` reads them; the messages never show a secret.
+    if let Some(m) = &loaded.config.mqtt {
+        if let Err(e) = yingji::daemon::mqtt::Settings::from_config(m, "check") {
+            ps.push(yingji::check::Problem {
+                key: "mqtt.url".into(),
+                message: e.to_string(),
+            });
+        }
+    }
+    if let Err(e) = yingji::daemon::email::validate(&loaded.config) {
+        ps.push(yingji::check::Problem {
+            key: "email.smtp_url".into(),
             message: e.to_string(),
         });
     }

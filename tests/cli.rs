@@ -162,3 +162,48 @@ fn check_reports_problems_with_exit_1() {
         .join("config/yingji.toml")
         .exists());
 }
+
+/// Issue 9 item 8: `check` flags an invalid broker or SMTP URL, and never prints the
+/// secret in it (expanded from `${ENV}` or literal), nor a TOML error's offending line.
+#[test]
+fn check_flags_invalid_urls_without_echoing_secrets() {
+    let cfg = tmp(
+        "bad-urls.toml",
+        "[mqtt]\nurl = \"mqtx://ops:MQTTSECRET1@broker\"\n\n[email]\nsmtp_url = \"smtp://u:${YINGJI_CLI_SMTP_PW}@host:notaport\"\nfrom = \"y <y@x.org>\"\n",
+    );
+    let out = yingji()
+        .args(["check", "--config"])
+        .arg(&cfg)
+        .env("YINGJI_CLI_SMTP_PW", "SMTPSECRET2")
+        .output()
+        .unwrap();
+    let text = printed(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("mqtt.url") && text.contains("email.smtp_url"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("MQTTSECRET1") && !text.contains("SMTPSECRET2"),
+        "{text}"
+    );
+    let cfg = tmp("bad-type.toml", "[mqtt]\npassword = 987654321987\n");
+    let out = yingji()
+        .args(["check", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let text = printed(&out);
+    assert_ne!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("line 2"), "says where: {text}");
+    assert!(!text.contains("987654321987"), "{text}");
+}
+
+/// Everything a command printed, stdout then stderr.
+fn printed(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}

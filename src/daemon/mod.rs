@@ -13,10 +13,14 @@
 
 pub mod ack;
 pub mod broker;
+pub mod cap;
 pub mod core;
+pub mod echo;
 pub mod email;
+pub mod health;
 pub mod http;
 pub mod inbound;
+pub mod logfmt;
 pub mod mqtt;
 pub mod outbound;
 pub mod render;
@@ -41,8 +45,12 @@ use crate::time::fmt_ts;
 /// What the core thread is told.
 pub enum CoreEvent {
     Input(Incoming<InToken>),
-    /// One of our own notices (id, if readable) or CAP alerts routed back by the broker.
-    Echo(Option<String>, &'static str, InToken),
+    /// One of our own notices or CAP alerts routed back by the broker: sink, payload.
+    Echo(&'static str, Vec<u8>, InToken),
+    /// A proof published by our output connection before a notice (echo.rs).
+    Proof(Vec<u8>, InToken),
+    /// The input connection is up for the first time: the echo wait starts.
+    Connected,
     /// Every echo queued while the daemon was away has been seen.
     Drained,
     /// A valid acknowledgement link was clicked.
@@ -58,8 +66,14 @@ pub struct LinkAck {
     pub reply: tokio::sync::oneshot::Sender<LinkOutcome>,
 }
 
-/// How long the core waits for the echoes to drain before sending what is undelivered.
+/// How long the core waits for the echoes to drain, from the first CONNACK, before sending
+/// what is undelivered.
 const DRAIN_WAIT: chrono::Duration = chrono::Duration::seconds(10);
+/// Without any connection to the broker for this long after start, the core goes live
+/// anyway (timers fire; emails and webhooks go), and says so.
+const CONNECT_WAIT: chrono::Duration = chrono::Duration::minutes(5);
+/// Proofs kept waiting for their echo at most (older ones are dropped when over).
+const MAX_PROOFS: usize = 100_000;
 
 /// Inputs handled in one transaction at most.
 const MAX_BATCH: usize = 512;
@@ -70,29 +84,22 @@ const MAX_SLEEP: Duration = Duration::from_secs(1);
 pub const EMBEDDED_LISTEN_ENV: &str = "YINGJI_EMBEDDED_LISTEN";
 
 /// Sets up tracing: text on a terminal, JSON lines with `json`. `RUST_LOG` filters.
+/// Every logged value has its control characters escaped (logfmt.rs).
 pub fn init_logging(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rumqttd=off,rumqttc=warn"));
     use std::io::IsTerminal;
-    let b = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    let r = if json {
-        b.json().flatten_event(true).try_init()
-    } else {
-        b.try_init()
-    };
-    let _ = r;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let ansi = std::io::stderr().is_terminal();
+    let _ = logfmt::subscriber(json, ansi, std::io::stderr).try_init();
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
-pub fn run(cfg: Arc<Config>) -> anyhow::Result<()> {
+/// `init`: accept a zero-byte store file (`--init`).
+pub fn run(cfg: Arc<Config>, init: bool) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    rt.block_on(run_async(cfg))
+    rt.block_on(run_async(cfg, init))
 }
 
 /// Where the broker is: the configured one, or the embedded one started here.
@@ -125,18 +132,41 @@ async fn broker_settings(cfg: &Config) -> anyhow::Result<Settings> {
     Ok(Settings::local(addr.port(), &default_id))
 }
 
-async fn run_async(cfg: Arc<Config>) -> anyhow::Result<()> {
+async fn run_async(cfg: Arc<Config>, init: bool) -> anyhow::Result<()> {
     let settings = broker_settings(&cfg).await?;
     let path = cfg.store.path.clone();
+    let echo_key;
     let core = {
         let cfg = Arc::clone(&cfg);
-        let mut store = Store::open(&path)?;
+        let mut store = Store::open_checked(&path, init)?;
         ack::install_key(ack::load_key(&cfg, &mut store)?);
+        echo_key = echo::load_key(&mut store)?;
         tokio::task::spawn_blocking(move || Core::recover(cfg, store, clock::now())).await??
     };
     tracing::info!(store = %path.display(), next_timer = ?core.next_deadline().map(|(t, why)| format!("{} {why}", fmt_ts(t))), "store open");
 
-    let publisher = Publisher::start(Arc::clone(&cfg), &settings, Store::open(&path)?);
+    let publisher = Publisher::start(
+        Arc::clone(&cfg),
+        &settings,
+        Store::open(&path)?,
+        echo_key.clone(),
+    );
+    let (ops_tx, mut ops_rx) = tokio::sync::mpsc::unbounded_channel::<serde_json::Value>();
+    health::set_ops_channel(ops_tx);
+    {
+        let (publisher, topic) = (publisher.clone(), ops_topic(&cfg));
+        tokio::spawn(async move {
+            while let Some(mut e) = ops_rx.recv().await {
+                e["at"] = serde_json::json!(fmt_ts(clock::now()));
+                publisher.submit([Out::Plain {
+                    topic: topic.clone(),
+                    payload: e.to_string().into_bytes(),
+                    qos1: true,
+                    retain: false,
+                }]);
+            }
+        });
+    }
     publisher.submit(state_outs(&cfg, core.all_states()));
     let mailer = email::Mailer::start(Arc::clone(&cfg), &path)?;
     let hooks = webhook::Hooks::start(Arc::clone(&cfg), &path)?;
@@ -150,6 +180,7 @@ async fn run_async(cfg: Arc<Config>) -> anyhow::Result<()> {
     http::start(&cfg.http.listen, Some(route)).await;
     let (inbound, ack_tx) = inbound::start(&cfg, &settings, core_tx.clone());
     let sinks = Sinks {
+        echo_key,
         cfg: Arc::clone(&cfg),
         publisher: publisher.clone(),
         mailer: mailer.clone(),
@@ -198,11 +229,17 @@ async fn shutdown_signal() -> &'static str {
 
 /// Where the core's effects go.
 struct Sinks {
+    echo_key: Vec<u8>,
     cfg: Arc<Config>,
     publisher: Publisher,
     mailer: Option<email::Mailer>,
     hooks: Option<webhook::Hooks>,
     acks: UnboundedSender<InToken>,
+}
+
+/// The ops topic: faults and degraded sinks (health.rs), under `_yingji`, never a region.
+pub fn ops_topic(cfg: &Config) -> String {
+    format!("{}/_yingji/ops", cfg.topic_root)
 }
 
 fn state_outs(
@@ -260,8 +297,11 @@ impl Sinks {
 #[derive(Default)]
 struct Arrived {
     inputs: Vec<Incoming<InToken>>,
-    echoes: Vec<(Option<String>, &'static str, InToken)>,
+    echoes: Vec<(&'static str, Vec<u8>, InToken)>,
+    proofs: Vec<(Vec<u8>, InToken)>,
     links: Vec<LinkAck>,
+    /// The input connection came up for the first time.
+    connected: bool,
     /// The marker came back: every echo before it is in `echoes`.
     drained: bool,
     shutdown: bool,
@@ -284,7 +324,9 @@ fn collect(rx: &Receiver<CoreEvent>, sleep: Duration) -> Arrived {
         };
         match ev {
             CoreEvent::Input(i) => a.inputs.push(i),
-            CoreEvent::Echo(id, sink, token) => a.echoes.push((id, sink, token)),
+            CoreEvent::Echo(sink, payload, token) => a.echoes.push((sink, payload, token)),
+            CoreEvent::Proof(p, token) => a.proofs.push((p, token)),
+            CoreEvent::Connected => a.connected = true,
             CoreEvent::Link(l) => a.links.push(l),
             CoreEvent::Drained => {
                 a.drained = true;
@@ -299,25 +341,29 @@ fn collect(rx: &Receiver<CoreEvent>, sleep: Duration) -> Arrived {
     a
 }
 
-/// Marks the deliveries the echoes prove, then acks them (unreadable ones are just acked).
+/// Marks the deliveries the echoes prove (echo.rs), then acks them and the proofs.
 fn confirm_echoes(
     core: &mut Core,
     sinks: &Sinks,
-    echoes: Vec<(Option<String>, &'static str, InToken)>,
+    proven: &mut std::collections::BTreeSet<String>,
+    a: &mut Arrived,
 ) -> anyhow::Result<()> {
-    if echoes.is_empty() {
-        return Ok(());
-    }
-    let mut known = Vec::new();
-    let mut unknown = Vec::new();
-    for (id, sink, token) in echoes {
-        match id {
-            Some(id) => known.push((id, sink, token)),
-            None => unknown.push(token),
+    let mut acks = Vec::new();
+    for (p, token) in std::mem::take(&mut a.proofs) {
+        if proven.len() >= MAX_PROOFS {
+            tracing::warn!("many proofs without their echo: the oldest dropped");
+            proven.clear();
         }
+        proven.insert(String::from_utf8_lossy(&p).into_owned());
+        acks.push(token);
     }
-    let mut fx = core.confirm(known, clock::now())?;
-    fx.acks.extend(unknown);
+    let echoes = std::mem::take(&mut a.echoes);
+    let mut fx = if echoes.is_empty() {
+        Effects::default()
+    } else {
+        core.confirm(echoes, &sinks.echo_key, proven, clock::now())?
+    };
+    fx.acks.extend(acks);
     sinks.apply(fx);
     Ok(())
 }
@@ -329,7 +375,11 @@ fn confirm_echoes(
 /// first, in the order it was made.
 fn core_loop(mut core: Core, rx: Receiver<CoreEvent>, sinks: Sinks) -> anyhow::Result<()> {
     let mut live = false;
-    let drain_until = clock::now() + DRAIN_WAIT;
+    let started = clock::now();
+    // The echo wait counts from the first CONNACK (a broker started after yingji must
+    // not make it resend what the broker already has).
+    let mut drain_until: Option<crate::time::Ts> = None;
+    let mut proven = std::collections::BTreeSet::new();
     let mut held: Vec<Incoming<InToken>> = Vec::new();
     let mut held_links: Vec<LinkAck> = Vec::new();
     loop {
@@ -339,11 +389,20 @@ fn core_loop(mut core: Core, rx: Receiver<CoreEvent>, sinks: Sinks) -> anyhow::R
         }
         .min(MAX_SLEEP);
         let mut a = collect(&rx, sleep);
-        confirm_echoes(&mut core, &sinks, std::mem::take(&mut a.echoes))?;
-        if !live && (a.drained || clock::now() >= drain_until) {
-            if !a.drained {
-                tracing::warn!("echoes did not drain in time: sending what is undelivered now");
-            }
+        if a.connected && drain_until.is_none() {
+            drain_until = Some(clock::now() + DRAIN_WAIT);
+        }
+        confirm_echoes(&mut core, &sinks, &mut proven, &mut a)?;
+        let now = clock::now();
+        if !live && !a.drained && drain_until.is_some_and(|t| now >= t) {
+            tracing::warn!("echoes did not drain in time: sending what is undelivered now");
+            live = go_live(&core, &sinks)?;
+        } else if !live && !a.drained && drain_until.is_none() && now >= started + CONNECT_WAIT {
+            tracing::error!(
+                "no connection to the broker since the start: going live without draining echoes"
+            );
+            live = go_live(&core, &sinks)?;
+        } else if !live && a.drained {
             live = go_live(&core, &sinks)?;
         }
         held.append(&mut a.inputs);

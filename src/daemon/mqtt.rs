@@ -19,8 +19,8 @@ use crate::config::MqttConfig;
 /// broker would redeliver it forever to a persistent session).
 pub const MAX_PACKET: usize = 256 * 1024 * 1024;
 
-/// Resolved connection settings.
-#[derive(Clone, Debug)]
+/// Resolved connection settings (`Debug` hides the password).
+#[derive(Clone)]
 pub struct Settings {
     pub host: String,
     pub port: u16,
@@ -32,6 +32,59 @@ pub struct Settings {
     /// 4 (3.1.1) or 5.
     pub protocol: u8,
     pub keep_alive: Duration,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls.is_some())
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("client_id", &self.client_id)
+            .field("protocol", &self.protocol)
+            .finish()
+    }
+}
+
+/// A URL as it may be shown: the password of `user:password@` and every query value
+/// replaced by `***` (they hold secrets: passwords, webhook keys and tokens).
+pub fn redact_url(url: &str) -> String {
+    let (head, query) = match url.split_once('?') {
+        Some((h, q)) => (h, Some(q)),
+        None => (url, None),
+    };
+    let (scheme, rest) = match head.split_once("://") {
+        Some((s, r)) => (Some(s), r),
+        None => (None, head),
+    };
+    let (auth, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let auth = match auth.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{user}:***@{host}")
+        }
+        None => auth.to_string(),
+    };
+    let mut out = match scheme {
+        Some(s) => format!("{s}://{auth}{path}"),
+        None => format!("{auth}{path}"),
+    };
+    if let Some(q) = query {
+        let q: Vec<String> = q
+            .split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _)) => format!("{k}=***"),
+                None => kv.to_string(),
+            })
+            .collect();
+        out = format!("{out}?{}", q.join("&"));
+    }
+    out
 }
 
 /// Expands `${VAR}` references in a config value.
@@ -67,9 +120,10 @@ impl Settings {
     /// Settings from `[mqtt]`; `default_id` when no client id is configured.
     pub fn from_config(m: &MqttConfig, default_id: &str) -> anyhow::Result<Settings> {
         let url = expand_env(&m.url)?;
+        let shown = redact_url(&url);
         let (scheme, rest) = url
             .split_once("://")
-            .ok_or_else(|| anyhow::anyhow!("mqtt.url: expected mqtt://host:port, got {url:?}"))?;
+            .ok_or_else(|| anyhow::anyhow!("mqtt.url: expected mqtt://host:port, got {shown:?}"))?;
         let tls = match scheme {
             "mqtt" | "tcp" => None,
             "mqtts" | "ssl" => Some(match &m.ca_file {
@@ -78,12 +132,25 @@ impl Settings {
             }),
             other => anyhow::bail!("mqtt.url: unknown scheme {other:?} (mqtt or mqtts)"),
         };
-        let hostport = rest.split(['/', '?']).next().unwrap_or("");
+        let authority = rest.split(['/', '?']).next().unwrap_or("");
+        // `user:password@host:port`: the credentials are used (unless given apart) and
+        // never shown.
+        let (userinfo, hostport) = match authority.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, authority),
+        };
+        let (url_user, url_password) = match userinfo {
+            Some(u) => match u.split_once(':') {
+                Some((n, p)) => (Some(n.to_string()), Some(p.to_string())),
+                None => (Some(u.to_string()), None),
+            },
+            None => (None, None),
+        };
         let (host, port) = match hostport.rsplit_once(':') {
             Some((h, p)) => (
                 h.to_string(),
                 p.parse()
-                    .map_err(|_| anyhow::anyhow!("mqtt.url: bad port {p:?}"))?,
+                    .map_err(|_| anyhow::anyhow!("mqtt.url: bad port in {shown:?}"))?,
             ),
             None => (
                 hostport.to_string(),
@@ -101,8 +168,13 @@ impl Settings {
             host,
             port,
             tls,
-            username: m.username.as_deref().map(expand_env).transpose()?,
-            password: secret(m.password.as_deref(), m.password_file.as_deref())?,
+            username: m
+                .username
+                .as_deref()
+                .map(expand_env)
+                .transpose()?
+                .or(url_user),
+            password: secret(m.password.as_deref(), m.password_file.as_deref())?.or(url_password),
             client_id: match &m.client_id {
                 Some(id) => expand_env(id)?,
                 None => default_id.to_string(),
@@ -165,6 +237,8 @@ pub struct InMsg {
     pub payload: Vec<u8>,
     pub pkid: u16,
     pub dup: bool,
+    /// Set by the broker on a retained message sent because of a (re)subscription.
+    pub retain: bool,
     pub token: AckToken,
 }
 
@@ -251,6 +325,7 @@ impl EventLoop {
                         payload: p.payload.to_vec(),
                         pkid: p.pkid,
                         dup: p.dup,
+                        retain: p.retain,
                         token: AckToken::V4(Box::new(p)),
                     }),
                     Event::Incoming(Packet::PubAck(a)) => Ev::PubAck(a.pkid),
@@ -272,6 +347,7 @@ impl EventLoop {
                         payload: p.payload.to_vec(),
                         pkid: p.pkid,
                         dup: p.dup,
+                        retain: p.retain,
                         token: AckToken::V5(Box::new(p)),
                     }),
                     Event::Incoming(Packet::PubAck(a)) => Ev::PubAck(a.pkid),
@@ -415,5 +491,31 @@ mod tests {
         };
         assert!(Settings::from_config(&bad, "x").is_err());
         assert!(expand_env("${YINGJI_TEST_NOT_SET_ANYWHERE}").is_err());
+    }
+
+    /// Issue 9 item 8: credentials in the URL are used, never shown.
+    #[test]
+    fn url_credentials_are_taken_and_never_shown() {
+        let m = MqttConfig {
+            url: "mqtt://ops:MQTTSECRET@10.0.0.1:1884".into(),
+            ..Default::default()
+        };
+        let s = Settings::from_config(&m, "x").unwrap();
+        assert_eq!((s.host.as_str(), s.port), ("10.0.0.1", 1884));
+        assert_eq!(s.username.as_deref(), Some("ops"));
+        assert_eq!(s.password.as_deref(), Some("MQTTSECRET"));
+        assert!(!format!("{s:?}").contains("MQTTSECRET"), "{s:?}");
+        for bad in [
+            "mqtx://ops:MQTTSECRET@h",
+            "mqtt://ops:MQTTSECRET@h:port",
+            "ops:MQTTSECRET@h",
+        ] {
+            let m = MqttConfig {
+                url: bad.into(),
+                ..Default::default()
+            };
+            let e = Settings::from_config(&m, "x").unwrap_err().to_string();
+            assert!(!e.contains("MQTTSECRET"), "{e}");
+        }
     }
 }

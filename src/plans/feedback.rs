@@ -188,10 +188,10 @@ pub fn deadline_due<T: Into<PlanTimer>>(
 /// plan's): the overdue units, to the office.
 pub fn overdue(n: Notice, (units, since): (Vec<String>, Ts), cx: &Cx, office_unit: &str) -> Notice {
     let reason = format!(
-        "截至{},{}未报送落实情况(自{}起)",
-        fmt_ts(cx.now),
+        "截至{},{}未报送{}以来的落实情况",
+        crate::wording::time_zh(cx.now),
         units.join("、"),
-        fmt_ts(since)
+        crate::wording::time_zh(since)
     );
     let plan = n.plan;
     n.reason(reason)

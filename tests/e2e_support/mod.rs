@@ -107,6 +107,25 @@ impl Mosquitto {
         m
     }
 
+    /// On a given port (a daemon may have been started before its broker).
+    pub fn start_on(dir: &Path, port: u16) -> Mosquitto {
+        let mut m = Mosquitto {
+            port,
+            dir: dir.join("mosquitto"),
+            child: None,
+            starts: 0,
+            extra: None,
+        };
+        std::fs::create_dir_all(&m.dir).unwrap();
+        m.spawn();
+        m
+    }
+
+    /// Starts it again after [`Mosquitto::stop`] (same port, same persistence).
+    pub fn start_again(&mut self) {
+        self.spawn();
+    }
+
     fn spawn(&mut self) {
         let conf = self.dir.join("mosquitto.conf");
         // STACK-NOTES.md: max_queued_messages 0 (the default 1000 silently drops QoS 1

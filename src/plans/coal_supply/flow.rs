@@ -322,10 +322,12 @@ impl CoalSupply {
             .clause(clause("§5.2.2, §5.4"))
             .authority(text::COMMANDER)
             .reason(format!(
-                "决策提醒:{}于{}提请指挥长决定的{}尚未决定",
-                p.id,
-                fmt_ts(p.made),
-                p.decision.kind.name_zh()
+                "决策提醒:{}提请指挥长决定的{}尚未决定,请指挥长决定",
+                crate::wording::time_zh(p.made),
+                match p.decision.kind {
+                    Kind::Terminate => "解除预警和响应".to_string(),
+                    k => format!("{}至{}响应", k.name_zh(), p.decision.level.name_zh()),
+                }
             ))
             .recipients(recipients(cx.cfg, &[]));
         cx.emit(p.reminder(n, p.decision.kind));
@@ -395,7 +397,7 @@ impl CoalSupply {
         let n = self.move_notice(cx, kind, (from, to), c, end);
         self.log.push(format!(
             "{} {}{}({})",
-            fmt_ts(cx.now),
+            crate::wording::time_zh(cx.now),
             kind.name_zh(),
             if kind == Kind::Terminate {
                 format!("{}响应", from.name_zh())
@@ -406,8 +408,8 @@ impl CoalSupply {
         ));
         if kind != Kind::Terminate {
             self.log.push(format!(
-                "{}个成员单位按{}落实重点工作,实行24小时值班(§5.2.1(1))",
-                n.measures.len(),
+                "通知{}个成员单位落实{}重点工作,市指挥部办公室和各成员单位实行24小时值班(§5.2.1(1))",
+                text::units(&text::tasks(cx.cfg, to)).len(),
                 if to == Level::L1 {
                     "§5.2.1、§5.2.2"
                 } else {
@@ -631,7 +633,8 @@ impl CoalSupply {
                 Kind::Terminate => "确认解除".to_string(),
                 k => format!("决定{}{}响应", k.name_zh(), d.level.name_zh()),
             };
-            self.log.push(format!("{} {by}{what}", fmt_ts(cx.now)));
+            self.log
+                .push(format!("{} {by}{what}", crate::wording::time_zh(cx.now)));
         }
         let end = End::Confirmed(by);
         self.approved = d.commander.then(|| id.to_string());
@@ -672,7 +675,7 @@ impl CoalSupply {
         if self.level != Level::None && !c.l2() {
             self.log.push(format!(
                 "{} 市能源局解除人工预警({reason}{})",
-                fmt_ts(cx.now),
+                crate::wording::time_zh(cx.now),
                 if by.is_empty() {
                     String::new()
                 } else {
@@ -707,7 +710,7 @@ impl CoalSupply {
             .reason(format!(
                 "{}响应目标未达:{}全市煤炭日产量{}吨,低于{}吨",
                 self.level.name_zh(),
-                r.date,
+                crate::wording::date_zh(r.date),
                 r.output_t,
                 t
             ))
@@ -767,7 +770,7 @@ impl CoalSupply {
             .reason(format!(
                 "{}数据恢复报送(上次{})",
                 feed_zh(plant),
-                fmt_ts(last)
+                crate::wording::time_zh(last)
             ))
             .evidence(json!({"feed": feed, "plant": plant, "last_arrival": fmt_ts(last)}))
             .recipients(recipients(cx.cfg, &[]));
@@ -783,8 +786,8 @@ impl CoalSupply {
             .reason(format!(
                 "全市煤炭日产量缺报{}天({}至{}),连续天数计算中断",
                 skipped.len(),
-                skipped[0],
-                skipped[skipped.len() - 1]
+                crate::wording::date_zh(skipped[0]),
+                crate::wording::date_zh(skipped[skipped.len() - 1])
             ))
             .evidence(json!({"feed": "coal/output", "date": r.date.to_string(),
                 "missing_dates": shown, "missing_count": skipped.len()}))
@@ -813,7 +816,7 @@ impl CoalSupply {
             .reason(format!(
                 "{}自{}起{}天未报送",
                 feed_zh(plant.as_deref()),
-                fmt_ts(last),
+                crate::wording::time_zh(last),
                 period_days
             ))
             .evidence(json!({"feed": feed, "plant": plant, "last_arrival": fmt_ts(last),

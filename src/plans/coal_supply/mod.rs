@@ -11,7 +11,7 @@ mod flow;
 mod rules;
 #[cfg(test)]
 mod tests;
-mod text;
+pub mod text;
 
 use chrono::Duration;
 use serde::{Deserialize, Serialize};
@@ -23,7 +23,7 @@ use crate::plans::feedback;
 use crate::plans::proposal::Decisions;
 use crate::time::Ts;
 
-pub use text::default_tasks;
+pub use text::{default_tasks, EVERY_UNIT};
 
 /// The plan's only track.
 pub const TRACK: &str = "supply";
@@ -216,7 +216,7 @@ impl CoalSupply {
         self.data.manual = Some(l);
         self.log.push(format!(
             "{} 市能源局人工发布{}预警({reason}{})",
-            crate::time::fmt_ts(cx.now),
+            crate::wording::time_zh(cx.now),
             l.name_zh(),
             if by.is_empty() {
                 String::new()

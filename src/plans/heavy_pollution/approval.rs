@@ -12,7 +12,7 @@ use super::graded::lead_hours;
 use super::measures;
 use super::reports::{self, Episode, OFFICE};
 use super::series::{stamp_of, ts_of, View};
-use super::types::{clause, Decision, Lv, TrackId};
+use super::types::{clause, Decision, TrackId};
 use super::{HeavyPollution, Timer};
 
 /// Who receives warnings (§3.3.2 "预警信息发布对象"), plus contacts subscribed to the plan.
@@ -75,20 +75,24 @@ impl HeavyPollution {
         if !self.track(t).decisions.wants(d.level, |p| p.level) {
             return;
         }
-        let mut n = Notice::new(Plan::HeavyPollution, t.as_str(), Kind::Proposal, d.level.as_str())
-            .clause(clause("§3.3.2"))
-            .authority(OFFICE)
-            .reason(format!(
-                "拟{}{}(由{}至{}),请按《重污染天气预警信息发布(调整、解除)审批表》报市政府签发。依据:{}",
-                d.kind.name_zh(),
-                if d.level == Lv::None { d.previous.zh() } else { d.level.zh() },
-                d.previous.as_str(),
-                d.level.as_str(),
-                d.reason
-            ))
-            .evidence(json!({"proposed_kind": d.kind.as_str(), "level": d.level.as_str(),
-                             "previous": d.previous.as_str(), "rules": d.evidence}))
-            .recipients(vec!["市人民政府".to_string()]);
+        let mut n = Notice::new(
+            Plan::HeavyPollution,
+            t.as_str(),
+            Kind::Proposal,
+            d.level.as_str(),
+        )
+        .clause(clause("§3.3.2"))
+        .authority(OFFICE)
+        .reason(format!(
+            "{},请按《重污染天气预警信息发布(调整、解除)审批表》报市政府签发。依据:{}",
+            proposed_zh(&d),
+            d.reason
+        ))
+        .evidence(
+            json!({"proposed_kind": d.kind.as_str(), "level": d.level.as_str(),
+                             "previous": d.previous.as_str(), "rules": d.evidence}),
+        )
+        .recipients(vec!["市人民政府".to_string()]);
         n.text = Some(d.reason.clone());
         let h = cx.cfg.pollution.reminder_hours;
         self.track(t)
@@ -111,10 +115,9 @@ impl HeavyPollution {
         .clause(clause("§3.3.2"))
         .authority(OFFICE)
         .reason(format!(
-            "审批提醒:{}于{}提交的{}审批尚未签发",
-            p.id,
-            fmt_ts(p.made),
-            p.decision.kind.name_zh()
+            "审批提醒:{}提交的审批({})尚未签发",
+            crate::wording::time_zh(p.made),
+            proposed_zh(&p.decision)
         ))
         .recipients(vec!["市人民政府".to_string()]);
         cx.emit(p.reminder(n, p.decision.kind));
@@ -288,4 +291,14 @@ fn causes_zh(c: &[String]) -> String {
         })
         .collect::<Vec<_>>()
         .join("、")
+}
+
+/// What a proposal proposes, in the plan's words: 拟发布黄色预警, 拟将黄色预警调整为橙色预警,
+/// 拟解除橙色预警 (§3.3.2 "发布(调整、解除)").
+fn proposed_zh(d: &Decision) -> String {
+    match d.kind {
+        Kind::Activate => format!("拟发布{}", d.level.zh()),
+        Kind::Terminate => format!("拟解除{}", d.previous.zh()),
+        _ => format!("拟将{}调整为{}", d.previous.zh(), d.level.zh()),
+    }
 }

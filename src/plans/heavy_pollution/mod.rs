@@ -11,11 +11,11 @@
 
 mod approval;
 mod graded;
-mod measures;
+pub mod measures;
 mod reports;
 mod series;
 mod so2;
-mod types;
+pub mod types;
 
 #[cfg(test)]
 mod tests;

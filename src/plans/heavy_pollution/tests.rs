@@ -231,6 +231,7 @@ fn a_new_forecast_replaces_an_old_one_for_the_hours_it_covers() {
     let f = |issued: &str, from: &str, n: i64, aqi: f64| input::Forecast {
         issued: t(issued),
         daily: false,
+        ignored_hours: 0,
         hours: run(t(from), n, aqi)
             .into_iter()
             .map(|(ts, a)| input::ForecastHour {
@@ -534,6 +535,7 @@ fn an_observation_beats_any_forecast() {
     let fc = |issued: &str, aqi: f64| input::Forecast {
         issued: t(issued),
         daily: false,
+        ignored_hours: 0,
         hours: vec![input::ForecastHour {
             ts: stamp,
             aqi,
