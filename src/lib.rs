@@ -11,8 +11,10 @@ pub mod expect;
 pub mod input;
 pub mod notice;
 pub mod plans;
+pub mod progress;
 pub mod replay;
 pub mod time;
+pub mod timeline;
 pub mod wording;
 
 pub use config::Config;

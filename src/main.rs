@@ -10,6 +10,9 @@ use clap::{Parser, Subcommand};
 
 use yingji::aqi::{self, Concentrations, Pollutant, Standard};
 use yingji::config::{Config, Loaded};
+use yingji::progress::ReplayProgress;
+use yingji::replay::{Progress, Watch};
+use yingji::timeline::Recorder;
 
 #[derive(Parser)]
 #[command(
@@ -47,9 +50,14 @@ enum Cmd {
         /// Compare the notices with this expected file; exit 1 with a diff when they differ.
         #[arg(long)]
         expect: Option<PathBuf>,
-        /// Do not print rejected inputs on stderr.
+        /// Print nothing on stderr but errors: no rejected inputs, no progress bar (the
+        /// bar is only shown when stderr is a terminal).
         #[arg(long)]
         quiet: bool,
+        /// Draw the run as a timeline picture (SVG) with its data beside it (CSV); with
+        /// several regions configured, one FILE-{region}.svg each. One scenario file.
+        #[arg(long, value_name = "FILE.svg")]
+        timeline: Option<PathBuf>,
     },
     /// Validate the configuration and contact coverage; exit 1 on problems.
     Check {
@@ -102,7 +110,8 @@ fn main() -> ExitCode {
             out,
             expect,
             quiet,
-        } => replay(scenarios, config, out, expect, quiet),
+            timeline,
+        } => replay(scenarios, config, out, expect, quiet, timeline),
         Cmd::Check { config } => check(config),
         Cmd::Aqi {
             values,
@@ -160,7 +169,21 @@ fn replay(
     out: Option<PathBuf>,
     expect: Option<PathBuf>,
     quiet: bool,
+    timeline: Option<PathBuf>,
 ) -> ExitCode {
+    if let Some(t) = &timeline {
+        if !t.extension().is_some_and(|e| e.eq_ignore_ascii_case("svg")) {
+            eprintln!("--timeline needs a file name ending in .svg (its CSV goes beside it)");
+            return ExitCode::from(2);
+        }
+        if scenarios.len() != 1 {
+            eprintln!(
+                "--timeline draws one scenario file (several files run on fresh engines, \
+                 so their levels are not one history)"
+            );
+            return ExitCode::from(2);
+        }
+    }
     let loaded = match load_config(config.as_ref()) {
         Ok(l) => l,
         Err(c) => return c,
@@ -200,7 +223,27 @@ fn replay(
     };
     let mut collected = Vec::new();
     let collect = expected.as_ref().map(|_| &mut collected);
-    let result = yingji::replay::run_files(&cfg, &scenarios, &mut writer, collect, !quiet);
+    let progress = if quiet {
+        None
+    } else {
+        ReplayProgress::for_replay(&scenarios, out.is_none())
+    };
+    let mut recorder = timeline.as_ref().map(|_| Recorder::new(&cfg));
+    let mut watch = Watch {
+        progress: progress.as_ref().map(|p| p as &dyn Progress),
+        timeline: recorder.as_mut(),
+    };
+    let result = yingji::replay::run_files_watched(
+        &cfg,
+        &scenarios,
+        &mut writer,
+        collect,
+        !quiet,
+        &mut watch,
+    );
+    if let Some(p) = &progress {
+        p.finish();
+    }
     if let Err(e) = writer.flush() {
         eprintln!("writing notices: {e}");
         return ExitCode::from(2);
@@ -209,6 +252,12 @@ fn replay(
     if let Err(e) = result {
         eprintln!("{e}");
         return ExitCode::from(2);
+    }
+    if let (Some(path), Some(rec)) = (&timeline, &recorder) {
+        if let Err(e) = yingji::timeline::write_files(&cfg, path, rec) {
+            eprintln!("--timeline: {e}");
+            return ExitCode::from(2);
+        }
     }
     if let Some(exp) = expected {
         if let Err(diff) = yingji::expect::compare(&exp, &collected) {

@@ -13,7 +13,7 @@ mod approval;
 mod graded;
 pub mod measures;
 mod reports;
-mod series;
+pub mod series;
 mod so2;
 pub mod types;
 

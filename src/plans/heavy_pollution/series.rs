@@ -242,7 +242,7 @@ impl View {
 /// Means for every stamp whose window lies inside `hours` (from index 23 on). Counts and
 /// votes slide (integers, exact); each window's sum is added afresh from its 24 values so
 /// no rounding drift builds up over a long replay.
-fn sliding_means(hours: &[Hour]) -> Vec<Mean> {
+pub fn sliding_means(hours: &[Hour]) -> Vec<Mean> {
     let mut out = Vec::with_capacity(hours.len().saturating_sub(23));
     let mut votes = [0i32; 6];
     let (mut count, mut fw, mut dust) = (0i32, 0i32, 0i32);
