@@ -153,6 +153,11 @@ pub struct StoreConfig {
     pub path: PathBuf,
     /// Snapshot the engine state every this many journaled inputs.
     pub snapshot_every: u64,
+    /// Journal rows, notices and call register entries are kept this many days; older
+    /// journal rows are archived to `archive_dir` first.
+    pub retain_days: u32,
+    /// Where archived journal rows go (compressed scenario files).
+    pub archive_dir: PathBuf,
 }
 
 impl Default for StoreConfig {
@@ -160,6 +165,8 @@ impl Default for StoreConfig {
         Self {
             path: PathBuf::from("var/yingji.db"),
             snapshot_every: 1000,
+            retain_days: 400,
+            archive_dir: PathBuf::from("var/archive"),
         }
     }
 }
@@ -891,6 +898,12 @@ impl Config {
         // [weather_call]: phone_attempts = 0 is valid (PLANS.md §3's formula with n = 0:
         // WeChat at t0, call_unreached at t0 + a).
         // [limits]
+        if self.store.retain_days == 0 {
+            err(
+                "store.retain_days".into(),
+                "must be at least 1 (days)".into(),
+            );
+        }
         if self.limits.max_payload_bytes == 0 {
             err("limits.max_payload_bytes".into(), "must be > 0".into());
         }

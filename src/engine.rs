@@ -246,6 +246,18 @@ impl Engine {
         &self.state
     }
 
+    /// Retention (`[store] retain_days`): drops the call register entries made before
+    /// `t`. The register is a record for people; no rule reads it.
+    pub fn forget_register_before(&mut self, t: Ts) -> usize {
+        let mut n = 0;
+        for r in &mut self.state.regions {
+            let before = r.weather.register.len();
+            r.weather.register.retain(|e| e.at >= t);
+            n += before - r.weather.register.len();
+        }
+        n
+    }
+
     pub fn now(&self) -> Option<Ts> {
         self.state.now
     }

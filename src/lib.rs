@@ -1,5 +1,5 @@
 //! yingji (应急): Shuozhou's emergency plans as a deterministic engine, with a replay
-//! tool and a daemon around it. See README.md and `../shared/spec/` for the contract.
+//! tool and a daemon around it. See README.md and docs/interface.md for the interface.
 
 pub mod aqi;
 pub mod check;

@@ -29,19 +29,25 @@ struct Cli {
 enum Cmd {
     /// Run the long-running daemon.
     Run {
+        /// Config file; default config/yingji.toml when it exists, else built-in defaults.
         #[arg(long)]
         config: Option<PathBuf>,
         /// Log JSON lines instead of text.
         #[arg(long)]
         json_logs: bool,
+        /// Log times in UTC instead of +08:00 (the notices' time zone).
+        #[arg(long)]
+        utc_logs: bool,
         /// Accept an empty (zero-byte) store file and start a new store in it.
         #[arg(long)]
         init: bool,
     },
     /// Replay scenario files on virtual time; notices as JSONL.
     Replay {
+        /// Scenario files (JSON lines), each replayed on a fresh engine, in order.
         #[arg(required = true)]
         scenarios: Vec<PathBuf>,
+        /// Config file; default config/yingji.toml when it exists, else built-in defaults.
         #[arg(long)]
         config: Option<PathBuf>,
         /// Write notices here instead of stdout.
@@ -61,6 +67,7 @@ enum Cmd {
     },
     /// Validate the configuration and contact coverage; exit 1 on problems.
     Check {
+        /// Config file; default config/yingji.toml when it exists, else built-in defaults.
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -69,8 +76,10 @@ enum Cmd {
         /// `pollutant=value` pairs: pm25 pm10 so2 no2 co o3 (µg/m³; co in mg/m³).
         #[arg(required = true)]
         values: Vec<String>,
+        /// The AQI standard: 2026 (HJ 633-2026) or 2012 (HJ 633-2012).
         #[arg(long, default_value = "2026")]
         standard: String,
+        /// Print JSON: {"aqi": .., "iaqi": {..}, "primary": [..]}.
         #[arg(long)]
         json: bool,
     },
@@ -82,16 +91,61 @@ enum Cmd {
         #[command(subcommand)]
         cmd: CallsCmd,
     },
+    /// The daemon's input journal.
+    Journal {
+        #[command(subcommand)]
+        cmd: JournalCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum JournalCmd {
+    /// Write the journal as a scenario file, for `yingji replay` (after-action review).
+    /// A whole export replayed with the stored config (`--config-out`) gives the stored
+    /// notices, id for id.
+    Export {
+        /// Config file naming the store ([store] path); default config/yingji.toml.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The store to read, instead of the config's [store] path.
+        #[arg(long)]
+        store: Option<PathBuf>,
+        /// Only inputs handled at or after this time (RFC 3339).
+        #[arg(long, value_parser = parse_time)]
+        from: Option<yingji::Ts>,
+        /// Only inputs handled at or before this time (RFC 3339); the scenario ends there.
+        #[arg(long, value_parser = parse_time)]
+        to: Option<yingji::Ts>,
+        /// Only inputs of this region.
+        #[arg(long)]
+        region: Option<String>,
+        /// Write the scenario here instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Write the config the daemon ran with (secrets redacted) here.
+        #[arg(long)]
+        config_out: Option<PathBuf>,
+    },
+}
+
+fn parse_time(s: &str) -> Result<yingji::Ts, String> {
+    yingji::time::parse_ts(s).map_err(|e| format!("{e} (e.g. 2026-01-31T08:00:00+08:00)"))
 }
 
 #[derive(Subcommand)]
 enum CallsCmd {
     /// The call register of one event (warning id) as CSV.
     Export {
+        /// The event: the warning id its calls were made for.
         #[arg(long)]
         event: String,
+        /// Config file; default: the config the daemon's last start stored (with
+        /// --replay: config/yingji.toml, else built-in defaults).
         #[arg(long)]
         config: Option<PathBuf>,
+        /// The daemon's store, instead of the config's [store] path.
+        #[arg(long, conflicts_with = "replay")]
+        store: Option<PathBuf>,
         /// Replay these scenarios on one fresh engine, in order, and export from its state
         /// (instead of the daemon's store).
         #[arg(long, num_args = 1..)]
@@ -143,8 +197,9 @@ fn main() -> ExitCode {
         Cmd::Run {
             config,
             json_logs,
+            utc_logs,
             init,
-        } => run(config, json_logs, init),
+        } => run(config, json_logs, utc_logs, init),
         Cmd::Replay {
             scenarios,
             config,
@@ -165,9 +220,42 @@ fn main() -> ExitCode {
                 CallsCmd::Export {
                     event,
                     config,
+                    store,
                     replay,
                 },
-        } => calls_export(&event, config, &replay),
+        } => calls_export(&event, config, store, &replay),
+        Cmd::Journal {
+            cmd:
+                JournalCmd::Export {
+                    config,
+                    store,
+                    from,
+                    to,
+                    region,
+                    out,
+                    config_out,
+                },
+        } => journal_export(
+            config,
+            store,
+            yingji::daemon::history::Filter { from, to, region },
+            out,
+            config_out,
+        ),
+    }
+}
+
+/// `--out FILE`, or stdout; buffered.
+fn output(out: Option<&PathBuf>) -> Result<Box<dyn Write>, ExitCode> {
+    match out {
+        Some(p) => match std::fs::File::create(p) {
+            Ok(f) => Ok(Box::new(std::io::BufWriter::new(f))),
+            Err(e) => {
+                eprintln!("{}: {e}", p.display());
+                Err(ExitCode::from(2))
+            }
+        },
+        None => Ok(Box::new(std::io::BufWriter::new(std::io::stdout().lock()))),
     }
 }
 
@@ -180,8 +268,8 @@ fn load_config(path: Option<&PathBuf>) -> Result<Loaded, ExitCode> {
     })
 }
 
-fn run(config: Option<PathBuf>, json_logs: bool, init: bool) -> ExitCode {
-    yingji::daemon::init_logging(json_logs);
+fn run(config: Option<PathBuf>, json_logs: bool, utc_logs: bool, init: bool) -> ExitCode {
+    yingji::daemon::init_logging(json_logs, utc_logs);
     let loaded = match load_config(config.as_ref()) {
         Ok(l) => l,
         Err(c) => return c,
@@ -200,7 +288,7 @@ fn run(config: Option<PathBuf>, json_logs: bool, init: bool) -> ExitCode {
         Err(e) => {
             tracing::error!("{e:#}");
             eprintln!("yingji run: {e:#}");
-            ExitCode::from(1)
+            ExitCode::from(yingji::daemon::exit_code(&e))
         }
     }
 }
@@ -253,15 +341,9 @@ fn replay(
             }
         }
     };
-    let mut writer: Box<dyn Write> = match &out {
-        Some(p) => match std::fs::File::create(p) {
-            Ok(f) => Box::new(std::io::BufWriter::new(f)),
-            Err(e) => {
-                eprintln!("{}: {e}", p.display());
-                return ExitCode::from(2);
-            }
-        },
-        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    let mut writer = match output(out.as_ref()) {
+        Ok(w) => w,
+        Err(c) => return c,
     };
     let mut collected = Vec::new();
     let collect = expected.as_ref().map(|_| &mut collected);
@@ -286,7 +368,17 @@ fn replay(
     if let Some(p) = &progress {
         p.finish();
     }
+    // `yingji replay ... | head`: the reader went away; stop quietly, as ripgrep does.
+    let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::BrokenPipe;
+    if let Err(yingji::replay::ScenarioError::Io { source, .. }) = &result {
+        if gone(source) {
+            return ExitCode::SUCCESS;
+        }
+    }
     if let Err(e) = writer.flush() {
+        if gone(&e) {
+            return ExitCode::SUCCESS;
+        }
         eprintln!("writing notices: {e}");
         return ExitCode::from(2);
     }
@@ -428,25 +520,12 @@ fn aqi_cmd(values: &[String], standard: &str, json: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// `yingji calls export --event ID`: the call register of one event (PLANS.md §3 "The
-/// register") as CSV on stdout. With `--replay`, the scenarios run one after another on one
-/// fresh engine (like a daemon's history) and the register comes from its state.
 /// The daemon's engine as of now: the store's snapshot + journal, advanced to the clock.
-fn engine_from_store(cfg: &Arc<Config>) -> Result<yingji::Engine, String> {
-    let path = &cfg.store.path;
-    if !path.exists() {
-        return Err(format!(
-            "no store at {} (has the daemon run with this config? use --replay SCENARIO... \
-             to export from scenarios)",
-            path.display()
-        ));
-    }
-    let store =
-        yingji::daemon::store::Store::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut engine = store
-        .restore_engine(cfg)
-        .map_err(|e| format!("{}: {e}", path.display()))?
-        .engine;
+fn engine_from_store(
+    cfg: &Arc<Config>,
+    store: &yingji::daemon::store::Store,
+) -> Result<yingji::Engine, String> {
+    let mut engine = store.restore_engine(cfg).map_err(|e| e.to_string())?.engine;
     // Calls made by timers since the last input are part of the register too.
     drop(engine.advance_to(yingji::clock::now()));
     Ok(engine)
@@ -469,15 +548,43 @@ fn engine_from_scenarios(cfg: &Arc<Config>, files: &[PathBuf]) -> Result<yingji:
     Ok(engine)
 }
 
-fn calls_export(event: &str, config: Option<PathBuf>, replay: &[PathBuf]) -> ExitCode {
-    let loaded = match load_config(config.as_ref()) {
-        Ok(l) => l,
-        Err(c) => return c,
-    };
-    let cfg = Arc::new(loaded.config);
+/// `yingji calls export --event ID`: the call register of one event (PLANS.md §3 "The
+/// register") as CSV on stdout. From the daemon's store, with the config its last start
+/// stored unless `--config` is given; with `--replay`, the scenarios run one after another
+/// on one fresh engine (like a daemon's history) and the register comes from its state.
+fn calls_export(
+    event: &str,
+    config: Option<PathBuf>,
+    store: Option<PathBuf>,
+    replay: &[PathBuf],
+) -> ExitCode {
     let engine = if replay.is_empty() {
-        engine_from_store(&cfg)
+        let (cfg, store) = match open_store(config.as_ref(), store) {
+            Ok(x) => x,
+            Err(c) => return c,
+        };
+        let cfg = match (&config, yingji::daemon::history::latest_config(&store)) {
+            (None, Ok(Some(stored))) => match Config::from_toml(&stored.toml) {
+                Ok(l) => l.config,
+                Err(errs) => {
+                    for e in errs {
+                        eprintln!("stored config: {e}");
+                    }
+                    return ExitCode::from(2);
+                }
+            },
+            (_, Err(e)) => {
+                eprintln!("reading the stored configs: {e}");
+                return ExitCode::from(2);
+            }
+            _ => cfg,
+        };
+        engine_from_store(&Arc::new(cfg), &store)
     } else {
+        let cfg = match load_config(config.as_ref()) {
+            Ok(l) => Arc::new(l.config),
+            Err(c) => return c,
+        };
         engine_from_scenarios(&cfg, replay)
     };
     let engine = match engine {
@@ -503,6 +610,102 @@ fn calls_export(event: &str, config: Option<PathBuf>, replay: &[PathBuf]) -> Exi
         eprintln!("no call was made for event {event:?}");
         return ExitCode::from(1);
     }
+    if csv.lines().count() < 2 {
+        eprintln!("event {event:?} called nobody (no contact matched)");
+        return ExitCode::from(1);
+    }
     print!("{csv}");
     ExitCode::SUCCESS
+}
+
+/// Opens the daemon's store (`store`, else the config's `[store] path`) read-only-ish:
+/// the tools never write to it.
+fn open_store(
+    config: Option<&PathBuf>,
+    store: Option<PathBuf>,
+) -> Result<(Config, yingji::daemon::store::Store), ExitCode> {
+    let cfg = load_config(config)?.config;
+    let path = store.unwrap_or_else(|| cfg.store.path.clone());
+    if !path.exists() {
+        eprintln!(
+            "no store at {} (has the daemon run with this config? --store PATH names another)",
+            path.display()
+        );
+        return Err(ExitCode::from(2));
+    }
+    match yingji::daemon::store::Store::open(&path) {
+        Ok(s) => Ok((cfg, s)),
+        Err(e) => {
+            eprintln!("{}: {e}", path.display());
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+fn journal_export(
+    config: Option<PathBuf>,
+    store: Option<PathBuf>,
+    filter: yingji::daemon::history::Filter,
+    out: Option<PathBuf>,
+    config_out: Option<PathBuf>,
+) -> ExitCode {
+    use yingji::daemon::history;
+    let (cfg, store) = match open_store(config.as_ref(), store) {
+        Ok(x) => x,
+        Err(c) => return c,
+    };
+    let stored = match history::config_at(&store, filter.to) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("reading the stored configs: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let root = stored
+        .as_ref()
+        .and_then(|c| yingji::Config::from_toml(&c.toml).ok())
+        .map_or(cfg.topic_root.clone(), |l| l.config.topic_root);
+    if let Some(p) = &config_out {
+        let Some(c) = &stored else {
+            eprintln!("the store has no stored config (the daemon stores it at each start)");
+            return ExitCode::from(2);
+        };
+        let text = format!(
+            "# The config yingji ran with from {} (fingerprint {}); secrets redacted.\n{}",
+            yingji::time::fmt_ts(c.started_at),
+            c.fingerprint,
+            c.toml
+        );
+        if let Err(e) = std::fs::write(p, text) {
+            eprintln!("{}: {e}", p.display());
+            return ExitCode::from(2);
+        }
+    }
+    let mut writer = match output(out.as_ref()) {
+        Ok(w) => w,
+        Err(c) => return c,
+    };
+    let r = history::export(&store, &root, &filter, &mut writer).and_then(|x| {
+        writer.flush()?;
+        Ok(x)
+    });
+    match r {
+        Ok(x) => {
+            eprintln!("{} journaled inputs exported", x.rows);
+            ExitCode::SUCCESS
+        }
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("journal export: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// A reader (`| head`) that went away: not an error (as ripgrep does).
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

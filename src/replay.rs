@@ -290,7 +290,9 @@ pub fn run_files_watched(
                 if let Err(e) = serde_json::to_writer(&mut *out, n)
                     .and_then(|_| out.write_all(b"\n").map_err(serde_json::Error::io))
                 {
-                    write_err = Some(std::io::Error::other(e));
+                    // Keep the kind: a reader that went away (BrokenPipe) is no error.
+                    let kind = e.io_error_kind().unwrap_or(std::io::ErrorKind::Other);
+                    write_err = Some(std::io::Error::new(kind, e));
                 }
             }
             if let Some(c) = collected.as_deref_mut() {

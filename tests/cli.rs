@@ -163,6 +163,34 @@ fn check_reports_problems_with_exit_1() {
         .exists());
 }
 
+/// `yingji replay ... | head`: the reader goes away after one line; yingji stops quietly
+/// with exit 0 (no "Broken pipe", no panic), as ripgrep does.
+#[test]
+fn replay_into_a_closed_pipe_exits_0_quietly() {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let mut cmd = yingji();
+    cmd.args(["replay", "--quiet"]);
+    // The same scenario many times (each on a fresh engine): far more than a pipe holds.
+    for _ in 0..200 {
+        cmd.arg("scenarios/weather-two-hazards.jsonl");
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    assert!(first.starts_with('{'), "{first}");
+    drop(out);
+    let done = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success(), "{:?}: {err}", done.status);
+    assert!(err.is_empty(), "{err}");
+}
+
 /// Issue 9 item 8: `check` flags an invalid broker or SMTP URL, and never prints the
 /// secret in it (expanded from `${ENV}` or literal), nor a TOML error's offending line.
 #[test]

@@ -221,7 +221,7 @@ secret = "app-secret"
     // The WeCom application message to yjj alone carries the link (叫应 "点对点"); the
     // group robot's copy carries none.
     let msg = wait_for(
-        Duration::from_secs(20),
+        Duration::from_secs(60),
         "a WeCom application call to yjj",
         || {
             sink.on("/cgi-bin/message/send")
@@ -239,7 +239,7 @@ secret = "app-secret"
         text.contains("【重大灾害性天气 暴雨红色预警】叫应") && text.contains("请回复“收到”"),
         "{text}"
     );
-    let robot = wait_for(Duration::from_secs(20), "the robot's copy", || {
+    let robot = wait_for(Duration::from_secs(60), "the robot's copy", || {
         sink.on("/robot").into_iter().next()
     });
     assert!(sink.paths().iter().any(|p| p == "/robot?key=robot-key"));
@@ -288,7 +288,7 @@ secret = "app-secret"
         body.contains("已确认") && body.contains("后续叫应已停止"),
         "{body}"
     );
-    let ack = wait_for(Duration::from_secs(10), "call_ack of yjj", || {
+    let ack = wait_for(Duration::from_secs(60), "call_ack of yjj", || {
         notices(&watch)
             .into_iter()
             .find(|n| n["kind"] == "call_ack" && n["person"] == "yjj")
@@ -300,8 +300,28 @@ secret = "app-secret"
     assert!(body.contains("此前已回应"), "{body}");
     assert_eq!(journal_len(dir), rows, "a repeated click is not journaled");
 
-    // Let the other calls run out (3 attempts, 2 s apart), then compare.
-    std::thread::sleep(Duration::from_secs(8));
+    // The other calls run out (3 attempts, 2 s apart) and every webhook is delivered:
+    // then the daemon stops, and what it published is compared with what it stored.
+    wait_stored(dir, "the round to run out for cg", 1, |n| {
+        n.kind.as_str() == "call_unreached" && n.person.as_deref() == Some("cg")
+    });
+    wait_for(Duration::from_secs(60), "every webhook delivered", || {
+        (pending_hooks(dir) == 0).then_some(())
+    });
+    let sent =
+        sink.on("/robot").len() + sink.on("/phone").len() + sink.on("/cgi-bin/message/send").len();
+    let counted = format!("yingji_deliveries_total{{sink=\"webhook\"}} {sent}\n");
+    let metrics = wait_for(
+        Duration::from_secs(30),
+        "the webhook deliveries counted",
+        || {
+            let (_, m) = get(http, "/metrics");
+            m.contains(&counted).then_some(m)
+        },
+    );
+    let st = d.term();
+    assert!(st.success(), "exit status {st}:\n{}", d.log_text());
+    watch.sync();
     let ns = notices(&watch);
     let at_ack = ns.iter().position(|n| n["id"] == ack["id"]).unwrap();
     assert!(
@@ -352,16 +372,12 @@ secret = "app-secret"
     assert!(cg["ack_url"].as_str().unwrap().contains("/ack?call_id="));
     assert!(cg["text"].as_str().unwrap().contains("叫应"));
 
-    let (_, metrics) = get(http, "/metrics");
-    let sent = robot.len() + phone.len() + sink.on("/cgi-bin/message/send").len();
-    assert!(
-        metrics.contains(&format!(
-            "yingji_deliveries_total{{sink=\"webhook\"}} {sent}\n"
-        )),
-        "{sent} webhook deliveries: {metrics}"
+    let apps = sink.on("/cgi-bin/message/send");
+    assert_eq!(
+        robot.len() + phone.len() + apps.len(),
+        sent,
+        "webhook deliveries after the count: {metrics}"
     );
-    let st = d.term();
-    assert!(st.success(), "exit status {st}:\n{}", d.log_text());
     // The click is an ordinary journaled command; the replay gives the same notices.
     let store = Store::open(&dir.join("yingji.db")).unwrap();
     let rows = store.journal_after(0).unwrap();
@@ -427,8 +443,10 @@ url = "http://127.0.0.1:{hook}/phone"
     let mut d = Daemon::start(dir, &cfg, &[]);
     d.wait_ready();
     publish(broker.port, &[warning("hd-rain")]);
-    d.wait_log("webhook not delivered", Duration::from_secs(20));
-    settle();
+    d.wait_log("webhook not delivered", Duration::from_secs(60));
+    wait_stored(dir, "the round to run out", 1, |n| {
+        n.kind.as_str() == "call_unreached"
+    });
     d.kill9();
     let made = Store::open(&dir.join("yingji.db"))
         .unwrap()
@@ -443,16 +461,34 @@ url = "http://127.0.0.1:{hook}/phone"
     // Restarted while still down, then the endpoint comes up: retried with backoff.
     let mut d = Daemon::start(dir, &cfg, &[]);
     d.wait_ready();
-    d.wait_log("webhook not delivered", Duration::from_secs(20));
+    d.wait_log("webhook not delivered", Duration::from_secs(60));
     let sink = Sink::default();
     sink.serve(hook);
     wait_for(Duration::from_secs(90), "every webhook delivery", || {
         (pending_hooks(dir) == 0).then_some(())
     });
     d.kill9();
+    // Restarted with everything delivered: nothing is sent again. The lift's notice is
+    // queued behind whatever the restart would re-send, so once it has arrived, a second
+    // copy of anything would have too.
     let mut d = Daemon::start(dir, &cfg, &[]);
     d.wait_ready();
-    std::thread::sleep(Duration::from_secs(3));
+    let lift = m(
+        "ers/shuozhou/weather/warning",
+        format!(
+            r#"{{"ts": "{}", "id": "hd-rain", "hazard": "rainstorm", "action": "lift"}}"#,
+            yingji::time::fmt_ts(yingji::clock::now())
+        ),
+    );
+    publish(broker.port, &[lift]);
+    wait_for(Duration::from_secs(60), "the lift at the endpoint", || {
+        sink.on("/all")
+            .into_iter()
+            .find(|v| v["kind"] == "terminate")
+    });
+    wait_for(Duration::from_secs(60), "every webhook delivered", || {
+        (pending_hooks(dir) == 0).then_some(())
+    });
     let st = d.term();
     assert!(st.success(), "exit status {st}:\n{}", d.log_text());
 

@@ -110,6 +110,8 @@ pub struct Inbound {
     /// Set when shutting down: further messages are neither handed on nor acked (the
     /// broker redelivers them to the persistent session next time).
     closed: Arc<AtomicBool>,
+    /// The connection is up (a DISCONNECT can go out; otherwise there is nothing to wait for).
+    up: Arc<AtomicBool>,
     events: JoinHandle<()>,
     acks: JoinHandle<()>,
 }
@@ -124,6 +126,7 @@ struct Loop {
     /// Connection generation: one more on every CONNACK.
     gen: Arc<AtomicU64>,
     closed: Arc<AtomicBool>,
+    up: Arc<AtomicBool>,
     topics: Vec<String>,
     marker: String,
     /// This instance's proof topic (see echo.rs).
@@ -133,6 +136,7 @@ struct Loop {
     marker_sent: bool,
     host: String,
     port: u16,
+    client_id: String,
 }
 
 /// Whether the loop goes on.
@@ -143,6 +147,7 @@ enum Flow {
 
 impl Loop {
     fn on_connack(&mut self, session_present: bool) {
+        self.up.store(true, Ordering::SeqCst);
         if self.gen.fetch_add(1, Ordering::SeqCst) == 0 {
             // The echo wait counts from here, not from the process start.
             let _ = self.core.send(CoreEvent::Connected);
@@ -216,7 +221,7 @@ impl Loop {
             let closed = self.closed.load(Ordering::SeqCst);
             match ev.poll().await {
                 Ok(Ev::ConnAck { session_present }) => {
-                    backoff.reset();
+                    backoff.connected(crate::clock::monotonic().into_std());
                     self.on_connack(session_present);
                 }
                 Ok(Ev::Message(m)) => {
@@ -228,9 +233,9 @@ impl Loop {
                 Ok(_) => {}
                 Err(_) if closed => break,
                 Err(e) => {
-                    let d = backoff.next_delay();
+                    let d = backoff.lost("input", &self.client_id, &e);
                     metrics::set(&metrics::METRICS.mqtt_in_up, false);
-                    tracing::warn!(error = %e, retry_in_ms = d.as_millis() as u64, "input connection lost");
+                    self.up.store(false, Ordering::SeqCst);
                     tokio::time::sleep(d).await;
                 }
             }
@@ -253,6 +258,7 @@ pub fn start(
         topics.push(proof.clone());
     }
     let closed = Arc::new(AtomicBool::new(false));
+    let up = Arc::new(AtomicBool::new(false));
     let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<InToken>();
     let c = client.clone();
     let gen = Arc::new(AtomicU64::new(0));
@@ -273,6 +279,7 @@ pub fn start(
         acks: ack_tx.downgrade(),
         gen,
         closed: Arc::clone(&closed),
+        up: Arc::clone(&up),
         topics,
         marker,
         proof,
@@ -284,12 +291,14 @@ pub fn start(
         marker_sent: false,
         host: s.host.clone(),
         port: s.port,
+        client_id: s.client_id.clone(),
     };
     let events = tokio::spawn(lp.run(ev));
     (
         Inbound {
             client,
             closed,
+            up,
             events,
             acks,
         },
@@ -307,6 +316,13 @@ impl Inbound {
     /// DISCONNECT.
     pub async fn disconnect(self) {
         self.close();
+        if !self.up.load(Ordering::SeqCst) {
+            // Broker down: no ack or DISCONNECT can go out; the session keeps the
+            // unacknowledged messages for the next start.
+            self.acks.abort();
+            self.events.abort();
+            return;
+        }
         let _ = tokio::time::timeout(Duration::from_secs(2), self.acks).await;
         self.client.try_disconnect();
         if tokio::time::timeout(Duration::from_secs(2), self.events)

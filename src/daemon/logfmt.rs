@@ -42,12 +42,18 @@ pub fn filter() -> tracing_subscriber::EnvFilter {
 }
 
 /// The subscriber writing to `w`: JSON lines with `json`, else escaped text.
-pub fn subscriber<W>(json: bool, ansi: bool, w: W) -> Box<dyn tracing::Subscriber + Send + Sync>
+pub fn subscriber<W>(
+    json: bool,
+    ansi: bool,
+    utc: bool,
+    w: W,
+) -> Box<dyn tracing::Subscriber + Send + Sync>
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter())
+        .with_timer(LogTime { utc })
         .with_ansi(ansi)
         .with_writer(w);
     if json {
@@ -63,6 +69,22 @@ where
         })
         .delimited(" ");
         Box::new(b.fmt_fields(fields).finish())
+    }
+}
+
+/// Log timestamps: the notices' time zone (+08:00) by default, UTC with `--utc-logs`.
+struct LogTime {
+    utc: bool,
+}
+
+impl tracing_subscriber::fmt::time::FormatTime for LogTime {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        let t = crate::clock::now();
+        if self.utc {
+            write!(w, "{}", t.naive_utc().format("%Y-%m-%dT%H:%M:%S%.3fZ"))
+        } else {
+            write!(w, "{}", t.format("%Y-%m-%dT%H:%M:%S%.3f%:z"))
+        }
     }
 }
 
@@ -96,7 +118,7 @@ mod tests {
     fn a_forged_newline_makes_no_log_line() {
         for json in [false, true] {
             let buf = Buffer::default();
-            let sub = subscriber(json, false, buf.clone());
+            let sub = subscriber(json, false, false, buf.clone());
             tracing::subscriber::with_default(sub, || {
                 let call_id = "x\n2026-01-01T00:00:00Z ERROR yingji: forged\r\u{1b}[2J";
                 tracing::warn!(%call_id, person = ?"p\nq", "ack link with a bad signature refused");

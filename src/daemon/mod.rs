@@ -16,18 +16,22 @@
 pub mod ack;
 pub mod broker;
 pub mod cap;
+pub mod claims;
 pub mod core;
 pub mod echo;
 pub mod email;
 pub mod health;
+pub mod history;
 pub mod http;
 pub mod inbound;
+pub mod lock;
 pub mod logfmt;
 pub mod metrics;
 pub mod mqtt;
 pub mod outbound;
 pub mod render;
 pub mod store;
+pub mod systemd;
 pub mod view;
 pub mod webhook;
 
@@ -44,7 +48,7 @@ use crate::daemon::inbound::InToken;
 use crate::daemon::mqtt::Settings;
 use crate::daemon::outbound::{Out, Publisher};
 use crate::daemon::store::Store;
-use crate::time::fmt_ts;
+use crate::time::{fmt_ts, Ts};
 
 /// What the core thread is told.
 pub enum CoreEvent {
@@ -103,13 +107,14 @@ const MAX_SLEEP: Duration = Duration::from_secs(1);
 /// Environment variable that moves the embedded broker off 127.0.0.1:1883 (tests).
 pub const EMBEDDED_LISTEN_ENV: &str = "YINGJI_EMBEDDED_LISTEN";
 
-/// Sets up tracing: text on a terminal, JSON lines with `json`. `RUST_LOG` filters.
-/// Every logged value has its control characters escaped (logfmt.rs).
-pub fn init_logging(json: bool) {
+/// Sets up tracing: text on a terminal, JSON lines with `json`; times in +08:00 (the
+/// notices' time zone) unless `utc`. `RUST_LOG` filters. Every logged value has its
+/// control characters escaped (logfmt.rs).
+pub fn init_logging(json: bool, utc: bool) {
     use std::io::IsTerminal;
     use tracing_subscriber::util::SubscriberInitExt;
     let ansi = std::io::stderr().is_terminal();
-    let _ = logfmt::subscriber(json, ansi, std::io::stderr).try_init();
+    let _ = logfmt::subscriber(json, ansi, utc, std::io::stderr).try_init();
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -141,26 +146,52 @@ async fn broker_settings(cfg: &Config) -> anyhow::Result<Settings> {
         .first()
         .map(|r| r.id.as_str())
         .unwrap_or("shuozhou");
-    let root = &cfg.topic_root;
     tracing::info!(
-        "no [mqtt] in the config: embedded MQTT broker listening on {addr}. Try:\n  \
-         mosquitto_sub -h {ip} -p {port} -v -t '{root}/+/notice/#' -t '{root}/+/rejected' &\n  \
-         mosquitto_pub -h {ip} -p {port} -q 1 -t {root}/{region}/air/aqi -m '{{\"ts\": \"<hour end, RFC 3339>\", \"aqi\": 230, \"primary\": \"PM2.5\"}}'",
-        ip = addr.ip(),
-        port = addr.port(),
+        "no [mqtt] in the config: embedded MQTT broker listening on {addr}. Try:\n{}",
+        startup_hint(&cfg.topic_root, region, addr, clock::now())
     );
     Ok(Settings::local(addr.port(), &default_id))
 }
 
+/// The exit code for an error `run` returned: 2 when the daemon refused to start because
+/// another one holds its store or one of its regions, 1 otherwise.
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    if matches!(e.downcast_ref(), Some(lock::LockError::Held { .. }))
+        || e.downcast_ref::<claims::Refused>().is_some()
+    {
+        2
+    } else {
+        1
+    }
+}
+
+/// Commands to try against the embedded broker: a reading of the last full hour, which
+/// the daemon accepts as it is pasted.
+pub fn startup_hint(root: &str, region: &str, addr: std::net::SocketAddr, now: Ts) -> String {
+    let hour = fmt_ts(crate::time::floor_hour(now));
+    format!(
+        "  mosquitto_sub -h {ip} -p {port} -v -t '{root}/+/notice/#' -t '{root}/+/rejected' &\n  \
+         mosquitto_pub -h {ip} -p {port} -q 1 -t {root}/{region}/air/aqi -m '{{\"ts\": \"{hour}\", \"aqi\": 230, \"primary\": \"PM2.5\"}}'",
+        ip = addr.ip(),
+        port = addr.port(),
+    )
+}
+
 async fn run_async(cfg: Arc<Config>, init: bool) -> anyhow::Result<()> {
-    let settings = broker_settings(&cfg).await?;
     let path = cfg.store.path.clone();
-    let echo_key;
+    let _lock = lock::acquire(&path)?;
+    let settings = broker_settings(&cfg).await?;
+    let mut store = Store::open_checked(&path, init)?;
+    let fingerprint = history::record_config(&store, &cfg, clock::now())?;
+    tracing::info!(fingerprint = %fingerprint, "config stored (yingji journal export --config-out writes it)");
+    let mut claims = match claim_regions(&cfg, &settings, &mut store).await? {
+        Some(c) => c,
+        None => return Ok(()),
+    };
+    ack::install_key(ack::load_key(&cfg, &mut store)?);
+    let echo_key = echo::load_key(&mut store)?;
     let core = {
         let cfg = Arc::clone(&cfg);
-        let mut store = Store::open_checked(&path, init)?;
-        ack::install_key(ack::load_key(&cfg, &mut store)?);
-        echo_key = echo::load_key(&mut store)?;
         tokio::task::spawn_blocking(move || Core::recover(cfg, store, clock::now())).await??
     };
     tracing::info!(store = %path.display(), next_timer = ?core.next_deadline().map(|(t, why)| format!("{} {why}", fmt_ts(t))), "store open");
@@ -215,10 +246,16 @@ async fn run_async(cfg: Arc<Config>, init: bool) -> anyhow::Result<()> {
     let mut core_thread = tokio::task::spawn_blocking(move || core_loop(core, core_rx, sinks));
     tracing::info!("yingji is running");
 
+    let mut refused = None;
     let result = tokio::select! {
         r = &mut core_thread => Some(r),
         s = shutdown_signal() => {
             tracing::info!(signal = s, "shutting down: no new input, flushing the outbox");
+            None
+        }
+        r = contested(&mut claims) => {
+            tracing::error!("{r}: shutting down");
+            refused = Some(r);
             None
         }
     };
@@ -236,11 +273,59 @@ async fn run_async(cfg: Arc<Config>, init: bool) -> anyhow::Result<()> {
     if let Some(m) = mailer {
         m.stop().await;
     }
+    if let Some(c) = claims {
+        c.release().await;
+    }
+    if let Some(r) = refused {
+        return Err(r.into());
+    }
     let r = result.map_err(|e| anyhow::anyhow!("core thread failed: {e}"))?;
     if r.is_ok() {
         tracing::info!("stopped cleanly");
     }
     r
+}
+
+/// How long the start waits for the broker to answer the region claims (after that the
+/// daemon runs, and claims when the broker answers).
+const CLAIM_WAIT: Duration = Duration::from_secs(10);
+
+/// Claims the configured regions on the configured broker (claims.rs; the embedded
+/// broker serves this daemon alone). `Ok(None)`: a signal came while waiting.
+async fn claim_regions(
+    cfg: &Config,
+    settings: &Settings,
+    store: &mut Store,
+) -> anyhow::Result<Option<Option<claims::Claims>>> {
+    if cfg.mqtt.is_none() {
+        return Ok(Some(None));
+    }
+    let instance = claims::instance_id(store)?;
+    let mut c = claims::start(cfg, settings, &instance);
+    tokio::select! {
+        r = c.first_check(CLAIM_WAIT) => match r {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!("the broker did not answer the region claims yet: claiming them when it does"),
+            Err(refused) => {
+                c.release().await;
+                return Err(refused.into());
+            }
+        },
+        s = shutdown_signal() => {
+            tracing::info!(signal = s, "stopped while claiming the regions");
+            c.release().await;
+            return Ok(None);
+        }
+    }
+    Ok(Some(Some(c)))
+}
+
+/// A region claim contested after the start (never, without claims).
+async fn contested(claims: &mut Option<claims::Claims>) -> claims::Refused {
+    match claims {
+        Some(c) => c.contested().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn shutdown_signal() -> &'static str {
@@ -431,7 +516,11 @@ fn core_loop(mut core: Core, rx: Receiver<CoreEvent>, sinks: Sinks) -> anyhow::R
     let mut held: Vec<Incoming<InToken>> = Vec::new();
     let mut held_links: Vec<LinkAck> = Vec::new();
     let mut held_cmds: Vec<ConsoleCmd> = Vec::new();
+    let mut next_retention = clock::now();
+    let mut watchdog = systemd::Watchdog::from_env();
+    let mut summary = Summary::new();
     loop {
+        watchdog.ping();
         let sleep = match (live, core.next_deadline()) {
             (true, Some((t, _))) => clock::until(t),
             _ => MAX_SLEEP,
@@ -454,6 +543,7 @@ fn core_loop(mut core: Core, rx: Receiver<CoreEvent>, sinks: Sinks) -> anyhow::R
         } else if !live && a.drained {
             live = go_live(&core, &sinks)?;
             sinks.show(&core, live, true);
+            systemd::ready();
         }
         held.append(&mut a.inputs);
         held_links.append(&mut a.links);
@@ -466,7 +556,9 @@ fn core_loop(mut core: Core, rx: Receiver<CoreEvent>, sinks: Sinks) -> anyhow::R
             let batch = std::mem::take(&mut held);
             if !batch.is_empty() {
                 changed = true;
-                sinks.apply(core.ingest(batch, clock::now())?);
+                let fx = core.ingest(batch, clock::now())?;
+                summary.inputs(&fx);
+                sinks.apply(fx);
             }
             let mut replies = Vec::new();
             for l in std::mem::take(&mut held_links) {
@@ -485,6 +577,7 @@ fn core_loop(mut core: Core, rx: Receiver<CoreEvent>, sinks: Sinks) -> anyhow::R
                 answers.push((c.reply, refused));
             }
             let fx = core.tick(clock::now())?;
+            summary.notices += fx.notices.len() as u64;
             changed |= !fx.notices.is_empty();
             sinks.apply(fx);
             // The page that answers a click reads the picture: publish it first.
@@ -495,11 +588,86 @@ fn core_loop(mut core: Core, rx: Receiver<CoreEvent>, sinks: Sinks) -> anyhow::R
             for (reply, refused) in answers {
                 let _ = reply.send(refused.map_or(Ok(()), Err));
             }
+            summary.log_when_due();
+            if clock::now() >= next_retention {
+                retain(&mut core);
+                next_retention = clock::now() + RETENTION_EVERY;
+            }
         }
         if a.shutdown {
+            systemd::stopping();
             core.snapshot(clock::now())?;
             return Ok(());
         }
+    }
+}
+
+/// How often the core logs what it handled (info); each input is logged at debug.
+const SUMMARY_EVERY: Duration = Duration::from_secs(600);
+
+/// What the core handled since its last summary.
+struct Summary {
+    accepted: u64,
+    rejected: u64,
+    notices: u64,
+    since: tokio::time::Instant,
+}
+
+impl Summary {
+    fn new() -> Summary {
+        Summary {
+            accepted: 0,
+            rejected: 0,
+            notices: 0,
+            since: clock::monotonic(),
+        }
+    }
+
+    fn inputs<T>(&mut self, fx: &Effects<T>) {
+        let rejected = fx.rejections.len() as u64;
+        self.rejected += rejected;
+        self.accepted += (fx.acks.len() as u64).saturating_sub(rejected);
+        self.notices += fx.notices.len() as u64;
+    }
+
+    fn log_when_due(&mut self) {
+        let now = clock::monotonic();
+        if now.duration_since(self.since) < SUMMARY_EVERY {
+            return;
+        }
+        tracing::info!(
+            minutes = SUMMARY_EVERY.as_secs() / 60,
+            accepted = self.accepted,
+            rejected = self.rejected,
+            notices = self.notices,
+            "inputs handled in the last {} minutes: {} accepted, {} rejected; {} notices",
+            SUMMARY_EVERY.as_secs() / 60,
+            self.accepted,
+            self.rejected,
+            self.notices
+        );
+        *self = Summary::new();
+    }
+}
+
+/// How often retention runs (and once when the daemon goes live).
+const RETENTION_EVERY: chrono::Duration = chrono::Duration::hours(24);
+
+/// Applies `[store] retain_days`; a failure is logged and tried again next time.
+fn retain(core: &mut Core) {
+    match core.retain(clock::now()) {
+        Ok((register, a)) => {
+            if register + a.journal_rows + a.notices > 0 {
+                tracing::info!(
+                    archive = ?a.file.as_ref().map(|p| p.display().to_string()),
+                    journal_rows = a.journal_rows,
+                    notices = a.notices,
+                    register_entries = register,
+                    "retention: old history archived and deleted"
+                );
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "retention failed (tried again in a day)"),
     }
 }
 
@@ -518,4 +686,30 @@ fn go_live(core: &Core, sinks: &Sinks) -> anyhow::Result<bool> {
             sink: p.sink,
         }));
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The startup hint's mosquitto_pub command, pasted as it is, is accepted.
+    #[test]
+    fn the_startup_hint_publishes_a_reading_the_daemon_accepts() {
+        let cfg = Config::from_toml("").unwrap().config;
+        let now = crate::time::parse_ts("2026-01-31T08:20:00+08:00").unwrap();
+        let hint = startup_hint("ers", "shuozhou", "127.0.0.1:1883".parse().unwrap(), now);
+        let line = hint.lines().find(|l| l.contains("mosquitto_pub")).unwrap();
+        let topic = line
+            .split(" -t ")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap();
+        let payload = line.split(" -m '").nth(1).unwrap().trim_end_matches('\'');
+        assert!(!payload.contains('<'), "{payload}");
+        let msg = crate::input::parse(&cfg, topic, payload.as_bytes(), now);
+        assert!(msg.is_ok(), "{topic} {payload}: {:?}", msg.err());
+        assert!(payload.contains("2026-01-31T08:00:00+08:00"), "{payload}");
+    }
 }

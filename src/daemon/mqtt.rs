@@ -8,7 +8,7 @@
 //! accepts.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rumqttc::v5 as r5;
 
@@ -262,6 +262,15 @@ pub enum EventLoop {
     V5(Box<r5::EventLoop>),
 }
 
+/// A last will: published (QoS 1) by the broker when the connection is lost without a
+/// DISCONNECT.
+#[derive(Debug, Clone)]
+pub struct Will {
+    pub topic: String,
+    pub payload: Vec<u8>,
+    pub retain: bool,
+}
+
 /// Connects lazily (the first poll connects). `clean`: start a fresh session;
 /// `manual_acks`: incoming QoS 1 messages are acked only through [`Client::ack`].
 pub fn client(
@@ -269,6 +278,17 @@ pub fn client(
     client_id: &str,
     clean: bool,
     manual_acks: bool,
+) -> (Client, EventLoop) {
+    client_with_will(s, client_id, clean, manual_acks, None)
+}
+
+/// [`client`] with a last will.
+pub fn client_with_will(
+    s: &Settings,
+    client_id: &str,
+    clean: bool,
+    manual_acks: bool,
+    will: Option<&Will>,
 ) -> (Client, EventLoop) {
     const CAP: usize = 1024;
     if s.protocol == 5 {
@@ -282,6 +302,15 @@ pub fn client(
         if !clean {
             // Without an expiry a v5 session ends with the connection.
             o.set_session_expiry_interval(Some(u32::MAX));
+        }
+        if let Some(w) = will {
+            o.set_last_will(r5::mqttbytes::v5::LastWill::new(
+                &w.topic,
+                w.payload.clone(),
+                r5::mqttbytes::QoS::AtLeastOnce,
+                w.retain,
+                None,
+            ));
         }
         if let Some(u) = &s.username {
             o.set_credentials(u, s.password.clone().unwrap_or_default());
@@ -301,6 +330,14 @@ pub fn client(
             .set_manual_acks(manual_acks)
             .set_max_packet_size(MAX_PACKET, MAX_PACKET)
             .set_request_channel_capacity(CAP);
+        if let Some(w) = will {
+            o.set_last_will(rumqttc::LastWill::new(
+                &w.topic,
+                w.payload.clone(),
+                rumqttc::QoS::AtLeastOnce,
+                w.retain,
+            ));
+        }
         if let Some(u) = &s.username {
             o.set_credentials(u, s.password.clone().unwrap_or_default());
         }
@@ -312,11 +349,11 @@ pub fn client(
 impl EventLoop {
     /// The next event; an error means the connection is down (poll again to reconnect,
     /// after a backoff).
-    pub async fn poll(&mut self) -> Result<Ev, String> {
+    pub async fn poll(&mut self) -> Result<Ev, Lost> {
         match self {
             EventLoop::V4(e) => {
                 use rumqttc::{Event, Outgoing, Packet};
-                Ok(match e.poll().await.map_err(|e| e.to_string())? {
+                Ok(match e.poll().await.map_err(Lost::v4)? {
                     Event::Incoming(Packet::ConnAck(c)) => Ev::ConnAck {
                         session_present: c.session_present,
                     },
@@ -338,7 +375,7 @@ impl EventLoop {
                 use r5::mqttbytes::v5::Packet;
                 use r5::Event;
                 use rumqttc::Outgoing;
-                Ok(match e.poll().await.map_err(|e| e.to_string())? {
+                Ok(match e.poll().await.map_err(Lost::v5)? {
                     Event::Incoming(Packet::ConnAck(c)) => Ev::ConnAck {
                         session_present: c.session_present,
                     },
@@ -432,22 +469,121 @@ impl Client {
     }
 }
 
-/// Reconnect backoff: 100 ms doubling to 10 s.
-pub struct Backoff(Duration);
+/// Why a connection went down.
+#[derive(Debug)]
+pub struct Lost {
+    pub error: String,
+    /// The broker said another client took our client id (MQTT 5 DISCONNECT 0x8E).
+    /// MQTT 3.1.1 has no reason: the broker just closes the connection.
+    pub taken_over: bool,
+}
+
+impl std::fmt::Display for Lost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.error)
+    }
+}
+
+impl Lost {
+    fn v4(e: rumqttc::ConnectionError) -> Lost {
+        Lost {
+            error: e.to_string(),
+            taken_over: false,
+        }
+    }
+
+    fn v5(e: r5::ConnectionError) -> Lost {
+        let taken_over = matches!(
+            &e,
+            r5::ConnectionError::MqttState(r5::StateError::ServerDisconnect {
+                reason_code: r5::mqttbytes::v5::DisconnectReasonCode::SessionTakenOver,
+                ..
+            })
+        );
+        Lost {
+            error: e.to_string(),
+            taken_over,
+        }
+    }
+}
+
+/// A connection that stayed up this long resets the backoff when it drops.
+pub const STABLE: Duration = Duration::from_secs(10);
+
+/// Reconnect backoff: 100 ms doubling to 10 s. It is reset only by a connection that
+/// stayed up for [`STABLE`]: a broker that accepts us and drops us at once (another
+/// client took our client id, each knocking the other off) does not get a reconnect
+/// every 100 ms.
+pub struct Backoff {
+    next: Duration,
+    up_since: Option<Instant>,
+}
+
+/// How a lost connection is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// The broker said so (MQTT 5).
+    TakenOver,
+    /// Dropped this soon after the broker accepted it: with MQTT 3.1.1, what a takeover
+    /// looks like.
+    ShortLived(Duration),
+    /// Anything else (broker down, network).
+    Other,
+}
 
 impl Default for Backoff {
     fn default() -> Self {
-        Backoff(Duration::from_millis(100))
+        Backoff {
+            next: Duration::from_millis(100),
+            up_since: None,
+        }
     }
 }
 
 impl Backoff {
-    pub fn reset(&mut self) {
-        self.0 = Duration::from_millis(100);
+    /// The broker accepted the connection (CONNACK) at `now`.
+    pub fn connected(&mut self, now: Instant) {
+        self.up_since = Some(now);
     }
-    pub fn next_delay(&mut self) -> Duration {
-        let d = self.0;
-        self.0 = (self.0 * 2).min(Duration::from_secs(10));
+
+    /// The connection was lost at `now`: how to read it and how long to wait.
+    pub fn lost_at(&mut self, now: Instant, taken_over: bool) -> (Cause, Duration) {
+        let up = self
+            .up_since
+            .take()
+            .map(|t| now.saturating_duration_since(t));
+        let cause = match up {
+            _ if taken_over => Cause::TakenOver,
+            Some(up) if up < STABLE => Cause::ShortLived(up),
+            Some(_) => {
+                self.next = Duration::from_millis(100);
+                Cause::Other
+            }
+            None => Cause::Other,
+        };
+        let d = self.next;
+        self.next = (self.next * 2).min(Duration::from_secs(10));
+        (cause, d)
+    }
+
+    /// The connection `conn` of `client_id` was lost now: logs the cause (a takeover as
+    /// an error) and returns the delay before reconnecting.
+    pub fn lost(&mut self, conn: &str, client_id: &str, e: &Lost) -> Duration {
+        let (cause, d) = self.lost_at(crate::clock::monotonic().into_std(), e.taken_over);
+        let retry_in_ms = d.as_millis() as u64;
+        match cause {
+            Cause::TakenOver => tracing::error!(
+                error = %e, client_id, retry_in_ms,
+                "{conn} connection lost: another client took our client id (two daemons with one client id?)"
+            ),
+            Cause::ShortLived(up) => tracing::error!(
+                error = %e, client_id, retry_in_ms, up_ms = up.as_millis() as u64,
+                "{conn} connection lost right after the broker accepted it: another client with our client id? (the broker gave no reason: mosquitto gives none, MQTT 3.1.1 has none)"
+            ),
+            Cause::Other => {
+                tracing::warn!(error = %e, client_id, retry_in_ms, "{conn} connection lost")
+            }
+        }
         d
     }
 }
@@ -491,6 +627,40 @@ mod tests {
         };
         assert!(Settings::from_config(&bad, "x").is_err());
         assert!(expand_env("${YINGJI_TEST_NOT_SET_ANYWHERE}").is_err());
+    }
+
+    #[test]
+    fn backoff_grows_across_short_connections_and_resets_after_a_stable_one() {
+        let t0 = crate::clock::monotonic().into_std();
+        let ms = Duration::from_millis;
+        let mut b = Backoff::default();
+        // Broker down: every attempt fails before a CONNACK.
+        assert_eq!(b.lost_at(t0, false), (Cause::Other, ms(100)));
+        assert_eq!(b.lost_at(t0, false), (Cause::Other, ms(200)));
+        // Accepted, then knocked off at once, again and again: the delay keeps growing.
+        let mut delays = Vec::new();
+        for i in 0..8u32 {
+            let at = t0 + Duration::from_secs(i.into());
+            b.connected(at);
+            let (cause, d) = b.lost_at(at + ms(50), i % 2 == 0);
+            let want = if i % 2 == 0 {
+                Cause::TakenOver
+            } else {
+                Cause::ShortLived(ms(50))
+            };
+            assert_eq!(cause, want);
+            delays.push(d.as_millis());
+        }
+        assert_eq!(delays, [400, 800, 1600, 3200, 6400, 10000, 10000, 10000]);
+        // A connection that lived long enough starts over at 100 ms.
+        b.connected(t0);
+        assert_eq!(b.lost_at(t0 + STABLE, false), (Cause::Other, ms(100)));
+        // A takeover after a long connection is still a takeover, logged as one.
+        b.connected(t0);
+        assert_eq!(
+            b.lost_at(t0 + STABLE * 2, true),
+            (Cause::TakenOver, ms(200))
+        );
     }
 
     /// Issue 9 item 8: credentials in the URL are used, never shown.

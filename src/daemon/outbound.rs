@@ -92,7 +92,7 @@ impl Publisher {
             handed: VecDeque::new(),
             inflight: BTreeMap::new(),
         }));
-        let task = tokio::spawn(run(Arc::clone(&state), ev));
+        let task = tokio::spawn(run(Arc::clone(&state), ev, id));
         Publisher {
             state,
             task: Arc::new(Mutex::new(Some(task))),
@@ -140,7 +140,9 @@ impl Publisher {
     /// Waits (at most `within`) until everything QoS 1 is acknowledged, then disconnects.
     pub async fn flush_and_stop(&self, within: Duration) {
         let deadline = crate::clock::monotonic() + within;
-        while self.unfinished() > 0 && crate::clock::monotonic() < deadline {
+        let connected = || self.state.lock().expect("publisher lock").connected;
+        // With the broker down nothing can be flushed: do not wait for it.
+        while self.unfinished() > 0 && connected() && crate::clock::monotonic() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let left = self.unfinished();
@@ -156,6 +158,10 @@ impl Publisher {
             .client
             .try_disconnect();
         let task = self.task.lock().expect("task lock").take();
+        if let (Some(t), false) = (&task, connected()) {
+            t.abort();
+            return;
+        }
         if let Some(t) = task {
             if tokio::time::timeout(Duration::from_secs(2), t)
                 .await
@@ -258,22 +264,21 @@ impl State {
     }
 }
 
-async fn run(state: Arc<Mutex<State>>, mut ev: mqtt::EventLoop) {
+async fn run(state: Arc<Mutex<State>>, mut ev: mqtt::EventLoop, client_id: String) {
     let mut backoff = Backoff::default();
     loop {
         match ev.poll().await {
             Ok(Ev::OutDisconnect) => break,
             Ok(e) => {
                 if matches!(e, Ev::ConnAck { .. }) {
-                    backoff.reset();
+                    backoff.connected(crate::clock::monotonic().into_std());
                 }
                 state.lock().expect("publisher lock").on_event(e);
             }
             Err(e) => {
                 state.lock().expect("publisher lock").connected = false;
                 metrics::set(&metrics::METRICS.mqtt_out_up, false);
-                let d = backoff.next_delay();
-                tracing::warn!(error = %e, retry_in_ms = d.as_millis() as u64, "output connection lost");
+                let d = backoff.lost("output", &client_id, &e);
                 tokio::time::sleep(d).await;
             }
         }

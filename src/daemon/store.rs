@@ -138,6 +138,11 @@ impl Store {
         Ok(Store { conn })
     }
 
+    /// The connection, for the modules that keep their own tables (history.rs).
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
     /// Opens the store the daemon runs on: like [`Store::open`], but a zero-byte file
     /// where a store was expected (a truncated or wrongly restored file) is refused unless
     /// `init` (`yingji run --init`): starting it as a new store would restart notice ids at

@@ -231,6 +231,7 @@ impl Core {
                         );
                     } else {
                         self.seq = tx.journal(at, &m.topic, &m.payload)?;
+                        tracing::debug!(seq = self.seq, topic = %m.topic, at = %fmt_ts(at), "input accepted");
                         tx.saw(&m.topic, &m.payload)?;
                         crate::daemon::metrics::inc(
                             &crate::daemon::metrics::METRICS.inputs_accepted,
@@ -545,5 +546,6 @@ fn record<T>(
     Ok(())
 }
 
+mod retention;
 #[cfg(test)]
 mod tests;
