@@ -193,16 +193,26 @@ pub struct EngineState {
 pub struct Engine {
     cfg: Arc<Config>,
     state: EngineState,
+    /// Test-only: `ingest` panics on an input whose topic ends with this (a stand-in for
+    /// a bug in a plan, to test the daemon's panic boundary).
+    #[cfg(test)]
+    pub(crate) fault: Option<String>,
 }
 
-/// What one `handle` produced.
+/// What one [`Engine::ingest`] (or [`Engine::handle`]) produced.
 #[derive(Debug, Clone, Default)]
 pub struct Step {
     /// Notices in the order they were made (timers due first, then the message's).
     pub notices: Vec<Notice>,
-    /// Set when the message was refused by the plan (e.g. an ack for an unknown call);
-    /// it then changed no state (timers due before it still fired).
+    /// Set when the input was refused: by `input::parse` (it did not validate), or by the
+    /// plan (e.g. an ack for an unknown call). A refused input changed no plan state;
+    /// timers due by then still fired.
     pub rejection: Option<Rejection>,
+    /// The message as parsed, when it parsed (also when the plan then refused it).
+    pub message: Option<Message>,
+    /// Whether the input belongs in the journal: it parsed, and it is not a command the
+    /// plan refused without any effect (issue 9: such a command is not journaled).
+    pub journal: bool,
 }
 
 impl Engine {
@@ -224,13 +234,20 @@ impl Engine {
                 ids: IdCounters::default(),
                 regions,
             },
+            #[cfg(test)]
+            fault: None,
         }
     }
 
     /// Restores an engine from a snapshot taken with [`Engine::snapshot`].
     pub fn restore(cfg: Arc<Config>, snapshot: &[u8]) -> Result<Self, serde_json::Error> {
         let state: EngineState = serde_json::from_slice(snapshot)?;
-        Ok(Engine { cfg, state })
+        Ok(Engine {
+            cfg,
+            state,
+            #[cfg(test)]
+            fault: None,
+        })
     }
 
     /// The whole state as JSON.
@@ -322,6 +339,53 @@ impl Engine {
         })
     }
 
+    /// The one ingest path (daemon, recovery, replay, simulation): parses `payload` of
+    /// `topic` arriving at `at` (CONTRACT.md "Input topics"); a message that parses is
+    /// handled as [`Engine::handle`] does; one that does not only advances the clock to
+    /// `at` and comes back as the rejection.
+    pub fn ingest(&mut self, at: Ts, topic: &str, payload: &[u8]) -> Step {
+        let msg = match crate::input::parse(&self.cfg, topic, payload, at) {
+            Ok(msg) => msg,
+            Err(r) => {
+                return Step {
+                    notices: self.advance_to(at),
+                    rejection: Some(r),
+                    message: None,
+                    journal: false,
+                }
+            }
+        };
+        #[cfg(test)]
+        if let Some(fault) = &self.fault {
+            assert!(
+                !topic.ends_with(fault.as_str()),
+                "injected fault on {topic}"
+            );
+        }
+        if !matches!(msg.input, Input::Cmd(_)) {
+            let step = self.handle(at, &msg);
+            return Step {
+                message: Some(msg),
+                journal: true,
+                ..step
+            };
+        }
+        // A command: the timers due by `at` fire first, then the state is compared, so a
+        // command the plan refuses without effect is known as such (not journaled).
+        let mut notices = self.advance_to(at);
+        let before = self.snapshot();
+        let step = self.handle(at, &msg);
+        let unchanged =
+            step.rejection.is_some() && step.notices.is_empty() && before == self.snapshot();
+        notices.extend(step.notices);
+        Step {
+            notices,
+            rejection: step.rejection,
+            message: Some(msg),
+            journal: !unchanged,
+        }
+    }
+
     /// Handles one validated message arriving at `at`: first the timers due at or before
     /// `at`, then the message (PLANS.md §4), then any timer the message armed for `at`
     /// itself. An `at` before `now` is taken as `now`.
@@ -335,8 +399,10 @@ impl Engine {
         let rejection = self.dispatch(at, msg, &mut out).err();
         self.advance_into(at, &mut out);
         Step {
+            journal: rejection.is_none(),
             notices: out,
             rejection,
+            message: None,
         }
     }
 

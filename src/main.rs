@@ -525,7 +525,9 @@ fn engine_from_store(
     cfg: &Arc<Config>,
     store: &yingji::daemon::store::Store,
 ) -> Result<yingji::Engine, String> {
-    let mut engine = store.restore_engine(cfg).map_err(|e| e.to_string())?.engine;
+    let mut engine = yingji::daemon::core::restore_engine(store, cfg)
+        .map_err(|e| e.to_string())?
+        .engine;
     // Calls made by timers since the last input are part of the register too.
     drop(engine.advance_to(yingji::clock::now()));
     Ok(engine)

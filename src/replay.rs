@@ -12,7 +12,7 @@ use serde_json::value::RawValue;
 
 use crate::config::Config;
 use crate::engine::Engine;
-use crate::input::{self, Rejection};
+use crate::input::Rejection;
 use crate::notice::Notice;
 use crate::time::{fmt_ts, parse_ts, Ts};
 use crate::timeline::Recorder;
@@ -215,22 +215,19 @@ pub fn feed_scenario_watched<R: BufRead>(
             Event::End { at } => emit(&engine.advance_to(at), &mut watch.timeline),
             Event::Message { at, topic, payload } => {
                 stats.messages += 1;
-                match input::parse(cfg, &topic, &payload, at) {
-                    Ok(msg) => {
-                        let step = engine.handle(at, &msg);
-                        emit(&step.notices, &mut watch.timeline);
-                        if let Some(r) = step.rejection {
-                            stats.rejected += 1;
-                            on_reject(at, &r);
-                        } else if let Some(rec) = watch.timeline.as_deref_mut() {
-                            rec.input(cfg, at, &msg);
-                        }
-                    }
-                    Err(r) => {
-                        emit(&engine.advance_to(at), &mut watch.timeline);
+                let step = engine.ingest(at, &topic, &payload);
+                emit(&step.notices, &mut watch.timeline);
+                match (step.rejection, step.message) {
+                    (Some(r), _) => {
                         stats.rejected += 1;
                         on_reject(at, &r);
                     }
+                    (None, Some(msg)) => {
+                        if let Some(rec) = watch.timeline.as_deref_mut() {
+                            rec.input(cfg, at, &msg);
+                        }
+                    }
+                    (None, None) => {}
                 }
             }
         }

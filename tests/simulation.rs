@@ -1582,7 +1582,7 @@ fn json_lines(ns: &[Notice]) -> Vec<String> {
 
 /// Applies one event; returns the notices and whether the input was rejected. Checks that a
 /// rejected input changes nothing but the time.
-fn apply(cfg: &Config, e: &mut Engine, ev: &Event) -> Result<(Vec<Notice>, bool), String> {
+fn apply(e: &mut Engine, ev: &Event) -> Result<(Vec<Notice>, bool), String> {
     match ev {
         Event::End { at } => {
             let ns = e.advance_to(*at);
@@ -1598,13 +1598,8 @@ fn apply(cfg: &Config, e: &mut Engine, ev: &Event) -> Result<(Vec<Notice>, bool)
         }
         Event::Msg { at, topic, payload } => {
             let shadow = e.clone();
-            let (ns, rejected) = match input::parse(cfg, topic, payload, *at) {
-                Ok(msg) => {
-                    let step = e.handle(*at, &msg);
-                    (step.notices, step.rejection.is_some())
-                }
-                Err(_) => (e.advance_to(*at), true),
-            };
+            let step = e.ingest(*at, topic, payload);
+            let (ns, rejected) = (step.notices, step.rejection.is_some());
             if rejected {
                 unchanged(shadow, e, *at, &ns)?;
             }
@@ -1673,7 +1668,7 @@ fn run(
     };
     for (i, ev) in events.iter().enumerate().skip(from) {
         let mut step = || -> Result<Vec<Notice>, String> {
-            let (ns, rejected) = apply(cfg, &mut e, ev)?;
+            let (ns, rejected) = apply(&mut e, ev)?;
             out.rejected += rejected as usize;
             let now = e.now().expect("advanced");
             for n in &ns {

@@ -9,10 +9,6 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
-use std::sync::Arc;
-
-use crate::config::Config;
-use crate::engine::Engine;
 use crate::notice::Notice;
 use crate::time::{fmt_ts, parse_ts, Ts};
 
@@ -65,18 +61,6 @@ CREATE TABLE IF NOT EXISTS levels (
     PRIMARY KEY (region, plan, track)
 );
 ";
-
-/// What [`Store::restore_engine`] rebuilt.
-pub struct Restored {
-    pub engine: Engine,
-    /// Journal seq of the snapshot it started from (0: none).
-    pub snapshot_seq: i64,
-    /// Journal seq of the last input replayed.
-    pub seq: i64,
-    pub replayed: usize,
-    /// Notices the journal replay regenerated, in order.
-    pub notices: Vec<Notice>,
-}
 
 /// One journaled input: the time it was handled at, its topic and raw payload.
 #[derive(Debug, Clone, PartialEq)]
@@ -209,42 +193,6 @@ impl Store {
             });
         }
         Ok(out)
-    }
-
-    /// The engine as of the last journaled input: the latest snapshot (a fresh engine
-    /// when there is none or it no longer reads), then the journal after it. Read-only;
-    /// returns the notices the journal replay regenerated, in order.
-    pub fn restore_engine(&self, cfg: &Arc<Config>) -> anyhow::Result<Restored> {
-        let (snapshot_seq, mut engine) = match self.latest_snapshot()? {
-            Some((seq, state)) => match Engine::restore(Arc::clone(cfg), &state) {
-                Ok(e) => (seq, e),
-                Err(e) => {
-                    tracing::warn!(error = %e, "snapshot unreadable (engine changed?): replaying the whole journal");
-                    (0, Engine::new(Arc::clone(cfg)))
-                }
-            },
-            None => (0, Engine::new(Arc::clone(cfg))),
-        };
-        let mut restored = Restored {
-            snapshot_seq,
-            seq: snapshot_seq,
-            replayed: 0,
-            notices: Vec::new(),
-            engine: Engine::new(Arc::clone(cfg)),
-        };
-        for row in self.journal_after(snapshot_seq)? {
-            match crate::input::parse(cfg, &row.topic, &row.payload, row.at) {
-                Ok(msg) => restored.notices.extend(engine.handle(row.at, &msg).notices),
-                Err(r) => {
-                    tracing::warn!(seq = row.seq, reason = %r, "journaled input no longer parses (config changed?)");
-                    restored.notices.extend(engine.advance_to(row.at));
-                }
-            }
-            restored.seq = row.seq;
-            restored.replayed += 1;
-        }
-        restored.engine = engine;
-        Ok(restored)
     }
 
     /// The stored notice with this id.

@@ -142,9 +142,8 @@ pub const MALFORMED: usize = 3;
 /// (taken at shutdown) and the journal after it. Every timer due by then has fired.
 pub fn engine_time(dir: &Path, cfg: &Path) -> Option<Ts> {
     let config = std::sync::Arc::new(yingji::Config::load(Some(cfg)).unwrap().config);
-    Store::open(&dir.join("yingji.db"))
-        .unwrap()
-        .restore_engine(&config)
+    let store = Store::open(&dir.join("yingji.db")).unwrap();
+    yingji::daemon::core::restore_engine(&store, &config)
         .unwrap()
         .engine
         .now()

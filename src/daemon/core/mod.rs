@@ -72,6 +72,52 @@ pub enum LinkOutcome {
     Refused(String),
 }
 
+/// What [`restore_engine`] rebuilt.
+pub struct Restored {
+    pub engine: Engine,
+    /// Journal seq of the snapshot it started from (0: none).
+    pub snapshot_seq: i64,
+    /// Journal seq of the last input replayed.
+    pub seq: i64,
+    pub replayed: usize,
+    /// Notices the journal replay regenerated, in order.
+    pub notices: Vec<Notice>,
+}
+
+/// The engine as of the last journaled input: the store's latest snapshot (a fresh
+/// engine when there is none or it no longer reads), then the journal rows after it,
+/// each through [`Engine::ingest`] like when it arrived. Read-only; returns the notices
+/// the journal replay regenerated, in order.
+pub fn restore_engine(store: &Store, cfg: &Arc<Config>) -> anyhow::Result<Restored> {
+    let (snapshot_seq, mut engine) = match store.latest_snapshot()? {
+        Some((seq, state)) => match Engine::restore(Arc::clone(cfg), &state) {
+            Ok(e) => (seq, e),
+            Err(e) => {
+                tracing::warn!(error = %e, "snapshot unreadable (engine changed?): replaying the whole journal");
+                (0, Engine::new(Arc::clone(cfg)))
+            }
+        },
+        None => (0, Engine::new(Arc::clone(cfg))),
+    };
+    let (mut seq, mut replayed, mut notices) = (snapshot_seq, 0, Vec::new());
+    for row in store.journal_after(snapshot_seq)? {
+        let step = engine.ingest(row.at, &row.topic, &row.payload);
+        if let (None, Some(r)) = (&step.message, &step.rejection) {
+            tracing::warn!(seq = row.seq, reason = %r, "journaled input no longer parses (config changed?)");
+        }
+        notices.extend(step.notices);
+        seq = row.seq;
+        replayed += 1;
+    }
+    Ok(Restored {
+        engine,
+        snapshot_seq,
+        seq,
+        replayed,
+        notices,
+    })
+}
+
 type Levels = BTreeMap<(String, String), BTreeMap<String, String>>;
 
 /// Engine + store.
@@ -96,7 +142,7 @@ impl Core {
     /// advanced to `now`. Returns the core and the levels of every track.
     pub fn recover(cfg: Arc<Config>, mut store: Store, now: Ts) -> anyhow::Result<Core> {
         store.backfill_seen()?;
-        let restored = store.restore_engine(&cfg)?;
+        let restored = restore_engine(&store, &cfg)?;
         let mut levels = Levels::new();
         for (region, plan, track, level) in store.levels()? {
             levels
@@ -202,60 +248,28 @@ impl Core {
                 }
                 tx.saw(&m.topic, &m.payload)?;
             }
-            match input::parse(&self.cfg, &m.topic, &m.payload, at) {
-                Ok(msg) => {
-                    if let input::Input::AirForecast(f) = &msg.input {
-                        if f.ignored_hours > 0 {
-                            tracing::info!(topic = %m.topic, ignored_hours = f.ignored_hours, kept_hours = f.hours.len(), "forecast hours more than {} days after arrival ignored", input::FORECAST_HORIZON_DAYS);
-                            health::count("forecast_hours_ignored");
-                        }
-                    }
-                    // A command the engine refuses changes nothing and is not journaled
-                    // (issue 9): the state is compared, after the timers due by then.
-                    let before = match msg.input {
-                        input::Input::Cmd(_) => {
-                            let ns = self.engine.advance_to(at);
-                            record(&self.cfg, &tx, &mut self.levels, &ns, &mut fx)?;
-                            Some(self.engine.snapshot())
-                        }
-                        _ => None,
-                    };
-                    let step = self.engine.handle(at, &msg);
-                    let unchanged = step.rejection.is_some()
-                        && step.notices.is_empty()
-                        && before.is_some_and(|b| b == self.engine.snapshot());
-                    if unchanged {
-                        crate::daemon::metrics::inc(
-                            &crate::daemon::metrics::METRICS.inputs_rejected,
-                            1,
-                        );
-                    } else {
-                        self.seq = tx.journal(at, &m.topic, &m.payload)?;
-                        tracing::debug!(seq = self.seq, topic = %m.topic, at = %fmt_ts(at), "input accepted");
-                        tx.saw(&m.topic, &m.payload)?;
-                        crate::daemon::metrics::inc(
-                            &crate::daemon::metrics::METRICS.inputs_accepted,
-                            1,
-                        );
-                        if m.pkid != 0 {
-                            tx.remember(m.pkid, &m.topic, &m.payload)?;
-                        }
-                        self.since_snapshot += 1;
-                    }
-                    record(&self.cfg, &tx, &mut self.levels, &step.notices, &mut fx)?;
-                    if let Some(r) = step.rejection {
-                        fx.rejections.push((at, r));
-                    }
+            let step = self.engine.ingest(at, &m.topic, &m.payload);
+            if let Some(input::Input::AirForecast(f)) = step.message.as_ref().map(|m| &m.input) {
+                if f.ignored_hours > 0 {
+                    tracing::info!(topic = %m.topic, ignored_hours = f.ignored_hours, kept_hours = f.hours.len(), "forecast hours more than {} days after arrival ignored", input::FORECAST_HORIZON_DAYS);
+                    health::count("forecast_hours_ignored");
                 }
-                Err(r) => {
-                    let ns = self.engine.advance_to(at);
-                    record(&self.cfg, &tx, &mut self.levels, &ns, &mut fx)?;
-                    fx.rejections.push((at, r));
-                    crate::daemon::metrics::inc(
-                        &crate::daemon::metrics::METRICS.inputs_rejected,
-                        1,
-                    );
+            }
+            if step.journal {
+                self.seq = tx.journal(at, &m.topic, &m.payload)?;
+                tracing::debug!(seq = self.seq, topic = %m.topic, at = %fmt_ts(at), "input accepted");
+                tx.saw(&m.topic, &m.payload)?;
+                crate::daemon::metrics::inc(&crate::daemon::metrics::METRICS.inputs_accepted, 1);
+                if m.pkid != 0 {
+                    tx.remember(m.pkid, &m.topic, &m.payload)?;
                 }
+                self.since_snapshot += 1;
+            } else {
+                crate::daemon::metrics::inc(&crate::daemon::metrics::METRICS.inputs_rejected, 1);
+            }
+            record(&self.cfg, &tx, &mut self.levels, &step.notices, &mut fx)?;
+            if let Some(r) = step.rejection {
+                fx.rejections.push((at, r));
             }
             acks.push(m.token);
         }
