@@ -355,6 +355,15 @@ impl Engine {
                 }
             }
         };
+        let step = if matches!(msg.input, Input::Cmd(_)) {
+            self.handle_command(at, &msg)
+        } else {
+            Step {
+                journal: true,
+                ..self.handle(at, &msg)
+            }
+        };
+        // After the state changed: a stand-in for a plan that panics half-way.
         #[cfg(test)]
         if let Some(fault) = &self.fault {
             assert!(
@@ -362,26 +371,25 @@ impl Engine {
                 "injected fault on {topic}"
             );
         }
-        if !matches!(msg.input, Input::Cmd(_)) {
-            let step = self.handle(at, &msg);
-            return Step {
-                message: Some(msg),
-                journal: true,
-                ..step
-            };
+        Step {
+            message: Some(msg),
+            ..step
         }
-        // A command: the timers due by `at` fire first, then the state is compared, so a
-        // command the plan refuses without effect is known as such (not journaled).
+    }
+
+    /// A command: the timers due by `at` fire first, then the state is compared, so a
+    /// command the plan refuses without effect is known as such (not journaled).
+    fn handle_command(&mut self, at: Ts, msg: &Message) -> Step {
         let mut notices = self.advance_to(at);
         let before = self.snapshot();
-        let step = self.handle(at, &msg);
+        let step = self.handle(at, msg);
         let unchanged =
             step.rejection.is_some() && step.notices.is_empty() && before == self.snapshot();
         notices.extend(step.notices);
         Step {
             notices,
             rejection: step.rejection,
-            message: Some(msg),
+            message: None,
             journal: !unchanged,
         }
     }

@@ -101,8 +101,9 @@ pub fn counted(kind: &'static str) -> u64 {
     with(|r| r.faults.get(kind).copied().unwrap_or(0))
 }
 
-/// Kinds of [`fault`] that make the daemon degraded once they happened.
-const DEGRADING: &[&str] = &["outbox_conflict", "snapshot_unrestorable"];
+/// Kinds of [`fault`] that make the daemon degraded once they happened (`input_panicked`:
+/// a bug in handling; the input was refused, see `daemon::core`).
+const DEGRADING: &[&str] = &["outbox_conflict", "snapshot_unrestorable", "input_panicked"];
 
 /// Degraded sinks and faults; empty when all is well.
 pub fn problems() -> Vec<String> {

@@ -15,7 +15,7 @@ use crate::daemon::health;
 use crate::daemon::render;
 use crate::daemon::store::{Outboxed, Store, Tx};
 use crate::daemon::view::{Tracker, View};
-use crate::engine::Engine;
+use crate::engine::{Engine, Step};
 use crate::input::{self, Rejection};
 use crate::notice::{Kind, Notice};
 use crate::plans::severe_weather::RoundStatus;
@@ -115,6 +115,52 @@ pub fn restore_engine(store: &Store, cfg: &Arc<Config>) -> anyhow::Result<Restor
         seq,
         replayed,
         notices,
+    })
+}
+
+/// [`Engine::ingest`] behind a panic boundary. A panic while handling an input is a
+/// bug, but the input would stay unacknowledged and come back at every reconnect (a
+/// crash loop): instead the engine is put back as it was before the input (nothing
+/// half-applied remains; the timers that fired inside it fire again with the next
+/// input), and the input is refused with class `internal`: logged, counted, published
+/// on `rejected`, acknowledged, never journaled.
+fn guarded_ingest(
+    cfg: &Config,
+    engine: &mut Engine,
+    at: Ts,
+    topic: &str,
+    payload: &[u8],
+) -> Result<Step, Rejection> {
+    let before = engine.clone();
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        engine.ingest(at, topic, payload)
+    }));
+    let panic = match caught {
+        Ok(step) => return Ok(step),
+        Err(panic) => panic,
+    };
+    *engine = before;
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into());
+    tracing::error!(topic, panic = %what, "handling the input panicked: input refused, engine state restored from before it");
+    health::fault(
+        "input_panicked",
+        serde_json::json!({"topic": topic, "panic": what}),
+    );
+    crate::daemon::metrics::inc(&crate::daemon::metrics::METRICS.inputs_rejected, 1);
+    let region = topic
+        .strip_prefix(cfg.topic_root.as_str())
+        .and_then(|rest| rest.strip_prefix('/'))
+        .and_then(|rest| rest.split('/').next())
+        .filter(|r| cfg.regions.iter().any(|c| c.id == *r));
+    Err(Rejection {
+        topic: topic.to_string(),
+        region: region.map(str::to_string),
+        class: "internal",
+        reason: format!("handling this input failed inside yingji ({what}); it was not applied, please report it"),
     })
 }
 
@@ -248,7 +294,14 @@ impl Core {
                 }
                 tx.saw(&m.topic, &m.payload)?;
             }
-            let step = self.engine.ingest(at, &m.topic, &m.payload);
+            let step = match guarded_ingest(&self.cfg, &mut self.engine, at, &m.topic, &m.payload) {
+                Ok(step) => step,
+                Err(r) => {
+                    fx.rejections.push((at, r));
+                    acks.push(m.token);
+                    continue;
+                }
+            };
             if let Some(input::Input::AirForecast(f)) = step.message.as_ref().map(|m| &m.input) {
                 if f.ignored_hours > 0 {
                     tracing::info!(topic = %m.topic, ignored_hours = f.ignored_hours, kept_hours = f.hours.len(), "forecast hours more than {} days after arrival ignored", input::FORECAST_HORIZON_DAYS);

@@ -427,3 +427,51 @@ fn far_future_forecasts_do_not_grow_the_snapshot() {
     );
     assert!(health::counted("forecast_hours_ignored") >= before + 6);
 }
+
+#[test]
+fn an_input_whose_handling_panics_is_refused_and_leaves_no_trace() {
+    // Issue 10: a panic in handling must not leave the input unacknowledged (redelivered
+    // and panicking again at every reconnect) nor half-applied.
+    let (_p, store) = tmp_store("panic");
+    let t = parse_ts("2023-12-01T08:05:00+08:00").unwrap();
+    let mut core = Core::recover(cfg(), store, t).unwrap();
+    let (_q, clean_store) = tmp_store("panic-clean");
+    let mut clean = Core::recover(cfg(), clean_store, t).unwrap();
+    let before = core.engine().snapshot();
+    core.engine.fault = Some("air/aqi".into());
+    let fx = core
+        .ingest(vec![msg("ers/shuozhou/air/aqi", AQI)], t)
+        .unwrap();
+    assert_eq!(fx.acks, vec![7], "acknowledged, so never redelivered");
+    assert_eq!(fx.rejections.len(), 1);
+    let r = &fx.rejections[0].1;
+    assert_eq!(
+        (r.class, r.region.as_deref()),
+        ("internal", Some("shuozhou"))
+    );
+    assert_eq!(r.topic, "ers/shuozhou/air/aqi");
+    assert!(fx.notices.is_empty());
+    assert!(
+        core.store().journal_after(0).unwrap().is_empty(),
+        "not journaled"
+    );
+    assert_eq!(
+        core.engine().snapshot(),
+        before,
+        "state as before the input"
+    );
+    assert!(crate::daemon::health::counted("input_panicked") >= 1);
+    // The engine goes on as if the input never came.
+    core.engine.fault = None;
+    let later = parse_ts("2023-12-01T09:05:00+08:00").unwrap();
+    let aqi = AQI.replace("08:00:00", "09:00:00");
+    let a = core
+        .ingest(vec![msg("ers/shuozhou/air/aqi", &aqi)], later)
+        .unwrap();
+    let b = clean
+        .ingest(vec![msg("ers/shuozhou/air/aqi", &aqi)], later)
+        .unwrap();
+    assert!(a.rejections.is_empty());
+    assert_eq!(a.notices.len(), b.notices.len());
+    assert_eq!(core.engine().snapshot(), clean.engine().snapshot());
+}
