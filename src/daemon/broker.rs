@@ -5,7 +5,6 @@
 //! on its own thread; a busy port is only logged, so the port is probed first and the
 //! broker is checked with a real MQTT connect before anything relies on it.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -18,6 +17,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:1883";
 /// still reach yingji, which rejects them with a reason).
 const MAX_PAYLOAD: usize = 1024 * 1024;
 
+// rumqttd's config takes its listeners as a std HashMap (one entry here).
+#[allow(clippy::disallowed_types)]
 fn config(listen: SocketAddr) -> rumqttd::Config {
     let router = rumqttd::RouterConfig {
         max_connections: 10_000,
@@ -43,7 +44,7 @@ fn config(listen: SocketAddr) -> rumqttd::Config {
     rumqttd::Config {
         id: 0,
         router,
-        v4: Some(HashMap::from([("1".to_string(), server)])),
+        v4: Some(std::collections::HashMap::from([("1".to_string(), server)])),
         ..Default::default()
     }
 }
