@@ -12,15 +12,18 @@
 #  2. round trip: ROUNDS `manual` coal commands one after another, each waiting for the
 #     notice it makes (p50/p90/p99), and as many 4 KiB write + fdatasync in the store's
 #     directory (the disk's share of a synced commit).
-# Env: BENCH_KEEP=1 keeps the temp dir (logs, store) and prints its path.
+# Env: BENCH_KEEP=1 keeps the temp dir (logs, store) and prints its path;
+#      BENCH_YINGJI=path BENCH_CLIENT=path use these binaries instead of building them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-100000}
 rounds=${2:-1000}
 region=shuozhou
-cargo build --release --quiet --bin yingji --example bench_live
-bin=$PWD/target/release/yingji
-client=$PWD/target/release/examples/bench_live
+if [ -z "${BENCH_YINGJI:-}" ] || [ -z "${BENCH_CLIENT:-}" ]; then
+  cargo build --release --quiet --bin yingji --example bench_live
+fi
+bin=${BENCH_YINGJI:-$PWD/target/release/yingji}
+client=${BENCH_CLIENT:-$PWD/target/release/examples/bench_live}
 tmp=$(mktemp -d)
 pids=()
 cleanup() {
