@@ -1,4 +1,4 @@
-//! Hourly AQI from concentrations per HJ 633 (`../shared/spec/AQI.md`): IAQI of each
+//! Hourly AQI from concentrations per HJ 633 (docs/heavy-pollution.md): IAQI of each
 //! pollutant by linear interpolation between breakpoints, rounded up; AQI = the largest
 //! IAQI; primary pollutant(s) = those at the AQI when AQI > 50.
 

@@ -16,6 +16,9 @@ impl std::fmt::Display for Problem {
     }
 }
 
+/// The pollution plan's name for every county, city and district government (37号 §2).
+const COUNTIES: &str = "各县(市、区)人民政府";
+
 /// Everything `check` reports beyond the validation `Config::load` already did.
 pub fn problems(loaded: &Loaded) -> Vec<Problem> {
     let cfg = &loaded.config;
@@ -102,6 +105,105 @@ pub fn problems(loaded: &Loaded) -> Vec<Problem> {
                 format!("contact[{i}].backup"),
                 format!("no contact with id {b:?}"),
             );
+        }
+    }
+    // PLANS.md §3's table: departments are tier A, the leaders for meteorology and flood
+    // control tier B, the city's top leaders tier C (直通式报告, extreme events only).
+    for (i, ct) in cfg.contacts.iter().enumerate() {
+        let want = match ct.role.as_deref() {
+            Some("party_secretary" | "mayor") => "C",
+            Some("leader_meteorology" | "leader_flood") => "B",
+            Some(r) if CALL_ROLES.iter().any(|(k, _)| *k == r) => "A",
+            _ => continue,
+        };
+        if let Some(t) = ct.tier.as_deref().filter(|t| *t != want) {
+            p(
+                format!("contact[{i}].tier"),
+                format!(
+                    "role {} is tier {want} in the call table (叫应服务工作机制 §三), not {t}",
+                    ct.role.as_deref().unwrap_or_default()
+                ),
+            );
+        }
+    }
+    // PLANS.md §3: `call_unreached` goes to `escalate_to` and the person's backup; with
+    // neither, an unreached person is reported to nobody.
+    if cfg.weather_call.escalate_to.is_empty() {
+        for (i, ct) in cfg.contacts.iter().enumerate() {
+            if ct.tier.is_some() && !ct.backup.as_deref().is_some_and(|b| !b.trim().is_empty()) {
+                p(
+                    format!("contact[{i}].backup"),
+                    format!(
+                        "{} ({}) has no backup and weather_call.escalate_to is empty: if unreached, nobody is told",
+                        ct.id, ct.name
+                    ),
+                );
+            }
+        }
+    }
+    // PLANS.md §5.2: with units configured, every unit a task or measure names has a
+    // contact (through its aliases), and each plan's office has one.
+    if !cfg.units.is_empty() {
+        let has_contact = |name: &str| {
+            let unit = cfg.unit(name);
+            cfg.contacts
+                .iter()
+                .any(|c| c.unit == name || unit.is_some_and(|u| u.named(&c.unit)))
+        };
+        let tasks = cfg
+            .coal
+            .tasks
+            .as_deref()
+            .unwrap_or(crate::plans::coal_supply::default_tasks())
+            .iter()
+            .map(|t| (t.unit.as_str(), format!("the coal task {}", t.clause)));
+        let measures = cfg
+            .pollution
+            .measures
+            .as_deref()
+            .unwrap_or(crate::plans::heavy_pollution::measures::defaults())
+            .iter()
+            .map(|m| {
+                (
+                    m.unit.as_str(),
+                    format!("the pollution measure {}", m.clause),
+                )
+            });
+        let mut seen = std::collections::BTreeSet::new();
+        for (unit, named_by) in tasks.chain(measures) {
+            // A line addressed to every unit or every county names no one unit: it reaches
+            // each through its own contacts.
+            let collective =
+                unit == crate::plans::coal_supply::text::EVERY_UNIT || unit == COUNTIES;
+            if unit.is_empty() || collective || !seen.insert(unit.to_string()) {
+                continue;
+            }
+            if !has_contact(unit) {
+                p(
+                    format!("unit({unit})"),
+                    format!(
+                        "named by {named_by} but no contact belongs to it (by its name or an alias): its lines reach nobody"
+                    ),
+                );
+            }
+        }
+        for (plan, office) in [
+            ("coal_supply", &cfg.coal.office_unit),
+            ("heavy_pollution", &cfg.pollution.office_unit),
+        ] {
+            let unit = cfg.unit(office);
+            let any = cfg.contacts.iter().any(|c| {
+                (c.unit == *office || unit.is_some_and(|u| u.named(&c.unit)))
+                    && c.plans.iter().any(|x| x == plan)
+            });
+            if !any {
+                p(
+                    format!("{}.office_unit", if plan == "coal_supply" { "coal" } else { "pollution" }),
+                    format!(
+                        "the {plan} office {office} has no contact whose plans include {plan}: report_overdue notices reach nobody"
+                    ),
+                );
+            }
         }
     }
     for (i, id) in cfg.weather_call.escalate_to.iter().enumerate() {
@@ -194,6 +296,38 @@ mod tests {
         let ps = problems(&l);
         assert!(
             ps.iter().any(|p| p.key == "coal.daily_quota_t.2024"),
+            "{ps:?}"
+        );
+    }
+
+    /// PLANS.md §5.2 and §3: units without contacts (through aliases), offices without
+    /// contacts, tier/role mismatches, and nobody told of an unreached person.
+    #[test]
+    fn reports_units_offices_tiers_and_unreached_to_nobody() {
+        let base = "[[unit]]\nname = \"市工业和信息化局\"\naliases = [\"市工信局\"]\nplans = [\"coal_supply\"]\n\
+                    [[contact]]\nid = \"gx\"\nunit = \"市工信局\"\n\
+                    [[contact]]\nid = \"ny\"\nunit = \"市能源局\"\nplans = [\"coal_supply\"]\n\
+                    [[contact]]\nid = \"m\"\nrole = \"mayor\"\ntier = \"B\"\nphone = \"1\"\n";
+        let ps = problems(&Config::from_toml(base).unwrap());
+        let keys: Vec<&str> = ps.iter().map(|p| p.key.as_str()).collect();
+        // 市工信局 is an alias of the unit the §5.2.2(6) task names: covered.
+        assert!(!keys.contains(&"unit(市工业和信息化局)"), "{keys:?}");
+        assert!(keys.contains(&"unit(市交通运输局)"), "{keys:?}");
+        assert!(!keys.contains(&"coal.office_unit"), "{keys:?}");
+        assert!(keys.contains(&"pollution.office_unit"), "{keys:?}");
+        assert!(keys.contains(&"contact[2].tier"), "{keys:?}");
+        assert!(keys.contains(&"contact[2].backup"), "{keys:?}");
+        // Without units, no unit problems; with escalate_to, no backup problem.
+        let ps = problems(
+            &Config::from_toml(
+                "[weather_call]\nescalate_to = [\"m\"]\n[[contact]]\nid = \"m\"\nrole = \"mayor\"\ntier = \"C\"\nphone = \"1\"\n",
+            )
+            .unwrap(),
+        );
+        assert!(
+            !ps.iter().any(|p| p.key.starts_with("unit(")
+                || p.key.ends_with("office_unit")
+                || p.key.starts_with("contact[0]")),
             "{ps:?}"
         );
     }

@@ -39,6 +39,11 @@ pub struct Config {
     /// Local time of the daily follow-up reports, `HH:MM`.
     #[serde(with = "hhmm")]
     pub report_time: NaiveTime,
+    /// Local time of the daily report-back deadline (PLANS.md §5.2), `HH:MM`.
+    #[serde(with = "hhmm")]
+    pub feedback_time: NaiveTime,
+    /// A deadline lies at least this many hours after its series' start (PLANS.md §5.2).
+    pub feedback_grace_hours: f64,
     /// Regions served; absent: one region `shuozhou`.
     #[serde(rename = "region")]
     pub regions: Vec<RegionConfig>,
@@ -54,9 +59,16 @@ pub struct Config {
     pub limits: LimitsConfig,
     #[serde(rename = "contact")]
     pub contacts: Vec<Contact>,
+    /// Units that report back (PLANS.md §5.2); none by default.
+    #[serde(rename = "unit")]
+    pub units: Vec<UnitConfig>,
     /// Messaging webhooks (WeCom robot, phone gateway); extension of CONTRACT.md.
     #[serde(rename = "webhook")]
     pub webhooks: Vec<WebhookConfig>,
+    /// Drill mode (CONTRACT.md "Added after the first release"): every CAP message has
+    /// status Exercise, every subject and message starts with 【演练】, nothing goes to a
+    /// phone gateway.
+    pub drill: bool,
 }
 
 impl Default for Config {
@@ -64,6 +76,8 @@ impl Default for Config {
         Self {
             topic_root: "ers".into(),
             report_time: NaiveTime::from_hms_opt(8, 0, 0).expect("valid"),
+            feedback_time: NaiveTime::from_hms_opt(17, 0, 0).expect("valid"),
+            feedback_grace_hours: 4.0,
             regions: Vec::new(),
             mqtt: None,
             store: StoreConfig::default(),
@@ -74,7 +88,9 @@ impl Default for Config {
             weather_call: WeatherCallConfig::default(),
             limits: LimitsConfig::default(),
             contacts: Vec::new(),
+            units: Vec::new(),
             webhooks: Vec::new(),
+            drill: false,
         }
     }
 }
@@ -104,6 +120,10 @@ pub struct MqttConfig {
     /// CA bundle for mqtts (PEM); absent: the system roots.
     pub ca_file: Option<PathBuf>,
     pub keep_alive_s: u64,
+    /// Other daemons serve other regions under the same `topic_root`: subscribe to the
+    /// configured regions only (`{root}/{region}/#`) and leave the others alone. false
+    /// (default): subscribe to `{root}/#` and reject inputs for unknown regions.
+    pub split_regions: bool,
 }
 
 impl Default for MqttConfig {
@@ -117,6 +137,7 @@ impl Default for MqttConfig {
             protocol: 4,
             ca_file: None,
             keep_alive_s: 30,
+            split_regions: false,
         }
     }
 }
@@ -128,6 +149,11 @@ pub struct StoreConfig {
     pub path: PathBuf,
     /// Snapshot the engine state every this many journaled inputs.
     pub snapshot_every: u64,
+    /// Journal rows, notices and call register entries are kept this many days; older
+    /// journal rows are archived to `archive_dir` first.
+    pub retain_days: u32,
+    /// Where archived journal rows go (compressed scenario files).
+    pub archive_dir: PathBuf,
 }
 
 impl Default for StoreConfig {
@@ -135,6 +161,8 @@ impl Default for StoreConfig {
         Self {
             path: PathBuf::from("var/yingji.db"),
             snapshot_every: 1000,
+            retain_days: 400,
+            archive_dir: PathBuf::from("var/archive"),
         }
     }
 }
@@ -172,6 +200,9 @@ pub struct EmailConfig {
     /// Extra addresses per plan / level / department (CONTRACT.md "Email").
     #[serde(rename = "route")]
     pub routes: Vec<EmailRoute>,
+    /// Deadline of one email's whole exchange with the SMTP server (connect, greeting,
+    /// TLS, every command), in seconds.
+    pub timeout_s: u64,
 }
 
 impl Default for EmailConfig {
@@ -183,6 +214,7 @@ impl Default for EmailConfig {
             password: None,
             password_file: None,
             routes: Vec::new(),
+            timeout_s: 30,
         }
     }
 }
@@ -217,6 +249,13 @@ pub struct WebhookConfig {
     pub kinds: Vec<String>,
     /// Per-request timeout in seconds.
     pub timeout_s: u64,
+    /// `wecom_app` (WeCom application messages to one person, `message/send`): the
+    /// corporation id, the application's agent id and its secret (literal, `${ENV}` or
+    /// `secret_file`); `url` is the API base, e.g. `https://qyapi.weixin.qq.com`.
+    pub corp_id: Option<String>,
+    pub agent_id: Option<i64>,
+    pub secret: Option<String>,
+    pub secret_file: Option<PathBuf>,
 }
 
 impl Default for WebhookConfig {
@@ -230,6 +269,10 @@ impl Default for WebhookConfig {
             plans: Vec::new(),
             kinds: Vec::new(),
             timeout_s: 10,
+            corp_id: None,
+            agent_id: None,
+            secret: None,
+            secret_file: None,
         }
     }
 }
@@ -274,6 +317,14 @@ pub struct CoalConfig {
     pub stock_rule: StockRule,
     pub lift_hold_hours: f64,
     pub require_confirmation: bool,
+    /// Moves into and out of L1 are proposals to the commander (PLANS.md §5.1).
+    pub l1_by_commander: bool,
+    /// A §5.1 proposal still pending this many hours later gets one reminder.
+    pub decision_reminder_hours: f64,
+    /// A hold ending during a silence gap waits for the data (PLANS.md §5.3).
+    pub hold_waits_for_data: bool,
+    /// The unit where the command office sits (PLANS.md §5.2).
+    pub office_unit: String,
     pub price_window_days: u32,
     pub price_abnormal_pct: f64,
     pub price_large_pct: f64,
@@ -301,6 +352,10 @@ impl Default for CoalConfig {
             stock_rule: StockRule::Any,
             lift_hold_hours: 72.0,
             require_confirmation: false,
+            l1_by_commander: false,
+            decision_reminder_hours: 2.0,
+            hold_waits_for_data: false,
+            office_unit: "市能源局".into(),
             price_window_days: 7,
             price_abnormal_pct: 10.0,
             price_large_pct: 20.0,
@@ -341,6 +396,8 @@ pub struct PollutionConfig {
     pub forecast_stale_hours: f64,
     /// Reminder for a pending proposal after this many hours (§3.3.2: 2 h).
     pub reminder_hours: f64,
+    /// The unit where the command office sits (PLANS.md §5.2).
+    pub office_unit: String,
     /// Measures per level, quoted from the plan (§4.2.1–4.2.5). Absent: the embedded
     /// `config/pollution-measures.toml`.
     pub measures: Option<Vec<Measure>>,
@@ -355,6 +412,7 @@ impl Default for PollutionConfig {
             aqi_gap_hours: 3.0,
             forecast_stale_hours: 36.0,
             reminder_hours: 2.0,
+            office_unit: "市生态环境局".into(),
             measures: None,
         }
     }
@@ -366,9 +424,15 @@ impl Default for PollutionConfig {
 pub struct Measure {
     /// `yellow`, `orange`, `red`, `ozone` or `so2`.
     pub level: String,
-    /// `health`, `advisory`, `mandatory`, `emission_cut`, `county_duty`, `control`.
+    /// 健康防护, 倡议性, 强制性 (the plan's three kinds of measure) or 应急响应 (§4).
     pub category: String,
+    /// The member unit that answers for it, named as the gazette names it.
+    pub unit: String,
+    /// The plan's section and item, e.g. `§4.2.1(3)②`.
     pub clause: String,
+    /// The sub-heading the paragraph stands under (e.g. `移动源减排措施`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heading: Option<String>,
     pub text: String,
 }
 
@@ -398,13 +462,68 @@ impl Default for WeatherCallConfig {
 #[serde(default)]
 pub struct LimitsConfig {
     pub max_payload_bytes: usize,
+    /// How old (days before its arrival) a message's own timestamp may be, per feed.
+    pub max_age_days: MaxAgeDays,
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
         Self {
             max_payload_bytes: 65536,
+            max_age_days: MaxAgeDays::default(),
         }
+    }
+}
+
+/// `[limits.max_age_days]`: a message whose own timestamp (`ts`, a forecast's `issued`,
+/// a coal report's `date`) is more than this many days before its arrival is rejected
+/// (`too_old`). Measured against the arrival time (`at`), so replays are unaffected.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct MaxAgeDays {
+    pub weather_warning: f64,
+    pub weather_obs: f64,
+    pub air_aqi: f64,
+    pub air_forecast: f64,
+    pub air_province: f64,
+    pub coal_stock: f64,
+    pub coal_storage: f64,
+    /// Corrections of output and price arrive weeks late.
+    pub coal_output: f64,
+    pub coal_price: f64,
+}
+
+impl Default for MaxAgeDays {
+    fn default() -> Self {
+        Self {
+            weather_warning: 1.0,
+            weather_obs: 7.0,
+            air_aqi: 7.0,
+            air_forecast: 7.0,
+            air_province: 7.0,
+            coal_stock: 7.0,
+            coal_storage: 7.0,
+            coal_output: 60.0,
+            coal_price: 60.0,
+        }
+    }
+}
+
+impl MaxAgeDays {
+    /// (key, bound) of the feed `suffix` (`coal/stock`, ...); `None` for commands.
+    pub fn of(&self, suffix: &str) -> Option<(&'static str, f64)> {
+        Some(match suffix {
+            "weather/warning" => ("weather_warning", self.weather_warning),
+            "weather/obs" => ("weather_obs", self.weather_obs),
+            "air/aqi" => ("air_aqi", self.air_aqi),
+            "air/forecast" => ("air_forecast", self.air_forecast),
+            "air/province" => ("air_province", self.air_province),
+            "coal/stock" => ("coal_stock", self.coal_stock),
+            "coal/storage" => ("coal_storage", self.coal_storage),
+            "coal/output" => ("coal_output", self.coal_output),
+            "coal/price" => ("coal_price", self.coal_price),
+            _ => return None,
+        })
     }
 }
 
@@ -426,6 +545,31 @@ pub struct Contact {
     pub plans: Vec<String>,
     /// Levels whose notices this contact receives (empty: all); extension.
     pub levels: Vec<String>,
+}
+
+/// `[[unit]]`: a unit that reports back on the plans it is told to act in (PLANS.md §5.2).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default)]
+pub struct UnitConfig {
+    /// The name the gazette prints, e.g. `市工业和信息化局`.
+    pub name: String,
+    /// Other names the plans use for it, e.g. `市工信局`.
+    pub aliases: Vec<String>,
+    /// Plans it reports on: `coal_supply`, `heavy_pollution`.
+    pub plans: Vec<String>,
+    /// A county, city or district government (县(市、区)).
+    pub county: bool,
+}
+
+impl UnitConfig {
+    /// Whether `name` is this unit's name or one of its aliases.
+    pub fn named(&self, name: &str) -> bool {
+        self.name == name || self.aliases.iter().any(|a| a == name)
+    }
+
+    pub fn reports_on(&self, plan: &str) -> bool {
+        self.plans.iter().any(|p| p == plan)
+    }
 }
 
 /// Roles of PLANS.md §3's table that `check` expects a contact for.
@@ -489,10 +633,10 @@ pub const DEFAULT_PATH: &str = "config/yingji.toml";
 impl Config {
     /// Parses TOML text and validates it.
     pub fn from_toml(text: &str) -> Result<Loaded, Vec<ConfigError>> {
-        let de = toml::Deserializer::parse(text).map_err(|e| vec![toml_error(e)])?;
+        let de = toml::Deserializer::parse(text).map_err(|e| vec![toml_error(e, text)])?;
         let mut unknown = Vec::new();
         let config: Config = serde_ignored::deserialize(de, |path| unknown.push(path.to_string()))
-            .map_err(|e| vec![toml_error(e)])?;
+            .map_err(|e| vec![toml_error(e, text)])?;
         let config = config.finish()?;
         Ok(Loaded {
             config,
@@ -560,6 +704,7 @@ impl Config {
         let mut seen = std::collections::BTreeSet::new();
         for (i, r) in self.regions.iter().enumerate() {
             if r.id.is_empty()
+                || r.id.starts_with('_')
                 || !r
                     .id
                     .chars()
@@ -568,7 +713,7 @@ impl Config {
                 err(
                     format!("region[{i}].id"),
                     format!(
-                        "must be a slug of letters, digits, '-' or '_', got {:?}",
+                        "must be a slug of letters, digits, '-' or '_', not starting with '_' (kept for the daemon's own topics), got {:?}",
                         r.id
                     ),
                 );
@@ -620,6 +765,7 @@ impl Config {
                 self.pollution.forecast_stale_hours,
             ),
             ("pollution.reminder_hours", self.pollution.reminder_hours),
+            ("coal.decision_reminder_hours", c.decision_reminder_hours),
         ] {
             if !(v.is_finite() && v > 0.0) {
                 err(k.into(), format!("must be a positive number, got {v}"));
@@ -632,6 +778,7 @@ impl Config {
             ("coal.beyond_l1_stock_days", c.beyond_l1_stock_days),
             ("coal.l1_output_target_t", c.l1_output_target_t),
             ("coal.storage_target_t", c.storage_target_t),
+            ("feedback_grace_hours", self.feedback_grace_hours),
         ] {
             if !(v.is_finite() && v >= 0.0) {
                 err(k.into(), format!("must be a number >= 0, got {v}"));
@@ -664,8 +811,24 @@ impl Config {
         // [weather_call]: phone_attempts = 0 is valid (PLANS.md §3's formula with n = 0:
         // WeChat at t0, call_unreached at t0 + a).
         // [limits]
+        if self.store.retain_days == 0 {
+            err(
+                "store.retain_days".into(),
+                "must be at least 1 (days)".into(),
+            );
+        }
         if self.limits.max_payload_bytes == 0 {
             err("limits.max_payload_bytes".into(), "must be > 0".into());
+        }
+        for suffix in crate::input::TOPIC_SUFFIXES {
+            if let Some((key, days)) = self.limits.max_age_days.of(suffix) {
+                if !(days.is_finite() && days > 0.0) {
+                    err(
+                        format!("limits.max_age_days.{key}"),
+                        format!("must be a number of days > 0, got {days}"),
+                    );
+                }
+            }
         }
         // [[contact]]
         let mut ids = std::collections::BTreeSet::new();
@@ -689,6 +852,29 @@ impl Config {
             // An unknown `role` only matters to `yingji check` (PLANS.md §3 "Recipients kept
             // current"), which reports it; it does not stop the config from loading.
         }
+        // [[unit]]: names are unique across names and aliases; plans are reporting plans.
+        let mut names = std::collections::BTreeSet::new();
+        for (i, u) in self.units.iter().enumerate() {
+            if u.name.trim().is_empty() {
+                err(format!("unit[{i}].name"), "is required".into());
+            }
+            for n in std::iter::once(&u.name).chain(&u.aliases) {
+                if !n.is_empty() && !names.insert(n.as_str()) {
+                    err(
+                        format!("unit[{i}]"),
+                        format!("name or alias {n:?} is used by another unit"),
+                    );
+                }
+            }
+            for (j, p) in u.plans.iter().enumerate() {
+                if !matches!(p.as_str(), "coal_supply" | "heavy_pollution") {
+                    err(
+                        format!("unit[{i}].plans[{j}]"),
+                        format!("must be \"coal_supply\" or \"heavy_pollution\", got {p:?}"),
+                    );
+                }
+            }
+        }
         // A `backup` or `escalate_to` id without a contact is not fatal (CONTRACT.md's own
         // example names a backup it does not list): `yingji check` reports it.
         e
@@ -699,21 +885,67 @@ impl Config {
         self.regions.iter().position(|r| r.id == id)
     }
 
+    /// The unit named `name` (its name or an alias).
+    pub fn unit(&self, name: &str) -> Option<&UnitConfig> {
+        self.units.iter().find(|u| u.named(name))
+    }
+
     /// The contact with id `id`.
     pub fn contact(&self, id: &str) -> Option<&Contact> {
         self.contacts.iter().find(|c| c.id == id)
     }
 }
 
-fn toml_error(e: toml::de::Error) -> ConfigError {
-    let msg = e.message().to_string();
-    // toml's message names the key where it can ("unknown field", "invalid type ... for key").
-    let key = msg
-        .split('`')
-        .nth(1)
-        .map(str::to_string)
+/// A TOML error with its line number, but never the offending line itself nor, on a
+/// line whose key may hold a secret (password, key, secret, token, url, username), the
+/// value quoted in the message.
+fn toml_error(e: toml::de::Error, text: &str) -> ConfigError {
+    let mut msg = e.message().trim().replace('\n', " ");
+    let line_no = e
+        .span()
+        .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+    let line = line_no.and_then(|n| text.lines().nth(n - 1)).unwrap_or("");
+    let line_key = line
+        .split_once('=')
+        .map(|(k, _)| k.trim().trim_matches('"').to_string())
+        .filter(|k| !k.is_empty() && !k.starts_with('['));
+    let secretish = |k: &str| {
+        let k = k.to_ascii_lowercase();
+        ["password", "secret", "key", "token", "url", "username"]
+            .iter()
+            .any(|w| k.contains(w))
+    };
+    if line_key.as_deref().is_some_and(secretish) {
+        msg = redact_quoted(&msg);
+    }
+    // The key: the offending line's, else the one toml's message names ("unknown field").
+    let key = line_key
+        .or_else(|| msg.split('`').nth(1).map(str::to_string))
         .unwrap_or_else(|| "(file)".into());
-    ConfigError::new(key, e.to_string().trim().replace('\n', " "))
+    let at = line_no.map(|n| format!("line {n}: ")).unwrap_or_default();
+    ConfigError::new(key, format!("{at}{msg}"))
+}
+
+/// `msg` with every `...` and "..." part replaced by `…`.
+fn redact_quoted(msg: &str) -> String {
+    let mut out = String::new();
+    let mut inside: Option<char> = None;
+    for c in msg.chars() {
+        match inside {
+            Some(q) if c == q => {
+                out.push('…');
+                out.push(c);
+                inside = None;
+            }
+            Some(_) => {}
+            None if c == '`' || c == '"' => {
+                out.push(c);
+                inside = Some(c);
+            }
+            None => out.push(c),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -791,5 +1023,60 @@ mod tests {
         let text = include_str!("../config/yingji.toml");
         let l = Config::from_toml(text).unwrap();
         assert!(l.unknown_keys.is_empty(), "{:?}", l.unknown_keys);
+    }
+
+    /// PLANS.md §5.1: the shipped config follows the originals; §5.2: every unit a coal task
+    /// names is a configured unit, and the offices are units of the other plan only.
+    #[test]
+    fn shipped_config_follows_the_originals_and_names_every_task_unit() {
+        let c = Config::from_toml(include_str!("../config/yingji.toml"))
+            .unwrap()
+            .config;
+        assert!(c.pollution.require_approval && c.coal.require_confirmation);
+        assert!(c.coal.l1_by_commander && c.coal.hold_waits_for_data);
+        for t in crate::plans::coal_supply::default_tasks() {
+            if t.unit == crate::plans::coal_supply::text::EVERY_UNIT {
+                continue;
+            }
+            let u = c
+                .unit(&t.unit)
+                .unwrap_or_else(|| panic!("no [[unit]] {}", t.unit));
+            assert_eq!(u.name, t.unit, "tasks use the unit's name, not an alias");
+            if u.name != c.coal.office_unit {
+                assert!(u.reports_on("coal_supply"), "{} reports on coal", u.name);
+            }
+        }
+        for (alias, name) in [
+            ("市工信局", "市工业和信息化局"),
+            ("市市场监管局", "市市场监督管理局"),
+        ] {
+            assert_eq!(c.unit(alias).map(|u| u.name.as_str()), Some(name));
+        }
+        assert!(!c.unit("市能源局").unwrap().reports_on("coal_supply"));
+        assert!(!c
+            .unit("市生态环境局")
+            .unwrap()
+            .reports_on("heavy_pollution"));
+        assert!(c.units.iter().filter(|u| u.county).count() >= 6);
+    }
+
+    #[test]
+    fn built_in_defaults_keep_the_new_keys_off() {
+        let c = Config::from_toml("").unwrap().config;
+        assert!(!c.coal.l1_by_commander && !c.coal.hold_waits_for_data);
+        assert!(c.units.is_empty());
+        assert_eq!(c.feedback_time, NaiveTime::from_hms_opt(17, 0, 0).unwrap());
+        assert_eq!(c.feedback_grace_hours, 4.0);
+        assert_eq!(c.coal.decision_reminder_hours, 2.0);
+        assert_eq!(c.coal.office_unit, "市能源局");
+        assert_eq!(c.pollution.office_unit, "市生态环境局");
+        let e = Config::from_toml("[[unit]]\nname = \"a\"\nplans = [\"severe_weather\"]\n")
+            .unwrap_err();
+        assert_eq!(e[0].key, "unit[0].plans[0]");
+        let e = Config::from_toml(
+            "[[unit]]\nname = \"a\"\n[[unit]]\nname = \"b\"\naliases = [\"a\"]\n",
+        )
+        .unwrap_err();
+        assert_eq!(e[0].key, "unit[1]");
     }
 }

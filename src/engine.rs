@@ -246,6 +246,18 @@ impl Engine {
         &self.state
     }
 
+    /// Retention (`[store] retain_days`): drops the call register entries made before
+    /// `t`. The register is a record for people; no rule reads it.
+    pub fn forget_register_before(&mut self, t: Ts) -> usize {
+        let mut n = 0;
+        for r in &mut self.state.regions {
+            let before = r.weather.register.len();
+            r.weather.register.retain(|e| e.at >= t);
+            n += before - r.weather.register.len();
+        }
+        n
+    }
+
     pub fn now(&self) -> Option<Ts> {
         self.state.now
     }
@@ -348,7 +360,13 @@ impl Engine {
                 topic_suffix(&msg.input)
             ),
             region: Some(region.id.clone()),
-            class: "refused",
+            // A report for a plan with no deadline series running is a bad value
+            // (PLANS.md §5.2); other refusals name something the plan does not know.
+            class: if matches!(msg.input, Input::Cmd(Command::Report(_))) {
+                "bad_value"
+            } else {
+                "refused"
+            },
             reason,
         })
     }
@@ -366,6 +384,7 @@ fn route(input: &Input) -> Option<Plan> {
         Input::Cmd(c) => match c {
             Command::Ack { .. } => Plan::SevereWeather,
             Command::Manual { .. } => Plan::CoalSupply,
+            Command::Report(r) => r.plan,
             Command::Approve { proposal_id, .. }
             | Command::Reject { proposal_id, .. }
             | Command::Confirm { proposal_id, .. } => {

@@ -138,7 +138,14 @@ pub struct Forecast {
     /// Whether it was given as daily values.
     pub daily: bool,
     pub hours: Vec<ForecastHour>,
+    /// Hours more than [`FORECAST_HORIZON_DAYS`] after the forecast's arrival: not kept
+    /// (no rule reads that far ahead; kept, they made memory and snapshots unbounded).
+    pub ignored_hours: usize,
 }
+
+/// How far after its arrival a forecast hour is kept, in days. The scenarios send hours
+/// up to ~100 h ahead, and such hours come into the horizon with later forecasts.
+pub const FORECAST_HORIZON_DAYS: i64 = 7;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -272,6 +279,23 @@ pub enum Command {
         reason: String,
         by: String,
     },
+    /// A unit reports back (PLANS.md §5.2); `unit` is the configured name (an alias is
+    /// resolved at parse time).
+    Report(UnitReport),
+}
+
+/// `{"cmd": "report", ...}`: what a unit reports back (PLANS.md §5.2).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnitReport {
+    /// `coal_supply` or `heavy_pollution`.
+    pub plan: crate::notice::Plan,
+    pub unit: String,
+    pub text: String,
+    pub by: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub enterprises: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cut_pct: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -346,9 +370,95 @@ pub fn parse(cfg: &Config, topic: &str, payload: &[u8], at: Ts) -> Result<Messag
     let Value::Object(map) = value else {
         return Err(rj("bad_json", "payload must be a JSON object".into()));
     };
+    if let Err(e) = serde_json::from_slice::<NoDuplicateKeys>(payload) {
+        return Err(rj("duplicate_key", e.to_string()));
+    }
     let o = Obj(&map);
     let input = parse_payload(cfg, suffix, &o, at).map_err(|(class, reason)| rj(class, reason))?;
+    if let (Some((key, days)), Some(t)) = (cfg.limits.max_age_days.of(suffix), own_time(&input)) {
+        let bound = Duration::milliseconds((days * 86_400_000.0) as i64);
+        if t < at - bound {
+            return Err(rj(
+                "too_old",
+                format!(
+                    "{} is more than {days} day(s) before arrival {} (limits.max_age_days.{key})",
+                    crate::time::fmt_ts(t),
+                    crate::time::fmt_ts(at)
+                ),
+            ));
+        }
+    }
     Ok(Message { region, input })
+}
+
+/// The message's own time, checked against `limits.max_age_days`: `ts`, a forecast's
+/// `issued`, a coal report's `date` (its start).
+fn own_time(i: &Input) -> Option<Ts> {
+    Some(match i {
+        Input::CoalStock(r) => r.ts,
+        Input::CoalOutput(r) => day_start(r.date),
+        Input::CoalPrice(r) => day_start(r.date),
+        Input::CoalStorage(r) => r.ts,
+        Input::AirAqi(r) => r.ts,
+        Input::AirForecast(f) => f.issued,
+        Input::AirProvince(p) => p.ts,
+        Input::WeatherWarning(w) => w.ts,
+        Input::WeatherObs(o) => o.ts,
+        Input::Cmd(_) => return None,
+    })
+}
+
+/// Deserializes any JSON, failing on an object that repeats a key (at any depth):
+/// `{"aqi": 50, "aqi": 500}` must not mean 500.
+struct NoDuplicateKeys;
+
+impl<'de> Deserialize<'de> for NoDuplicateKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(NoDupVisitor)
+    }
+}
+
+struct NoDupVisitor;
+
+impl<'de> serde::de::Visitor<'de> for NoDupVisitor {
+    type Value = NoDuplicateKeys;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+        while a.next_element::<NoDuplicateKeys>()?.is_some() {}
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+        let mut keys = std::collections::BTreeSet::new();
+        while let Some(k) = a.next_key::<String>()? {
+            a.next_value::<NoDuplicateKeys>()?;
+            if !keys.insert(k.clone()) {
+                return Err(serde::de::Error::custom(format!(
+                    "duplicate key {k:?} (a repeated key is ambiguous)"
+                )));
+            }
+        }
+        Ok(NoDuplicateKeys)
+    }
 }
 
 fn region_list(cfg: &Config) -> String {
@@ -398,7 +508,7 @@ fn parse_payload(cfg: &Config, suffix: &str, o: &Obj, at: Ts) -> Result<Input, B
             wind_ms: o.opt_num_min("wind_ms", 0.0)?,
             gust_ms: o.opt_num_min("gust_ms", 0.0)?,
         }),
-        "cmd" => Input::Cmd(parse_cmd(o)?),
+        "cmd" => Input::Cmd(parse_cmd(cfg, o)?),
         _ => unreachable!("checked against TOPIC_SUFFIXES"),
     })
 }
@@ -414,6 +524,13 @@ fn parse_stock(cfg: &Config, o: &Obj, at: Ts) -> Result<StockReport, Bad> {
                 "burn_t_per_day",
                 burn,
                 "the daily burn must be > 0",
+            ));
+        }
+        if !(stock_t / burn).is_finite() {
+            return Err(out_of_range(
+                "stock_t",
+                stock_t,
+                "stock_t / burn_t_per_day (stock days) is not a finite number",
             ));
         }
         Stock::Tonnes {
@@ -530,7 +647,7 @@ fn parse_forecast(o: &Obj, at: Ts) -> Result<Forecast, Bad> {
     let Value::Array(items) = list else {
         return Err(wrong_type(key, "an array", list));
     };
-    let mut hours = Vec::with_capacity(if daily { items.len() * 24 } else { items.len() });
+    let mut hours = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let Value::Object(m) = item else {
             return Err(wrong_type(&format!("{key}[{i}]"), "an object", item));
@@ -569,9 +686,13 @@ fn parse_forecast(o: &Obj, at: Ts) -> Result<Forecast, Bad> {
             });
         }
     }
+    let horizon = at + Duration::days(FORECAST_HORIZON_DAYS);
+    let before = hours.len();
+    hours.retain(|h| h.ts <= horizon);
     Ok(Forecast {
         issued,
         daily,
+        ignored_hours: before - hours.len(),
         hours,
     })
 }
@@ -681,7 +802,7 @@ fn parse_warning(o: &Obj, at: Ts) -> Result<Warning, Bad> {
     })
 }
 
-fn parse_cmd(o: &Obj) -> Result<Command, Bad> {
+fn parse_cmd(cfg: &Config, o: &Obj) -> Result<Command, Bad> {
     let by = |o: &Obj| -> Result<String, Bad> { Ok(o.opt_str("by")?.unwrap_or("").to_string()) };
     Ok(match o.req_str("cmd")? {
         "ack" => Command::Ack {
@@ -729,12 +850,88 @@ fn parse_cmd(o: &Obj) -> Result<Command, Bad> {
                 by: by(o)?,
             }
         }
+        "report" => Command::Report(parse_report(cfg, o)?),
         c => {
             return Err((
                 "bad_value",
-                format!("unknown command {c:?} (ack, approve, reject, confirm, manual)"),
+                format!("unknown command {c:?} (ack, approve, reject, confirm, manual, report)"),
             ))
         }
+    })
+}
+
+/// `report` (PLANS.md §5.2): what can be checked without the plans' state. Whether the
+/// plan has a deadline series running is checked by the plan.
+fn parse_report(cfg: &Config, o: &Obj) -> Result<UnitReport, Bad> {
+    use crate::notice::Plan;
+    let plan_s = o.req_str("plan")?;
+    let plan = match Plan::parse(plan_s) {
+        Some(p @ (Plan::CoalSupply | Plan::HeavyPollution)) => p,
+        Some(Plan::SevereWeather) => {
+            return Err((
+                "bad_value",
+                "severe_weather has no report-back deadlines; units report on coal_supply or heavy_pollution".into(),
+            ))
+        }
+        None => {
+            return Err((
+                "bad_value",
+                format!("plan must be coal_supply or heavy_pollution, got {plan_s:?}"),
+            ))
+        }
+    };
+    let name = o.req_str("unit")?;
+    let unit = cfg.unit(name.trim()).ok_or_else(|| {
+        (
+            "bad_value",
+            format!("unknown unit {name:?} (not a [[unit]] name or alias)"),
+        )
+    })?;
+    if !unit.reports_on(plan.as_str()) {
+        return Err((
+            "bad_value",
+            format!(
+                "unit {:?} does not report on {} (its plans: {})",
+                unit.name,
+                plan.as_str(),
+                unit.plans.join(", ")
+            ),
+        ));
+    }
+    let text = o.req_str("text")?;
+    if text.trim().is_empty() {
+        return Err(("bad_value", "text must not be empty".into()));
+    }
+    let enterprises = match o.get("enterprises") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(s.clone()),
+                v => Err(wrong_type("enterprises[]", "a string", v)),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(v) => return Err(wrong_type("enterprises", "an array of names", v)),
+    };
+    let cut_pct = if o.has("cut_pct") {
+        let c = o.num("cut_pct")?;
+        if !(0.0..=100.0).contains(&c) {
+            return Err((
+                "bad_value",
+                format!("cut_pct = {c} is out of range: an emission cut is within 0..=100"),
+            ));
+        }
+        Some(c)
+    } else {
+        None
+    };
+    Ok(UnitReport {
+        plan,
+        unit: unit.name.clone(),
+        text: text.to_string(),
+        by: o.opt_str("by")?.unwrap_or("").to_string(),
+        enterprises,
+        cut_pct,
     })
 }
 

@@ -1,5 +1,5 @@
 //! yingji (应急): Shuozhou's emergency plans as a deterministic engine, with a replay
-//! tool and a daemon around it. See README.md and `../shared/spec/` for the contract.
+//! tool and a daemon around it. See README.md and docs/interface.md for the interface.
 
 pub mod aqi;
 pub mod check;
@@ -11,8 +11,11 @@ pub mod expect;
 pub mod input;
 pub mod notice;
 pub mod plans;
+pub mod progress;
 pub mod replay;
 pub mod time;
+pub mod timeline;
+pub mod wording;
 
 pub use config::Config;
 pub use engine::{Engine, Step};

@@ -10,6 +10,9 @@ use clap::{Parser, Subcommand};
 
 use yingji::aqi::{self, Concentrations, Pollutant, Standard};
 use yingji::config::{Config, Loaded};
+use yingji::progress::ReplayProgress;
+use yingji::replay::{Progress, Watch};
+use yingji::timeline::Recorder;
 
 #[derive(Parser)]
 #[command(
@@ -26,16 +29,25 @@ struct Cli {
 enum Cmd {
     /// Run the long-running daemon.
     Run {
+        /// Config file; default config/yingji.toml when it exists, else built-in defaults.
         #[arg(long)]
         config: Option<PathBuf>,
         /// Log JSON lines instead of text.
         #[arg(long)]
         json_logs: bool,
+        /// Log times in UTC instead of +08:00 (the notices' time zone).
+        #[arg(long)]
+        utc_logs: bool,
+        /// Accept an empty (zero-byte) store file and start a new store in it.
+        #[arg(long)]
+        init: bool,
     },
     /// Replay scenario files on virtual time; notices as JSONL.
     Replay {
+        /// Scenario files (JSON lines), each replayed on a fresh engine, in order.
         #[arg(required = true)]
         scenarios: Vec<PathBuf>,
+        /// Config file; default config/yingji.toml when it exists, else built-in defaults.
         #[arg(long)]
         config: Option<PathBuf>,
         /// Write notices here instead of stdout.
@@ -44,12 +56,18 @@ enum Cmd {
         /// Compare the notices with this expected file; exit 1 with a diff when they differ.
         #[arg(long)]
         expect: Option<PathBuf>,
-        /// Do not print rejected inputs on stderr.
+        /// Print nothing on stderr but errors: no rejected inputs, no progress bar (the
+        /// bar is only shown when stderr is a terminal).
         #[arg(long)]
         quiet: bool,
+        /// Draw the run as a timeline picture (SVG) with its data beside it (CSV); with
+        /// several regions configured, one FILE-{region}.svg each. One scenario file.
+        #[arg(long, value_name = "FILE.svg")]
+        timeline: Option<PathBuf>,
     },
     /// Validate the configuration and contact coverage; exit 1 on problems.
     Check {
+        /// Config file; default config/yingji.toml when it exists, else built-in defaults.
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -58,8 +76,10 @@ enum Cmd {
         /// `pollutant=value` pairs: pm25 pm10 so2 no2 co o3 (µg/m³; co in mg/m³).
         #[arg(required = true)]
         values: Vec<String>,
+        /// The AQI standard: 2026 (HJ 633-2026) or 2012 (HJ 633-2012).
         #[arg(long, default_value = "2026")]
         standard: String,
+        /// Print JSON: {"aqi": .., "iaqi": {..}, "primary": [..]}.
         #[arg(long)]
         json: bool,
     },
@@ -68,16 +88,61 @@ enum Cmd {
         #[command(subcommand)]
         cmd: CallsCmd,
     },
+    /// The daemon's input journal.
+    Journal {
+        #[command(subcommand)]
+        cmd: JournalCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum JournalCmd {
+    /// Write the journal as a scenario file, for `yingji replay` (after-action review).
+    /// A whole export replayed with the stored config (`--config-out`) gives the stored
+    /// notices, id for id.
+    Export {
+        /// Config file naming the store ([store] path); default config/yingji.toml.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The store to read, instead of the config's [store] path.
+        #[arg(long)]
+        store: Option<PathBuf>,
+        /// Only inputs handled at or after this time (RFC 3339).
+        #[arg(long, value_parser = parse_time)]
+        from: Option<yingji::Ts>,
+        /// Only inputs handled at or before this time (RFC 3339); the scenario ends there.
+        #[arg(long, value_parser = parse_time)]
+        to: Option<yingji::Ts>,
+        /// Only inputs of this region.
+        #[arg(long)]
+        region: Option<String>,
+        /// Write the scenario here instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Write the config the daemon ran with (secrets redacted) here.
+        #[arg(long)]
+        config_out: Option<PathBuf>,
+    },
+}
+
+fn parse_time(s: &str) -> Result<yingji::Ts, String> {
+    yingji::time::parse_ts(s).map_err(|e| format!("{e} (e.g. 2026-01-31T08:00:00+08:00)"))
 }
 
 #[derive(Subcommand)]
 enum CallsCmd {
     /// The call register of one event (warning id) as CSV.
     Export {
+        /// The event: the warning id its calls were made for.
         #[arg(long)]
         event: String,
+        /// Config file; default: the config the daemon's last start stored (with
+        /// --replay: config/yingji.toml, else built-in defaults).
         #[arg(long)]
         config: Option<PathBuf>,
+        /// The daemon's store, instead of the config's [store] path.
+        #[arg(long, conflicts_with = "replay")]
+        store: Option<PathBuf>,
         /// Replay these scenarios on one fresh engine, in order, and export from its state
         /// (instead of the daemon's store).
         #[arg(long, num_args = 1..)]
@@ -88,14 +153,20 @@ enum CallsCmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Run { config, json_logs } => run(config, json_logs),
+        Cmd::Run {
+            config,
+            json_logs,
+            utc_logs,
+            init,
+        } => run(config, json_logs, utc_logs, init),
         Cmd::Replay {
             scenarios,
             config,
             out,
             expect,
             quiet,
-        } => replay(scenarios, config, out, expect, quiet),
+            timeline,
+        } => replay(scenarios, config, out, expect, quiet, timeline),
         Cmd::Check { config } => check(config),
         Cmd::Aqi {
             values,
@@ -107,9 +178,42 @@ fn main() -> ExitCode {
                 CallsCmd::Export {
                     event,
                     config,
+                    store,
                     replay,
                 },
-        } => calls_export(&event, config, &replay),
+        } => calls_export(&event, config, store, &replay),
+        Cmd::Journal {
+            cmd:
+                JournalCmd::Export {
+                    config,
+                    store,
+                    from,
+                    to,
+                    region,
+                    out,
+                    config_out,
+                },
+        } => journal_export(
+            config,
+            store,
+            yingji::daemon::history::Filter { from, to, region },
+            out,
+            config_out,
+        ),
+    }
+}
+
+/// `--out FILE`, or stdout; buffered.
+fn output(out: Option<&PathBuf>) -> Result<Box<dyn Write>, ExitCode> {
+    match out {
+        Some(p) => match std::fs::File::create(p) {
+            Ok(f) => Ok(Box::new(std::io::BufWriter::new(f))),
+            Err(e) => {
+                eprintln!("{}: {e}", p.display());
+                Err(ExitCode::from(2))
+            }
+        },
+        None => Ok(Box::new(std::io::BufWriter::new(std::io::stdout().lock()))),
     }
 }
 
@@ -122,8 +226,8 @@ fn load_config(path: Option<&PathBuf>) -> Result<Loaded, ExitCode> {
     })
 }
 
-fn run(config: Option<PathBuf>, json_logs: bool) -> ExitCode {
-    yingji::daemon::init_logging(json_logs);
+fn run(config: Option<PathBuf>, json_logs: bool, utc_logs: bool, init: bool) -> ExitCode {
+    yingji::daemon::init_logging(json_logs, utc_logs);
     let loaded = match load_config(config.as_ref()) {
         Ok(l) => l,
         Err(c) => return c,
@@ -137,12 +241,12 @@ fn run(config: Option<PathBuf>, json_logs: bool) -> ExitCode {
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "built-in defaults".into());
     tracing::info!(config = %source, "starting yingji {}", env!("CARGO_PKG_VERSION"));
-    match yingji::daemon::run(Arc::new(loaded.config)) {
+    match yingji::daemon::run(Arc::new(loaded.config), init) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
             eprintln!("yingji run: {e:#}");
-            ExitCode::from(1)
+            ExitCode::from(yingji::daemon::exit_code(&e))
         }
     }
 }
@@ -153,7 +257,21 @@ fn replay(
     out: Option<PathBuf>,
     expect: Option<PathBuf>,
     quiet: bool,
+    timeline: Option<PathBuf>,
 ) -> ExitCode {
+    if let Some(t) = &timeline {
+        if !t.extension().is_some_and(|e| e.eq_ignore_ascii_case("svg")) {
+            eprintln!("--timeline needs a file name ending in .svg (its CSV goes beside it)");
+            return ExitCode::from(2);
+        }
+        if scenarios.len() != 1 {
+            eprintln!(
+                "--timeline draws one scenario file (several files run on fresh engines, \
+                 so their levels are not one history)"
+            );
+            return ExitCode::from(2);
+        }
+    }
     let loaded = match load_config(config.as_ref()) {
         Ok(l) => l,
         Err(c) => return c,
@@ -181,20 +299,44 @@ fn replay(
             }
         }
     };
-    let mut writer: Box<dyn Write> = match &out {
-        Some(p) => match std::fs::File::create(p) {
-            Ok(f) => Box::new(std::io::BufWriter::new(f)),
-            Err(e) => {
-                eprintln!("{}: {e}", p.display());
-                return ExitCode::from(2);
-            }
-        },
-        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    let mut writer = match output(out.as_ref()) {
+        Ok(w) => w,
+        Err(c) => return c,
     };
     let mut collected = Vec::new();
     let collect = expected.as_ref().map(|_| &mut collected);
-    let result = yingji::replay::run_files(&cfg, &scenarios, &mut writer, collect, !quiet);
+    let progress = if quiet {
+        None
+    } else {
+        ReplayProgress::for_replay(&scenarios, out.is_none())
+    };
+    let mut recorder = timeline.as_ref().map(|_| Recorder::new(&cfg));
+    let mut watch = Watch {
+        progress: progress.as_ref().map(|p| p as &dyn Progress),
+        timeline: recorder.as_mut(),
+    };
+    let result = yingji::replay::run_files_watched(
+        &cfg,
+        &scenarios,
+        &mut writer,
+        collect,
+        !quiet,
+        &mut watch,
+    );
+    if let Some(p) = &progress {
+        p.finish();
+    }
+    // `yingji replay ... | head`: the reader went away; stop quietly, as ripgrep does.
+    let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::BrokenPipe;
+    if let Err(yingji::replay::ScenarioError::Io { source, .. }) = &result {
+        if gone(source) {
+            return ExitCode::SUCCESS;
+        }
+    }
     if let Err(e) = writer.flush() {
+        if gone(&e) {
+            return ExitCode::SUCCESS;
+        }
         eprintln!("writing notices: {e}");
         return ExitCode::from(2);
     }
@@ -202,6 +344,12 @@ fn replay(
     if let Err(e) = result {
         eprintln!("{e}");
         return ExitCode::from(2);
+    }
+    if let (Some(path), Some(rec)) = (&timeline, &recorder) {
+        if let Err(e) = yingji::timeline::write_files(&cfg, path, rec) {
+            eprintln!("--timeline: {e}");
+            return ExitCode::from(2);
+        }
     }
     if let Some(exp) = expected {
         if let Err(diff) = yingji::expect::compare(&exp, &collected) {
@@ -232,6 +380,21 @@ fn check(config: Option<PathBuf>) -> ExitCode {
     if let Err(e) = yingji::daemon::webhook::validate(&loaded.config) {
         ps.push(yingji::check::Problem {
             key: "webhook".into(),
+            message: e.to_string(),
+        });
+    }
+    // The broker and SMTP URLs as `run` reads them; the messages never show a secret.
+    if let Some(m) = &loaded.config.mqtt {
+        if let Err(e) = yingji::daemon::mqtt::Settings::from_config(m, "check") {
+            ps.push(yingji::check::Problem {
+                key: "mqtt.url".into(),
+                message: e.to_string(),
+            });
+        }
+    }
+    if let Err(e) = yingji::daemon::email::validate(&loaded.config) {
+        ps.push(yingji::check::Problem {
+            key: "email.smtp_url".into(),
             message: e.to_string(),
         });
     }
@@ -315,25 +478,12 @@ fn aqi_cmd(values: &[String], standard: &str, json: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// `yingji calls export --event ID`: the call register of one event (PLANS.md §3 "The
-/// register") as CSV on stdout. With `--replay`, the scenarios run one after another on one
-/// fresh engine (like a daemon's history) and the register comes from its state.
 /// The daemon's engine as of now: the store's snapshot + journal, advanced to the clock.
-fn engine_from_store(cfg: &Arc<Config>) -> Result<yingji::Engine, String> {
-    let path = &cfg.store.path;
-    if !path.exists() {
-        return Err(format!(
-            "no store at {} (has the daemon run with this config? use --replay SCENARIO... \
-             to export from scenarios)",
-            path.display()
-        ));
-    }
-    let store =
-        yingji::daemon::store::Store::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut engine = store
-        .restore_engine(cfg)
-        .map_err(|e| format!("{}: {e}", path.display()))?
-        .engine;
+fn engine_from_store(
+    cfg: &Arc<Config>,
+    store: &yingji::daemon::store::Store,
+) -> Result<yingji::Engine, String> {
+    let mut engine = store.restore_engine(cfg).map_err(|e| e.to_string())?.engine;
     // Calls made by timers since the last input are part of the register too.
     drop(engine.advance_to(yingji::clock::now()));
     Ok(engine)
@@ -356,15 +506,43 @@ fn engine_from_scenarios(cfg: &Arc<Config>, files: &[PathBuf]) -> Result<yingji:
     Ok(engine)
 }
 
-fn calls_export(event: &str, config: Option<PathBuf>, replay: &[PathBuf]) -> ExitCode {
-    let loaded = match load_config(config.as_ref()) {
-        Ok(l) => l,
-        Err(c) => return c,
-    };
-    let cfg = Arc::new(loaded.config);
+/// `yingji calls export --event ID`: the call register of one event (PLANS.md §3 "The
+/// register") as CSV on stdout. From the daemon's store, with the config its last start
+/// stored unless `--config` is given; with `--replay`, the scenarios run one after another
+/// on one fresh engine (like a daemon's history) and the register comes from its state.
+fn calls_export(
+    event: &str,
+    config: Option<PathBuf>,
+    store: Option<PathBuf>,
+    replay: &[PathBuf],
+) -> ExitCode {
     let engine = if replay.is_empty() {
-        engine_from_store(&cfg)
+        let (cfg, store) = match open_store(config.as_ref(), store) {
+            Ok(x) => x,
+            Err(c) => return c,
+        };
+        let cfg = match (&config, yingji::daemon::history::latest_config(&store)) {
+            (None, Ok(Some(stored))) => match Config::from_toml(&stored.toml) {
+                Ok(l) => l.config,
+                Err(errs) => {
+                    for e in errs {
+                        eprintln!("stored config: {e}");
+                    }
+                    return ExitCode::from(2);
+                }
+            },
+            (_, Err(e)) => {
+                eprintln!("reading the stored configs: {e}");
+                return ExitCode::from(2);
+            }
+            _ => cfg,
+        };
+        engine_from_store(&Arc::new(cfg), &store)
     } else {
+        let cfg = match load_config(config.as_ref()) {
+            Ok(l) => Arc::new(l.config),
+            Err(c) => return c,
+        };
         engine_from_scenarios(&cfg, replay)
     };
     let engine = match engine {
@@ -390,6 +568,102 @@ fn calls_export(event: &str, config: Option<PathBuf>, replay: &[PathBuf]) -> Exi
         eprintln!("no call was made for event {event:?}");
         return ExitCode::from(1);
     }
+    if csv.lines().count() < 2 {
+        eprintln!("event {event:?} called nobody (no contact matched)");
+        return ExitCode::from(1);
+    }
     print!("{csv}");
     ExitCode::SUCCESS
+}
+
+/// Opens the daemon's store (`store`, else the config's `[store] path`) read-only-ish:
+/// the tools never write to it.
+fn open_store(
+    config: Option<&PathBuf>,
+    store: Option<PathBuf>,
+) -> Result<(Config, yingji::daemon::store::Store), ExitCode> {
+    let cfg = load_config(config)?.config;
+    let path = store.unwrap_or_else(|| cfg.store.path.clone());
+    if !path.exists() {
+        eprintln!(
+            "no store at {} (has the daemon run with this config? --store PATH names another)",
+            path.display()
+        );
+        return Err(ExitCode::from(2));
+    }
+    match yingji::daemon::store::Store::open(&path) {
+        Ok(s) => Ok((cfg, s)),
+        Err(e) => {
+            eprintln!("{}: {e}", path.display());
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+fn journal_export(
+    config: Option<PathBuf>,
+    store: Option<PathBuf>,
+    filter: yingji::daemon::history::Filter,
+    out: Option<PathBuf>,
+    config_out: Option<PathBuf>,
+) -> ExitCode {
+    use yingji::daemon::history;
+    let (cfg, store) = match open_store(config.as_ref(), store) {
+        Ok(x) => x,
+        Err(c) => return c,
+    };
+    let stored = match history::config_at(&store, filter.to) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("reading the stored configs: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let root = stored
+        .as_ref()
+        .and_then(|c| yingji::Config::from_toml(&c.toml).ok())
+        .map_or(cfg.topic_root.clone(), |l| l.config.topic_root);
+    if let Some(p) = &config_out {
+        let Some(c) = &stored else {
+            eprintln!("the store has no stored config (the daemon stores it at each start)");
+            return ExitCode::from(2);
+        };
+        let text = format!(
+            "# The config yingji ran with from {} (fingerprint {}); secrets redacted.\n{}",
+            yingji::time::fmt_ts(c.started_at),
+            c.fingerprint,
+            c.toml
+        );
+        if let Err(e) = std::fs::write(p, text) {
+            eprintln!("{}: {e}", p.display());
+            return ExitCode::from(2);
+        }
+    }
+    let mut writer = match output(out.as_ref()) {
+        Ok(w) => w,
+        Err(c) => return c,
+    };
+    let r = history::export(&store, &root, &filter, &mut writer).and_then(|x| {
+        writer.flush()?;
+        Ok(x)
+    });
+    match r {
+        Ok(x) => {
+            eprintln!("{} journaled inputs exported", x.rows);
+            ExitCode::SUCCESS
+        }
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("journal export: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// A reader (`| head`) that went away: not an error (as ripgrep does).
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

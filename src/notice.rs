@@ -66,6 +66,8 @@ pub enum Kind {
     DataGap,
     DataResumed,
     Suggestion,
+    /// A unit sent no report back by a deadline (PLANS.md §5.2).
+    ReportOverdue,
 }
 
 impl Kind {
@@ -88,6 +90,7 @@ impl Kind {
             Kind::DataGap => "data_gap",
             Kind::DataResumed => "data_resumed",
             Kind::Suggestion => "suggestion",
+            Kind::ReportOverdue => "report_overdue",
         }
     }
 
@@ -118,6 +121,7 @@ impl Kind {
             Kind::DataGap => "数据中断",
             Kind::DataResumed => "数据恢复",
             Kind::Suggestion => "预警建议",
+            Kind::ReportOverdue => "逾期未报",
         }
     }
 }

@@ -15,6 +15,7 @@ use crate::engine::Engine;
 use crate::input::{self, Rejection};
 use crate::notice::Notice;
 use crate::time::{fmt_ts, parse_ts, Ts};
+use crate::timeline::Recorder;
 
 /// A scenario problem that stops the replay (exit 2).
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +87,31 @@ pub fn parse_line(text: &str) -> Result<Event<'_>, String> {
     Ok(Event::Message { at, topic, payload })
 }
 
+/// What a replay tells a progress display: after each line, its size and whether it was
+/// a message, and the virtual time reached.
+#[derive(Debug, Clone, Copy)]
+pub struct Tick {
+    pub bytes: usize,
+    pub message: bool,
+    pub at: Option<Ts>,
+}
+
+/// A progress display of a replay (`yingji replay` on a terminal).
+pub trait Progress {
+    fn tick(&self, t: Tick);
+    /// Prints a line on stderr without tearing the display.
+    fn log(&self, line: &str);
+}
+
+/// What a replay feeds besides its notices and rejections, both optional: a progress
+/// display, and the recorder of a timeline picture. Without them the replay does nothing
+/// more than before.
+#[derive(Default)]
+pub struct Watch<'a> {
+    pub progress: Option<&'a dyn Progress>,
+    pub timeline: Option<&'a mut Recorder>,
+}
+
 /// Runs one scenario on a fresh engine; each notice goes to `sink`, each rejection to
 /// `on_reject`.
 pub fn run_scenario<R: BufRead>(
@@ -104,9 +130,21 @@ pub fn run_scenario<R: BufRead>(
 pub fn feed_scenario<R: BufRead>(
     engine: &mut Engine,
     name: &str,
+    reader: R,
+    sink: &mut dyn FnMut(&Notice),
+    on_reject: &mut dyn FnMut(Ts, &Rejection),
+) -> Result<Stats, ScenarioError> {
+    feed_scenario_watched(engine, name, reader, sink, on_reject, &mut Watch::default())
+}
+
+/// [`feed_scenario`], telling `watch` about each line, accepted input and notice.
+pub fn feed_scenario_watched<R: BufRead>(
+    engine: &mut Engine,
+    name: &str,
     mut reader: R,
     sink: &mut dyn FnMut(&Notice),
     on_reject: &mut dyn FnMut(Ts, &Rejection),
+    watch: &mut Watch,
 ) -> Result<Stats, ScenarioError> {
     let cfg = Arc::clone(engine.config());
     let cfg = &cfg;
@@ -134,6 +172,13 @@ pub fn feed_scenario<R: BufRead>(
         // A byte-order mark (editors on Windows add one) is not part of the first line.
         let text = buf.trim().trim_start_matches('\u{feff}');
         if text.is_empty() || text.starts_with("//") {
+            if let Some(p) = watch.progress {
+                p.tick(Tick {
+                    bytes: n,
+                    message: false,
+                    at: last,
+                });
+            }
             continue;
         }
         let ev = parse_line(text).map_err(|m| bad(lineno, m))?;
@@ -153,32 +198,48 @@ pub fn feed_scenario<R: BufRead>(
             }
         }
         last = Some(at);
-        let mut emit = |ns: &[Notice]| {
+        let is_message = matches!(ev, Event::Message { .. });
+        let mut emit = |ns: &[Notice], rec: &mut Option<&mut Recorder>| {
             for n in ns {
                 sink(n);
+                if let Some(r) = rec {
+                    r.notice(n);
+                }
             }
             stats.notices += ns.len() as u64;
         };
+        if let Some(r) = watch.timeline.as_deref_mut() {
+            r.saw(at);
+        }
         match ev {
-            Event::End { at } => emit(&engine.advance_to(at)),
+            Event::End { at } => emit(&engine.advance_to(at), &mut watch.timeline),
             Event::Message { at, topic, payload } => {
                 stats.messages += 1;
                 match input::parse(cfg, &topic, &payload, at) {
                     Ok(msg) => {
                         let step = engine.handle(at, &msg);
-                        emit(&step.notices);
+                        emit(&step.notices, &mut watch.timeline);
                         if let Some(r) = step.rejection {
                             stats.rejected += 1;
                             on_reject(at, &r);
+                        } else if let Some(rec) = watch.timeline.as_deref_mut() {
+                            rec.input(cfg, at, &msg);
                         }
                     }
                     Err(r) => {
-                        emit(&engine.advance_to(at));
+                        emit(&engine.advance_to(at), &mut watch.timeline);
                         stats.rejected += 1;
                         on_reject(at, &r);
                     }
                 }
             }
+        }
+        if let Some(p) = watch.progress {
+            p.tick(Tick {
+                bytes: n,
+                message: is_message,
+                at: Some(at),
+            });
         }
     }
     Ok(stats)
@@ -193,6 +254,27 @@ pub fn run_files(
     collect: Option<&mut Vec<Notice>>,
     log_rejections: bool,
 ) -> Result<Stats, ScenarioError> {
+    run_files_watched(
+        cfg,
+        files,
+        out,
+        collect,
+        log_rejections,
+        &mut Watch::default(),
+    )
+}
+
+/// [`run_files`] with a [`Watch`]; rejections are printed through its progress display
+/// when it has one.
+pub fn run_files_watched(
+    cfg: &Arc<Config>,
+    files: &[std::path::PathBuf],
+    out: &mut dyn Write,
+    collect: Option<&mut Vec<Notice>>,
+    log_rejections: bool,
+    watch: &mut Watch,
+) -> Result<Stats, ScenarioError> {
+    let progress = watch.progress;
     let mut total = Stats::default();
     let mut collected = collect;
     for f in files {
@@ -208,7 +290,9 @@ pub fn run_files(
                 if let Err(e) = serde_json::to_writer(&mut *out, n)
                     .and_then(|_| out.write_all(b"\n").map_err(serde_json::Error::io))
                 {
-                    write_err = Some(std::io::Error::other(e));
+                    // Keep the kind: a reader that went away (BrokenPipe) is no error.
+                    let kind = e.io_error_kind().unwrap_or(std::io::ErrorKind::Other);
+                    write_err = Some(std::io::Error::new(kind, e));
                 }
             }
             if let Some(c) = collected.as_deref_mut() {
@@ -217,10 +301,16 @@ pub fn run_files(
         };
         let mut on_reject = |at: Ts, r: &Rejection| {
             if log_rejections {
-                eprintln!("{name}: {}: {r}", fmt_ts(at));
+                let line = format!("{name}: {}: {r}", fmt_ts(at));
+                match progress {
+                    Some(p) => p.log(&line),
+                    None => eprintln!("{line}"),
+                }
             }
         };
-        let s = run_scenario(cfg, &name, reader, &mut sink, &mut on_reject)?;
+        let mut engine = Engine::new(Arc::clone(cfg));
+        let s =
+            feed_scenario_watched(&mut engine, &name, reader, &mut sink, &mut on_reject, watch)?;
         if let Some(e) = write_err {
             return Err(ScenarioError::Io {
                 file: name,

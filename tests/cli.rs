@@ -47,6 +47,8 @@ fn replay_rejected_only_expecting(exp: &Path) -> std::process::Output {
         .args([
             "replay",
             "scenarios/rejected-only.jsonl",
+            "--config",
+            "tests/fixtures/defaults.toml",
             "--quiet",
             "--expect",
         ])
@@ -83,7 +85,12 @@ fn at_going_backwards_is_exit_2() {
         "back.jsonl",
         "{\"at\": \"2023-12-01T08:05:00+08:00\", \"end\": true}\n{\"at\": \"2023-12-01T08:00:00+08:00\", \"end\": true}\n",
     );
-    let out = yingji().arg("replay").arg(&s).output().unwrap();
+    let out = yingji()
+        .arg("replay")
+        .arg(&s)
+        .args(["--config", "tests/fixtures/defaults.toml"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2), "{out:?}");
 }
 
@@ -154,4 +161,77 @@ fn check_reports_problems_with_exit_1() {
     assert!(Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("config/yingji.toml")
         .exists());
+}
+
+/// `yingji replay ... | head`: the reader goes away after one line; yingji stops quietly
+/// with exit 0 (no "Broken pipe", no panic), as ripgrep does.
+#[test]
+fn replay_into_a_closed_pipe_exits_0_quietly() {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let mut cmd = yingji();
+    cmd.args(["replay", "--quiet"]);
+    // The same scenario many times (each on a fresh engine): far more than a pipe holds.
+    for _ in 0..200 {
+        cmd.arg("scenarios/weather-two-hazards.jsonl");
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    assert!(first.starts_with('{'), "{first}");
+    drop(out);
+    let done = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success(), "{:?}: {err}", done.status);
+    assert!(err.is_empty(), "{err}");
+}
+
+/// Issue 9 item 8: `check` flags an invalid broker or SMTP URL, and never prints the
+/// secret in it (expanded from `${ENV}` or literal), nor a TOML error's offending line.
+#[test]
+fn check_flags_invalid_urls_without_echoing_secrets() {
+    let cfg = tmp(
+        "bad-urls.toml",
+        "[mqtt]\nurl = \"mqtx://ops:MQTTSECRET1@broker\"\n\n[email]\nsmtp_url = \"smtp://u:${YINGJI_CLI_SMTP_PW}@host:notaport\"\nfrom = \"y <y@x.org>\"\n",
+    );
+    let out = yingji()
+        .args(["check", "--config"])
+        .arg(&cfg)
+        .env("YINGJI_CLI_SMTP_PW", "SMTPSECRET2")
+        .output()
+        .unwrap();
+    let text = printed(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("mqtt.url") && text.contains("email.smtp_url"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("MQTTSECRET1") && !text.contains("SMTPSECRET2"),
+        "{text}"
+    );
+    let cfg = tmp("bad-type.toml", "[mqtt]\npassword = 987654321987\n");
+    let out = yingji()
+        .args(["check", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let text = printed(&out);
+    assert_ne!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("line 2"), "says where: {text}");
+    assert!(!text.contains("987654321987"), "{text}");
+}
+
+/// Everything a command printed, stdout then stderr.
+fn printed(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }

@@ -59,6 +59,10 @@ fn replay(files: &[&PathBuf], extra: &[&str]) -> Output {
     for f in files {
         c.arg(f);
     }
+    if !extra.contains(&"--config") {
+        // Explicit defaults: the shipped config/yingji.toml must not leak into these runs.
+        c.args(["--config", "tests/fixtures/defaults.toml"]);
+    }
     c.args(extra).output().unwrap()
 }
 
@@ -438,9 +442,23 @@ fn check(name: &str, text: &str) -> Output {
 
 #[test]
 fn check_exit_codes() {
-    let full = check("full.toml", &contacts(None));
+    // PLANS.md §3: an unreached person is told to `escalate_to` or their backup.
+    let escalate = "[weather_call]\nescalate_to = [\"emergency\"]\n\n";
+    let full = check("full.toml", &format!("{escalate}{}", contacts(None)));
     assert_eq!(full.status.code(), Some(0), "{full:?}");
-    let missing = check("nomayor.toml", &contacts(Some("mayor")));
+    let nobody = check("nobody.toml", &contacts(None));
+    assert_eq!(nobody.status.code(), Some(1), "{nobody:?}");
+    assert!(String::from_utf8_lossy(&nobody.stdout).contains("escalate_to is empty"));
+    let wrong_tier = check(
+        "wrongtier.toml",
+        &format!("{escalate}{}", contacts(None)).replace("tier = \"C\"", "tier = \"B\""),
+    );
+    assert_eq!(wrong_tier.status.code(), Some(1), "{wrong_tier:?}");
+    assert!(String::from_utf8_lossy(&wrong_tier.stdout).contains("is tier C"));
+    let missing = check(
+        "nomayor.toml",
+        &format!("{escalate}{}", contacts(Some("mayor"))),
+    );
     assert_eq!(missing.status.code(), Some(1), "{missing:?}");
     let empty = check("empty.toml", "");
     assert_eq!(

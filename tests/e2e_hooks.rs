@@ -74,8 +74,18 @@ fn read_request(mut s: TcpStream) -> Option<(String, Value)> {
     }
     let mut body = vec![0; len];
     r.read_exact(&mut body).ok()?;
-    let v = serde_json::from_slice(&body).ok()?;
-    let ok = br#"{"errcode":0,"errmsg":"ok"}"#;
+    // A WeCom application first asks for an access token (GET, no body).
+    let token = path.starts_with("/cgi-bin/gettoken?");
+    let v = if token {
+        Value::Null
+    } else {
+        serde_json::from_slice(&body).ok()?
+    };
+    let ok: &[u8] = if token {
+        br#"{"errcode":0,"errmsg":"ok","access_token":"e2e-token","expires_in":7200}"#
+    } else {
+        br#"{"errcode":0,"errmsg":"ok"}"#
+    };
     let head = format!(
         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         ok.len()
@@ -170,6 +180,12 @@ kinds = ["call", "call_ack", "call_unreached"]
 [[webhook]]
 kind = "phone"
 url = "http://127.0.0.1:{hook}/phone"
+[[webhook]]
+kind = "wecom_app"
+url = "http://127.0.0.1:{hook}"
+corp_id = "ww-e2e"
+agent_id = 1000002
+secret = "app-secret"
 "#
     );
     let timing = "ack_timeout_s = 2\nphone_retry_s = 2\nphone_attempts = 3";
@@ -183,21 +199,42 @@ url = "http://127.0.0.1:{hook}/phone"
     d.wait_ready();
     publish(broker.port, &[warning("hk-rain")]);
 
-    // The first WeCom call of yjj carries the link.
-    let msg = wait_for(Duration::from_secs(20), "a WeCom call for yjj", || {
-        sink.on("/robot").into_iter().find(|v| {
-            let t = v["markdown"]["content"].as_str().unwrap_or("");
-            t.contains("张应急") && t.contains("/ack?")
-        })
-    });
-    assert_eq!(msg["msgtype"], "markdown");
-    assert!(sink.paths().iter().any(|p| p == "/robot?key=robot-key"));
-    let text = msg["markdown"]["content"].as_str().unwrap();
+    // The WeCom application message to yjj alone carries the link (叫应 "点对点"); the
+    // group robot's copy carries none.
+    let msg = wait_for(
+        Duration::from_secs(60),
+        "a WeCom application call to yjj",
+        || {
+            sink.on("/cgi-bin/message/send")
+                .into_iter()
+                .find(|v| v["touser"] == "zhangyj")
+        },
+    );
+    assert_eq!(msg["agentid"], 1000002);
+    assert!(sink
+        .paths()
+        .iter()
+        .any(|p| p == "/cgi-bin/message/send?access_token=e2e-token"));
+    let text = msg["text"]["content"].as_str().unwrap();
     assert!(
-        text.contains("【重大灾害性天气叫应 红色预警】叫应"),
+        text.contains("【重大灾害性天气 暴雨红色预警】叫应") && text.contains("请回复“收到”"),
         "{text}"
     );
-    let link = text.split("](").nth(1).unwrap().split(')').next().unwrap();
+    let robot = wait_for(Duration::from_secs(60), "the robot's copy", || {
+        sink.on("/robot").into_iter().next()
+    });
+    assert!(sink.paths().iter().any(|p| p == "/robot?key=robot-key"));
+    assert!(
+        !robot.to_string().contains("/ack?"),
+        "a group message with a link: {robot}"
+    );
+    let link = text
+        .split("收到请点击确认：")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap();
     let prefix = format!("http://127.0.0.1:{http}/");
     let path = format!("/{}", link.strip_prefix(&prefix).expect("public_url"));
 
@@ -223,7 +260,7 @@ url = "http://127.0.0.1:{hook}/phone"
         body.contains("已确认") && body.contains("后续叫应已停止"),
         "{body}"
     );
-    let ack = wait_for(Duration::from_secs(10), "call_ack of yjj", || {
+    let ack = wait_for(Duration::from_secs(60), "call_ack of yjj", || {
         notices(&watch)
             .into_iter()
             .find(|n| n["kind"] == "call_ack" && n["person"] == "yjj")
@@ -233,8 +270,28 @@ url = "http://127.0.0.1:{hook}/phone"
     assert_eq!(code, 200);
     assert!(body.contains("此前已回应"), "{body}");
 
-    // Let the other calls run out (3 attempts, 2 s apart), then compare.
-    std::thread::sleep(Duration::from_secs(8));
+    // The other calls run out (3 attempts, 2 s apart) and every webhook is delivered:
+    // then the daemon stops, and what it published is compared with what it stored.
+    wait_stored(dir, "the round to run out for cg", 1, |n| {
+        n.kind.as_str() == "call_unreached" && n.person.as_deref() == Some("cg")
+    });
+    wait_for(Duration::from_secs(60), "every webhook delivered", || {
+        (pending_hooks(dir) == 0).then_some(())
+    });
+    let sent =
+        sink.on("/robot").len() + sink.on("/phone").len() + sink.on("/cgi-bin/message/send").len();
+    let counted = format!("yingji_deliveries_total{{sink=\"webhook\"}} {sent}\n");
+    let metrics = wait_for(
+        Duration::from_secs(30),
+        "the webhook deliveries counted",
+        || {
+            let (_, m) = get(http, "/metrics");
+            m.contains(&counted).then_some(m)
+        },
+    );
+    let st = d.term();
+    assert!(st.success(), "exit status {st}:\n{}", d.log_text());
+    watch.sync();
     let ns = notices(&watch);
     let at_ack = ns.iter().position(|n| n["id"] == ack["id"]).unwrap();
     assert!(
@@ -245,21 +302,25 @@ url = "http://127.0.0.1:{hook}/phone"
     );
     let all_calls = calls(&ns);
     assert!(all_calls.iter().any(|n| n["person"] == "cg"), "{ns:?}");
-    // WeCom: each call exactly once (the notice id is in the text).
+    // WeCom robot: each call exactly once (the person's name and the attempt are in the
+    // text), and never a link.
     let robot = sink.on("/robot");
+    let name = |p: &str| if p == "yjj" { "张应急" } else { "王城管" };
     for c in &all_calls {
-        let id = c["id"].as_str().unwrap();
+        let (p, k) = (
+            c["person"].as_str().unwrap(),
+            c["attempt"].as_u64().unwrap(),
+        );
         let n = robot
             .iter()
             .filter(|v| {
-                v["markdown"]["content"]
-                    .as_str()
-                    .unwrap()
-                    .contains(&format!("编号：{id}<"))
+                let t = v["markdown"]["content"].as_str().unwrap();
+                t.contains("】叫应：") && t.contains(name(p)) && t.contains(&format!("第{k}次叫应"))
             })
             .count();
-        assert_eq!(n, 1, "call {id} reached WeCom {n} times");
+        assert_eq!(n, 1, "call {} reached the robot {n} times", c["id"]);
     }
+    assert!(robot.iter().all(|v| !v.to_string().contains("/ack?")));
     // Phone: exactly the phone attempts, once each, with the number and the link.
     let mut want: Vec<_> = all_calls
         .iter()
@@ -281,16 +342,12 @@ url = "http://127.0.0.1:{hook}/phone"
     assert!(cg["ack_url"].as_str().unwrap().contains("/ack?call_id="));
     assert!(cg["text"].as_str().unwrap().contains("叫应"));
 
-    let (_, metrics) = get(http, "/metrics");
-    let sent = robot.len() + phone.len();
-    assert!(
-        metrics.contains(&format!(
-            "yingji_deliveries_total{{sink=\"webhook\"}} {sent}\n"
-        )),
-        "{sent} webhook deliveries: {metrics}"
+    let apps = sink.on("/cgi-bin/message/send");
+    assert_eq!(
+        robot.len() + phone.len() + apps.len(),
+        sent,
+        "webhook deliveries after the count: {metrics}"
     );
-    let st = d.term();
-    assert!(st.success(), "exit status {st}:\n{}", d.log_text());
     // The click is an ordinary journaled command; the replay gives the same notices.
     let store = Store::open(&dir.join("yingji.db")).unwrap();
     let rows = store.journal_after(0).unwrap();
@@ -352,8 +409,10 @@ url = "http://127.0.0.1:{hook}/phone"
     let mut d = Daemon::start(dir, &cfg, &[]);
     d.wait_ready();
     publish(broker.port, &[warning("hd-rain")]);
-    d.wait_log("webhook not delivered", Duration::from_secs(20));
-    settle();
+    d.wait_log("webhook not delivered", Duration::from_secs(60));
+    wait_stored(dir, "the round to run out", 1, |n| {
+        n.kind.as_str() == "call_unreached"
+    });
     d.kill9();
     let made = Store::open(&dir.join("yingji.db"))
         .unwrap()
@@ -368,16 +427,34 @@ url = "http://127.0.0.1:{hook}/phone"
     // Restarted while still down, then the endpoint comes up: retried with backoff.
     let mut d = Daemon::start(dir, &cfg, &[]);
     d.wait_ready();
-    d.wait_log("webhook not delivered", Duration::from_secs(20));
+    d.wait_log("webhook not delivered", Duration::from_secs(60));
     let sink = Sink::default();
     sink.serve(hook);
     wait_for(Duration::from_secs(90), "every webhook delivery", || {
         (pending_hooks(dir) == 0).then_some(())
     });
     d.kill9();
+    // Restarted with everything delivered: nothing is sent again. The lift's notice is
+    // queued behind whatever the restart would re-send, so once it has arrived, a second
+    // copy of anything would have too.
     let mut d = Daemon::start(dir, &cfg, &[]);
     d.wait_ready();
-    std::thread::sleep(Duration::from_secs(3));
+    let lift = m(
+        "ers/shuozhou/weather/warning",
+        format!(
+            r#"{{"ts": "{}", "id": "hd-rain", "hazard": "rainstorm", "action": "lift"}}"#,
+            yingji::time::fmt_ts(yingji::clock::now())
+        ),
+    );
+    publish(broker.port, &[lift]);
+    wait_for(Duration::from_secs(60), "the lift at the endpoint", || {
+        sink.on("/all")
+            .into_iter()
+            .find(|v| v["kind"] == "terminate")
+    });
+    wait_for(Duration::from_secs(60), "every webhook delivered", || {
+        (pending_hooks(dir) == 0).then_some(())
+    });
     let st = d.term();
     assert!(st.success(), "exit status {st}:\n{}", d.log_text());
 
@@ -411,14 +488,18 @@ url = "http://127.0.0.1:{hook}/phone"
     assert!(want_phone > 0);
     assert_eq!(phone.len(), want_phone, "{phone:?}");
     assert!(phone.values().all(|&n| n == 1), "duplicates: {phone:?}");
-    // Call kinds carry the resolved contact.
+    // Call kinds carry the called person's name and unit; a generic webhook is a group
+    // message: no acknowledgement link (CONTRACT.md "Acknowledgement links").
     let call = sink
         .on("/all")
         .into_iter()
         .find(|v| v["kind"] == "call" && v["person"] == "cg")
         .unwrap();
-    assert_eq!(call["contact"]["phone"], "+8613800000003");
-    assert!(call["ack_url"]
+    assert_eq!(call["contact"]["name"], "王城管");
+    assert!(call.get("ack_url").is_none(), "{call}");
+    // The phone gateway's request is personal: it carries the link for its SMS.
+    let p = sink.on("/phone").into_iter().next().unwrap();
+    assert!(p["ack_url"]
         .as_str()
         .unwrap()
         .starts_with(&format!("http://127.0.0.1:{http}/ack?")));

@@ -12,7 +12,18 @@
 //! - notice `at` never decreases and never exceeds the engine's time;
 //! - moves have `previous`, `terminate` has level `none`, call kinds carry their fields;
 //! - `advance_to(now)` again gives nothing; `next_deadline()` is after `now`;
-//! - the same stream written as a scenario file gives the same notices via `replay`.
+//! - the same stream written as a scenario file gives the same notices via `replay`;
+//! - the rules, checked from outside (from the stream, the config and the notices, never the
+//!   engine's state; see `Outside`): moves only where the plans put them (coal up at a
+//!   message, down at a command or exactly `lift_hold_hours` after a message; pollution only
+//!   at air messages and commands; weather only at warnings), data gaps at exactly last
+//!   accepted arrival + period, once per silence and never missed, `data_resumed` at the
+//!   next message, reports with their moves and every daily report at `report_time`;
+//! - the call timeline of PLANS.md §3 (attempt times, channels, acks, `call_unreached`).
+//!
+//! The generator reaches every track: one air spell in four is an ozone episode (hours
+//! naming O3), and the seeds must produce the kinds of every plan listed at the end of
+//! `simulation_seeds`.
 //!
 //! `YINGJI_SIM_SEEDS=N` runs N seeds (default 12, to stay quick in debug), from
 //! `YINGJI_SIM_FIRST` (default 1); `YINGJI_SIM_EVENTS` sets the events per seed (300);
@@ -146,6 +157,12 @@ fn config_text(rng: &mut Rng, two_regions: bool) -> String {
         "[coal]\nrequire_confirmation = {}\nlift_hold_hours = {hold}\nstock_rule = \"{rule}\"\n",
         rng.chance(0.4)
     ));
+    // PLANS.md §5.1 / §5.3 (issue 11): the commander's L1 decisions, holds waiting for data.
+    s.push_str(&format!(
+        "l1_by_commander = {}\nhold_waits_for_data = {}\n",
+        rng.chance(0.4),
+        rng.chance(0.3)
+    ));
     if rng.chance(0.3) {
         s.push_str("price_min_cny_t = 600\nprice_max_cny_t = 1400\n");
     }
@@ -168,8 +185,31 @@ fn config_text(rng: &mut Rng, two_regions: bool) -> String {
         rng.chance(0.7)
     ));
     s.push_str(CONTACTS);
+    s.push_str(UNITS);
     s
 }
+
+/// PLANS.md §5.2 (issue 11): units that report back, and the offices' contacts.
+const UNITS: &str = r#"
+[[contact]]
+id = "ny-office"
+unit = "市能源局"
+plans = ["coal_supply"]
+
+[[unit]]
+name = "市工业和信息化局"
+aliases = ["市工信局"]
+plans = ["coal_supply", "heavy_pollution"]
+
+[[unit]]
+name = "市交通运输局"
+plans = ["coal_supply"]
+
+[[unit]]
+name = "朔城区人民政府"
+plans = ["heavy_pollution"]
+county = true
+"#;
 
 // ------------------------------------------------------------------------------------------
 // The stream.
@@ -220,6 +260,8 @@ struct RegionGen {
     aqi: f64,
     /// Where the AQI drifts to (a clean spell or an episode).
     target: f64,
+    /// The pollutant that dominates the current spell (`O3`: an ozone episode, §3.2.2).
+    primary: &'static str,
     price: f64,
     output_date: chrono::NaiveDate,
     price_date: chrono::NaiveDate,
@@ -263,6 +305,7 @@ impl Gen {
                 id,
                 aqi: rng.float(20.0, 250.0),
                 target: 60.0,
+                primary: "PM2.5",
                 price: rng.float(700.0, 1100.0),
                 output_date: local_date(start) - Duration::days(1),
                 price_date: local_date(start) - Duration::days(1),
@@ -523,6 +566,20 @@ impl Gen {
             "cmd",
             json!({"cmd": cmd, "proposal_id": pid, "by": "director", "reason": "模拟"}),
         );
+        // PLANS.md §5.2: units report back (some rejected: unknown unit, wrong plan, cut).
+        if self.rng.chance(0.5) {
+            let unit = *self
+                .rng
+                .pick(&["市工信局", "市交通运输局", "朔城区人民政府", "市民政局"]);
+            let plan = *self.rng.pick(&["coal_supply", "heavy_pollution"]);
+            let cut = *self.rng.pick(&[10.0, 30.0, 120.0]);
+            self.msg(
+                now,
+                id,
+                "cmd",
+                json!({"cmd": "report", "plan": plan, "unit": unit, "text": "落实情况", "by": "duty", "cut_pct": cut}),
+            );
+        }
     }
 
     // --- air ------------------------------------------------------------------------------
@@ -536,7 +593,9 @@ impl Gen {
 
     fn aqi_payload(&mut self, r: usize, stamp: Ts) -> Value {
         let v = self.aqi_step(r);
+        let dominant = self.regions[r].primary;
         let primary = match self.rng.weighted(&[6, 2, 1, 1]) {
+            _ if dominant == "O3" && self.rng.chance(0.9) => json!("O3"),
             0 => json!("PM2.5"),
             1 => json!("O3"),
             2 => json!(["PM10", "PM2.5"]),
@@ -563,6 +622,9 @@ impl Gen {
     fn aqi_burst(&mut self, r: usize) {
         let hours = self.rng.range(6, 72);
         self.regions[r].target = *self.rng.pick(&[40.0, 50.0, 70.0, 160.0, 230.0, 320.0]);
+        // One spell in four is an ozone episode: most hours name O3, so the ozone track's
+        // own means (§3.2.2) can reach its warning.
+        self.regions[r].primary = if self.rng.chance(0.25) { "O3" } else { "PM2.5" };
         let first = floor_hour(self.now) + Duration::hours(1);
         for k in 0..hours {
             if self.rng.chance(0.05) {
@@ -589,7 +651,8 @@ impl Gen {
             for k in 1..=n {
                 let pull = (self.regions[r].target - v) * 0.1;
                 v = (v + pull + self.rng.float(-12.0, 12.0)).clamp(5.0, 500.0);
-                let mut h = json!({"ts": ts(issued + Duration::hours(k)), "primary": "PM2.5"});
+                let primary = self.regions[r].primary;
+                let mut h = json!({"ts": ts(issued + Duration::hours(k)), "primary": primary});
                 if self.rng.chance(0.15) {
                     h["aqi_low"] = json!((v * 0.8).round());
                     h["aqi_high"] = json!(v.round());
@@ -951,9 +1014,14 @@ struct Semantics {
     /// Proposal id -> (at, level, track key, reminded).
     proposals: BTreeMap<String, (Ts, String, String, bool)>,
     reminder_after: Duration,
+    /// PLANS.md §5.1: coal moves into and out of L1 are the commander's.
+    commander: bool,
+    feedback_time: chrono::NaiveTime,
     timeout: Duration,
     retry: Duration,
     attempts: u32,
+    /// The rules checked from outside (first run only).
+    outside: Option<Outside>,
 }
 
 impl Semantics {
@@ -965,9 +1033,12 @@ impl Semantics {
             rounds: BTreeMap::new(),
             proposals: BTreeMap::new(),
             reminder_after: Duration::milliseconds((cfg.pollution.reminder_hours * 3.6e6) as i64),
+            commander: cfg.coal.l1_by_commander,
+            feedback_time: cfg.feedback_time,
             timeout: Duration::seconds(w.ack_timeout_s as i64),
             retry: Duration::seconds(w.phone_retry_s as i64),
             attempts: w.phone_attempts,
+            outside: None,
         }
     }
 
@@ -1007,6 +1078,7 @@ impl Semantics {
                 n.id, n.kind, n.level
             ));
         }
+        self.check_decided(key, n, prev)?;
         if matches!(n.kind, Kind::Escalate | Kind::Terminate) {
             for r in self.rounds.values_mut().filter(|r| r.track == key) {
                 r.closed = true;
@@ -1032,6 +1104,15 @@ impl Semantics {
                 return Ok(());
             }
             Kind::Reminder => return self.check_reminder(key, n),
+            // PLANS.md §5.2: at a deadline, naming at least one unit.
+            Kind::ReportOverdue => {
+                let local =
+                    n.at.with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap());
+                let units = n.evidence["units"].as_array().map_or(0, Vec::len);
+                if local.time() != self.feedback_time || units == 0 {
+                    return Err(format!("{} at {} names {units} units", n.id, fmt_ts(n.at)));
+                }
+            }
             Kind::Suggestion => return Ok(()),
             _ => {}
         }
@@ -1051,6 +1132,28 @@ impl Semantics {
         if !allowed.contains(&n.level.as_str()) {
             return Err(format!(
                 "{} ({:?}) has level {} where the track is at {allowed:?}",
+                n.id, n.kind, n.level
+            ));
+        }
+        Ok(())
+    }
+
+    /// PLANS.md §5.1 / §2 rule 6: a move naming a proposal makes that proposal's move (its
+    /// track, its level, once); with `l1_by_commander` every coal move into or out of L1
+    /// names one, except `manual none` ending a manual warning (§4.2.3 alone).
+    fn check_decided(&mut self, key: &str, n: &Notice, prev: &str) -> Check {
+        if let Some(pid) = &n.proposal_id {
+            match self.proposals.remove(pid) {
+                Some((at, level, k, _)) if k == key && level == n.level && at <= n.at => {}
+                p => return Err(format!("{} makes the move of {pid}, which was {p:?}", n.id)),
+            }
+        } else if self.commander
+            && n.plan.as_str() == "coal_supply"
+            && (n.level == "L1" || prev == "L1")
+            && (n.kind != Kind::Terminate || n.clause.contains("§5.4"))
+        {
+            return Err(format!(
+                "{} ({:?} {prev} -> {}) without the commander's approval",
                 n.id, n.kind, n.level
             ));
         }
@@ -1162,6 +1265,276 @@ impl Semantics {
             )),
             _ => Ok(()),
         }
+    }
+}
+
+/// Rules checked from outside the engine: an independent reading of PLANS.md applied to
+/// the stream (arrival times, feeds, whether an input was accepted), the config and the
+/// notices, never to the engine's state.
+///
+/// - Moves happen only where the plans put them: coal activation and escalation at the
+///   arrival of a message of that region (§1 "immediate, at the arrival"); a coal downgrade
+///   or termination at a command (manual `none`, `confirm`, `approve`; with the §5 options
+///   also at a data message) or at the end of a hold of exactly `lift_hold_hours` started
+///   at an earlier message; pollution moves only at an air
+///   message or a command (§2 "only air messages ... move the pollution tracks; timers give
+///   only reports, reminders and data gaps"); weather moves only at a warning.
+/// - Data gaps (§4): a silence `data_gap` at exactly last accepted arrival + period, once
+///   per silence, and one whenever a feed stays silent that long; `data_resumed` exactly at
+///   the next accepted message of a silent feed; a date-skip gap only at an output report.
+/// - Reports (§1, §2): `report_first` with its activation, `report_final` with its
+///   termination, daily `report_followup` at every `report_time` while active (none missed,
+///   none extra) and, for coal, at every level change.
+struct Outside {
+    cfg: Arc<Config>,
+    /// (region, feed) -> last accepted arrival; feeds `aqi`, `forecast`, `coal/output`,
+    /// `coal/stock/{plant}`.
+    last: BTreeMap<(String, String), Ts>,
+    /// Feeds whose silence gap fired, with no message since.
+    silent: BTreeSet<(String, String)>,
+    /// Region -> arrivals of its accepted messages.
+    arrivals: BTreeMap<String, BTreeSet<Ts>>,
+    /// Track key -> the next daily report due while it is active.
+    next_report: BTreeMap<String, Ts>,
+}
+
+/// Duration of `hours` (config values are fractional hours).
+fn hours(h: f64) -> Duration {
+    Duration::milliseconds((h * 3.6e6).round() as i64)
+}
+
+impl Outside {
+    fn new(cfg: &Arc<Config>) -> Self {
+        Outside {
+            cfg: Arc::clone(cfg),
+            last: BTreeMap::new(),
+            silent: BTreeSet::new(),
+            arrivals: BTreeMap::new(),
+            next_report: BTreeMap::new(),
+        }
+    }
+
+    fn period(&self, feed: &str) -> Duration {
+        let (c, p) = (&self.cfg.coal, &self.cfg.pollution);
+        match feed {
+            "aqi" => hours(p.aqi_gap_hours),
+            "forecast" => hours(p.forecast_stale_hours),
+            "coal/output" => hours(c.output_gap_days * 24.0),
+            _ => hours(c.stock_gap_days * 24.0),
+        }
+    }
+
+    /// (region, topic after the region, feed if it has a gap clock) of a message.
+    fn parts(topic: &str, payload: &[u8]) -> Option<(String, String, Option<String>)> {
+        let rest = topic.strip_prefix("ers/")?;
+        let (region, sub) = rest.split_once('/')?;
+        let feed = match sub {
+            "air/aqi" => Some("aqi".to_string()),
+            "air/forecast" => Some("forecast".to_string()),
+            "coal/output" => Some("coal/output".to_string()),
+            "coal/stock" => serde_json::from_slice::<Value>(payload)
+                .ok()
+                .and_then(|v| v["plant"].as_str().map(|p| format!("coal/stock/{p}"))),
+            _ => None,
+        };
+        Some((region.to_string(), sub.to_string(), feed))
+    }
+
+    /// The first `report_time` strictly after `t`.
+    fn report_after(&self, t: Ts) -> Ts {
+        let d = t.date_naive().and_time(self.cfg.report_time);
+        let at = chrono::TimeZone::from_local_datetime(&yingji::time::cst(), &d)
+            .single()
+            .expect("fixed offset");
+        if at <= t {
+            at + Duration::days(1)
+        } else {
+            at
+        }
+    }
+
+    fn step(&mut self, ev: &Event, rejected: bool, ns: &[Notice], now: Ts) -> Check {
+        let here = match ev {
+            Event::Msg { at, topic, payload } if !rejected => {
+                Self::parts(topic, payload).map(|(r, sub, feed)| (*at, r, sub, feed))
+            }
+            _ => None,
+        };
+        let at_msg = |n: &Notice, subs: &[&str]| {
+            here.as_ref().is_some_and(|(at, r, sub, _)| {
+                *at == n.at && *r == n.region && subs.iter().any(|s| sub.starts_with(s))
+            })
+        };
+        for (i, n) in ns.iter().enumerate() {
+            let key = format!("{}/{}/{}", n.plan.as_str(), n.region, n.track);
+            let same_instant = |k: Kind| {
+                ns[..i].iter().any(|m| {
+                    m.kind == k
+                        && m.at == n.at
+                        && format!("{}/{}/{}", m.plan.as_str(), m.region, m.track) == key
+                })
+            };
+            let what = || {
+                format!(
+                    "{} ({} {} at {})",
+                    n.id,
+                    n.kind.as_str(),
+                    n.level,
+                    fmt_ts(n.at)
+                )
+            };
+            match (n.plan, n.kind) {
+                (yingji::Plan::CoalSupply, Kind::Activate | Kind::Escalate)
+                    if !at_msg(n, &["coal/", "cmd"]) =>
+                {
+                    return Err(format!("{}: a coal move up not at a message", what()));
+                }
+                (yingji::Plan::CoalSupply, Kind::Downgrade | Kind::Terminate) => {
+                    // §5.1, §5.3: a move decided by a person (`confirm`, `approve`), a hold
+                    // that waited for data (at its `data_resumed`) or a voided termination
+                    // (a downgrade at the message) may also come at a data message.
+                    let c = &self.cfg.coal;
+                    let people =
+                        c.hold_waits_for_data || c.require_confirmation || c.l1_by_commander;
+                    let subs: &[&str] = if people { &["coal/", "cmd"] } else { &["cmd"] };
+                    let start = n.at - hours(self.cfg.coal.lift_hold_hours);
+                    let held = self
+                        .arrivals
+                        .get(&n.region)
+                        .is_some_and(|a| a.contains(&start));
+                    if !held && !at_msg(n, subs) {
+                        return Err(format!(
+                            "{}: neither at a command nor {} h after a message",
+                            what(),
+                            self.cfg.coal.lift_hold_hours
+                        ));
+                    }
+                }
+                (yingji::Plan::HeavyPollution, k)
+                    if k.is_move() && !at_msg(n, &["air/", "cmd"]) =>
+                {
+                    return Err(format!(
+                        "{}: a pollution move not at an air message or a command",
+                        what()
+                    ));
+                }
+                (yingji::Plan::SevereWeather, k)
+                    if k.is_move() && !at_msg(n, &["weather/warning"]) =>
+                {
+                    return Err(format!("{}: a weather move not at a warning", what()));
+                }
+                (_, Kind::ReportFirst) if !same_instant(Kind::Activate) => {
+                    return Err(format!("{}: no activation with it", what()));
+                }
+                (_, Kind::ReportFinal) if !same_instant(Kind::Terminate) => {
+                    return Err(format!("{}: no termination with it", what()));
+                }
+                (plan, Kind::ReportFollowup) => {
+                    if self.next_report.get(&key) == Some(&n.at) {
+                        self.next_report
+                            .insert(key.clone(), n.at + Duration::days(1));
+                    } else {
+                        let moved = plan == yingji::Plan::CoalSupply
+                            && (same_instant(Kind::Escalate) || same_instant(Kind::Downgrade));
+                        if !moved {
+                            return Err(format!(
+                                "{}: neither the daily report due ({:?}) nor at a level change",
+                                what(),
+                                self.next_report.get(&key).map(|t| fmt_ts(*t))
+                            ));
+                        }
+                    }
+                }
+                (_, Kind::DataGap) if n.evidence.get("missing_dates").is_some() => {
+                    if at_msg(n, &["coal/output"]) {
+                        continue;
+                    }
+                    return Err(format!(
+                        "{}: a date-skip gap not at an output report",
+                        what()
+                    ));
+                }
+                (_, Kind::DataGap | Kind::DataResumed) => {
+                    let feed = match (n.evidence["feed"].as_str(), n.evidence["plant"].as_str()) {
+                        (Some(f), Some(p)) => format!("{f}/{p}"),
+                        (Some(f), None) => f.to_string(),
+                        _ => return Err(format!("{}: no feed in the evidence", what())),
+                    };
+                    let fk = (n.region.clone(), feed.clone());
+                    if n.kind == Kind::DataGap {
+                        let due = self.last.get(&fk).map(|l| *l + self.period(&feed));
+                        if due != Some(n.at) || self.silent.contains(&fk) {
+                            return Err(format!(
+                                "{}: a gap of {feed} where last arrival + period is {:?} (silent already: {})",
+                                what(),
+                                due.map(fmt_ts),
+                                self.silent.contains(&fk)
+                            ));
+                        }
+                        self.silent.insert(fk);
+                    } else {
+                        let at_feed = here.as_ref().is_some_and(|(at, r, _, f)| {
+                            *at == n.at && *r == n.region && f.as_deref() == Some(feed.as_str())
+                        });
+                        if !self.silent.remove(&fk) || !at_feed {
+                            return Err(format!(
+                                "{}: {feed} resumed but was not silent, or not at its message",
+                                what()
+                            ));
+                        }
+                    }
+                }
+                _ => {}
+            }
+            let reports = matches!(n.plan, yingji::Plan::CoalSupply)
+                || (n.plan == yingji::Plan::HeavyPollution && n.track != "so2");
+            match n.kind {
+                Kind::Activate if reports => {
+                    self.next_report.insert(key, self.report_after(n.at));
+                }
+                Kind::Terminate => {
+                    if let Some(due) = self.next_report.remove(&key) {
+                        if due < n.at {
+                            return Err(format!(
+                                "{}: daily report of {} missed",
+                                what(),
+                                fmt_ts(due)
+                            ));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Some((at, region, _, feed)) = &here {
+            self.arrivals.entry(region.clone()).or_default().insert(*at);
+            if let Some(f) = feed {
+                let fk = (region.clone(), f.clone());
+                if self.silent.contains(&fk) {
+                    return Err(format!(
+                        "{f} of {region} silent, and no data_resumed at its message at {}",
+                        fmt_ts(*at)
+                    ));
+                }
+                self.last.insert(fk, *at);
+            }
+        }
+        for ((region, feed), l) in &self.last {
+            let due = *l + self.period(feed);
+            if due <= now && !self.silent.contains(&(region.clone(), feed.clone())) {
+                return Err(format!(
+                    "{feed} of {region} silent since {}: no data_gap at {}",
+                    fmt_ts(*l),
+                    fmt_ts(due)
+                ));
+            }
+        }
+        for (key, due) in &self.next_report {
+            if *due <= now {
+                return Err(format!("{key}: daily report of {} missed", fmt_ts(*due)));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -1307,6 +1680,9 @@ fn run(
                 checker.check(n, now)?;
             }
             sem.check_step(&ns)?;
+            if let Some(o) = sem.outside.as_mut() {
+                o.step(ev, rejected, &ns, now)?;
+            }
             after_step(&mut e)?;
             Ok(ns)
         };
@@ -1372,6 +1748,7 @@ fn run_seed(seed: u64, n_events: usize) -> Result<Tally, Failure> {
         .collect();
     let first = guard(&mut || {
         let (mut ck, mut sem) = (NoticeChecker::default(), Semantics::new(&cfg));
+        sem.outside = Some(Outside::new(&cfg));
         let e = Engine::new(Arc::clone(&cfg));
         run(&cfg, e, &events, 0, &snap_at, &mut ck, &mut sem)
     })
@@ -1594,20 +1971,44 @@ fn simulation_seeds() {
             .join("\n\n")
     );
     if seeds.len() > 1 {
-        // The generator must reach the rules, not just the parser.
+        // The generator must reach the rules, not just the parser: every track, and the
+        // kinds the invariants above are about (`plan:track:kind`, track `*` for any).
         for k in [
-            "coal_supply:activate",
-            "coal_supply:escalate",
-            "coal_supply:terminate",
-            "severe_weather:call",
-            "severe_weather:call_ack",
-            "severe_weather:terminate",
+            "coal_supply:supply:activate",
+            "coal_supply:supply:escalate",
+            "coal_supply:supply:downgrade",
+            "coal_supply:supply:terminate",
+            "coal_supply:supply:report_followup",
+            "coal_supply:supply:target_missed",
+            "coal_supply:supply:beyond_level1",
+            "coal_supply:supply:data_gap",
+            "coal_supply:supply:data_resumed",
+            "heavy_pollution:graded:activate",
+            "heavy_pollution:graded:escalate",
+            "heavy_pollution:graded:downgrade",
+            "heavy_pollution:graded:terminate",
+            "heavy_pollution:graded:proposal",
+            "heavy_pollution:graded:reminder",
+            "heavy_pollution:graded:report_followup",
+            "heavy_pollution:graded:report_final",
+            "heavy_pollution:graded:data_gap",
+            "heavy_pollution:graded:data_resumed",
+            "heavy_pollution:ozone:activate",
+            "heavy_pollution:so2:activate",
+            "heavy_pollution:so2:terminate",
+            "severe_weather:*:activate",
+            "severe_weather:*:call",
+            "severe_weather:*:call_ack",
+            "severe_weather:*:call_unreached",
+            "severe_weather:*:suggestion",
+            "severe_weather:*:terminate",
         ] {
-            let (plan, kind) = k.split_once(':').unwrap();
-            let seen = tally
-                .kinds
-                .keys()
-                .any(|x| x.starts_with(plan) && x.ends_with(kind));
+            let mut p = k.split(':');
+            let (plan, track, kind) = (p.next().unwrap(), p.next().unwrap(), p.next().unwrap());
+            let seen = tally.kinds.keys().any(|x| {
+                let q: Vec<&str> = x.split(':').collect();
+                q.len() == 3 && q[0] == plan && (track == "*" || q[1] == track) && q[2] == kind
+            });
             assert!(seen, "no {k} in {:?}", tally.kinds);
         }
         assert!(tally.rejected > 0);
@@ -1656,6 +2057,106 @@ fn checker_rejects_bad_notices() {
         .check(&late, t)
         .unwrap_err()
         .contains("after the engine's time"));
+}
+
+/// The outside checker catches a gap, a hold and a report out of place.
+#[test]
+fn outside_rejects_gaps_holds_and_reports_out_of_place() {
+    // The stock feed's own gap (3 days) would fall at the end of the hold: moved away.
+    let cfg = Arc::new(
+        Config::from_toml("[coal]\nstock_gap_days = 10\n")
+            .unwrap()
+            .config,
+    );
+    let t0 = parse_ts("2023-12-01T09:05:00+08:00").unwrap();
+    let aqi = Event::Msg {
+        at: t0,
+        topic: "ers/shuozhou/air/aqi".into(),
+        payload: br#"{"ts": "2023-12-01T09:00:00+08:00", "aqi": 80}"#.to_vec(),
+    };
+    let notice = |plan, track: &str, kind, level: &str, at: Ts| {
+        let mut n = Notice::new(plan, track, kind, level);
+        n.region = "shuozhou".into();
+        n.at = at;
+        n
+    };
+    let gap = |at: Ts| {
+        let mut n = notice(
+            yingji::Plan::HeavyPollution,
+            "graded",
+            Kind::DataGap,
+            "none",
+            at,
+        );
+        n.evidence = json!({"feed": "aqi", "plant": null});
+        n
+    };
+    let end = |at: Ts| Event::End { at };
+    let fresh = || {
+        let mut o = Outside::new(&cfg);
+        o.step(&aqi, false, &[], t0).unwrap();
+        o
+    };
+    // At exactly last arrival + 3 h: right; once per silence.
+    let due = t0 + Duration::hours(3);
+    let mut o = fresh();
+    o.step(&end(due), false, &[gap(due)], due).unwrap();
+    let again = o.step(&end(due), false, &[gap(due)], due).unwrap_err();
+    assert!(again.contains("silent already: true"), "{again}");
+    // A minute early, or missing.
+    let early = due - Duration::minutes(1);
+    let e = fresh().step(&end(early), false, &[gap(early)], early);
+    assert!(e.unwrap_err().contains("last arrival + period"));
+    let e = fresh().step(&end(due), false, &[], due);
+    assert!(e.unwrap_err().contains("no data_gap"));
+    // A rejected reading starts no clock.
+    let mut o = Outside::new(&cfg);
+    o.step(&aqi, true, &[], t0).unwrap();
+    o.step(&end(due), false, &[], due).unwrap();
+    // A coal termination an hour before the end of a hold that started at a message.
+    let stock = Event::Msg {
+        at: t0,
+        topic: "ers/shuozhou/coal/stock".into(),
+        payload: br#"{"ts": "2023-12-01T09:00:00+08:00", "plant": "A", "stock_days": 25}"#.to_vec(),
+    };
+    let mut o = Outside::new(&cfg);
+    o.step(&stock, false, &[], t0).unwrap();
+    let at = t0 + Duration::hours(71);
+    let mut term = notice(
+        yingji::Plan::CoalSupply,
+        "supply",
+        Kind::Terminate,
+        "none",
+        at,
+    );
+    term.previous = Some("L2".into());
+    let e = o.step(&end(at), false, &[term.clone()], at).unwrap_err();
+    assert!(e.contains("h after a message"), "{e}");
+    let at = t0 + Duration::hours(72);
+    term.at = at;
+    let mut o = Outside::new(&cfg);
+    o.step(&stock, false, &[], t0).unwrap();
+    o.step(&end(at), false, &[term], at).unwrap();
+    // A pollution move at a timer; a daily report not due.
+    let mut act = notice(
+        yingji::Plan::HeavyPollution,
+        "graded",
+        Kind::Activate,
+        "yellow",
+        due,
+    );
+    act.previous = Some("none".into());
+    let e = fresh().step(&end(due), false, &[gap(due), act], due);
+    assert!(e.unwrap_err().contains("not at an air message"));
+    let rep = notice(
+        yingji::Plan::CoalSupply,
+        "supply",
+        Kind::ReportFollowup,
+        "L2",
+        t0,
+    );
+    let e = fresh().step(&aqi, false, &[rep], t0);
+    assert!(e.unwrap_err().contains("neither the daily report"));
 }
 
 /// Regression (found by seed 13 once the pollution plan landed): a snapshot must restore

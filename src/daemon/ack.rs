@@ -30,13 +30,16 @@ pub fn load_key(cfg: &Config, store: &mut Store) -> anyhow::Result<Vec<u8>> {
         anyhow::ensure!(s.len() >= 16, "http.ack_secret: use at least 16 characters");
         return Ok(s.into_bytes());
     }
-    let hex = store.meta_or_insert(META_KEY, || {
-        let mut b = [0u8; 32];
-        use std::io::Read;
-        std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;
-        Ok(to_hex(&b))
-    })?;
+    let hex = store.meta_or_insert(META_KEY, random_hex)?;
     Ok(hex.into_bytes())
+}
+
+/// 32 random bytes (`/dev/urandom`) in hex: a key kept in the store's `meta`.
+pub fn random_hex() -> anyhow::Result<String> {
+    let mut b = [0u8; 32];
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;
+    Ok(to_hex(&b))
 }
 
 /// Makes `key` the link key of this process (first call wins).
@@ -151,7 +154,7 @@ pub fn query(q: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn to_hex(b: &[u8]) -> String {
+pub fn to_hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 

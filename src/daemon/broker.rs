@@ -91,7 +91,7 @@ pub async fn probe(addr: SocketAddr, within: Duration) -> anyhow::Result<()> {
                 Ok(Ev::ConnAck { .. }) => break,
                 Ok(_) => {}
                 Err(e) => {
-                    last = e;
+                    last = e.error;
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             }

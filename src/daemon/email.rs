@@ -25,6 +25,9 @@ use crate::notice::Notice;
 
 type Smtp = AsyncSmtpTransport<Tokio1Executor>;
 
+/// The email sink's name in the health registry.
+const SINK: &str = "email";
+
 struct Job {
     notice: Arc<Notice>,
     addr: String,
@@ -37,6 +40,11 @@ struct Job {
 pub struct Mailer {
     tx: mpsc::UnboundedSender<(Arc<Notice>, String)>,
     task: Arc<Mutex<Option<JoinHandle<()>>>>,
+    /// Set on shutdown: no new attempt starts; the one in hand finishes (within its
+    /// deadline), so an email the server accepted is marked and not sent again.
+    stopping: Arc<std::sync::atomic::AtomicBool>,
+    wake: Arc<tokio::sync::Notify>,
+    deadline: Duration,
 }
 
 /// The SMTP transport from `smtp_url` (`smtp://`, `smtps://`, `?tls=required`) and the
@@ -46,8 +54,12 @@ fn transport(cfg: &Config) -> anyhow::Result<Option<(Smtp, Mailbox)>> {
         return Ok(None);
     };
     let url = expand_env(&e.smtp_url)?;
-    let mut b =
-        Smtp::from_url(&url).map_err(|err| anyhow::anyhow!("email.smtp_url {url:?}: {err}"))?;
+    // lettre's error may quote the URL: neither is shown as given (it may hold a password).
+    let mut b = Smtp::from_url(&url).map_err(|err| {
+        let shown = crate::daemon::mqtt::redact_url(&url);
+        let err = err.to_string().replace(&url, &shown);
+        anyhow::anyhow!("email.smtp_url {shown:?} is not a valid SMTP URL: {err}")
+    })?;
     if let Some(user) = &e.username {
         let pw = secret(e.password.as_deref(), e.password_file.as_deref())?.unwrap_or_default();
         b = b.credentials(Credentials::new(expand_env(user)?, pw));
@@ -57,9 +69,15 @@ fn transport(cfg: &Config) -> anyhow::Result<Option<(Smtp, Mailbox)>> {
         .parse()
         .map_err(|err| anyhow::anyhow!("email.from {:?}: {err}", e.from))?;
     Ok(Some((
-        b.timeout(Some(Duration::from_secs(30))).build(),
+        b.timeout(Some(Duration::from_secs(e.timeout_s.max(1))))
+            .build(),
         from,
     )))
+}
+
+/// Checks `[email]` as the daemon would (for `check`): the SMTP URL and the sender.
+pub fn validate(cfg: &Config) -> anyhow::Result<()> {
+    transport(cfg).map(|_| ())
 }
 
 impl Mailer {
@@ -82,10 +100,17 @@ impl Mailer {
             })
             .collect();
         let (tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(run(cfg, smtp, from, store, queue, rx));
+        let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let deadline = deadline(&cfg);
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let stop = (Arc::clone(&stopping), Arc::clone(&wake));
+        let task = tokio::spawn(run(cfg, smtp, from, store, queue, rx, stop));
         Ok(Some(Mailer {
             tx,
             task: Arc::new(Mutex::new(Some(task))),
+            stopping,
+            wake,
+            deadline,
         }))
     }
 
@@ -94,17 +119,26 @@ impl Mailer {
     }
 
     /// Stops sending; what is not sent stays in the outbox for the next start.
+    /// An attempt in progress is let finish (at most its deadline): aborting it after the
+    /// server accepted the message would send it again after the restart.
     pub async fn stop(&self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.wake.notify_one();
         let task = self.task.lock().expect("task lock").take();
-        if let Some(t) = task {
-            t.abort();
-            let _ = t.await;
+        if let Some(mut t) = task {
+            let wait = self.deadline + Duration::from_secs(1);
+            if tokio::time::timeout(wait, &mut t).await.is_err() {
+                t.abort();
+                let _ = t.await;
+            }
         }
     }
 }
 
 /// The email of one notice to one address.
 pub fn message(cfg: &Config, from: &Mailbox, n: &Notice, to: &str) -> anyhow::Result<Message> {
+    let addr = to;
     let to: Mailbox = to.parse()?;
     let id = n.id.replace('/', ".");
     Ok(Message::builder()
@@ -117,14 +151,19 @@ pub fn message(cfg: &Config, from: &Mailbox, n: &Notice, to: &str) -> anyhow::Re
                 .singlepart(
                     SinglePart::builder()
                         .header(header::ContentType::TEXT_PLAIN)
-                        .body(render::text_body(cfg, n)),
+                        .body(render::text_body(cfg, n, addr)),
                 )
                 .singlepart(
                     SinglePart::builder()
                         .header(header::ContentType::TEXT_HTML)
-                        .body(render::html_body(cfg, n)),
+                        .body(render::html_body(cfg, n, addr)),
                 ),
         )?)
+}
+
+/// The deadline of one email's whole exchange (`[email] timeout_s`).
+fn deadline(cfg: &Config) -> Duration {
+    Duration::from_secs(cfg.email.as_ref().map_or(30, |e| e.timeout_s.max(1)))
 }
 
 fn backoff(attempts: u32) -> Duration {
@@ -138,33 +177,43 @@ async fn run(
     store: Store,
     mut queue: VecDeque<Job>,
     mut rx: mpsc::UnboundedReceiver<(Arc<Notice>, String)>,
+    (stopping, wake): (Arc<std::sync::atomic::AtomicBool>, Arc<tokio::sync::Notify>),
 ) {
-    loop {
+    let stop = || stopping.load(std::sync::atomic::Ordering::SeqCst);
+    while !stop() {
         let next = queue.iter().map(|j| j.next_try).min();
-        let wake = next.unwrap_or_else(|| crate::clock::monotonic() + Duration::from_secs(3600));
+        let wake_at = next.unwrap_or_else(|| crate::clock::monotonic() + Duration::from_secs(3600));
         tokio::select! {
             m = rx.recv() => match m {
                 Some((notice, addr)) => queue.push_back(Job { notice, addr, attempts: 0, next_try: crate::clock::monotonic() }),
                 None => return,
             },
-            _ = tokio::time::sleep_until(wake), if next.is_some() => {}
+            _ = tokio::time::sleep_until(wake_at), if next.is_some() => {}
+            _ = wake.notified() => {}
         }
         let now = crate::clock::monotonic();
         let mut rest = VecDeque::new();
         while let Some(mut job) = queue.pop_front() {
-            if job.next_try > now {
+            if job.next_try > now || stop() {
                 rest.push_back(job);
                 continue;
             }
             let sink = format!("{}{}", render::SINK_EMAIL, job.addr);
+            let deadline = deadline(&cfg);
             let sent = match message(&cfg, &from, &job.notice, &job.addr) {
-                Ok(m) => smtp.send(m).await.map(|_| ()).map_err(|e| e.to_string()),
+                // One deadline over every network step: lettre's own timeout did not
+                // cover a server that accepts and never greets.
+                Ok(m) => match tokio::time::timeout(deadline, smtp.send(m)).await {
+                    Ok(r) => r.map(|_| ()).map_err(|e| e.to_string()),
+                    Err(_) => Err(format!("no answer within {} s", deadline.as_secs())),
+                },
                 Err(e) => Err(e.to_string()),
             };
             match sent {
                 Ok(()) => {
                     tracing::info!(id = %job.notice.id, to = %job.addr, "email sent");
                     crate::daemon::http::inc(&crate::daemon::http::METRICS.emails_sent, 1);
+                    crate::daemon::health::sink_ok(SINK);
                     if let Err(e) = store.mark_delivered(&job.notice.id, &sink, clock::now()) {
                         tracing::error!(error = %e, "could not mark an email sent");
                     }
@@ -172,6 +221,7 @@ async fn run(
                 Err(e) => {
                     job.attempts += 1;
                     crate::daemon::http::inc(&crate::daemon::http::METRICS.emails_failed, 1);
+                    crate::daemon::health::sink_failed(SINK, &e);
                     let d = backoff(job.attempts);
                     tracing::warn!(id = %job.notice.id, to = %job.addr, error = %e, retry_in_s = d.as_secs(), "email not sent");
                     let _ = store.mark_failed(&job.notice.id, &sink, &e);

@@ -79,23 +79,27 @@ fn metrics_text() -> String {
         c(&m.webhooks_failed),
         g(&m.mqtt_in_up),
         g(&m.mqtt_out_up),
-    )
+    ) + &crate::daemon::health::metrics_text()
 }
 
 fn healthz() -> (&'static str, String) {
     let m = &METRICS;
     let up = m.mqtt_in_up.load(Ordering::Relaxed) && m.mqtt_out_up.load(Ordering::Relaxed);
     let live = m.live.load(Ordering::Relaxed);
-    let status = if up && live {
+    let problems = crate::daemon::health::problems();
+    let ok = up && live && problems.is_empty();
+    let status = if ok {
         "200 OK"
     } else {
         "503 Service Unavailable"
     };
     let body = serde_json::json!({
-        "status": if up && live { "ok" } else { "degraded" },
+        "status": if ok { "ok" } else { "degraded" },
         "mqtt_in": m.mqtt_in_up.load(Ordering::Relaxed),
         "mqtt_out": m.mqtt_out_up.load(Ordering::Relaxed),
         "live": live,
+        "problems": problems,
+        "sinks": crate::daemon::health::sinks_json(),
     });
     (status, body.to_string() + "\n")
 }

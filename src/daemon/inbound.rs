@@ -15,31 +15,20 @@ use crate::daemon::core::Incoming;
 use crate::daemon::mqtt::{self, AckToken, Backoff, Client, Ev, Settings};
 use crate::daemon::{http, CoreEvent};
 
-/// Every input topic of every configured region.
+/// What the input session subscribes to (besides the marker and proof topics): with
+/// `split_regions`, `{root}/{region}/#` for each configured region; else `{root}/#`, so
+/// that inputs for unknown regions reach the daemon and are rejected with a reason.
+/// (One filter, not `{root}/{region}/#` plus `{root}/+/{feed}`: MQTT 5 brokers deliver a
+/// message once per matching subscription, and an input must not arrive twice.)
 pub fn input_topics(cfg: &Config) -> Vec<String> {
-    cfg.regions
-        .iter()
-        .flat_map(|r| {
-            crate::input::TOPIC_SUFFIXES
-                .iter()
-                .map(move |s| format!("{}/{}/{s}", cfg.topic_root, r.id))
-        })
-        .collect()
-}
-
-/// Our own notice and CAP topics, subscribed on this persistent session: the broker
-/// routing a notice back proves it accepted it, even when the daemon was killed before it
-/// saw the PUBACK. On a restart these echoes are drained (up to a marker message) before
-/// anything undelivered is sent again, so nothing is published twice.
-pub fn echo_topics(cfg: &Config) -> Vec<String> {
-    cfg.regions
-        .iter()
-        .flat_map(|r| {
-            ["notice", "cap"]
-                .into_iter()
-                .map(move |k| format!("{}/{}/{k}/+", cfg.topic_root, r.id))
-        })
-        .collect()
+    if cfg.mqtt.as_ref().is_some_and(|m| m.split_regions) {
+        cfg.regions
+            .iter()
+            .map(|r| format!("{}/{}/#", cfg.topic_root, r.id))
+            .collect()
+    } else {
+        vec![format!("{}/#", cfg.topic_root)]
+    }
 }
 
 /// The marker topic of this client id.
@@ -47,20 +36,42 @@ pub fn marker_topic(cfg: &Config, client_id: &str) -> String {
     format!("{}/_yingji/marker/{client_id}", cfg.topic_root)
 }
 
-/// Which sink an echo topic belongs to (`None`: not an echo).
-fn echo_sink(cfg: &Config, topic: &str) -> Option<&'static str> {
-    let rest = topic
-        .strip_prefix(cfg.topic_root.as_str())?
-        .strip_prefix('/')?;
-    let mut parts = rest.split('/');
-    let (_region, kind, _plan) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() {
-        return None;
+/// What a message on the input session is.
+#[derive(Debug, PartialEq)]
+enum Route {
+    /// An input (or what claims to be one: `input::parse` rejects unknown feeds/regions).
+    Input,
+    /// One of our own notices or CAP alerts routed back (the sink it belongs to).
+    Echo(&'static str),
+    /// Not ours to handle: our own outputs (state, rejected), `_`-prefixed segments
+    /// (ops, other daemons' markers and proofs), other daemons' regions. Acked, nothing
+    /// else: so a rejection can never loop.
+    Ignore,
+}
+
+fn route(cfg: &Config, topic: &str) -> Route {
+    let Some(rest) = topic
+        .strip_prefix(cfg.topic_root.as_str())
+        .and_then(|r| r.strip_prefix('/'))
+    else {
+        return Route::Ignore;
+    };
+    let parts: Vec<&str> = rest.split('/').collect();
+    if parts.iter().any(|p| p.starts_with('_')) {
+        return Route::Ignore;
     }
-    match kind {
-        "notice" => Some(crate::daemon::render::SINK_NOTICE),
-        "cap" => Some(crate::daemon::render::SINK_CAP),
+    let known = cfg.region_index(parts[0]).is_some();
+    let output = match parts.get(1..) {
+        Some(["notice", _]) => Some(Some(crate::daemon::render::SINK_NOTICE)),
+        Some(["cap", _]) => Some(Some(crate::daemon::render::SINK_CAP)),
+        Some(["state", ..]) | Some(["rejected"]) => Some(None),
         _ => None,
+    };
+    match (known, output) {
+        (true, Some(Some(sink))) => Route::Echo(sink),
+        (_, Some(_)) => Route::Ignore,
+        (false, None) if cfg.mqtt.as_ref().is_some_and(|m| m.split_regions) => Route::Ignore,
+        (_, None) => Route::Input,
     }
 }
 
@@ -99,6 +110,8 @@ pub struct Inbound {
     /// Set when shutting down: further messages are neither handed on nor acked (the
     /// broker redelivers them to the persistent session next time).
     closed: Arc<AtomicBool>,
+    /// The connection is up (a DISCONNECT can go out; otherwise there is nothing to wait for).
+    up: Arc<AtomicBool>,
     events: JoinHandle<()>,
     acks: JoinHandle<()>,
 }
@@ -113,13 +126,17 @@ struct Loop {
     /// Connection generation: one more on every CONNACK.
     gen: Arc<AtomicU64>,
     closed: Arc<AtomicBool>,
+    up: Arc<AtomicBool>,
     topics: Vec<String>,
     marker: String,
+    /// This instance's proof topic (see echo.rs).
+    proof: String,
     /// This run's marker payload (a stale marker of an earlier run is only acked).
     nonce: String,
     marker_sent: bool,
     host: String,
     port: u16,
+    client_id: String,
 }
 
 /// Whether the loop goes on.
@@ -130,7 +147,11 @@ enum Flow {
 
 impl Loop {
     fn on_connack(&mut self, session_present: bool) {
-        self.gen.fetch_add(1, Ordering::SeqCst);
+        self.up.store(true, Ordering::SeqCst);
+        if self.gen.fetch_add(1, Ordering::SeqCst) == 0 {
+            // The echo wait counts from here, not from the process start.
+            let _ = self.core.send(CoreEvent::Connected);
+        }
         http::set(&http::METRICS.mqtt_in_up, true);
         tracing::info!(host = %self.host, port = self.port, session_present, topics = self.topics.len(), "input connection up; subscribing");
         if self.client.try_subscribe_all(&self.topics).is_err() {
@@ -165,17 +186,28 @@ impl Loop {
             }
             tracing::info!("echoes of earlier publications drained");
             CoreEvent::Drained
-        } else if let Some(sink) = echo_sink(&self.cfg, &m.topic) {
-            CoreEvent::Echo(echo_id(sink, &m.payload), sink, token)
+        } else if m.topic == self.proof {
+            CoreEvent::Proof(m.payload, token)
         } else {
-            CoreEvent::Input(Incoming {
-                topic: m.topic,
-                payload: m.payload,
-                pkid: m.pkid,
-                dup: m.dup,
-                arrived: Some(crate::clock::now()),
-                token,
-            })
+            match route(&self.cfg, &m.topic) {
+                Route::Echo(sink) => CoreEvent::Echo(sink, m.payload, token),
+                Route::Ignore => {
+                    tracing::debug!(topic = %m.topic, "not an input: acked and ignored");
+                    if let Some(a) = self.acks.upgrade() {
+                        let _ = a.send(token);
+                    }
+                    return Flow::Go;
+                }
+                Route::Input => CoreEvent::Input(Incoming {
+                    topic: m.topic,
+                    payload: m.payload,
+                    pkid: m.pkid,
+                    dup: m.dup,
+                    retained: m.retain,
+                    arrived: Some(crate::clock::now()),
+                    token,
+                }),
+            }
         };
         match self.core.send(ev) {
             Ok(()) => Flow::Go,
@@ -189,7 +221,7 @@ impl Loop {
             let closed = self.closed.load(Ordering::SeqCst);
             match ev.poll().await {
                 Ok(Ev::ConnAck { session_present }) => {
-                    backoff.reset();
+                    backoff.connected(crate::clock::monotonic().into_std());
                     self.on_connack(session_present);
                 }
                 Ok(Ev::Message(m)) => {
@@ -201,9 +233,9 @@ impl Loop {
                 Ok(_) => {}
                 Err(_) if closed => break,
                 Err(e) => {
-                    let d = backoff.next_delay();
+                    let d = backoff.lost("input", &self.client_id, &e);
                     http::set(&http::METRICS.mqtt_in_up, false);
-                    tracing::warn!(error = %e, retry_in_ms = d.as_millis() as u64, "input connection lost");
+                    self.up.store(false, Ordering::SeqCst);
                     tokio::time::sleep(d).await;
                 }
             }
@@ -219,10 +251,14 @@ pub fn start(
 ) -> (Inbound, mpsc::UnboundedSender<InToken>) {
     let (client, ev) = mqtt::client(s, &s.client_id, false, true);
     let marker = marker_topic(cfg, &s.client_id);
+    let proof = crate::daemon::echo::proof_topic(cfg, &s.client_id);
     let mut topics = input_topics(cfg);
-    topics.extend(echo_topics(cfg));
-    topics.push(marker.clone());
+    if cfg.mqtt.as_ref().is_some_and(|m| m.split_regions) {
+        topics.push(marker.clone());
+        topics.push(proof.clone());
+    }
     let closed = Arc::new(AtomicBool::new(false));
+    let up = Arc::new(AtomicBool::new(false));
     let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<InToken>();
     let c = client.clone();
     let gen = Arc::new(AtomicU64::new(0));
@@ -243,8 +279,10 @@ pub fn start(
         acks: ack_tx.downgrade(),
         gen,
         closed: Arc::clone(&closed),
+        up: Arc::clone(&up),
         topics,
         marker,
+        proof,
         nonce: format!(
             "{}-{}",
             std::process::id(),
@@ -253,12 +291,14 @@ pub fn start(
         marker_sent: false,
         host: s.host.clone(),
         port: s.port,
+        client_id: s.client_id.clone(),
     };
     let events = tokio::spawn(lp.run(ev));
     (
         Inbound {
             client,
             closed,
+            up,
             events,
             acks,
         },
@@ -276,6 +316,13 @@ impl Inbound {
     /// DISCONNECT.
     pub async fn disconnect(self) {
         self.close();
+        if !self.up.load(Ordering::SeqCst) {
+            // Broker down: no ack or DISCONNECT can go out; the session keeps the
+            // unacknowledged messages for the next start.
+            self.acks.abort();
+            self.events.abort();
+            return;
+        }
         let _ = tokio::time::timeout(Duration::from_secs(2), self.acks).await;
         self.client.try_disconnect();
         if tokio::time::timeout(Duration::from_secs(2), self.events)
@@ -292,21 +339,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn echo_topics_and_ids() {
+    fn routes_and_echo_ids() {
         let cfg = Config::from_toml("").unwrap().config;
         assert_eq!(
-            echo_sink(&cfg, "ers/shuozhou/notice/coal_supply"),
-            Some("mqtt:notice")
+            route(&cfg, "ers/shuozhou/notice/coal_supply"),
+            Route::Echo("mqtt:notice")
         );
         assert_eq!(
-            echo_sink(&cfg, "ers/shuozhou/cap/coal_supply"),
-            Some("mqtt:cap")
+            route(&cfg, "ers/shuozhou/cap/coal_supply"),
+            Route::Echo("mqtt:cap")
         );
-        assert_eq!(echo_sink(&cfg, "ers/shuozhou/air/aqi"), None);
-        assert_eq!(echo_sink(&cfg, "ers/shuozhou/cmd"), None);
-        assert!(!input_topics(&cfg)
-            .iter()
-            .any(|t| echo_sink(&cfg, t).is_some()));
+        assert_eq!(route(&cfg, "ers/shuozhou/air/aqi"), Route::Input);
+        assert_eq!(route(&cfg, "ers/shuozhou/air/bogus"), Route::Input);
+        assert_eq!(route(&cfg, "ers/nowhere/air/aqi"), Route::Input);
+        for t in [
+            "ers/shuozhou/rejected",
+            "ers/shuozhou/state/coal_supply",
+            "ers/nowhere/notice/coal_supply",
+            "ers/nowhere/rejected",
+            "ers/_yingji/ops",
+            "ers/_yingji/marker/x",
+            "ers/shuozhou/_x/aqi",
+            "other/shuozhou/air/aqi",
+        ] {
+            assert_eq!(route(&cfg, t), Route::Ignore, "{t}");
+        }
+        let split = Config::from_toml("[mqtt]\nsplit_regions = true\n")
+            .unwrap()
+            .config;
+        assert_eq!(route(&split, "ers/nowhere/air/aqi"), Route::Ignore);
+        assert_eq!(input_topics(&split), vec!["ers/shuozhou/#".to_string()]);
+        assert_eq!(input_topics(&cfg), vec!["ers/#".to_string()]);
         assert_eq!(
             echo_id("mqtt:notice", br#"{"id": "coal_supply/shuozhou/supply/3"}"#).as_deref(),
             Some("coal_supply/shuozhou/supply/3")

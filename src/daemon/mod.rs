@@ -13,14 +13,22 @@
 
 pub mod ack;
 pub mod broker;
+pub mod cap;
+pub mod claims;
 pub mod core;
+pub mod echo;
 pub mod email;
+pub mod health;
+pub mod history;
 pub mod http;
 pub mod inbound;
+pub mod lock;
+pub mod logfmt;
 pub mod mqtt;
 pub mod outbound;
 pub mod render;
 pub mod store;
+pub mod systemd;
 pub mod webhook;
 
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -36,13 +44,17 @@ use crate::daemon::inbound::InToken;
 use crate::daemon::mqtt::Settings;
 use crate::daemon::outbound::{Out, Publisher};
 use crate::daemon::store::Store;
-use crate::time::fmt_ts;
+use crate::time::{fmt_ts, Ts};
 
 /// What the core thread is told.
 pub enum CoreEvent {
     Input(Incoming<InToken>),
-    /// One of our own notices (id, if readable) or CAP alerts routed back by the broker.
-    Echo(Option<String>, &'static str, InToken),
+    /// One of our own notices or CAP alerts routed back by the broker: sink, payload.
+    Echo(&'static str, Vec<u8>, InToken),
+    /// A proof published by our output connection before a notice (echo.rs).
+    Proof(Vec<u8>, InToken),
+    /// The input connection is up for the first time: the echo wait starts.
+    Connected,
     /// Every echo queued while the daemon was away has been seen.
     Drained,
     /// A valid acknowledgement link was clicked.
@@ -58,8 +70,14 @@ pub struct LinkAck {
     pub reply: tokio::sync::oneshot::Sender<LinkOutcome>,
 }
 
-/// How long the core waits for the echoes to drain before sending what is undelivered.
+/// How long the core waits for the echoes to drain, from the first CONNACK, before sending
+/// what is undelivered.
 const DRAIN_WAIT: chrono::Duration = chrono::Duration::seconds(10);
+/// Without any connection to the broker for this long after start, the core goes live
+/// anyway (timers fire; emails and webhooks go), and says so.
+const CONNECT_WAIT: chrono::Duration = chrono::Duration::minutes(5);
+/// Proofs kept waiting for their echo at most (older ones are dropped when over).
+const MAX_PROOFS: usize = 100_000;
 
 /// Inputs handled in one transaction at most.
 const MAX_BATCH: usize = 512;
@@ -69,30 +87,24 @@ const MAX_SLEEP: Duration = Duration::from_secs(1);
 /// Environment variable that moves the embedded broker off 127.0.0.1:1883 (tests).
 pub const EMBEDDED_LISTEN_ENV: &str = "YINGJI_EMBEDDED_LISTEN";
 
-/// Sets up tracing: text on a terminal, JSON lines with `json`. `RUST_LOG` filters.
-pub fn init_logging(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rumqttd=off,rumqttc=warn"));
+/// Sets up tracing: text on a terminal, JSON lines with `json`; times in +08:00 (the
+/// notices' time zone) unless `utc`. `RUST_LOG` filters. Every logged value has its
+/// control characters escaped (logfmt.rs).
+pub fn init_logging(json: bool, utc: bool) {
     use std::io::IsTerminal;
-    let b = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    let r = if json {
-        b.json().flatten_event(true).try_init()
-    } else {
-        b.try_init()
-    };
-    let _ = r;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let ansi = std::io::stderr().is_terminal();
+    let _ = logfmt::subscriber(json, ansi, utc, std::io::stderr).try_init();
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
-pub fn run(cfg: Arc<Config>) -> anyhow::Result<()> {
+/// `init`: accept a zero-byte store file (`--init`).
+pub fn run(cfg: Arc<Config>, init: bool) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    rt.block_on(run_async(cfg))
+    rt.block_on(run_async(cfg, init))
 }
 
 /// Where the broker is: the configured one, or the embedded one started here.
@@ -114,29 +126,78 @@ async fn broker_settings(cfg: &Config) -> anyhow::Result<Settings> {
         .first()
         .map(|r| r.id.as_str())
         .unwrap_or("shuozhou");
-    let root = &cfg.topic_root;
     tracing::info!(
-        "no [mqtt] in the config: embedded MQTT broker listening on {addr}. Try:\n  \
-         mosquitto_sub -h {ip} -p {port} -v -t '{root}/+/notice/#' -t '{root}/+/rejected' &\n  \
-         mosquitto_pub -h {ip} -p {port} -q 1 -t {root}/{region}/air/aqi -m '{{\"ts\": \"<hour end, RFC 3339>\", \"aqi\": 230, \"primary\": \"PM2.5\"}}'",
-        ip = addr.ip(),
-        port = addr.port(),
+        "no [mqtt] in the config: embedded MQTT broker listening on {addr}. Try:\n{}",
+        startup_hint(&cfg.topic_root, region, addr, clock::now())
     );
     Ok(Settings::local(addr.port(), &default_id))
 }
 
-async fn run_async(cfg: Arc<Config>) -> anyhow::Result<()> {
-    let settings = broker_settings(&cfg).await?;
+/// The exit code for an error `run` returned: 2 when the daemon refused to start because
+/// another one holds its store or one of its regions, 1 otherwise.
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    if matches!(e.downcast_ref(), Some(lock::LockError::Held { .. }))
+        || e.downcast_ref::<claims::Refused>().is_some()
+    {
+        2
+    } else {
+        1
+    }
+}
+
+/// Commands to try against the embedded broker: a reading of the last full hour, which
+/// the daemon accepts as it is pasted.
+pub fn startup_hint(root: &str, region: &str, addr: std::net::SocketAddr, now: Ts) -> String {
+    let hour = fmt_ts(crate::time::floor_hour(now));
+    format!(
+        "  mosquitto_sub -h {ip} -p {port} -v -t '{root}/+/notice/#' -t '{root}/+/rejected' &\n  \
+         mosquitto_pub -h {ip} -p {port} -q 1 -t {root}/{region}/air/aqi -m '{{\"ts\": \"{hour}\", \"aqi\": 230, \"primary\": \"PM2.5\"}}'",
+        ip = addr.ip(),
+        port = addr.port(),
+    )
+}
+
+async fn run_async(cfg: Arc<Config>, init: bool) -> anyhow::Result<()> {
     let path = cfg.store.path.clone();
+    let _lock = lock::acquire(&path)?;
+    let settings = broker_settings(&cfg).await?;
+    let mut store = Store::open_checked(&path, init)?;
+    let fingerprint = history::record_config(&store, &cfg, clock::now())?;
+    tracing::info!(fingerprint = %fingerprint, "config stored (yingji journal export --config-out writes it)");
+    let mut claims = match claim_regions(&cfg, &settings, &mut store).await? {
+        Some(c) => c,
+        None => return Ok(()),
+    };
+    ack::install_key(ack::load_key(&cfg, &mut store)?);
+    let echo_key = echo::load_key(&mut store)?;
     let core = {
         let cfg = Arc::clone(&cfg);
-        let mut store = Store::open(&path)?;
-        ack::install_key(ack::load_key(&cfg, &mut store)?);
         tokio::task::spawn_blocking(move || Core::recover(cfg, store, clock::now())).await??
     };
     tracing::info!(store = %path.display(), next_timer = ?core.next_deadline().map(|(t, why)| format!("{} {why}", fmt_ts(t))), "store open");
 
-    let publisher = Publisher::start(Arc::clone(&cfg), &settings, Store::open(&path)?);
+    let publisher = Publisher::start(
+        Arc::clone(&cfg),
+        &settings,
+        Store::open(&path)?,
+        echo_key.clone(),
+    );
+    let (ops_tx, mut ops_rx) = tokio::sync::mpsc::unbounded_channel::<serde_json::Value>();
+    health::set_ops_channel(ops_tx);
+    {
+        let (publisher, topic) = (publisher.clone(), ops_topic(&cfg));
+        tokio::spawn(async move {
+            while let Some(mut e) = ops_rx.recv().await {
+                e["at"] = serde_json::json!(fmt_ts(clock::now()));
+                publisher.submit([Out::Plain {
+                    topic: topic.clone(),
+                    payload: e.to_string().into_bytes(),
+                    qos1: true,
+                    retain: false,
+                }]);
+            }
+        });
+    }
     publisher.submit(state_outs(&cfg, core.all_states()));
     let mailer = email::Mailer::start(Arc::clone(&cfg), &path)?;
     let hooks = webhook::Hooks::start(Arc::clone(&cfg), &path)?;
@@ -150,6 +211,7 @@ async fn run_async(cfg: Arc<Config>) -> anyhow::Result<()> {
     http::start(&cfg.http.listen, Some(route)).await;
     let (inbound, ack_tx) = inbound::start(&cfg, &settings, core_tx.clone());
     let sinks = Sinks {
+        echo_key,
         cfg: Arc::clone(&cfg),
         publisher: publisher.clone(),
         mailer: mailer.clone(),
@@ -159,10 +221,16 @@ async fn run_async(cfg: Arc<Config>) -> anyhow::Result<()> {
     let mut core_thread = tokio::task::spawn_blocking(move || core_loop(core, core_rx, sinks));
     tracing::info!("yingji is running");
 
+    let mut refused = None;
     let result = tokio::select! {
         r = &mut core_thread => Some(r),
         s = shutdown_signal() => {
             tracing::info!(signal = s, "shutting down: no new input, flushing the outbox");
+            None
+        }
+        r = contested(&mut claims) => {
+            tracing::error!("{r}: shutting down");
+            refused = Some(r);
             None
         }
     };
@@ -180,11 +248,59 @@ async fn run_async(cfg: Arc<Config>) -> anyhow::Result<()> {
     if let Some(m) = mailer {
         m.stop().await;
     }
+    if let Some(c) = claims {
+        c.release().await;
+    }
+    if let Some(r) = refused {
+        return Err(r.into());
+    }
     let r = result.map_err(|e| anyhow::anyhow!("core thread failed: {e}"))?;
     if r.is_ok() {
         tracing::info!("stopped cleanly");
     }
     r
+}
+
+/// How long the start waits for the broker to answer the region claims (after that the
+/// daemon runs, and claims when the broker answers).
+const CLAIM_WAIT: Duration = Duration::from_secs(10);
+
+/// Claims the configured regions on the configured broker (claims.rs; the embedded
+/// broker serves this daemon alone). `Ok(None)`: a signal came while waiting.
+async fn claim_regions(
+    cfg: &Config,
+    settings: &Settings,
+    store: &mut Store,
+) -> anyhow::Result<Option<Option<claims::Claims>>> {
+    if cfg.mqtt.is_none() {
+        return Ok(Some(None));
+    }
+    let instance = claims::instance_id(store)?;
+    let mut c = claims::start(cfg, settings, &instance);
+    tokio::select! {
+        r = c.first_check(CLAIM_WAIT) => match r {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!("the broker did not answer the region claims yet: claiming them when it does"),
+            Err(refused) => {
+                c.release().await;
+                return Err(refused.into());
+            }
+        },
+        s = shutdown_signal() => {
+            tracing::info!(signal = s, "stopped while claiming the regions");
+            c.release().await;
+            return Ok(None);
+        }
+    }
+    Ok(Some(Some(c)))
+}
+
+/// A region claim contested after the start (never, without claims).
+async fn contested(claims: &mut Option<claims::Claims>) -> claims::Refused {
+    match claims {
+        Some(c) => c.contested().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn shutdown_signal() -> &'static str {
@@ -198,11 +314,17 @@ async fn shutdown_signal() -> &'static str {
 
 /// Where the core's effects go.
 struct Sinks {
+    echo_key: Vec<u8>,
     cfg: Arc<Config>,
     publisher: Publisher,
     mailer: Option<email::Mailer>,
     hooks: Option<webhook::Hooks>,
     acks: UnboundedSender<InToken>,
+}
+
+/// The ops topic: faults and degraded sinks (health.rs), under `_yingji`, never a region.
+pub fn ops_topic(cfg: &Config) -> String {
+    format!("{}/_yingji/ops", cfg.topic_root)
 }
 
 fn state_outs(
@@ -260,8 +382,11 @@ impl Sinks {
 #[derive(Default)]
 struct Arrived {
     inputs: Vec<Incoming<InToken>>,
-    echoes: Vec<(Option<String>, &'static str, InToken)>,
+    echoes: Vec<(&'static str, Vec<u8>, InToken)>,
+    proofs: Vec<(Vec<u8>, InToken)>,
     links: Vec<LinkAck>,
+    /// The input connection came up for the first time.
+    connected: bool,
     /// The marker came back: every echo before it is in `echoes`.
     drained: bool,
     shutdown: bool,
@@ -284,7 +409,9 @@ fn collect(rx: &Receiver<CoreEvent>, sleep: Duration) -> Arrived {
         };
         match ev {
             CoreEvent::Input(i) => a.inputs.push(i),
-            CoreEvent::Echo(id, sink, token) => a.echoes.push((id, sink, token)),
+            CoreEvent::Echo(sink, payload, token) => a.echoes.push((sink, payload, token)),
+            CoreEvent::Proof(p, token) => a.proofs.push((p, token)),
+            CoreEvent::Connected => a.connected = true,
             CoreEvent::Link(l) => a.links.push(l),
             CoreEvent::Drained => {
                 a.drained = true;
@@ -299,25 +426,29 @@ fn collect(rx: &Receiver<CoreEvent>, sleep: Duration) -> Arrived {
     a
 }
 
-/// Marks the deliveries the echoes prove, then acks them (unreadable ones are just acked).
+/// Marks the deliveries the echoes prove (echo.rs), then acks them and the proofs.
 fn confirm_echoes(
     core: &mut Core,
     sinks: &Sinks,
-    echoes: Vec<(Option<String>, &'static str, InToken)>,
+    proven: &mut std::collections::BTreeSet<String>,
+    a: &mut Arrived,
 ) -> anyhow::Result<()> {
-    if echoes.is_empty() {
-        return Ok(());
-    }
-    let mut known = Vec::new();
-    let mut unknown = Vec::new();
-    for (id, sink, token) in echoes {
-        match id {
-            Some(id) => known.push((id, sink, token)),
-            None => unknown.push(token),
+    let mut acks = Vec::new();
+    for (p, token) in std::mem::take(&mut a.proofs) {
+        if proven.len() >= MAX_PROOFS {
+            tracing::warn!("many proofs without their echo: the oldest dropped");
+            proven.clear();
         }
+        proven.insert(String::from_utf8_lossy(&p).into_owned());
+        acks.push(token);
     }
-    let mut fx = core.confirm(known, clock::now())?;
-    fx.acks.extend(unknown);
+    let echoes = std::mem::take(&mut a.echoes);
+    let mut fx = if echoes.is_empty() {
+        Effects::default()
+    } else {
+        core.confirm(echoes, &sinks.echo_key, proven, clock::now())?
+    };
+    fx.acks.extend(acks);
     sinks.apply(fx);
     Ok(())
 }
@@ -329,29 +460,49 @@ fn confirm_echoes(
 /// first, in the order it was made.
 fn core_loop(mut core: Core, rx: Receiver<CoreEvent>, sinks: Sinks) -> anyhow::Result<()> {
     let mut live = false;
-    let drain_until = clock::now() + DRAIN_WAIT;
+    let started = clock::now();
+    // The echo wait counts from the first CONNACK (a broker started after yingji must
+    // not make it resend what the broker already has).
+    let mut drain_until: Option<crate::time::Ts> = None;
+    let mut proven = std::collections::BTreeSet::new();
     let mut held: Vec<Incoming<InToken>> = Vec::new();
     let mut held_links: Vec<LinkAck> = Vec::new();
+    let mut next_retention = clock::now();
+    let mut watchdog = systemd::Watchdog::from_env();
+    let mut summary = Summary::new();
     loop {
+        watchdog.ping();
         let sleep = match (live, core.next_deadline()) {
             (true, Some((t, _))) => clock::until(t),
             _ => MAX_SLEEP,
         }
         .min(MAX_SLEEP);
         let mut a = collect(&rx, sleep);
-        confirm_echoes(&mut core, &sinks, std::mem::take(&mut a.echoes))?;
-        if !live && (a.drained || clock::now() >= drain_until) {
-            if !a.drained {
-                tracing::warn!("echoes did not drain in time: sending what is undelivered now");
-            }
+        if a.connected && drain_until.is_none() {
+            drain_until = Some(clock::now() + DRAIN_WAIT);
+        }
+        confirm_echoes(&mut core, &sinks, &mut proven, &mut a)?;
+        let now = clock::now();
+        if !live && !a.drained && drain_until.is_some_and(|t| now >= t) {
+            tracing::warn!("echoes did not drain in time: sending what is undelivered now");
             live = go_live(&core, &sinks)?;
+        } else if !live && !a.drained && drain_until.is_none() && now >= started + CONNECT_WAIT {
+            tracing::error!(
+                "no connection to the broker since the start: going live without draining echoes"
+            );
+            live = go_live(&core, &sinks)?;
+        } else if !live && a.drained {
+            live = go_live(&core, &sinks)?;
+            systemd::ready();
         }
         held.append(&mut a.inputs);
         held_links.append(&mut a.links);
         if live {
             let batch = std::mem::take(&mut held);
             if !batch.is_empty() {
-                sinks.apply(core.ingest(batch, clock::now())?);
+                let fx = core.ingest(batch, clock::now())?;
+                summary.inputs(&fx);
+                sinks.apply(fx);
             }
             for l in std::mem::take(&mut held_links) {
                 let (fx, outcome) =
@@ -360,12 +511,89 @@ fn core_loop(mut core: Core, rx: Receiver<CoreEvent>, sinks: Sinks) -> anyhow::R
                 sinks.apply(fx);
                 let _ = l.reply.send(outcome);
             }
-            sinks.apply(core.tick(clock::now())?);
+            let fx = core.tick(clock::now())?;
+            summary.notices += fx.notices.len() as u64;
+            sinks.apply(fx);
+            summary.log_when_due();
+            if clock::now() >= next_retention {
+                retain(&mut core);
+                next_retention = clock::now() + RETENTION_EVERY;
+            }
         }
         if a.shutdown {
+            systemd::stopping();
             core.snapshot(clock::now())?;
             return Ok(());
         }
+    }
+}
+
+/// How often the core logs what it handled (info); each input is logged at debug.
+const SUMMARY_EVERY: Duration = Duration::from_secs(600);
+
+/// What the core handled since its last summary.
+struct Summary {
+    accepted: u64,
+    rejected: u64,
+    notices: u64,
+    since: tokio::time::Instant,
+}
+
+impl Summary {
+    fn new() -> Summary {
+        Summary {
+            accepted: 0,
+            rejected: 0,
+            notices: 0,
+            since: clock::monotonic(),
+        }
+    }
+
+    fn inputs<T>(&mut self, fx: &Effects<T>) {
+        let rejected = fx.rejections.len() as u64;
+        self.rejected += rejected;
+        self.accepted += (fx.acks.len() as u64).saturating_sub(rejected);
+        self.notices += fx.notices.len() as u64;
+    }
+
+    fn log_when_due(&mut self) {
+        let now = clock::monotonic();
+        if now.duration_since(self.since) < SUMMARY_EVERY {
+            return;
+        }
+        tracing::info!(
+            minutes = SUMMARY_EVERY.as_secs() / 60,
+            accepted = self.accepted,
+            rejected = self.rejected,
+            notices = self.notices,
+            "inputs handled in the last {} minutes: {} accepted, {} rejected; {} notices",
+            SUMMARY_EVERY.as_secs() / 60,
+            self.accepted,
+            self.rejected,
+            self.notices
+        );
+        *self = Summary::new();
+    }
+}
+
+/// How often retention runs (and once when the daemon goes live).
+const RETENTION_EVERY: chrono::Duration = chrono::Duration::hours(24);
+
+/// Applies `[store] retain_days`; a failure is logged and tried again next time.
+fn retain(core: &mut Core) {
+    match core.retain(clock::now()) {
+        Ok((register, a)) => {
+            if register + a.journal_rows + a.notices > 0 {
+                tracing::info!(
+                    archive = ?a.file.as_ref().map(|p| p.display().to_string()),
+                    journal_rows = a.journal_rows,
+                    notices = a.notices,
+                    register_entries = register,
+                    "retention: old history archived and deleted"
+                );
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "retention failed (tried again in a day)"),
     }
 }
 
@@ -384,4 +612,30 @@ fn go_live(core: &Core, sinks: &Sinks) -> anyhow::Result<bool> {
             sink: p.sink,
         }));
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The startup hint's mosquitto_pub command, pasted as it is, is accepted.
+    #[test]
+    fn the_startup_hint_publishes_a_reading_the_daemon_accepts() {
+        let cfg = Config::from_toml("").unwrap().config;
+        let now = crate::time::parse_ts("2026-01-31T08:20:00+08:00").unwrap();
+        let hint = startup_hint("ers", "shuozhou", "127.0.0.1:1883".parse().unwrap(), now);
+        let line = hint.lines().find(|l| l.contains("mosquitto_pub")).unwrap();
+        let topic = line
+            .split(" -t ")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap();
+        let payload = line.split(" -m '").nth(1).unwrap().trim_end_matches('\'');
+        assert!(!payload.contains('<'), "{payload}");
+        let msg = crate::input::parse(&cfg, topic, payload.as_bytes(), now);
+        assert!(msg.is_ok(), "{topic} {payload}: {:?}", msg.err());
+        assert!(payload.contains("2026-01-31T08:00:00+08:00"), "{payload}");
+    }
 }

@@ -8,7 +8,7 @@
 //! accepts.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rumqttc::v5 as r5;
 
@@ -19,8 +19,8 @@ use crate::config::MqttConfig;
 /// broker would redeliver it forever to a persistent session).
 pub const MAX_PACKET: usize = 256 * 1024 * 1024;
 
-/// Resolved connection settings.
-#[derive(Clone, Debug)]
+/// Resolved connection settings (`Debug` hides the password).
+#[derive(Clone)]
 pub struct Settings {
     pub host: String,
     pub port: u16,
@@ -32,6 +32,59 @@ pub struct Settings {
     /// 4 (3.1.1) or 5.
     pub protocol: u8,
     pub keep_alive: Duration,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls.is_some())
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("client_id", &self.client_id)
+            .field("protocol", &self.protocol)
+            .finish()
+    }
+}
+
+/// A URL as it may be shown: the password of `user:password@` and every query value
+/// replaced by `***` (they hold secrets: passwords, webhook keys and tokens).
+pub fn redact_url(url: &str) -> String {
+    let (head, query) = match url.split_once('?') {
+        Some((h, q)) => (h, Some(q)),
+        None => (url, None),
+    };
+    let (scheme, rest) = match head.split_once("://") {
+        Some((s, r)) => (Some(s), r),
+        None => (None, head),
+    };
+    let (auth, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let auth = match auth.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{user}:***@{host}")
+        }
+        None => auth.to_string(),
+    };
+    let mut out = match scheme {
+        Some(s) => format!("{s}://{auth}{path}"),
+        None => format!("{auth}{path}"),
+    };
+    if let Some(q) = query {
+        let q: Vec<String> = q
+            .split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _)) => format!("{k}=***"),
+                None => kv.to_string(),
+            })
+            .collect();
+        out = format!("{out}?{}", q.join("&"));
+    }
+    out
 }
 
 /// Expands `${VAR}` references in a config value.
@@ -67,9 +120,10 @@ impl Settings {
     /// Settings from `[mqtt]`; `default_id` when no client id is configured.
     pub fn from_config(m: &MqttConfig, default_id: &str) -> anyhow::Result<Settings> {
         let url = expand_env(&m.url)?;
+        let shown = redact_url(&url);
         let (scheme, rest) = url
             .split_once("://")
-            .ok_or_else(|| anyhow::anyhow!("mqtt.url: expected mqtt://host:port, got {url:?}"))?;
+            .ok_or_else(|| anyhow::anyhow!("mqtt.url: expected mqtt://host:port, got {shown:?}"))?;
         let tls = match scheme {
             "mqtt" | "tcp" => None,
             "mqtts" | "ssl" => Some(match &m.ca_file {
@@ -78,12 +132,25 @@ impl Settings {
             }),
             other => anyhow::bail!("mqtt.url: unknown scheme {other:?} (mqtt or mqtts)"),
         };
-        let hostport = rest.split(['/', '?']).next().unwrap_or("");
+        let authority = rest.split(['/', '?']).next().unwrap_or("");
+        // `user:password@host:port`: the credentials are used (unless given apart) and
+        // never shown.
+        let (userinfo, hostport) = match authority.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, authority),
+        };
+        let (url_user, url_password) = match userinfo {
+            Some(u) => match u.split_once(':') {
+                Some((n, p)) => (Some(n.to_string()), Some(p.to_string())),
+                None => (Some(u.to_string()), None),
+            },
+            None => (None, None),
+        };
         let (host, port) = match hostport.rsplit_once(':') {
             Some((h, p)) => (
                 h.to_string(),
                 p.parse()
-                    .map_err(|_| anyhow::anyhow!("mqtt.url: bad port {p:?}"))?,
+                    .map_err(|_| anyhow::anyhow!("mqtt.url: bad port in {shown:?}"))?,
             ),
             None => (
                 hostport.to_string(),
@@ -101,8 +168,13 @@ impl Settings {
             host,
             port,
             tls,
-            username: m.username.as_deref().map(expand_env).transpose()?,
-            password: secret(m.password.as_deref(), m.password_file.as_deref())?,
+            username: m
+                .username
+                .as_deref()
+                .map(expand_env)
+                .transpose()?
+                .or(url_user),
+            password: secret(m.password.as_deref(), m.password_file.as_deref())?.or(url_password),
             client_id: match &m.client_id {
                 Some(id) => expand_env(id)?,
                 None => default_id.to_string(),
@@ -165,6 +237,8 @@ pub struct InMsg {
     pub payload: Vec<u8>,
     pub pkid: u16,
     pub dup: bool,
+    /// Set by the broker on a retained message sent because of a (re)subscription.
+    pub retain: bool,
     pub token: AckToken,
 }
 
@@ -188,6 +262,15 @@ pub enum EventLoop {
     V5(Box<r5::EventLoop>),
 }
 
+/// A last will: published (QoS 1) by the broker when the connection is lost without a
+/// DISCONNECT.
+#[derive(Debug, Clone)]
+pub struct Will {
+    pub topic: String,
+    pub payload: Vec<u8>,
+    pub retain: bool,
+}
+
 /// Connects lazily (the first poll connects). `clean`: start a fresh session;
 /// `manual_acks`: incoming QoS 1 messages are acked only through [`Client::ack`].
 pub fn client(
@@ -195,6 +278,17 @@ pub fn client(
     client_id: &str,
     clean: bool,
     manual_acks: bool,
+) -> (Client, EventLoop) {
+    client_with_will(s, client_id, clean, manual_acks, None)
+}
+
+/// [`client`] with a last will.
+pub fn client_with_will(
+    s: &Settings,
+    client_id: &str,
+    clean: bool,
+    manual_acks: bool,
+    will: Option<&Will>,
 ) -> (Client, EventLoop) {
     const CAP: usize = 1024;
     if s.protocol == 5 {
@@ -208,6 +302,15 @@ pub fn client(
         if !clean {
             // Without an expiry a v5 session ends with the connection.
             o.set_session_expiry_interval(Some(u32::MAX));
+        }
+        if let Some(w) = will {
+            o.set_last_will(r5::mqttbytes::v5::LastWill::new(
+                &w.topic,
+                w.payload.clone(),
+                r5::mqttbytes::QoS::AtLeastOnce,
+                w.retain,
+                None,
+            ));
         }
         if let Some(u) = &s.username {
             o.set_credentials(u, s.password.clone().unwrap_or_default());
@@ -227,6 +330,14 @@ pub fn client(
             .set_manual_acks(manual_acks)
             .set_max_packet_size(MAX_PACKET, MAX_PACKET)
             .set_request_channel_capacity(CAP);
+        if let Some(w) = will {
+            o.set_last_will(rumqttc::LastWill::new(
+                &w.topic,
+                w.payload.clone(),
+                rumqttc::QoS::AtLeastOnce,
+                w.retain,
+            ));
+        }
         if let Some(u) = &s.username {
             o.set_credentials(u, s.password.clone().unwrap_or_default());
         }
@@ -238,11 +349,11 @@ pub fn client(
 impl EventLoop {
     /// The next event; an error means the connection is down (poll again to reconnect,
     /// after a backoff).
-    pub async fn poll(&mut self) -> Result<Ev, String> {
+    pub async fn poll(&mut self) -> Result<Ev, Lost> {
         match self {
             EventLoop::V4(e) => {
                 use rumqttc::{Event, Outgoing, Packet};
-                Ok(match e.poll().await.map_err(|e| e.to_string())? {
+                Ok(match e.poll().await.map_err(Lost::v4)? {
                     Event::Incoming(Packet::ConnAck(c)) => Ev::ConnAck {
                         session_present: c.session_present,
                     },
@@ -251,6 +362,7 @@ impl EventLoop {
                         payload: p.payload.to_vec(),
                         pkid: p.pkid,
                         dup: p.dup,
+                        retain: p.retain,
                         token: AckToken::V4(Box::new(p)),
                     }),
                     Event::Incoming(Packet::PubAck(a)) => Ev::PubAck(a.pkid),
@@ -263,7 +375,7 @@ impl EventLoop {
                 use r5::mqttbytes::v5::Packet;
                 use r5::Event;
                 use rumqttc::Outgoing;
-                Ok(match e.poll().await.map_err(|e| e.to_string())? {
+                Ok(match e.poll().await.map_err(Lost::v5)? {
                     Event::Incoming(Packet::ConnAck(c)) => Ev::ConnAck {
                         session_present: c.session_present,
                     },
@@ -272,6 +384,7 @@ impl EventLoop {
                         payload: p.payload.to_vec(),
                         pkid: p.pkid,
                         dup: p.dup,
+                        retain: p.retain,
                         token: AckToken::V5(Box::new(p)),
                     }),
                     Event::Incoming(Packet::PubAck(a)) => Ev::PubAck(a.pkid),
@@ -356,22 +469,121 @@ impl Client {
     }
 }
 
-/// Reconnect backoff: 100 ms doubling to 10 s.
-pub struct Backoff(Duration);
+/// Why a connection went down.
+#[derive(Debug)]
+pub struct Lost {
+    pub error: String,
+    /// The broker said another client took our client id (MQTT 5 DISCONNECT 0x8E).
+    /// MQTT 3.1.1 has no reason: the broker just closes the connection.
+    pub taken_over: bool,
+}
+
+impl std::fmt::Display for Lost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.error)
+    }
+}
+
+impl Lost {
+    fn v4(e: rumqttc::ConnectionError) -> Lost {
+        Lost {
+            error: e.to_string(),
+            taken_over: false,
+        }
+    }
+
+    fn v5(e: r5::ConnectionError) -> Lost {
+        let taken_over = matches!(
+            &e,
+            r5::ConnectionError::MqttState(r5::StateError::ServerDisconnect {
+                reason_code: r5::mqttbytes::v5::DisconnectReasonCode::SessionTakenOver,
+                ..
+            })
+        );
+        Lost {
+            error: e.to_string(),
+            taken_over,
+        }
+    }
+}
+
+/// A connection that stayed up this long resets the backoff when it drops.
+pub const STABLE: Duration = Duration::from_secs(10);
+
+/// Reconnect backoff: 100 ms doubling to 10 s. It is reset only by a connection that
+/// stayed up for [`STABLE`]: a broker that accepts us and drops us at once (another
+/// client took our client id, each knocking the other off) does not get a reconnect
+/// every 100 ms.
+pub struct Backoff {
+    next: Duration,
+    up_since: Option<Instant>,
+}
+
+/// How a lost connection is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// The broker said so (MQTT 5).
+    TakenOver,
+    /// Dropped this soon after the broker accepted it: with MQTT 3.1.1, what a takeover
+    /// looks like.
+    ShortLived(Duration),
+    /// Anything else (broker down, network).
+    Other,
+}
 
 impl Default for Backoff {
     fn default() -> Self {
-        Backoff(Duration::from_millis(100))
+        Backoff {
+            next: Duration::from_millis(100),
+            up_since: None,
+        }
     }
 }
 
 impl Backoff {
-    pub fn reset(&mut self) {
-        self.0 = Duration::from_millis(100);
+    /// The broker accepted the connection (CONNACK) at `now`.
+    pub fn connected(&mut self, now: Instant) {
+        self.up_since = Some(now);
     }
-    pub fn next_delay(&mut self) -> Duration {
-        let d = self.0;
-        self.0 = (self.0 * 2).min(Duration::from_secs(10));
+
+    /// The connection was lost at `now`: how to read it and how long to wait.
+    pub fn lost_at(&mut self, now: Instant, taken_over: bool) -> (Cause, Duration) {
+        let up = self
+            .up_since
+            .take()
+            .map(|t| now.saturating_duration_since(t));
+        let cause = match up {
+            _ if taken_over => Cause::TakenOver,
+            Some(up) if up < STABLE => Cause::ShortLived(up),
+            Some(_) => {
+                self.next = Duration::from_millis(100);
+                Cause::Other
+            }
+            None => Cause::Other,
+        };
+        let d = self.next;
+        self.next = (self.next * 2).min(Duration::from_secs(10));
+        (cause, d)
+    }
+
+    /// The connection `conn` of `client_id` was lost now: logs the cause (a takeover as
+    /// an error) and returns the delay before reconnecting.
+    pub fn lost(&mut self, conn: &str, client_id: &str, e: &Lost) -> Duration {
+        let (cause, d) = self.lost_at(crate::clock::monotonic().into_std(), e.taken_over);
+        let retry_in_ms = d.as_millis() as u64;
+        match cause {
+            Cause::TakenOver => tracing::error!(
+                error = %e, client_id, retry_in_ms,
+                "{conn} connection lost: another client took our client id (two daemons with one client id?)"
+            ),
+            Cause::ShortLived(up) => tracing::error!(
+                error = %e, client_id, retry_in_ms, up_ms = up.as_millis() as u64,
+                "{conn} connection lost right after the broker accepted it: another client with our client id? (the broker gave no reason: mosquitto gives none, MQTT 3.1.1 has none)"
+            ),
+            Cause::Other => {
+                tracing::warn!(error = %e, client_id, retry_in_ms, "{conn} connection lost")
+            }
+        }
         d
     }
 }
@@ -415,5 +627,65 @@ mod tests {
         };
         assert!(Settings::from_config(&bad, "x").is_err());
         assert!(expand_env("${YINGJI_TEST_NOT_SET_ANYWHERE}").is_err());
+    }
+
+    #[test]
+    fn backoff_grows_across_short_connections_and_resets_after_a_stable_one() {
+        let t0 = crate::clock::monotonic().into_std();
+        let ms = Duration::from_millis;
+        let mut b = Backoff::default();
+        // Broker down: every attempt fails before a CONNACK.
+        assert_eq!(b.lost_at(t0, false), (Cause::Other, ms(100)));
+        assert_eq!(b.lost_at(t0, false), (Cause::Other, ms(200)));
+        // Accepted, then knocked off at once, again and again: the delay keeps growing.
+        let mut delays = Vec::new();
+        for i in 0..8u32 {
+            let at = t0 + Duration::from_secs(i.into());
+            b.connected(at);
+            let (cause, d) = b.lost_at(at + ms(50), i % 2 == 0);
+            let want = if i % 2 == 0 {
+                Cause::TakenOver
+            } else {
+                Cause::ShortLived(ms(50))
+            };
+            assert_eq!(cause, want);
+            delays.push(d.as_millis());
+        }
+        assert_eq!(delays, [400, 800, 1600, 3200, 6400, 10000, 10000, 10000]);
+        // A connection that lived long enough starts over at 100 ms.
+        b.connected(t0);
+        assert_eq!(b.lost_at(t0 + STABLE, false), (Cause::Other, ms(100)));
+        // A takeover after a long connection is still a takeover, logged as one.
+        b.connected(t0);
+        assert_eq!(
+            b.lost_at(t0 + STABLE * 2, true),
+            (Cause::TakenOver, ms(200))
+        );
+    }
+
+    /// Issue 9 item 8: credentials in the URL are used, never shown.
+    #[test]
+    fn url_credentials_are_taken_and_never_shown() {
+        let m = MqttConfig {
+            url: "mqtt://ops:MQTTSECRET@10.0.0.1:1884".into(),
+            ..Default::default()
+        };
+        let s = Settings::from_config(&m, "x").unwrap();
+        assert_eq!((s.host.as_str(), s.port), ("10.0.0.1", 1884));
+        assert_eq!(s.username.as_deref(), Some("ops"));
+        assert_eq!(s.password.as_deref(), Some("MQTTSECRET"));
+        assert!(!format!("{s:?}").contains("MQTTSECRET"), "{s:?}");
+        for bad in [
+            "mqtx://ops:MQTTSECRET@h",
+            "mqtt://ops:MQTTSECRET@h:port",
+            "ops:MQTTSECRET@h",
+        ] {
+            let m = MqttConfig {
+                url: bad.into(),
+                ..Default::default()
+            };
+            let e = Settings::from_config(&m, "x").unwrap_err().to_string();
+            assert!(!e.contains("MQTTSECRET"), "{e}");
+        }
     }
 }

@@ -20,7 +20,7 @@ use crate::clock;
 use crate::config::Config;
 use crate::daemon::mqtt::{self, Backoff, Client, Ev, Settings};
 use crate::daemon::store::Store;
-use crate::daemon::{http, render};
+use crate::daemon::{echo, http, render};
 use crate::notice::Notice;
 
 /// Something to publish.
@@ -53,6 +53,9 @@ impl Item {
 
 struct State {
     cfg: Arc<Config>,
+    /// This instance's echo key and proof topic (echo.rs).
+    echo_key: Vec<u8>,
+    proof_topic: String,
     store: Store,
     client: Client,
     connected: bool,
@@ -74,10 +77,12 @@ pub struct Publisher {
 
 impl Publisher {
     /// Starts the output connection; `store` is its own connection to the database.
-    pub fn start(cfg: Arc<Config>, s: &Settings, store: Store) -> Publisher {
+    pub fn start(cfg: Arc<Config>, s: &Settings, store: Store, echo_key: Vec<u8>) -> Publisher {
         let id = format!("{}-out", s.client_id);
         let (client, ev) = mqtt::client(s, &id, true, false);
         let state = Arc::new(Mutex::new(State {
+            echo_key,
+            proof_topic: echo::proof_topic(&cfg, &s.client_id),
             cfg,
             store,
             client,
@@ -87,16 +92,35 @@ impl Publisher {
             handed: VecDeque::new(),
             inflight: BTreeMap::new(),
         }));
-        let task = tokio::spawn(run(Arc::clone(&state), ev));
+        let task = tokio::spawn(run(Arc::clone(&state), ev, id));
         Publisher {
             state,
             task: Arc::new(Mutex::new(Some(task))),
         }
     }
 
-    /// Queues messages, in order.
+    /// Queues messages, in order. Each notice goes after its proof (echo.rs).
     pub fn submit(&self, outs: impl IntoIterator<Item = Out>) {
         let mut st = self.state.lock().expect("publisher lock");
+        let outs: Vec<Out> = outs
+            .into_iter()
+            .flat_map(|out| {
+                let proof = match &out {
+                    Out::Tracked { notice, sink } => {
+                        let payload = echo::payload(&st.cfg, &st.store, notice, sink);
+                        let p = echo::proof(&st.echo_key, sink, &notice.id, &payload);
+                        Some(Out::Plain {
+                            topic: st.proof_topic.clone(),
+                            payload: p.into_bytes(),
+                            qos1: true,
+                            retain: false,
+                        })
+                    }
+                    Out::Plain { .. } => None,
+                };
+                proof.into_iter().chain([out])
+            })
+            .collect();
         for out in outs {
             let order = st.next_order;
             st.next_order += 1;
@@ -116,7 +140,9 @@ impl Publisher {
     /// Waits (at most `within`) until everything QoS 1 is acknowledged, then disconnects.
     pub async fn flush_and_stop(&self, within: Duration) {
         let deadline = crate::clock::monotonic() + within;
-        while self.unfinished() > 0 && crate::clock::monotonic() < deadline {
+        let connected = || self.state.lock().expect("publisher lock").connected;
+        // With the broker down nothing can be flushed: do not wait for it.
+        while self.unfinished() > 0 && connected() && crate::clock::monotonic() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let left = self.unfinished();
@@ -132,6 +158,10 @@ impl Publisher {
             .client
             .try_disconnect();
         let task = self.task.lock().expect("task lock").take();
+        if let (Some(t), false) = (&task, connected()) {
+            t.abort();
+            return;
+        }
         if let Some(t) = task {
             if tokio::time::timeout(Duration::from_secs(2), t)
                 .await
@@ -148,13 +178,13 @@ impl State {
         match out {
             Out::Tracked { notice, sink } if sink == render::SINK_CAP => (
                 render::cap_topic(&self.cfg, notice),
-                render::cap_xml(&self.cfg, notice).into_bytes(),
+                echo::payload(&self.cfg, &self.store, notice, sink),
                 true,
                 false,
             ),
-            Out::Tracked { notice, .. } => (
+            Out::Tracked { notice, sink } => (
                 render::notice_topic(&self.cfg, notice),
-                notice.to_json_line().into_bytes(),
+                echo::payload(&self.cfg, &self.store, notice, sink),
                 true,
                 false,
             ),
@@ -234,22 +264,21 @@ impl State {
     }
 }
 
-async fn run(state: Arc<Mutex<State>>, mut ev: mqtt::EventLoop) {
+async fn run(state: Arc<Mutex<State>>, mut ev: mqtt::EventLoop, client_id: String) {
     let mut backoff = Backoff::default();
     loop {
         match ev.poll().await {
             Ok(Ev::OutDisconnect) => break,
             Ok(e) => {
                 if matches!(e, Ev::ConnAck { .. }) {
-                    backoff.reset();
+                    backoff.connected(crate::clock::monotonic().into_std());
                 }
                 state.lock().expect("publisher lock").on_event(e);
             }
             Err(e) => {
                 state.lock().expect("publisher lock").connected = false;
                 http::set(&http::METRICS.mqtt_out_up, false);
-                let d = backoff.next_delay();
-                tracing::warn!(error = %e, retry_in_ms = d.as_millis() as u64, "output connection lost");
+                let d = backoff.lost("output", &client_id, &e);
                 tokio::time::sleep(d).await;
             }
         }

@@ -26,13 +26,27 @@ use crate::notice::{Kind, Notice};
 use crate::time::Ts;
 
 /// A webhook ready to post to: its sink name and resolved URL (with `?key=`).
-#[derive(Clone)]
 struct Hook {
     sink: String,
     kind: String,
     url: String,
     agent: ureq::Agent,
+    /// `wecom_app`: the application's credentials and its cached access token.
+    app: Option<App>,
 }
+
+/// A WeCom application (企业微信应用): `gettoken` with corp id and secret gives an access
+/// token valid `expires_in` seconds (7200); it is cached and fetched again 5 minutes
+/// before it expires, or at once when the API says it is invalid or expired.
+struct App {
+    corp_id: String,
+    agent_id: i64,
+    secret: String,
+    token: std::sync::Mutex<Option<(String, tokio::time::Instant)>>,
+}
+
+/// WeCom error codes of an invalid or expired access token.
+const TOKEN_ERRORS: [i64; 3] = [40001, 40014, 42001];
 
 struct Job {
     notice: Arc<Notice>,
@@ -52,8 +66,8 @@ fn hooks(cfg: &Config) -> anyhow::Result<Vec<Hook>> {
     let mut out = Vec::new();
     for (i, w) in cfg.webhooks.iter().enumerate() {
         anyhow::ensure!(
-            matches!(w.kind.as_str(), "wecom" | "phone" | "generic"),
-            "webhook {i}: kind {:?} is not wecom, phone or generic",
+            matches!(w.kind.as_str(), "wecom" | "wecom_app" | "phone" | "generic"),
+            "webhook {i}: kind {:?} is not wecom, wecom_app, phone or generic",
             w.kind
         );
         let mut url = expand_env(&w.url)?;
@@ -65,6 +79,28 @@ fn hooks(cfg: &Config) -> anyhow::Result<Vec<Hook>> {
             url += if url.contains('?') { "&key=" } else { "?key=" };
             url += &ack::pct(&k);
         }
+        let app = if w.kind == "wecom_app" {
+            let corp_id = w
+                .corp_id
+                .clone()
+                .ok_or_else(|| anyhow::anyhow!("webhook {i}: wecom_app needs corp_id"))?;
+            let agent_id = w
+                .agent_id
+                .ok_or_else(|| anyhow::anyhow!("webhook {i}: wecom_app needs agent_id"))?;
+            let secret =
+                secret(w.secret.as_deref(), w.secret_file.as_deref())?.ok_or_else(|| {
+                    anyhow::anyhow!("webhook {i}: wecom_app needs secret or secret_file")
+                })?;
+            Some(App {
+                corp_id: expand_env(&corp_id)?,
+                agent_id,
+                secret,
+                token: std::sync::Mutex::new(None),
+            })
+        } else {
+            None
+        };
+        // A deadline on every request: connect and the whole exchange.
         let t = Duration::from_secs(w.timeout_s.max(1));
         let agent = ureq::AgentBuilder::new()
             .timeout_connect(t)
@@ -74,8 +110,9 @@ fn hooks(cfg: &Config) -> anyhow::Result<Vec<Hook>> {
         out.push(Hook {
             sink: format!("{}{}", render::SINK_WEBHOOK, render::webhook_name(i, w)),
             kind: w.kind.clone(),
-            url,
+            url: url.trim_end_matches('/').to_string(),
             agent,
+            app,
         });
     }
     Ok(out)
@@ -154,6 +191,7 @@ fn run(
                 Ok(()) => {
                     tracing::info!(id = %job.notice.id, sink = %h.sink, "webhook delivered");
                     http::inc(&http::METRICS.webhooks_sent, 1);
+                    crate::daemon::health::sink_ok(&h.sink);
                     if let Err(e) = store.mark_delivered(&job.notice.id, &h.sink, clock::now()) {
                         tracing::error!(error = %e, "could not mark a webhook delivery");
                     }
@@ -161,6 +199,7 @@ fn run(
                 Err(e) => {
                     job.attempts += 1;
                     http::inc(&http::METRICS.webhooks_failed, 1);
+                    crate::daemon::health::sink_failed(&h.sink, &e);
                     let d = backoff(job.attempts);
                     tracing::warn!(id = %job.notice.id, sink = %h.sink, error = %e, retry_in_s = d.as_secs(), "webhook not delivered");
                     let _ = store.mark_failed(&job.notice.id, &h.sink, &e);
@@ -186,28 +225,119 @@ fn enqueue(hooks: &[Hook], queue: &mut VecDeque<Job>, (notice, sink): (Arc<Notic
 
 /// One POST; `Err` unless the endpoint answered 2xx (and, for WeCom, `errcode` 0).
 fn post(cfg: &Config, h: &Hook, n: &Notice) -> Result<(), String> {
-    let body = match body(cfg, &h.kind, n, ack::link(cfg, n).as_deref()) {
+    if let Some(app) = &h.app {
+        return post_app(cfg, h, app, n);
+    }
+    let body = match body(cfg, &h.kind, n) {
         Some(b) => b,
         None => return Err("nothing to send (contact without phone?)".into()),
     };
+    let text = send(h, &h.url, &body)?;
+    if h.kind == "wecom" {
+        wecom_ok(&text).map_err(|(_, t)| t)?;
+    }
+    Ok(())
+}
+
+/// POSTs JSON to `url`; the answer's text on 2xx.
+fn send(h: &Hook, url: &str, body: &Value) -> Result<String, String> {
     let resp = h
         .agent
-        .post(&h.url)
+        .post(url)
         .set("Content-Type", "application/json; charset=utf-8")
         .send_string(&body.to_string())
         .map_err(|e| match e {
             ureq::Error::Status(code, _) => format!("HTTP {code}"),
-            other => redact(&other.to_string(), &h.url),
+            other => redact(&other.to_string(), url),
         })?;
-    if h.kind == "wecom" {
-        let text = resp.into_string().map_err(|e| e.to_string())?;
-        let v: Value = serde_json::from_str(&text).map_err(|e| format!("WeCom answer: {e}"))?;
-        let code = v.get("errcode").and_then(Value::as_i64).unwrap_or(0);
-        if code != 0 {
-            return Err(format!("WeCom errcode {code}: {}", v["errmsg"]));
+    resp.into_string().map_err(|e| e.to_string())
+}
+
+/// `Ok` when a WeCom answer has `errcode` 0; else the code and message.
+fn wecom_ok(text: &str) -> Result<Value, (i64, String)> {
+    let v: Value = serde_json::from_str(text).map_err(|e| (-1, format!("WeCom answer: {e}")))?;
+    let code = v.get("errcode").and_then(Value::as_i64).unwrap_or(0);
+    if code != 0 {
+        return Err((code, format!("WeCom errcode {code}: {}", v["errmsg"])));
+    }
+    Ok(v)
+}
+
+impl From<(i64, String)> for WeComError {
+    fn from((code, text): (i64, String)) -> Self {
+        WeComError { code, text }
+    }
+}
+
+struct WeComError {
+    code: i64,
+    text: String,
+}
+
+/// The application's access token: the cached one, or a new one from `gettoken`.
+fn token(h: &Hook, app: &App) -> Result<String, String> {
+    let mut cache = app.token.lock().expect("token lock");
+    if let Some((t, until)) = cache.as_ref() {
+        if clock::monotonic() < *until {
+            return Ok(t.clone());
         }
     }
-    Ok(())
+    let url = format!(
+        "{}/cgi-bin/gettoken?corpid={}&corpsecret={}",
+        h.url,
+        ack::pct(&app.corp_id),
+        ack::pct(&app.secret)
+    );
+    let text = h
+        .agent
+        .get(&url)
+        .call()
+        .map_err(|e| match e {
+            ureq::Error::Status(code, _) => format!("gettoken: HTTP {code}"),
+            other => redact(&other.to_string(), &url),
+        })?
+        .into_string()
+        .map_err(|e| e.to_string())?;
+    let v = wecom_ok(&text).map_err(|(_, t)| format!("gettoken: {t}"))?;
+    let t = v["access_token"]
+        .as_str()
+        .filter(|t| !t.is_empty())
+        .ok_or("gettoken: no access_token")?
+        .to_string();
+    let secs = v["expires_in"].as_u64().unwrap_or(7200).saturating_sub(300);
+    *cache = Some((t.clone(), clock::monotonic() + Duration::from_secs(secs)));
+    Ok(t)
+}
+
+/// `message/send` of a call to its person; a token the API calls invalid or expired is
+/// dropped and fetched once more.
+fn post_app(cfg: &Config, h: &Hook, app: &App, n: &Notice) -> Result<(), String> {
+    let body =
+        app_json(cfg, n, app.agent_id).ok_or("nothing to send (contact without WeCom user id?)")?;
+    for round in 0..2 {
+        let t = token(h, app)?;
+        let url = format!(
+            "{}/cgi-bin/message/send?access_token={}",
+            h.url,
+            ack::pct(&t)
+        );
+        let text = send(h, &url, &body)?;
+        match wecom_ok(&text).map_err(WeComError::from) {
+            Ok(v) => {
+                // A user id WeCom does not know is not delivered.
+                let bad = v["invaliduser"].as_str().unwrap_or("");
+                if !bad.is_empty() {
+                    return Err(format!("WeCom: unknown user {bad}"));
+                }
+                return Ok(());
+            }
+            Err(e) if round == 0 && TOKEN_ERRORS.contains(&e.code) => {
+                *app.token.lock().expect("token lock") = None;
+            }
+            Err(e) => return Err(e.text),
+        }
+    }
+    Err("WeCom: access token refused twice".into())
 }
 
 /// An error text without the URL's query (it holds the key).
@@ -219,107 +349,60 @@ fn redact(e: &str, url: &str) -> String {
 }
 
 /// The JSON posted for a notice to a webhook of `kind`; `None` when it cannot be made
-/// (a phone call to a contact without a number).
-pub fn body(cfg: &Config, kind: &str, n: &Notice, link: Option<&str>) -> Option<Value> {
+/// (a phone call or application message to a contact without a number or user id).
+/// Group messages (the WeCom robot, the generic webhook) carry no acknowledgement link;
+/// messages to the called person alone (phone gateway, WeCom application) do.
+pub fn body(cfg: &Config, kind: &str, n: &Notice) -> Option<Value> {
     match kind {
-        "wecom" => {
-            Some(json!({"msgtype": "markdown", "markdown": {"content": wecom_text(cfg, n, link)}}))
-        }
-        "phone" => phone_json(cfg, n, link),
-        _ => Some(generic_json(cfg, n, link)),
+        "wecom" => Some(json!({"msgtype": "markdown",
+            "markdown": {"content": render::wecom_text(cfg, n, render::Reader::Group, true)}})),
+        "phone" => phone_json(cfg, n),
+        "wecom_app" => app_json(cfg, n, 0),
+        _ => Some(generic_json(cfg, n)),
     }
 }
 
-fn channel_zh(c: &str) -> &str {
-    match c {
-        "wechat" => "微信",
-        "phone" => "电话",
-        other => other,
-    }
+/// The called contact of a call notice.
+fn called<'a>(cfg: &'a Config, n: &Notice) -> Option<&'a crate::config::Contact> {
+    n.person.as_deref().and_then(|p| cfg.contact(p))
 }
 
-/// "张三（市应急管理局）" or the id when no contact has it.
-fn who(cfg: &Config, id: &str) -> String {
-    match cfg.contact(id) {
-        Some(c) if !c.name.is_empty() => format!("{}（{}）", c.name, c.unit),
-        _ => id.to_string(),
-    }
-}
-
-fn is_call_kind(k: Kind) -> bool {
-    matches!(k, Kind::Call | Kind::CallAck | Kind::CallUnreached)
-}
-
-/// The WeCom markdown text: title, time, clause, reason, and for call kinds the person,
-/// channel, attempt and the acknowledgement link.
-pub fn wecom_text(cfg: &Config, n: &Notice, link: Option<&str>) -> String {
-    let mut s = format!("### {}\n", render::subject(cfg, n));
-    s += &format!("> 时间：{}\n", crate::time::fmt_ts(n.at));
-    if !n.clause.is_empty() {
-        s += &format!("> 依据：{}\n", n.clause);
-    }
-    s += &format!("> 原因：{}\n", n.reason);
-    if is_call_kind(n.kind) {
-        if let Some(p) = &n.person {
-            s += &format!("> 叫应对象：**{}**\n", who(cfg, p));
-        }
-        if let (Some(c), Some(a)) = (&n.channel, n.attempt) {
-            s += &format!("> 方式：{}，第{a}次\n", channel_zh(c));
-        }
-    }
-    if let Some(t) = &n.text {
-        s += &format!("\n{}\n", cut(t, MAX_TEXT));
-    }
-    if let Some(l) = link {
-        s += &format!("\n[收到请点击确认（回应叫应）]({l})\n");
-    }
-    s += &format!("\n<font color=\"comment\">编号：{}</font>", n.id);
-    s
-}
-
-/// WeCom refuses markdown over 4096 bytes: a report's text is cut to this many bytes.
-const MAX_TEXT: usize = 2500;
-
-/// `t` cut to at most `max` bytes on a character boundary, with `…` when cut.
-fn cut(t: &str, max: usize) -> String {
-    if t.len() <= max {
-        return t.to_string();
-    }
-    let mut i = max;
-    while !t.is_char_boundary(i) {
-        i -= 1;
-    }
-    format!("{}…", &t[..i])
-}
-
-/// The phone gateway's request of a `call` on the phone channel.
-pub fn phone_json(cfg: &Config, n: &Notice, link: Option<&str>) -> Option<Value> {
-    let person = n.person.as_deref()?;
-    let to = cfg.contact(person)?.phone.clone()?;
-    let text = format!(
-        "{}：{}。请回应叫应（第{}次）。",
-        render::subject(cfg, n),
-        n.reason,
-        n.attempt.unwrap_or(1)
-    );
+/// The phone gateway's request of a `call` on the phone channel: the script to read and
+/// the personal acknowledgement link for the gateway's SMS.
+pub fn phone_json(cfg: &Config, n: &Notice) -> Option<Value> {
+    let c = called(cfg, n)?;
+    let to = c.phone.clone()?;
+    let r = render::Reader::Contact(c);
     Some(json!({
-        "to": to, "person": person, "call_id": n.call_id, "attempt": n.attempt,
-        "text": text, "ack_url": link,
+        "to": to, "person": c.id, "call_id": n.call_id, "attempt": n.attempt,
+        "text": render::phone_script(cfg, n), "ack_url": render::personal_link(cfg, n, r),
     }))
 }
 
-/// The notice as it is, plus `contact` (the called person) and `ack_url` for call kinds.
-pub fn generic_json(cfg: &Config, n: &Notice, link: Option<&str>) -> Value {
+/// A WeCom application message (`message/send`) of a call to the called person alone.
+pub fn app_json(cfg: &Config, n: &Notice, agent_id: i64) -> Option<Value> {
+    let c = called(cfg, n)?;
+    let user = c.wechat.clone()?;
+    let r = render::Reader::Contact(c);
+    Some(json!({
+        "touser": user, "msgtype": "text", "agentid": agent_id,
+        "text": {"content": render::wecom_text(cfg, n, r, false)},
+        "safe": 0,
+    }))
+}
+
+/// The notice as it is, plus `subject` (with 【演练】 in drill mode), `drill`, and
+/// `contact` (the called person's name and unit) for call kinds. A group message: no
+/// acknowledgement link.
+pub fn generic_json(cfg: &Config, n: &Notice) -> Value {
     let mut v = serde_json::to_value(n).expect("notice serialises");
-    if is_call_kind(n.kind) {
-        if let Some(c) = n.person.as_deref().and_then(|p| cfg.contact(p)) {
-            v["contact"] = json!({
-                "id": c.id, "name": c.name, "unit": c.unit, "phone": c.phone,
-                "wechat": c.wechat, "email": c.email,
-            });
-        }
-        if let Some(l) = link {
-            v["ack_url"] = json!(l);
+    v["subject"] = json!(render::subject(cfg, n));
+    if cfg.drill {
+        v["drill"] = json!(true);
+    }
+    if matches!(n.kind, Kind::Call | Kind::CallAck | Kind::CallUnreached) {
+        if let Some(c) = called(cfg, n) {
+            v["contact"] = json!({"id": c.id, "name": c.name, "unit": c.unit});
         }
     }
     v

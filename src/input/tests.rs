@@ -278,3 +278,180 @@ fn accepted_shapes() {
         i => panic!("{i:?}"),
     }
 }
+
+/// Issue 9 item 11: a duplicate key (at any depth) is refused, not "last one wins".
+#[test]
+fn duplicate_keys_are_rejected_at_any_depth() {
+    let r = rejected(
+        "ers/shuozhou/air/aqi",
+        r#"{"ts": "2023-12-01T08:00:00+08:00", "aqi": 50, "aqi": 500, "primary": "PM2.5"}"#,
+    );
+    assert_eq!(r.class, "duplicate_key", "{r}");
+    assert!(r.reason.contains("\"aqi\""), "{r}");
+    let r = rejected(
+        "ers/shuozhou/air/forecast",
+        r#"{"issued": "2023-12-01T08:00:00+08:00", "hours": [{"ts": "2023-12-01T10:00:00+08:00", "aqi": 50, "primary": null, "ts": "2023-12-01T11:00:00+08:00"}]}"#,
+    );
+    assert_eq!(r.class, "duplicate_key", "{r}");
+    // The same key in sibling objects is fine.
+    ok(
+        "ers/shuozhou/air/forecast",
+        r#"{"issued": "2023-12-01T08:00:00+08:00", "hours": [{"ts": "2023-12-01T10:00:00+08:00", "aqi": 50, "primary": null}, {"ts": "2023-12-01T11:00:00+08:00", "aqi": 50, "primary": null}]}"#,
+    );
+}
+
+/// Issue 9 item 11: readings dated far before their arrival are refused, per feed.
+#[test]
+fn old_timestamps_are_rejected_per_feed() {
+    let r = rejected(
+        "ers/shuozhou/air/aqi",
+        r#"{"ts": "1900-01-01T08:00:00+08:00", "aqi": 300, "primary": "PM2.5"}"#,
+    );
+    assert_eq!(r.class, "too_old", "{r}");
+    assert!(r.reason.contains("air_aqi"), "names the key: {r}");
+    // A weather warning: 1 day. 25 h old is refused, 23 h old accepted.
+    let w = |ts: &str| {
+        format!(
+            r#"{{"ts": "{ts}", "id": "w1", "hazard": "rainstorm", "color": "red", "action": "issue"}}"#
+        )
+    };
+    assert_eq!(
+        rejected(
+            "ers/shuozhou/weather/warning",
+            &w("2023-11-30T07:05:00+08:00")
+        )
+        .class,
+        "too_old"
+    );
+    ok(
+        "ers/shuozhou/weather/warning",
+        &w("2023-11-30T09:05:00+08:00"),
+    );
+    // Coal output: 60 days (corrections arrive weeks late).
+    ok(
+        "ers/shuozhou/coal/output",
+        r#"{"date": "2023-10-15", "output_t": 100}"#,
+    );
+    assert_eq!(
+        rejected(
+            "ers/shuozhou/coal/output",
+            r#"{"date": "2023-09-15", "output_t": 100}"#
+        )
+        .class,
+        "too_old"
+    );
+    // Configurable.
+    let c = Config::from_toml("[limits.max_age_days]\nair_aqi = 0.5\n")
+        .unwrap()
+        .config;
+    let p = br#"{"ts": "2023-11-30T20:00:00+08:00", "aqi": 300, "primary": "PM2.5"}"#;
+    assert!(parse(&cfg(), "ers/shuozhou/air/aqi", p, at()).is_ok());
+    assert_eq!(
+        parse(&c, "ers/shuozhou/air/aqi", p, at())
+            .unwrap_err()
+            .class,
+        "too_old"
+    );
+}
+
+/// Issue 9 item 6: values whose stock days are not finite cannot be represented.
+#[test]
+fn infinite_stock_days_are_rejected() {
+    let r = rejected(
+        "ers/shuozhou/coal/stock",
+        r#"{"ts": "2023-12-01T08:00:00+08:00", "plant": "p", "stock_t": 1e308, "burn_t_per_day": 1e-308}"#,
+    );
+    assert_eq!(r.class, "out_of_range", "{r}");
+}
+
+/// Issue 9 item 5: a forecast is never rejected for reaching far ahead, but hours more
+/// than 7 days after its arrival are not kept (counted).
+#[test]
+fn forecast_hours_beyond_seven_days_are_ignored_not_rejected() {
+    let mut days = Vec::new();
+    for k in 0..185 {
+        let d = chrono::NaiveDate::from_ymd_opt(2023, 12, 1).unwrap() + chrono::Duration::days(k);
+        days.push(format!(
+            r#"{{"date": "{d}", "aqi": 120, "primary": "PM2.5"}}"#
+        ));
+    }
+    for k in 0..185 {
+        let d = chrono::NaiveDate::from_ymd_opt(2100, 1, 1).unwrap() + chrono::Duration::days(k);
+        days.push(format!(
+            r#"{{"date": "{d}", "aqi": 120, "primary": "PM2.5"}}"#
+        ));
+    }
+    let p = format!(
+        r#"{{"issued": "2023-12-01T08:00:00+08:00", "days": [{}]}}"#,
+        days.join(",")
+    );
+    let mut c = cfg();
+    c.limits.max_payload_bytes = 1 << 20;
+    let Input::AirForecast(f) = parse(&c, "ers/shuozhou/air/forecast", p.as_bytes(), at())
+        .unwrap()
+        .input
+    else {
+        panic!("a forecast");
+    };
+    let horizon = at() + chrono::Duration::days(7);
+    assert!(f.hours.iter().all(|h| h.ts <= horizon));
+    assert!(f
+        .hours
+        .iter()
+        .any(|h| h.ts > at() + chrono::Duration::days(6)));
+    assert_eq!(f.hours.len() + f.ignored_hours, 370 * 24);
+    assert!(f.ignored_hours > 360 * 24);
+}
+
+/// PLANS.md §5.2 `report`: the unit by name or alias; rejected with its reason: an unknown
+/// unit, a unit whose plans exclude the plan, severe_weather, an empty text, cut_pct
+/// outside 0–100.
+#[test]
+fn report_command_resolves_aliases_and_rejects_bad_values() {
+    let cfg = crate::config::Config::from_toml(
+        "[[unit]]\nname = \"市工业和信息化局\"\naliases = [\"市工信局\"]\nplans = [\"heavy_pollution\"]\n",
+    )
+    .unwrap()
+    .config;
+    let at = crate::time::parse_ts("2023-12-01T10:00:00+08:00").unwrap();
+    let p = |s: &str| parse(&cfg, "ers/shuozhou/cmd", s.as_bytes(), at);
+    let ok = p(r#"{"cmd": "report", "plan": "heavy_pollution", "unit": "市工信局", "text": "已落实", "by": "李四", "enterprises": ["甲厂"], "cut_pct": 100}"#).unwrap();
+    match ok.input {
+        Input::Cmd(Command::Report(r)) => {
+            assert_eq!(r.unit, "市工业和信息化局");
+            assert_eq!(r.enterprises, vec!["甲厂".to_string()]);
+            assert_eq!(r.cut_pct, Some(100.0));
+        }
+        other => panic!("{other:?}"),
+    }
+    for (payload, why) in [
+        (
+            r#"{"cmd": "report", "plan": "heavy_pollution", "unit": "市民政局", "text": "x", "by": "b"}"#,
+            "unknown unit",
+        ),
+        (
+            r#"{"cmd": "report", "plan": "coal_supply", "unit": "市工信局", "text": "x", "by": "b"}"#,
+            "does not report on coal_supply",
+        ),
+        (
+            r#"{"cmd": "report", "plan": "severe_weather", "unit": "市工信局", "text": "x", "by": "b"}"#,
+            "severe_weather",
+        ),
+        (
+            r#"{"cmd": "report", "plan": "heavy_pollution", "unit": "市工信局", "text": "  ", "by": "b"}"#,
+            "text must not be empty",
+        ),
+        (
+            r#"{"cmd": "report", "plan": "heavy_pollution", "unit": "市工信局", "text": "x", "by": "b", "cut_pct": -1}"#,
+            "cut_pct",
+        ),
+        (
+            r#"{"cmd": "report", "plan": "heavy_pollution", "unit": "市工信局", "text": "x", "by": "b", "cut_pct": 100.5}"#,
+            "cut_pct",
+        ),
+    ] {
+        let r = p(payload).unwrap_err();
+        assert_eq!(r.class, "bad_value", "{payload}");
+        assert!(r.reason.contains(why), "{payload}: {}", r.reason);
+    }
+}

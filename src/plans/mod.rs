@@ -6,7 +6,9 @@
 use serde::{Deserialize, Serialize};
 
 pub mod coal_supply;
+pub mod feedback;
 pub mod heavy_pollution;
+pub mod proposal;
 pub mod severe_weather;
 
 /// A timer of one plan (the engine adds the region).

@@ -107,6 +107,25 @@ impl Mosquitto {
         m
     }
 
+    /// On a given port (a daemon may have been started before its broker).
+    pub fn start_on(dir: &Path, port: u16) -> Mosquitto {
+        let mut m = Mosquitto {
+            port,
+            dir: dir.join("mosquitto"),
+            child: None,
+            starts: 0,
+            extra: None,
+        };
+        std::fs::create_dir_all(&m.dir).unwrap();
+        m.spawn();
+        m
+    }
+
+    /// Starts it again after [`Mosquitto::stop`] (same port, same persistence).
+    pub fn start_again(&mut self) {
+        self.spawn();
+    }
+
     fn spawn(&mut self) {
         let conf = self.dir.join("mosquitto.conf");
         // STACK-NOTES.md: max_queued_messages 0 (the default 1000 silently drops QoS 1
@@ -136,7 +155,7 @@ impl Mosquitto {
             .expect("start mosquitto");
         self.child = Some(child);
         let port = self.port;
-        wait_for(Duration::from_secs(10), "mosquitto to listen", || {
+        wait_for(Duration::from_secs(30), "mosquitto to listen", || {
             TcpStream::connect(("127.0.0.1", port)).ok()
         });
     }
@@ -212,6 +231,11 @@ impl Daemon {
         }
     }
 
+    /// The process id (while it runs).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -241,8 +265,8 @@ impl Daemon {
 
     /// Running, with both MQTT connections up.
     pub fn wait_ready(&mut self) {
-        self.wait_log("input connection up", Duration::from_secs(20));
-        self.wait_log("output connection up", Duration::from_secs(20));
+        self.wait_log("input connection up", Duration::from_secs(60));
+        self.wait_log("output connection up", Duration::from_secs(60));
     }
 
     pub fn kill9(&mut self) {
@@ -252,11 +276,11 @@ impl Daemon {
         }
     }
 
-    /// SIGTERM and wait; returns the exit status (panics if it does not stop in 15 s).
+    /// SIGTERM and wait; returns the exit status (panics if it does not stop in 60 s).
     pub fn term(&mut self) -> ExitStatus {
         let mut c = self.child.take().expect("running");
         sigterm(c.id());
-        wait_exit(&mut c, Duration::from_secs(15))
+        wait_exit(&mut c, Duration::from_secs(60))
             .unwrap_or_else(|| panic!("yingji did not stop on SIGTERM:\n{}", self.log_text()))
     }
 
@@ -281,20 +305,34 @@ pub type Received = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
 pub struct Watcher {
     pub msgs: Received,
     client: Client,
+    port: u16,
+    /// A topic of its own, for `sync`.
+    sync_topic: String,
 }
 
 impl Watcher {
     pub fn start(port: u16, id: &str, filters: &[&str]) -> Watcher {
+        Self::start_as(port, id, filters, None)
+    }
+
+    /// With a username and password (`creds`) when the broker wants them.
+    pub fn start_as(port: u16, id: &str, filters: &[&str], creds: Option<(&str, &str)>) -> Watcher {
         let mut o = MqttOptions::new(id, "127.0.0.1", port);
         o.set_clean_session(false)
             .set_keep_alive(Duration::from_secs(5))
             .set_max_packet_size(1 << 24, 1 << 24);
+        if let Some((u, p)) = creds {
+            o.set_credentials(u, p);
+        }
         let (client, mut conn) = Client::new(o, 100);
         let msgs = Arc::new(Mutex::new(Vec::new()));
-        let subscribed = Arc::new(Mutex::new(false));
+        let subscribed = Arc::new(Mutex::new(0usize));
         let (m, s) = (Arc::clone(&msgs), Arc::clone(&subscribed));
         let c = client.clone();
-        let filters: Vec<String> = filters.iter().map(|f| f.to_string()).collect();
+        let sync_topic = format!("e2e-sync/{id}");
+        let mut filters: Vec<String> = filters.iter().map(|f| f.to_string()).collect();
+        filters.push(sync_topic.clone());
+        let want = filters.len();
         std::thread::spawn(move || loop {
             match conn.recv() {
                 Err(_) => return,
@@ -303,7 +341,7 @@ impl Watcher {
                         let _ = c.try_subscribe(f.clone(), QoS::AtLeastOnce);
                     }
                 }
-                Ok(Ok(Event::Incoming(Packet::SubAck(_)))) => *s.lock().unwrap() = true,
+                Ok(Ok(Event::Incoming(Packet::SubAck(_)))) => *s.lock().unwrap() += 1,
                 Ok(Ok(Event::Incoming(Packet::Publish(p)))) => m
                     .lock()
                     .unwrap()
@@ -314,15 +352,45 @@ impl Watcher {
             }
         });
         wait_for(
-            Duration::from_secs(10),
-            "the watcher's subscription",
-            || (*subscribed.lock().unwrap()).then_some(()),
+            Duration::from_secs(30),
+            "the watcher's subscriptions",
+            || (*subscribed.lock().unwrap() >= want).then_some(()),
         );
-        Watcher { msgs, client }
+        Watcher {
+            msgs,
+            client,
+            port,
+            sync_topic,
+        }
     }
 
+    /// Every message received (the `sync` markers left out).
     pub fn all(&self) -> Vec<(String, Vec<u8>)> {
-        self.msgs.lock().unwrap().clone()
+        let mut v = self.msgs.lock().unwrap().clone();
+        v.retain(|(t, _)| *t != self.sync_topic);
+        v
+    }
+
+    /// Returns once the watcher has received everything the broker routed to it before
+    /// this call: a marker published now to the watcher's own topic comes back after
+    /// them (the broker sends a subscriber's messages in the order it queued them).
+    /// Call it after the daemon stopped (its outbox flushed: the broker acknowledged
+    /// every publication) to see all it published, without waiting for a guessed time.
+    pub fn sync(&self) {
+        let marker = format!("sync-{}", COUNTER.fetch_add(1, Ordering::SeqCst));
+        publish(
+            self.port,
+            &[(self.sync_topic.clone(), marker.clone().into_bytes())],
+        );
+        let topic = &self.sync_topic;
+        wait_for(Duration::from_secs(60), "the watcher's sync marker", || {
+            self.msgs
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|(t, p)| t == topic && *p == marker.as_bytes())
+                .then_some(())
+        });
     }
 
     /// Payloads (as JSON) of messages whose topic contains `part`.
@@ -361,7 +429,7 @@ pub fn publish(port: u16, msgs: &[(String, Vec<u8>)]) {
     let mut acked = 0;
     let mut errors = 0;
     while acked < msgs.len() {
-        match conn.recv_timeout(Duration::from_secs(10)) {
+        match conn.recv_timeout(Duration::from_secs(30)) {
             Ok(Ok(Event::Incoming(Packet::PubAck(_)))) => acked += 1,
             Ok(Ok(_)) => {}
             Ok(Err(e)) => {

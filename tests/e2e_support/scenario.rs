@@ -138,8 +138,22 @@ pub fn inputs(now: Ts, part: u8) -> Vec<(String, Vec<u8>)> {
 /// Inputs of `inputs` that are malformed (rejected before the engine).
 pub const MALFORMED: usize = 3;
 
-/// The notices the store holds, and its journal as a scenario file; runs `yingji replay`
-/// on it and returns (outbox notices, replayed notices).
+/// The engine's time when the daemon stopped, as the store holds it: its last snapshot
+/// (taken at shutdown) and the journal after it. Every timer due by then has fired.
+pub fn engine_time(dir: &Path, cfg: &Path) -> Option<Ts> {
+    let config = std::sync::Arc::new(yingji::Config::load(Some(cfg)).unwrap().config);
+    Store::open(&dir.join("yingji.db"))
+        .unwrap()
+        .restore_engine(&config)
+        .unwrap()
+        .engine
+        .now()
+}
+
+/// The notices the store holds, and its journal as a scenario file ending at the time the
+/// daemon's engine had reached when it stopped (so the replay fires exactly the timers the
+/// daemon fired, also those after the last input); runs `yingji replay` on it and returns
+/// (outbox notices, replayed notices).
 pub fn replay_journal(dir: &Path, cfg: &Path) -> (Vec<Value>, Vec<Value>) {
     let store = Store::open(&dir.join("yingji.db")).unwrap();
     let rows = store.journal_after(0).unwrap();
@@ -149,7 +163,7 @@ pub fn replay_journal(dir: &Path, cfg: &Path) -> (Vec<Value>, Vec<Value>) {
         .iter()
         .map(|n| serde_json::to_value(n).unwrap())
         .collect();
-    let mut end = rows.last().map(|r| r.at);
+    let mut end = rows.last().map(|r| r.at).max(engine_time(dir, cfg));
     for n in store.notices().unwrap() {
         end = end.max(Some(n.at));
     }
@@ -231,15 +245,49 @@ pub fn journal_len(dir: &Path) -> usize {
 
 pub fn wait_journal(dir: &Path, n: usize) {
     wait_for(
-        Duration::from_secs(20),
+        Duration::from_secs(60),
         &format!("{n} journaled inputs"),
         || (journal_len(dir) >= n).then_some(()),
     );
 }
 
-pub fn settle() {
-    // Call timers are 1 s apart: let a round run out.
-    std::thread::sleep(Duration::from_millis(3500));
+/// The notices the store holds now (the daemon may be running: a reader is let in).
+pub fn stored(dir: &Path) -> Vec<yingji::notice::Notice> {
+    Store::open(&dir.join("yingji.db"))
+        .unwrap()
+        .notices()
+        .unwrap()
+}
+
+/// Waits (generously) until the store holds `n` notices matching `f`.
+pub fn wait_stored(dir: &Path, what: &str, n: usize, f: impl Fn(&yingji::notice::Notice) -> bool) {
+    wait_for(Duration::from_secs(60), what, || {
+        (stored(dir).iter().filter(|x| f(x)).count() >= n).then_some(())
+    });
+}
+
+/// The live scenario's call round (two people, none of whom answers in time) ran out.
+pub fn wait_round_over(dir: &Path) {
+    wait_stored(dir, "the call round to run out", 2, |n| {
+        n.kind.as_str() == "call_unreached"
+    });
+}
+
+/// A data gap opened after the last reading journaled so far: a timer fired after the
+/// last input.
+pub fn wait_last_gap(dir: &Path) {
+    let last = Store::open(&dir.join("yingji.db"))
+        .unwrap()
+        .journal_after(0)
+        .unwrap()
+        .iter()
+        .filter(|r| r.topic.ends_with("/air/aqi"))
+        .map(|r| r.at)
+        .max()
+        .expect("a reading journaled");
+    wait_stored(dir, "a data gap after the last reading", 1, |n| {
+        n.kind.as_str() == "data_gap" && n.at > last
+    });
 }
 
 pub fn is_malformed(_topic: &str, p: &[u8]) -> bool {
@@ -260,7 +308,7 @@ impl Smtp {
             .spawn()
             .expect("python3 for the SMTP test server");
         wait_for(
-            Duration::from_secs(15),
+            Duration::from_secs(60),
             "the SMTP test server (pip install aiosmtpd)",
             || std::net::TcpStream::connect(("127.0.0.1", port)).ok(),
         );

@@ -11,8 +11,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::config::Config;
+use crate::daemon::health;
 use crate::daemon::render;
-use crate::daemon::store::{Store, Tx};
+use crate::daemon::store::{Outboxed, Store, Tx};
 use crate::engine::Engine;
 use crate::input::{self, Rejection};
 use crate::notice::{Kind, Notice};
@@ -26,6 +27,8 @@ pub struct Incoming<T> {
     /// journaled (our ack was lost) is acked again, not journaled twice.
     pub pkid: u16,
     pub dup: bool,
+    /// The broker's retain flag: a retained message sent because of a (re)subscription.
+    pub retained: bool,
     /// Wall time it came off the network (`None`: the batch's `now`).
     pub arrived: Option<Ts>,
     pub token: T,
@@ -85,7 +88,8 @@ impl Core {
     /// Recovery: the latest snapshot, then the journal after it through the engine
     /// (regenerated notices are already in the outbox and are ignored), then the clock
     /// advanced to `now`. Returns the core and the levels of every track.
-    pub fn recover(cfg: Arc<Config>, store: Store, now: Ts) -> anyhow::Result<Core> {
+    pub fn recover(cfg: Arc<Config>, mut store: Store, now: Ts) -> anyhow::Result<Core> {
+        store.backfill_seen()?;
         let restored = store.restore_engine(&cfg)?;
         let mut levels = Levels::new();
         for (region, plan, track, level) in store.levels()? {
@@ -115,7 +119,7 @@ impl Core {
             now,
             &mut fx,
         )?;
-        tx.snapshot(core.seq, now, &core.engine.snapshot())?;
+        snapshot(&core.cfg, &tx, core.seq, now, &core.engine)?;
         tx.commit()?;
         tracing::info!(
             snapshot_seq = restored.snapshot_seq,
@@ -165,15 +169,52 @@ impl Core {
                 acks.push(m.token);
                 continue;
             }
+            // A retained message is resent by the broker at every subscription: it is
+            // handled once per topic and payload (issue 9), so a lifted warning never
+            // comes back and a stock report is not journaled at every CONNACK.
+            if m.retained {
+                if tx.was_seen(&m.topic, &m.payload)? {
+                    tracing::info!(topic = %m.topic, "retained input handled before: replay ignored");
+                    health::count("retained_replay_ignored");
+                    acks.push(m.token);
+                    continue;
+                }
+                tx.saw(&m.topic, &m.payload)?;
+            }
             match input::parse(&self.cfg, &m.topic, &m.payload, at) {
                 Ok(msg) => {
-                    self.seq = tx.journal(at, &m.topic, &m.payload)?;
-                    crate::daemon::http::inc(&crate::daemon::http::METRICS.inputs_accepted, 1);
-                    if m.pkid != 0 {
-                        tx.remember(m.pkid, &m.topic, &m.payload)?;
+                    if let input::Input::AirForecast(f) = &msg.input {
+                        if f.ignored_hours > 0 {
+                            tracing::info!(topic = %m.topic, ignored_hours = f.ignored_hours, kept_hours = f.hours.len(), "forecast hours more than {} days after arrival ignored", input::FORECAST_HORIZON_DAYS);
+                            health::count("forecast_hours_ignored");
+                        }
                     }
-                    self.since_snapshot += 1;
+                    // A command the engine refuses changes nothing and is not journaled
+                    // (issue 9): the state is compared, after the timers due by then.
+                    let before = match msg.input {
+                        input::Input::Cmd(_) => {
+                            let ns = self.engine.advance_to(at);
+                            record(&self.cfg, &tx, &mut self.levels, &ns, &mut fx)?;
+                            Some(self.engine.snapshot())
+                        }
+                        _ => None,
+                    };
                     let step = self.engine.handle(at, &msg);
+                    let unchanged = step.rejection.is_some()
+                        && step.notices.is_empty()
+                        && before.is_some_and(|b| b == self.engine.snapshot());
+                    if unchanged {
+                        crate::daemon::http::inc(&crate::daemon::http::METRICS.inputs_rejected, 1);
+                    } else {
+                        self.seq = tx.journal(at, &m.topic, &m.payload)?;
+                        tracing::debug!(seq = self.seq, topic = %m.topic, at = %fmt_ts(at), "input accepted");
+                        tx.saw(&m.topic, &m.payload)?;
+                        crate::daemon::http::inc(&crate::daemon::http::METRICS.inputs_accepted, 1);
+                        if m.pkid != 0 {
+                            tx.remember(m.pkid, &m.topic, &m.payload)?;
+                        }
+                        self.since_snapshot += 1;
+                    }
                     record(&self.cfg, &tx, &mut self.levels, &step.notices, &mut fx)?;
                     if let Some(r) = step.rejection {
                         fx.rejections.push((at, r));
@@ -189,7 +230,7 @@ impl Core {
             acks.push(m.token);
         }
         if self.since_snapshot >= self.cfg.store.snapshot_every.max(1) {
-            tx.snapshot(self.seq, now, &self.engine.snapshot())?;
+            snapshot(&self.cfg, &tx, self.seq, now, &self.engine)?;
             self.since_snapshot = 0;
         }
         tx.commit()?;
@@ -214,6 +255,7 @@ impl Core {
                 payload,
                 pkid: 0,
                 dup: false,
+                retained: false,
                 arrived: None,
                 token: (),
             }],
@@ -240,16 +282,41 @@ impl Core {
 
     /// Records deliveries proven by the broker routing our own publications back to us
     /// (`(notice id, sink, token)`), in one transaction; the tokens are then acked.
+    ///
+    /// An echo is trusted only when it is byte-identical to what this daemon renders for
+    /// that notice and sink and `proven` holds its proof under `key` (see echo.rs);
+    /// anything else is logged, counted and acked, and confirms nothing.
     pub fn confirm<T>(
         &mut self,
-        echoes: Vec<(String, &'static str, T)>,
+        echoes: Vec<(&'static str, Vec<u8>, T)>,
+        key: &[u8],
+        proven: &mut std::collections::BTreeSet<String>,
         now: Ts,
     ) -> anyhow::Result<Effects<T>> {
         let mut fx = Effects::default();
-        let tx = self.store.begin()?;
-        for (id, sink, token) in echoes {
-            tx.mark_delivered(&id, sink, now)?;
+        let mut marks = Vec::new();
+        for (sink, payload, token) in echoes {
             fx.acks.push(token);
+            let id = crate::daemon::inbound::echo_id(sink, &payload);
+            let n = match &id {
+                Some(id) => self.store.notice(id)?,
+                None => None,
+            };
+            let trusted = n.is_some_and(|n| {
+                crate::daemon::echo::payload(&self.cfg, &self.store, &n, sink) == payload
+                    && proven.remove(&crate::daemon::echo::proof(key, sink, &n.id, &payload))
+            });
+            match (trusted, id) {
+                (true, Some(id)) => marks.push((id, sink)),
+                (_, id) => {
+                    tracing::warn!(id = ?id, %sink, bytes = payload.len(), "echo not trusted (not what this daemon published, or without its proof): confirms nothing");
+                    health::count("echo_untrusted");
+                }
+            }
+        }
+        let tx = self.store.begin()?;
+        for (id, sink) in marks {
+            tx.mark_delivered(&id, sink, now)?;
         }
         tx.commit()?;
         Ok(fx)
@@ -281,10 +348,35 @@ impl Core {
     /// Writes a snapshot now (on shutdown).
     pub fn snapshot(&mut self, now: Ts) -> anyhow::Result<()> {
         let tx = self.store.begin()?;
-        tx.snapshot(self.seq, now, &self.engine.snapshot())?;
+        snapshot(&self.cfg, &tx, self.seq, now, &self.engine)?;
         tx.commit()?;
         self.since_snapshot = 0;
         Ok(())
+    }
+}
+
+/// Stores a snapshot of `engine` (including the journal up to `seq`), but only one that
+/// restores: a state the engine cannot read back (a value serde cannot represent) would
+/// make every later start replay the whole journal. Such a snapshot is not stored; the
+/// fault is logged, counted and published on the ops topic.
+fn snapshot(
+    cfg: &Arc<Config>,
+    tx: &Tx<'_>,
+    seq: i64,
+    now: Ts,
+    engine: &Engine,
+) -> anyhow::Result<()> {
+    let state = engine.snapshot();
+    match Engine::restore(Arc::clone(cfg), &state) {
+        Ok(_) => tx.snapshot(seq, now, &state),
+        Err(e) => {
+            tracing::error!(seq, error = %e, "snapshot would not restore: not stored (the journal still has everything)");
+            health::fault(
+                "snapshot_unrestorable",
+                serde_json::json!({"seq": seq, "error": e.to_string()}),
+            );
+            Ok(())
+        }
     }
 }
 
@@ -326,7 +418,18 @@ fn record<T>(
 ) -> anyhow::Result<()> {
     for n in notices {
         let sinks = render::sinks(cfg, n);
-        let new = tx.outbox(n, &sinks)?;
+        let new = match tx.outbox(n, &sinks)? {
+            Outboxed::New => true,
+            Outboxed::Same => false,
+            Outboxed::Conflict => {
+                tracing::error!(id = %n.id, kind = n.kind.as_str(), at = %fmt_ts(n.at), "outbox conflict: a notice with this id and another body is already stored (inputs parse differently now: config changed?); the stored one is kept, this one is not sent");
+                health::fault(
+                    "outbox_conflict",
+                    serde_json::json!({"id": n.id, "at": fmt_ts(n.at)}),
+                );
+                false
+            }
+        };
         if n.kind.is_move() {
             let level = if n.kind == Kind::Terminate {
                 "none"
@@ -351,5 +454,6 @@ fn record<T>(
     Ok(())
 }
 
+mod retention;
 #[cfg(test)]
 mod tests;

@@ -25,6 +25,7 @@ fn msg(topic: &str, payload: &str) -> Incoming<u32> {
         payload: payload.as_bytes().to_vec(),
         pkid: 0,
         dup: false,
+        retained: false,
         arrived: None,
         token: 7,
     }
@@ -250,7 +251,11 @@ fn link_ack_goes_through_the_journal_and_says_what_the_engine_did() {
     );
     assert_eq!(fx.rejections.len(), 1);
     let rows = core.store().journal_after(0).unwrap();
-    assert_eq!(rows.len(), 4, "warning and three clicks journaled");
+    assert_eq!(
+        rows.len(),
+        3,
+        "warning and two clicks journaled; the refused one changed nothing (issue 9 item 11)"
+    );
     assert_eq!(rows[1].topic, "ers/shuozhou/cmd");
     let p: serde_json::Value = serde_json::from_slice(&rows[1].payload).unwrap();
     assert_eq!(p["by"], "link");
@@ -262,4 +267,115 @@ fn link_ack_goes_through_the_journal_and_says_what_the_engine_did() {
         replayed.extend(e.handle(r.at, &m).notices);
     }
     assert_eq!(core.store().notices().unwrap(), replayed);
+}
+
+/// Issue 9 item 6: a snapshot that would not restore is never stored.
+#[test]
+fn a_snapshot_that_would_not_restore_is_not_stored() {
+    let (_p, store) = tmp_store("unrestorable");
+    let t = parse_ts("2023-12-01T08:05:00+08:00").unwrap();
+    let cfg = cfg();
+    let mut core = Core::recover(Arc::clone(&cfg), store, t).unwrap();
+    // What parse now refuses, handed to the engine directly: infinite stock days.
+    let m = crate::input::Message {
+        region: 0,
+        input: crate::input::Input::CoalStock(crate::input::StockReport {
+            ts: t,
+            plant: "p".into(),
+            stock: crate::input::Stock::Tonnes {
+                stock_t: 1e308,
+                burn_t_per_day: 1e-308,
+            },
+        }),
+    };
+    core.engine.handle(t, &m);
+    core.snapshot(t).unwrap();
+    let (_, state) = core.store().latest_snapshot().unwrap().unwrap();
+    assert!(
+        crate::engine::Engine::restore(Arc::clone(&cfg), &state).is_ok(),
+        "the latest stored snapshot restores"
+    );
+}
+
+/// Issue 9 item 6: an id already in the outbox with a different body is a conflict
+/// that is reported, not silently ignored; the same body again is not.
+#[test]
+fn an_outbox_id_with_a_different_body_is_a_conflict() {
+    let (_p, mut store) = tmp_store("conflict");
+    let mut n = Notice::new(
+        crate::notice::Plan::CoalSupply,
+        "supply",
+        Kind::Activate,
+        "L2",
+    )
+    .previous("none")
+    .reason("一");
+    n.id = "coal_supply/shuozhou/supply/1".into();
+    n.region = "shuozhou".into();
+    let tx = store.begin().unwrap();
+    assert_eq!(
+        tx.outbox(&n, &[]).unwrap(),
+        crate::daemon::store::Outboxed::New
+    );
+    assert_eq!(
+        tx.outbox(&n, &[]).unwrap(),
+        crate::daemon::store::Outboxed::Same
+    );
+    let mut other = n.clone();
+    other.reason = "二".into();
+    assert_eq!(
+        tx.outbox(&other, &[]).unwrap(),
+        crate::daemon::store::Outboxed::Conflict
+    );
+    tx.commit().unwrap();
+    assert_eq!(store.notices().unwrap(), vec![n], "the first body is kept");
+}
+
+/// Issue 9 item 5 (its numbers scaled down): forecasts of hundreds of daily entries, some
+/// dated from 2100, neither grow the engine state nor the snapshot beyond what one
+/// ordinary week-long forecast needs.
+#[test]
+fn far_future_forecasts_do_not_grow_the_snapshot() {
+    let (_p, store) = tmp_store("forecast-bound");
+    let t = parse_ts("2023-12-01T08:05:00+08:00").unwrap();
+    let cfg = Arc::new(
+        Config::from_toml("[store]\nsnapshot_every = 1000\n[limits]\nmax_payload_bytes = 1048576")
+            .unwrap()
+            .config,
+    );
+    let mut core = Core::recover(Arc::clone(&cfg), store, t).unwrap();
+    let forecast = |from: chrono::NaiveDate, n: i64| {
+        let days: Vec<String> = (0..n)
+            .map(|k| {
+                format!(
+                    r#"{{"date": "{}", "aqi": 120, "primary": "PM2.5"}}"#,
+                    from + chrono::Duration::days(k)
+                )
+            })
+            .collect();
+        format!(
+            r#"{{"issued": "2023-12-01T08:00:00+08:00", "days": [{}]}}"#,
+            days.join(",")
+        )
+    };
+    let today = chrono::NaiveDate::from_ymd_opt(2023, 12, 1).unwrap();
+    let week = forecast(today, 7);
+    core.ingest(vec![msg("ers/shuozhou/air/forecast", &week)], t)
+        .unwrap();
+    let baseline = core.engine().snapshot().len();
+    let far = chrono::NaiveDate::from_ymd_opt(2100, 1, 1).unwrap();
+    let before = health::counted("forecast_hours_ignored");
+    for k in 0..6 {
+        let f = forecast(if k % 2 == 0 { far } else { today }, 185);
+        let fx = core
+            .ingest(vec![msg("ers/shuozhou/air/forecast", &f)], t)
+            .unwrap();
+        assert!(fx.rejections.is_empty(), "never rejected");
+    }
+    let size = core.engine().snapshot().len();
+    assert!(
+        size <= baseline + baseline / 2,
+        "snapshot {size} bytes against {baseline} for one week-long forecast"
+    );
+    assert!(health::counted("forecast_hours_ignored") >= before + 6);
 }

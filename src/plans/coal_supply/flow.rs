@@ -9,7 +9,8 @@ use serde_json::json;
 
 use crate::engine::Cx;
 use crate::input::{OutputReport, StockReport};
-use crate::notice::Kind;
+use crate::notice::{Kind, Plan};
+use crate::plans::feedback;
 use crate::time::{fmt_ts, next_local_time, Ts};
 
 use super::data::{is_key, Feed};
@@ -81,12 +82,47 @@ impl CoalSupply {
     /// the level after it, CONTRACT.md "Notices"): a feed message only activates or
     /// escalates.
     fn level_after(&self, cx: &Cx) -> Level {
-        let want = rules::conditions(&self.data, &cx.cfg.coal).level();
+        let c = rules::conditions(&self.data, &cx.cfg.coal);
+        let want = c.level();
+        let cmdr = cx.cfg.coal.l1_by_commander;
         match self.level {
+            // PLANS.md §5.1: L1 is the commander's; the office director activates L2.
+            Level::None if cmdr => want.min(Level::L2),
             Level::None => want,
-            Level::L2 if want == Level::L1 => want,
+            Level::L2 if want == Level::L1 && !cmdr => want,
+            Level::L1 if !cmdr && self.voided_termination_downgrades(cx, &c) => Level::L2,
+            // PLANS.md §5.3: the message that closes the last gap lets a waiting hold move.
+            l if self.waiting.lift
+                && !self.gap_open()
+                && !c.l2()
+                && !cx.cfg.coal.require_confirmation
+                && (!cmdr || l != Level::L1) =>
+            {
+                Level::None
+            }
+            Level::L1
+                if self.waiting.downgrade && !self.gap_open() && c.l2() && !c.l1() && !cmdr =>
+            {
+                Level::L2
+            }
             l => l,
         }
+    }
+
+    /// PLANS.md §5.1: a termination proposal made at L1, voided because an L2 condition
+    /// and no L1 condition holds again, after no L1 condition held for the hold.
+    fn voided_termination_downgrades(&self, cx: &Cx, c: &Conds) -> bool {
+        self.level == Level::L1
+            && self.pending_kind() == Some(Kind::Terminate)
+            && c.l2()
+            && !c.l1()
+            && self
+                .l1_clear_since
+                .is_some_and(|t| cx.now - t >= hours(cx.cfg.coal.lift_hold_hours))
+    }
+
+    pub(super) fn pending_kind(&self) -> Option<Kind> {
+        self.decisions.pending.as_ref().map(|p| p.decision.kind)
     }
 
     /// Everything after a data message or command changed the data: the move, then the
@@ -94,6 +130,7 @@ impl CoalSupply {
     pub(super) fn after_message(&mut self, cx: &mut Cx, target: Option<Target>) {
         let c = rules::conditions(&self.data, &cx.cfg.coal);
         self.decide(cx, &c);
+        self.resume_waiting(cx, &c);
         match target {
             Some(Target::Output(r)) => self.check_output_target(cx, &r),
             Some(Target::Storage(s)) => self.check_storage_target(cx, s),
@@ -105,38 +142,252 @@ impl CoalSupply {
     /// §4.2.1 / §5.2: escalation is immediate at the message; then the holds.
     fn decide(&mut self, cx: &mut Cx, c: &Conds) {
         let want = c.level();
+        let cmdr = cx.cfg.coal.l1_by_commander;
         match self.level {
+            // PLANS.md §5.1: with `l1_by_commander`, L2 at once (the director's
+            // authority) and the L1 proposal follows (in `make_move`, before the report).
             Level::None if want > Level::None => {
-                self.make_move(cx, Kind::Activate, want, c, End::Hold)
+                let to = if cmdr { want.min(Level::L2) } else { want };
+                self.make_move(cx, Kind::Activate, to, c, End::Hold)
             }
-            Level::L2 if want == Level::L1 => {
+            Level::L2 if want == Level::L1 && !cmdr => {
                 self.make_move(cx, Kind::Escalate, want, c, End::Hold)
             }
             _ => {}
         }
         if self.level != Level::None {
             self.update_holds(cx, c);
+            self.escalation_proposal(cx, c);
         }
     }
 
     /// §4.2.3 / §5.4 lift hold and §5.3 downgrade hold: start when the conditions stop
     /// holding (at that message's arrival), cancelled silently by a message after which
-    /// they hold again; a condition holding again also voids a pending proposal.
+    /// they hold again; a condition holding again also voids a pending proposal whose
+    /// move the rules no longer give (PLANS.md §5.1).
     fn update_holds(&mut self, cx: &mut Cx, c: &Conds) {
         if c.l2() {
             cx.cancel(Timer::LiftHold);
-            self.proposal = None;
-        } else if self.proposal.is_none() && cx.armed(Timer::LiftHold).is_none() {
-            cx.arm(Timer::LiftHold, Self::now_plus_hold(cx));
+            self.waiting.lift = false;
+            if self.pending_kind() == Some(Kind::Terminate) {
+                // PLANS.md §5.1: a voided termination leaves the level where the
+                // conditions put it.
+                let downgrade = self.voided_termination_downgrades(cx, c);
+                self.decisions.void(cx, Timer::Reminder);
+                if downgrade {
+                    self.downgrade_end(cx, c);
+                } else if self.level == Level::L1 && !c.l1() {
+                    if let Some(t) = self.l1_clear_since {
+                        self.downgrade_spent = false;
+                        cx.arm(Timer::DowngradeHold, t + hours(cx.cfg.coal.lift_hold_hours));
+                    }
+                }
+            }
+        } else {
+            // PLANS.md §5.1: a pending downgrade is voided at the message after which no
+            // L2 condition holds either; the lift hold decides.
+            if self.pending_kind() == Some(Kind::Downgrade) {
+                self.decisions.void(cx, Timer::Reminder);
+                self.downgrade_spent = true;
+            }
+            if self.decisions.rejected == Some(Level::L2) {
+                self.decisions.rejected = None;
+            }
+            if self.decisions.pending.is_none()
+                && !self.waiting.lift
+                && cx.armed(Timer::LiftHold).is_none()
+            {
+                cx.arm(Timer::LiftHold, Self::now_plus_hold(cx));
+            }
         }
         if self.level == Level::L1 {
             if c.l1() {
                 cx.cancel(Timer::DowngradeHold);
                 self.downgrade_spent = false;
-            } else if !self.downgrade_spent && cx.armed(Timer::DowngradeHold).is_none() {
-                cx.arm(Timer::DowngradeHold, Self::now_plus_hold(cx));
+                self.waiting.downgrade = false;
+                self.l1_clear_since = None;
+                if self.pending_kind() == Some(Kind::Downgrade) {
+                    self.decisions.void(cx, Timer::Reminder);
+                }
+                if self.decisions.rejected == Some(Level::L2) {
+                    self.decisions.rejected = None;
+                }
+            } else {
+                self.l1_clear_since.get_or_insert(cx.now);
+                if !self.downgrade_spent
+                    && !self.waiting.downgrade
+                    && self.pending_kind() != Some(Kind::Downgrade)
+                    && cx.armed(Timer::DowngradeHold).is_none()
+                {
+                    cx.arm(Timer::DowngradeHold, Self::now_plus_hold(cx));
+                }
             }
         }
+    }
+
+    /// PLANS.md §5.1: at L2 with an L1 condition, the escalation is proposed to the
+    /// commander; when the L1 condition clears first, the proposal is voided and a
+    /// rejected L1 may be proposed again.
+    fn escalation_proposal(&mut self, cx: &mut Cx, c: &Conds) {
+        if !cx.cfg.coal.l1_by_commander || self.level != Level::L2 {
+            return;
+        }
+        if c.l1() {
+            if self.decisions.wants(Level::L1, |p| p.level) {
+                self.propose(cx, Kind::Escalate, Level::L1, true);
+            }
+        } else {
+            if self.pending_kind() == Some(Kind::Escalate) {
+                self.decisions.void(cx, Timer::Reminder);
+            }
+            if self.decisions.rejected == Some(Level::L1) {
+                self.decisions.rejected = None;
+            }
+        }
+    }
+
+    /// A proposal (PLANS.md §5.1 to the commander, with one reminder; or §5.4 a
+    /// termination to confirm, without one).
+    pub(super) fn propose(&mut self, cx: &mut Cx, kind: Kind, to: Level, commander: bool) {
+        let hold = cx.cfg.coal.lift_hold_hours;
+        let from = self.level;
+        let (sections, authority, reason) = match kind {
+            Kind::Terminate => (
+                "§4.2.3, §5.4",
+                if commander {
+                    text::COMMANDER
+                } else {
+                    text::authority(from)
+                },
+                format!(
+                    "预警条件均已消除满{hold}小时,提请{}决定{}响应结束、解除预警",
+                    if commander {
+                        text::COMMANDER
+                    } else {
+                        text::authority(from)
+                    },
+                    from.name_zh()
+                ),
+            ),
+            Kind::Downgrade => (
+                "§5.3, §5.4",
+                text::COMMANDER,
+                format!(
+                    "一级预警条件已消除满{hold}小时,仍符合二级预警条件,提请指挥长决定一级响应调整为二级响应"
+                ),
+            ),
+            _ => (
+                "§4.2.1, §5.2.2",
+                text::COMMANDER,
+                format!(
+                    "符合一级预警条件:{},提请指挥长宣布启动一级响应(由指挥长宣布启动一级响应)",
+                    rules::conditions(&self.data, &cx.cfg.coal).text()
+                ),
+            ),
+        };
+        let mut ev = json!({"proposed": kind.as_str(), "current": from.as_str(),
+            "status": text::status(&self.data, cx.cfg)});
+        if kind == Kind::Terminate {
+            ev["hold_hours"] = json!(hold);
+            ev["hold_started"] = json!(fmt_ts(cx.now - hours(hold)));
+        }
+        if commander {
+            ev["proposed_kind"] = json!(kind.as_str());
+            ev["level"] = json!(to.as_str());
+            ev["commander"] = json!(true);
+        }
+        let n = notice(Kind::Proposal, to)
+            .clause(clause(sections))
+            .authority(authority)
+            .reason(reason)
+            .evidence(ev)
+            .recipients(recipients(cx.cfg, &[]));
+        let d = super::Proposed {
+            kind,
+            level: to,
+            commander,
+        };
+        let reminder = commander.then_some(cx.cfg.coal.decision_reminder_hours);
+        self.decisions.open(cx, d, Timer::Reminder, reminder);
+        let id = cx.emit(n);
+        self.decisions.named(id);
+    }
+
+    /// PLANS.md §5.1: one reminder when a commander's proposal is still pending.
+    pub(super) fn remind(&mut self, cx: &mut Cx) {
+        let Some(p) = self.decisions.pending.clone() else {
+            return;
+        };
+        let n = notice(Kind::Reminder, p.decision.level)
+            .clause(clause("§5.2.2, §5.4"))
+            .authority(text::COMMANDER)
+            .reason(format!(
+                "决策提醒:{}提请指挥长决定的{}尚未决定,请指挥长决定",
+                crate::wording::time_zh(p.made),
+                match p.decision.kind {
+                    Kind::Terminate => "解除预警和响应".to_string(),
+                    k => format!("{}至{}响应", k.name_zh(), p.decision.level.name_zh()),
+                }
+            ))
+            .recipients(recipients(cx.cfg, &[]));
+        cx.emit(p.reminder(n, p.decision.kind));
+    }
+
+    /// PLANS.md §5.3: whether a silence gap of a key plant's stock or of the output is
+    /// open (a date-skip gap does not count).
+    fn gap_open(&self) -> bool {
+        self.data.output_feed.is_some_and(|f| f.silent)
+            || self.data.stock_feeds.values().any(|f| f.silent)
+    }
+
+    /// PLANS.md §5.3: a hold end waits while a gap is open.
+    fn must_wait(&self, cx: &Cx) -> bool {
+        cx.cfg.coal.hold_waits_for_data && self.gap_open()
+    }
+
+    /// PLANS.md §5.3: when the last open gap closes, a hold whose end has passed moves if
+    /// the conditions still allow it.
+    fn resume_waiting(&mut self, cx: &mut Cx, c: &Conds) {
+        if self.gap_open() {
+            return;
+        }
+        if std::mem::take(&mut self.waiting.downgrade) && self.level == Level::L1 && !c.l1() {
+            self.downgrade_end(cx, c);
+        }
+        if std::mem::take(&mut self.waiting.lift) && self.level != Level::None && !c.l2() {
+            self.lift_end(cx, c);
+        }
+    }
+
+    /// Follow-up evidence of the report-back series (PLANS.md §5.2).
+    fn feedback_evidence(&mut self, cx: &Cx, kind: Kind, ev: &mut serde_json::Value) {
+        let Some(s) = &self.feedback else { return };
+        match kind {
+            Kind::ReportFollowup => s.followup(cx.cfg, &mut self.feedback_cursor, ev),
+            Kind::ReportFinal => {
+                // CONTRACT.md: final reports gain the feedback too; PLANS.md §5.2 the table.
+                ev["statistics"] =
+                    json!({"units": s.statistics(cx.cfg, Plan::CoalSupply, &self.feedback_cursor)});
+                s.followup(cx.cfg, &mut self.feedback_cursor, ev);
+            }
+            _ => {}
+        }
+    }
+
+    /// PLANS.md §5.2: a deadline: one `report_overdue` to the office naming the units
+    /// that sent nothing since the previous one.
+    pub(super) fn on_deadline(&mut self, cx: &mut Cx) {
+        let Some(s) = self.feedback.as_mut() else {
+            return;
+        };
+        let Some(due) = feedback::deadline_due(s, cx, Plan::CoalSupply, Timer::Feedback) else {
+            return;
+        };
+        let n = notice(Kind::ReportOverdue, self.level)
+            .clause(clause("§5.1"))
+            .authority(text::OFFICE);
+        let n = feedback::overdue(n, due, cx, &cx.cfg.coal.office_unit);
+        cx.emit(n);
     }
 
     /// One of the four moves, then its report (§5.1): first at activation, follow-up at a
@@ -146,7 +397,7 @@ impl CoalSupply {
         let n = self.move_notice(cx, kind, (from, to), c, end);
         self.log.push(format!(
             "{} {}{}({})",
-            fmt_ts(cx.now),
+            crate::wording::time_zh(cx.now),
             kind.name_zh(),
             if kind == Kind::Terminate {
                 format!("{}响应", from.name_zh())
@@ -157,8 +408,8 @@ impl CoalSupply {
         ));
         if kind != Kind::Terminate {
             self.log.push(format!(
-                "{}个成员单位按{}落实重点工作,实行24小时值班(§5.2.1(1))",
-                n.measures.len(),
+                "通知{}个成员单位落实{}重点工作,市指挥部办公室和各成员单位实行24小时值班(§5.2.1(1))",
+                text::units(&text::tasks(cx.cfg, to)).len(),
                 if to == Level::L1 {
                     "§5.2.1、§5.2.2"
                 } else {
@@ -167,7 +418,18 @@ impl CoalSupply {
             ));
         }
         cx.emit(n);
+        // A pending proposal not behind this move is void (an approved one was taken).
+        self.decisions.void(cx, Timer::Reminder);
+        self.decisions.rejected = None;
         self.level = to;
+        if to != Level::L1 {
+            self.l1_clear_since = None;
+            self.waiting.downgrade = false;
+        }
+        if kind != Kind::Terminate {
+            // PLANS.md §5.1 / §4: the move, then the proposal, then the report.
+            self.escalation_proposal(cx, c);
+        }
         match kind {
             Kind::Activate => {
                 cx.arm(
@@ -175,15 +437,24 @@ impl CoalSupply {
                     next_local_time(cx.now, cx.cfg.report_time),
                 );
                 self.emit_report(cx, Kind::ReportFirst, to, c);
+                // PLANS.md §5.2: the report-back series starts with the plan.
+                if feedback::enabled(cx.cfg, Plan::CoalSupply) {
+                    let s = feedback::Series::begin(cx.now);
+                    self.feedback_cursor = s.cursor();
+                    self.feedback = Some(s);
+                    cx.arm(Timer::Feedback, feedback::first_deadline(cx.cfg, cx.now));
+                }
             }
             Kind::Terminate => {
                 // A terminated track's timers do not fire (PLANS.md §4).
                 cx.cancel(Timer::LiftHold);
                 cx.cancel(Timer::DowngradeHold);
                 cx.cancel(Timer::DailyReport);
+                cx.cancel(Timer::Feedback);
                 self.cancel_gaps_due_now(cx);
                 self.emit_report(cx, Kind::ReportFinal, from, c);
-                self.proposal = None;
+                self.feedback = None;
+                self.waiting = super::Waiting::default();
                 self.downgrade_spent = false;
                 self.log.clear();
                 self.last_report = None;
@@ -244,14 +515,16 @@ impl CoalSupply {
         } else {
             measures
         };
-        notice(kind, to)
+        let mut n = notice(kind, to)
             .previous(from.as_str())
             .clause(clause(sections))
             .authority(auth)
             .reason(reason)
             .evidence(ev)
             .measures(measures)
-            .recipients(rcpt)
+            .recipients(rcpt);
+        n.proposal_id = self.approved.clone();
+        n
     }
 
     fn emit_report(&mut self, cx: &mut Cx, kind: Kind, level: Level, c: &Conds) {
@@ -275,7 +548,8 @@ impl CoalSupply {
             trend,
             measures_taken: &self.log,
         };
-        let n = text::report(&r, &self.data, cx.cfg);
+        let mut n = text::report(&r, &self.data, cx.cfg);
+        self.feedback_evidence(cx, kind, &mut n.evidence);
         cx.emit(n);
     }
 
@@ -291,75 +565,106 @@ impl CoalSupply {
         self.emit_report(cx, Kind::ReportFollowup, self.level, &c);
     }
 
-    /// §4.2.3 / §5.4: the lift hold ended with no L2 condition: terminate, or with
-    /// `require_confirmation` propose it to the authority and wait for `confirm`.
+    /// §4.2.3 / §5.4: the lift hold ended with no L2 condition (PLANS.md §5.3: during a
+    /// silence gap it waits for the data).
     pub(super) fn on_lift_hold(&mut self, cx: &mut Cx) {
         let c = rules::conditions(&self.data, &cx.cfg.coal);
         if self.level == Level::None || c.l2() {
             return;
         }
-        if cx.cfg.coal.require_confirmation {
-            let n = notice(Kind::Proposal, Level::None)
-                .clause(clause("§4.2.3, §5.4"))
-                .authority(text::authority(self.level))
-                .reason(format!(
-                    "预警条件均已消除满{}小时,提请{}决定{}响应结束、解除预警",
-                    cx.cfg.coal.lift_hold_hours,
-                    text::authority(self.level),
-                    self.level.name_zh()
-                ))
-                .evidence(
-                    json!({"proposed": "terminate", "current": self.level.as_str(),
-                    "hold_hours": cx.cfg.coal.lift_hold_hours,
-                    "hold_started": fmt_ts(cx.now - hours(cx.cfg.coal.lift_hold_hours)),
-                    "status": text::status(&self.data, cx.cfg)}),
-                )
-                .recipients(recipients(cx.cfg, &[]));
-            self.proposal = Some(cx.emit(n));
-        } else {
-            self.make_move(cx, Kind::Terminate, Level::None, &c, End::Hold);
+        if self.must_wait(cx) {
+            self.waiting.lift = true;
+            return;
         }
+        self.lift_end(cx, &c);
         self.check_beyond(cx);
     }
 
+    /// The lift hold's move: terminate; or propose it — to the commander from L1 with
+    /// `l1_by_commander` (PLANS.md §5.1; with `require_confirmation` as well this one
+    /// proposal is the confirmation), else to the authority with `require_confirmation`.
+    fn lift_end(&mut self, cx: &mut Cx, c: &Conds) {
+        let commander = cx.cfg.coal.l1_by_commander && self.level == Level::L1;
+        if commander || cx.cfg.coal.require_confirmation {
+            self.propose(cx, Kind::Terminate, Level::None, commander);
+        } else {
+            self.make_move(cx, Kind::Terminate, Level::None, c, End::Hold);
+        }
+    }
+
     /// §5.3: at L1 the downgrade hold ended: down to L2 when an L2 condition holds; else
-    /// nothing (the lift hold decides).
+    /// nothing (the lift hold decides). PLANS.md §5.3: during a gap it waits.
     pub(super) fn on_downgrade_hold(&mut self, cx: &mut Cx) {
         let c = rules::conditions(&self.data, &cx.cfg.coal);
         if self.level != Level::L1 || c.l1() {
             return;
         }
-        if c.l2() {
-            self.make_move(cx, Kind::Downgrade, Level::L2, &c, End::Hold);
-        } else {
-            self.downgrade_spent = true;
+        if self.must_wait(cx) {
+            self.waiting.downgrade = true;
+            return;
         }
+        self.downgrade_end(cx, &c);
         self.check_beyond(cx);
     }
 
-    /// `confirm` (or `approve`) naming the pending proposal terminates (§5.4); anything
-    /// else is refused and changes nothing.
+    /// The downgrade hold's move: L1 -> L2 (PLANS.md §5.1: proposed to the commander).
+    fn downgrade_end(&mut self, cx: &mut Cx, c: &Conds) {
+        if !c.l2() {
+            self.downgrade_spent = true;
+        } else if cx.cfg.coal.l1_by_commander {
+            if self.decisions.wants(Level::L2, |p| p.level) {
+                self.propose(cx, Kind::Downgrade, Level::L2, true);
+            }
+        } else {
+            self.make_move(cx, Kind::Downgrade, Level::L2, c, End::Hold);
+        }
+    }
+
+    /// `confirm` or `approve` naming the pending proposal makes its move now (§5.4,
+    /// PLANS.md §5.1); anything else is refused and changes nothing.
     pub(super) fn on_confirm(&mut self, cx: &mut Cx, id: &str, by: &str) -> Result<(), String> {
-        if self.proposal.as_deref() != Some(id) {
+        let Some(p) = self.decisions.take(cx, id, Timer::Reminder) else {
             return Err(format!("{id} is not a pending coal_supply proposal"));
-        }
+        };
         let c = rules::conditions(&self.data, &cx.cfg.coal);
+        let d = p.decision;
         if !by.is_empty() {
-            self.log.push(format!("{} {by}确认解除", fmt_ts(cx.now)));
+            let what = match d.kind {
+                Kind::Terminate => "确认解除".to_string(),
+                k => format!("决定{}{}响应", k.name_zh(), d.level.name_zh()),
+            };
+            self.log
+                .push(format!("{} {by}{what}", crate::wording::time_zh(cx.now)));
         }
-        self.make_move(cx, Kind::Terminate, Level::None, &c, End::Confirmed(by));
+        let end = End::Confirmed(by);
+        self.approved = d.commander.then(|| id.to_string());
+        match d.kind {
+            Kind::Terminate => self.make_move(cx, Kind::Terminate, Level::None, &c, end),
+            k => {
+                self.make_move(cx, k, d.level, &c, end);
+                self.update_holds(cx, &c);
+            }
+        }
+        self.approved = None;
         self.check_beyond(cx);
         Ok(())
     }
 
-    /// `reject` of the pending proposal: the authority keeps the response; the proposal is
-    /// void and a new lift hold starts now.
+    /// `reject` of the pending proposal: a termination keeps the response and a new lift
+    /// hold starts now (§5.4); an escalation or downgrade is void and its level is not
+    /// proposed again until the rules stop giving it (PLANS.md §5.1).
     pub(super) fn on_reject(&mut self, cx: &mut Cx, id: &str) -> Result<(), String> {
-        if self.proposal.as_deref() != Some(id) {
+        let Some(p) = self.decisions.reject(cx, id, Timer::Reminder, |d| d.level) else {
             return Err(format!("{id} is not a pending coal_supply proposal"));
+        };
+        match p.decision.kind {
+            Kind::Terminate => {
+                self.decisions.rejected = None;
+                cx.arm(Timer::LiftHold, Self::now_plus_hold(cx));
+            }
+            Kind::Downgrade => self.downgrade_spent = true,
+            _ => {}
         }
-        self.proposal = None;
-        cx.arm(Timer::LiftHold, Self::now_plus_hold(cx));
         Ok(())
     }
 
@@ -370,7 +675,7 @@ impl CoalSupply {
         if self.level != Level::None && !c.l2() {
             self.log.push(format!(
                 "{} 市能源局解除人工预警({reason}{})",
-                fmt_ts(cx.now),
+                crate::wording::time_zh(cx.now),
                 if by.is_empty() {
                     String::new()
                 } else {
@@ -405,7 +710,7 @@ impl CoalSupply {
             .reason(format!(
                 "{}响应目标未达:{}全市煤炭日产量{}吨,低于{}吨",
                 self.level.name_zh(),
-                r.date,
+                crate::wording::date_zh(r.date),
                 r.output_t,
                 t
             ))
@@ -465,7 +770,7 @@ impl CoalSupply {
             .reason(format!(
                 "{}数据恢复报送(上次{})",
                 feed_zh(plant),
-                fmt_ts(last)
+                crate::wording::time_zh(last)
             ))
             .evidence(json!({"feed": feed, "plant": plant, "last_arrival": fmt_ts(last)}))
             .recipients(recipients(cx.cfg, &[]));
@@ -481,8 +786,8 @@ impl CoalSupply {
             .reason(format!(
                 "全市煤炭日产量缺报{}天({}至{}),连续天数计算中断",
                 skipped.len(),
-                skipped[0],
-                skipped[skipped.len() - 1]
+                crate::wording::date_zh(skipped[0]),
+                crate::wording::date_zh(skipped[skipped.len() - 1])
             ))
             .evidence(json!({"feed": "coal/output", "date": r.date.to_string(),
                 "missing_dates": shown, "missing_count": skipped.len()}))
@@ -511,7 +816,7 @@ impl CoalSupply {
             .reason(format!(
                 "{}自{}起{}天未报送",
                 feed_zh(plant.as_deref()),
-                fmt_ts(last),
+                crate::wording::time_zh(last),
                 period_days
             ))
             .evidence(json!({"feed": feed, "plant": plant, "last_arrival": fmt_ts(last),

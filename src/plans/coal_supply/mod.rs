@@ -11,7 +11,7 @@ mod flow;
 mod rules;
 #[cfg(test)]
 mod tests;
-mod text;
+pub mod text;
 
 use chrono::Duration;
 use serde::{Deserialize, Serialize};
@@ -19,9 +19,11 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Config, RegionConfig};
 use crate::engine::Cx;
 use crate::input::{Command, Input, ManualLevel};
+use crate::plans::feedback;
+use crate::plans::proposal::Decisions;
 use crate::time::Ts;
 
-pub use text::default_tasks;
+pub use text::{default_tasks, EVERY_UNIT};
 
 /// The plan's only track.
 pub const TRACK: &str = "supply";
@@ -68,6 +70,11 @@ pub enum Timer {
     OutputGap,
     /// PLANS.md §4: a key plant's stock feed is silent for `stock_gap_days`.
     StockGap(String),
+    /// PLANS.md §5.1: a commander's proposal still pending after
+    /// `decision_reminder_hours`.
+    Reminder,
+    /// PLANS.md §5.2: a report-back deadline (`feedback_time`).
+    Feedback,
 }
 
 impl Timer {
@@ -78,25 +85,57 @@ impl Timer {
             Timer::DailyReport => "daily follow-up report".into(),
             Timer::OutputGap => "output feed silent (data gap)".into(),
             Timer::StockGap(p) => format!("stock feed of {p} silent (data gap)"),
+            Timer::Reminder => "decision reminder".into(),
+            Timer::Feedback => "report-back deadline".into(),
         }
     }
 }
 
 /// State of the plan in one region.
+/// Snapshots taken before a field existed restore with its default.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct CoalSupply {
     data: data::Data,
     level: Level,
     /// Moves and measures of the current episode ("已经采取的措施", §5.1).
     log: Vec<String>,
-    /// The pending termination proposal (`require_confirmation`).
-    proposal: Option<String>,
+    /// The pending proposal (§5.4 `require_confirmation`, PLANS.md §5.1 the commander's
+    /// L1 decisions) and a rejected level: the life cycle shared with pollution rule 6.
+    decisions: Decisions<Proposed, Level>,
+    /// At L1: since when no L1 condition has held (PLANS.md §5.1 voided termination).
+    l1_clear_since: Option<Ts>,
+    /// PLANS.md §5.3: holds whose end passed during a silence gap, waiting for the data.
+    waiting: Waiting,
+    /// PLANS.md §5.2: the report-back series while the plan is active.
+    feedback: Option<feedback::Series>,
+    feedback_cursor: feedback::Cursor,
+    /// While a commander's proposal is being carried out: its id, for the move notice.
+    #[serde(skip)]
+    approved: Option<String>,
     /// At L1: the downgrade hold ended while no L2 condition held (the lift hold decides).
     downgrade_spent: bool,
     /// Whether the beyond-level-1 condition held after the last evaluation (§5.3).
     beyond: bool,
     /// Level and lowest stock days at the last report, for the trend (发展趋势).
     last_report: Option<(Level, Option<f64>)>,
+}
+
+/// What a pending coal proposal asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proposed {
+    /// `Escalate` (to L1), `Downgrade` (to L2) or `Terminate`.
+    pub kind: crate::notice::Kind,
+    pub level: Level,
+    /// A PLANS.md §5.1 proposal to the commander (it has a reminder).
+    pub commander: bool,
+}
+
+/// PLANS.md §5.3: hold ends that wait for data.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Waiting {
+    pub lift: bool,
+    pub downgrade: bool,
 }
 
 /// `h` hours as a duration (to the millisecond).
@@ -135,6 +174,16 @@ impl CoalSupply {
                 self.on_confirm(cx, proposal_id, by)?
             }
             Input::Cmd(Command::Reject { proposal_id, .. }) => self.on_reject(cx, proposal_id)?,
+            Input::Cmd(Command::Report(r)) => {
+                // PLANS.md §5.2: only while the plan is active; never moves the track.
+                let Some(s) = self.feedback.as_mut() else {
+                    return Err(format!(
+                        "coal_supply has no report-back deadlines running in region {} (no coal warning is active)",
+                        cx.region.id
+                    ));
+                };
+                s.add(cx.now, r);
+            }
             _ => {}
         }
         Ok(())
@@ -147,6 +196,8 @@ impl CoalSupply {
             Timer::DailyReport => self.on_daily_report(cx),
             Timer::OutputGap => self.on_gap(cx, None),
             Timer::StockGap(p) => self.on_gap(cx, Some(p)),
+            Timer::Reminder => self.remind(cx),
+            Timer::Feedback => self.on_deadline(cx),
         }
     }
 
@@ -165,7 +216,7 @@ impl CoalSupply {
         self.data.manual = Some(l);
         self.log.push(format!(
             "{} 市能源局人工发布{}预警({reason}{})",
-            crate::time::fmt_ts(cx.now),
+            crate::wording::time_zh(cx.now),
             l.name_zh(),
             if by.is_empty() {
                 String::new()

@@ -202,7 +202,8 @@ fn output_cond(d: &Data, cfg: &CoalConfig) -> Option<Cond> {
         level,
         rule: "output",
         text: format!(
-            "全市煤炭日产量自{first}起连续{}天低于年度每日保供量",
+            "全市煤炭日产量自{}起连续{}天低于年度每日保供量",
+            crate::wording::date_zh(*first),
             run.len()
         ),
         evidence: json!({"run_days": run.len(), "dates": dates}),
@@ -244,10 +245,15 @@ fn price_cond(d: &Data, cfg: &CoalConfig) -> Option<Cond> {
     let change_pct = p7.map(|p7| 100.0 * (p - p7) / p7);
     let text = match (by_change, p7, change_pct) {
         (Level::None, _, _) | (_, None, _) | (_, _, None) => {
-            format!("{date}煤炭价格{p}元/吨,超出合理区间,出现异常波动")
+            format!(
+                "{}煤炭价格{p}元/吨,超出合理区间,出现异常波动",
+                crate::wording::date_zh(date)
+            )
         }
         (l, Some(p7), Some(c)) => format!(
-            "{date}煤炭价格{p}元/吨,较{earlier}的{p7}元/吨变化{c:.1}%,出现{}",
+            "{}煤炭价格{p}元/吨,较{}的{p7}元/吨变化{c:.1}%,出现{}",
+            crate::wording::date_zh(date),
+            crate::wording::date_zh(earlier),
             if l == Level::L1 {
                 "大幅波动"
             } else {

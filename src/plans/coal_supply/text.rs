@@ -73,6 +73,21 @@ pub fn tasks(cfg: &Config, level: Level) -> Vec<&UnitTask> {
         .collect()
 }
 
+/// §5.2.1(1): the task every unit has (24-hour duty); its `unit` is the plan's words.
+pub const EVERY_UNIT: &str = "市指挥部办公室和各成员单位";
+
+/// The member units a set of tasks names (each once, in task order), without
+/// [`EVERY_UNIT`].
+pub fn units<'a>(tasks: &[&'a UnitTask]) -> Vec<&'a str> {
+    let mut out: Vec<&str> = Vec::new();
+    for t in tasks {
+        if t.unit != EVERY_UNIT && !out.contains(&t.unit.as_str()) {
+            out.push(&t.unit);
+        }
+    }
+    out
+}
+
 /// Contacts of `unit`, in file order.
 pub fn unit_contacts(cfg: &Config, unit: &str) -> Vec<String> {
     cfg.contacts
@@ -96,14 +111,20 @@ pub fn recipients(cfg: &Config, units: &[&str]) -> Vec<String> {
 pub fn measures(cfg: &Config, level: Level) -> (Vec<Value>, Vec<String>) {
     let ts = tasks(cfg, level);
     let units: Vec<&str> = ts.iter().map(|t| t.unit.as_str()).collect();
+    let all = recipients(cfg, &units);
     let m = ts
         .iter()
         .map(|t| {
+            let to = if t.unit == EVERY_UNIT {
+                all.clone()
+            } else {
+                unit_contacts(cfg, &t.unit)
+            };
             json!({"unit": t.unit, "clause": clause(&t.clause), "text": t.text,
-                "recipients": unit_contacts(cfg, &t.unit)})
+                "recipients": to})
         })
         .collect();
-    (m, recipients(cfg, &units))
+    (m, all)
 }
 
 /// The supply/demand status (资源供需现状) for reports and evidence.
@@ -148,14 +169,16 @@ pub fn status_zh(d: &Data, cfg: &Config) -> String {
             .map(|q| format!("{}吨", q))
             .unwrap_or_else(|| "未配置".into());
         parts.push(format!(
-            "全市煤炭日产量({date}){}吨,年度每日保供量{q},连续{}天低于保供量",
+            "全市煤炭日产量({}){}吨,年度每日保供量{q},连续{}天低于保供量",
+            crate::wording::date_zh(date),
             d.outputs.get(&date).copied().unwrap_or_default(),
             rules::output_run(d, &cfg.coal).len()
         ));
     }
     if let Some(date) = d.latest_price {
         parts.push(format!(
-            "煤炭价格({date}){}元/吨",
+            "煤炭价格({}){}元/吨",
+            crate::wording::date_zh(date),
             d.prices.get(&date).copied().unwrap_or_default()
         ));
     }
@@ -185,11 +208,11 @@ pub fn report(r: &Report, d: &Data, cfg: &Config) -> Notice {
     } else {
         r.conds.text()
     };
-    let text = format!(
+    let mut text = format!(
         "【煤炭保供{}{}】时间:{};地点:{};信息来源:{source};资源供需现状:{};预警情况:{situation};影响范围:{scope};发展趋势:{};已经采取的措施:{}",
         r.level.name_zh(),
         r.kind.name_zh(),
-        fmt_ts(r.now),
+        crate::wording::time_zh(r.now),
         r.place,
         status_zh(d, cfg),
         r.trend,
@@ -209,6 +232,35 @@ pub fn report(r: &Report, d: &Data, cfg: &Config) -> Notice {
             "scope": scope, "trend": r.trend, "measures_taken": r.measures_taken}),
         )
         .recipients(recipients(cfg, &[]));
+    if cfg.coal.hold_waits_for_data {
+        // PLANS.md §5.3: a stock value older than `stock_gap_days` is marked stale.
+        let limit =
+            chrono::Duration::milliseconds((cfg.coal.stock_gap_days * 86_400_000.0).round() as i64);
+        let stocks: Vec<Value> = d
+            .stocks
+            .iter()
+            .map(|(p, s)| {
+                let stale = r.now - s.ts > limit;
+                json!({"plant": p, "stock_days": s.days, "ts": fmt_ts(s.ts), "stale": stale,
+                    "note": if stale { "数据已逾期" } else { "" }})
+            })
+            .collect();
+        let marks: Vec<String> = d
+            .stocks
+            .iter()
+            .filter(|(_, s)| r.now - s.ts > limit)
+            .map(|(p, s)| {
+                format!(
+                    "{p}库存数据已逾期(最近报送于{})",
+                    crate::wording::time_zh(s.ts)
+                )
+            })
+            .collect();
+        n.evidence["stocks"] = json!(stocks);
+        if !marks.is_empty() {
+            text = format!("{text};{}", marks.join(";"));
+        }
+    }
     n.text = Some(text);
     n
 }

@@ -1,7 +1,6 @@
 //! Rule 6 (approval, §3.3.2 "重污染天气预警信息发布(调整、解除)审批表") and the moves
 //! themselves (notice, measures, reports, episode bookkeeping).
 
-use chrono::Duration;
 use serde_json::{json, Value};
 
 use crate::config::Config;
@@ -13,8 +12,8 @@ use super::graded::lead_hours;
 use super::measures;
 use super::reports::{self, Episode, OFFICE};
 use super::series::{stamp_of, ts_of, View};
-use super::types::{clause, Decision, Lv, TrackId};
-use super::{HeavyPollution, Pending, Timer};
+use super::types::{clause, Decision, TrackId};
+use super::{HeavyPollution, Timer};
 
 /// Who receives warnings (§3.3.2 "预警信息发布对象"), plus contacts subscribed to the plan.
 fn recipients(cfg: &Config) -> Vec<String> {
@@ -61,64 +60,53 @@ impl HeavyPollution {
             None => {
                 // No move: the pending proposal is voided silently; a rejected level may
                 // be proposed again (rule 6).
-                self.void(cx, t);
-                self.track(t).rejected = None;
+                self.track(t).decisions.no_move(cx, Timer::Reminder(t));
             }
         }
     }
 
     fn void(&mut self, cx: &mut Cx, t: TrackId) {
-        if self.track(t).pending.take().is_some() {
-            cx.cancel(Timer::Reminder(t));
-        }
+        self.track(t).decisions.void(cx, Timer::Reminder(t));
     }
 
     /// Rule 6: one pending proposal per track; the same level proposes nothing new, another
     /// level supersedes it; a rejected level is not proposed again.
     fn propose(&mut self, cx: &mut Cx, t: TrackId, d: Decision, out: &mut Vec<Notice>) {
-        let st = self.track(t);
-        if st.rejected == Some(d.level) {
+        if !self.track(t).decisions.wants(d.level, |p| p.level) {
             return;
         }
-        st.rejected = None;
-        if st
-            .pending
-            .as_ref()
-            .is_some_and(|p| p.decision.level == d.level)
-        {
-            return;
-        }
-        let mut n = Notice::new(Plan::HeavyPollution, t.as_str(), Kind::Proposal, d.level.as_str())
-            .clause(clause("§3.3.2"))
-            .authority(OFFICE)
-            .reason(format!(
-                "拟{}{}(由{}至{}),请按《重污染天气预警信息发布(调整、解除)审批表》报市政府签发。依据:{}",
-                d.kind.name_zh(),
-                if d.level == Lv::None { d.previous.zh() } else { d.level.zh() },
-                d.previous.as_str(),
-                d.level.as_str(),
-                d.reason
-            ))
-            .evidence(json!({"proposed_kind": d.kind.as_str(), "level": d.level.as_str(),
-                             "previous": d.previous.as_str(), "rules": d.evidence}))
-            .recipients(vec!["市人民政府".to_string()]);
+        let mut n = Notice::new(
+            Plan::HeavyPollution,
+            t.as_str(),
+            Kind::Proposal,
+            d.level.as_str(),
+        )
+        .clause(clause("§3.3.2"))
+        .authority(OFFICE)
+        .reason(format!(
+            "{},请按《重污染天气预警信息发布(调整、解除)审批表》报市政府签发。依据:{}",
+            proposed_zh(&d),
+            d.reason
+        ))
+        .evidence(
+            json!({"proposed_kind": d.kind.as_str(), "level": d.level.as_str(),
+                             "previous": d.previous.as_str(), "rules": d.evidence}),
+        )
+        .recipients(vec!["市人民政府".to_string()]);
         n.text = Some(d.reason.clone());
-        st.pending = Some(Pending {
-            id: String::new(),
-            decision: d,
-            made: cx.now,
-        });
-        let ms = (cx.cfg.pollution.reminder_hours * 3_600_000.0).round() as i64;
-        cx.arm(Timer::Reminder(t), cx.now + Duration::milliseconds(ms));
+        let h = cx.cfg.pollution.reminder_hours;
+        self.track(t)
+            .decisions
+            .open(cx, d, Timer::Reminder(t), Some(h));
         out.push(n);
     }
 
     /// The 2-hour reminder of a still pending proposal (rule 6, §3.3.2 "于2小时内").
     pub(super) fn remind(&mut self, cx: &mut Cx, t: TrackId) {
-        let Some(p) = self.track(t).pending.clone() else {
+        let Some(p) = self.track(t).decisions.pending.clone() else {
             return;
         };
-        let mut n = Notice::new(
+        let n = Notice::new(
             Plan::HeavyPollution,
             t.as_str(),
             Kind::Reminder,
@@ -127,16 +115,12 @@ impl HeavyPollution {
         .clause(clause("§3.3.2"))
         .authority(OFFICE)
         .reason(format!(
-            "审批提醒:{}于{}提交的{}审批尚未签发",
-            p.id,
-            fmt_ts(p.made),
-            p.decision.kind.name_zh()
+            "审批提醒:{}提交的审批({})尚未签发",
+            crate::wording::time_zh(p.made),
+            proposed_zh(&p.decision)
         ))
-        .evidence(json!({"proposal_id": p.id, "made": fmt_ts(p.made),
-                             "proposed_kind": p.decision.kind.as_str()}))
         .recipients(vec!["市人民政府".to_string()]);
-        n.proposal_id = Some(p.id.clone());
-        cx.emit(n);
+        cx.emit(p.reminder(n, p.decision.kind));
     }
 
     /// The track whose pending proposal has this id.
@@ -148,7 +132,7 @@ impl HeavyPollution {
                     TrackId::Graded => &self.graded,
                     _ => &self.ozone,
                 };
-                st.pending.as_ref().is_some_and(|p| p.id == pid)
+                st.decisions.is_pending(pid)
             })
             .ok_or_else(|| {
                 format!(
@@ -161,8 +145,9 @@ impl HeavyPollution {
     /// `approve`: the proposed move happens now, to the proposed level (rule 6).
     pub(super) fn approve(&mut self, cx: &mut Cx, pid: &str, by: &str) -> Result<(), String> {
         let t = self.pending_track(cx, pid)?;
-        let p = self.track(t).pending.take().expect("pending");
-        cx.cancel(Timer::Reminder(t));
+        let p = (self.track(t).decisions)
+            .take(cx, pid, Timer::Reminder(t))
+            .expect("pending");
         let h0 = stamp_of(floor_hour(cx.now));
         let view = View::new(&self.series, h0, i64::from(cx.cfg.pollution.horizon_hours));
         let mut out = Vec::new();
@@ -187,9 +172,9 @@ impl HeavyPollution {
         _reason: &str,
     ) -> Result<(), String> {
         let t = self.pending_track(cx, pid)?;
-        let p = self.track(t).pending.take().expect("pending");
-        cx.cancel(Timer::Reminder(t));
-        self.track(t).rejected = Some(p.decision.level);
+        (self.track(t).decisions)
+            .reject(cx, pid, Timer::Reminder(t), |d| d.level)
+            .expect("pending");
         Ok(())
     }
 
@@ -249,7 +234,7 @@ impl HeavyPollution {
         let now = cx.now;
         let reported = t != TrackId::So2;
         let st = self.track(t);
-        st.rejected = None;
+        st.decisions.rejected = None;
         let ended = st.level;
         st.level = d.level;
         match d.kind {
@@ -267,11 +252,22 @@ impl HeavyPollution {
                     cx.arm(Timer::Daily(t), next_local_time(now, cx.cfg.report_time));
                 }
                 st.episode = Some(ep);
+                if reported {
+                    self.feedback_begin(cx, t);
+                }
             }
             Kind::Terminate => {
                 let ep = st.episode.take().unwrap_or_default();
                 if reported {
-                    out.push(reports::final_report(t, ended, &ep, now));
+                    let mut n = reports::final_report(t, ended, &ep, now);
+                    if let Some(s) = &self.feedback {
+                        let mut cur = self.track_ref(t).feedback;
+                        n.evidence["statistics"]["units"] =
+                            s.statistics(cx.cfg, Plan::HeavyPollution, &cur);
+                        s.followup(cx.cfg, &mut cur, &mut n.evidence);
+                    }
+                    out.push(n);
+                    self.feedback_end(cx);
                 }
                 cx.cancel(Timer::Daily(t));
                 cx.cancel(Timer::Reminder(t));
@@ -295,4 +291,14 @@ fn causes_zh(c: &[String]) -> String {
         })
         .collect::<Vec<_>>()
         .join("、")
+}
+
+/// What a proposal proposes, in the plan's words: 拟发布黄色预警, 拟将黄色预警调整为橙色预警,
+/// 拟解除橙色预警 (§3.3.2 "发布(调整、解除)").
+fn proposed_zh(d: &Decision) -> String {
+    match d.kind {
+        Kind::Activate => format!("拟发布{}", d.level.zh()),
+        Kind::Terminate => format!("拟解除{}", d.previous.zh()),
+        _ => format!("拟将{}调整为{}", d.previous.zh(), d.level.zh()),
+    }
 }

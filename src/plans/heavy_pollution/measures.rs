@@ -25,17 +25,23 @@ pub fn defaults() -> &'static [Measure] {
     })
 }
 
-/// The measures of a level, as notice JSON objects `{category, clause, text}`.
+/// The measures of a level, as notice JSON objects `{category, unit, clause, heading?,
+/// text}`.
 pub fn for_level(cfg: &Config, level: Lv) -> Vec<Value> {
     let all: &[Measure] = cfg.pollution.measures.as_deref().unwrap_or(defaults());
     all.iter()
         .filter(|m| m.level == level.as_str())
         .map(|m| {
-            json!({
+            let mut v = json!({
                 "category": m.category,
+                "unit": m.unit,
                 "clause": format!("{} {}", super::types::DOC, m.clause),
                 "text": m.text,
-            })
+            });
+            if let Some(h) = &m.heading {
+                v["heading"] = json!(h);
+            }
+            v
         })
         .collect()
 }
@@ -50,18 +56,25 @@ mod tests {
         let cfg = Config::from_toml("").unwrap().config;
         for (lv, pct) in [(Lv::Yellow, "20%"), (Lv::Orange, "30%"), (Lv::Red, "40%")] {
             let m = for_level(&cfg, lv);
-            let cut = m.iter().find(|x| x["category"] == "emission_cut").unwrap();
+            let cut = m
+                .iter()
+                .find(|x| x["text"].as_str().unwrap().contains("减排比例"))
+                .unwrap();
             assert!(cut["text"].as_str().unwrap().contains(pct), "{lv:?}");
-            assert!(m.iter().any(|x| x["category"] == "health"));
-            assert!(m.iter().any(|x| x["category"] == "advisory"));
-            assert!(m.iter().any(|x| x["category"] == "mandatory"));
+            assert_eq!(cut["category"], "强制性");
+            for cat in ["健康防护", "倡议性", "强制性", "应急响应"] {
+                assert!(m.iter().any(|x| x["category"] == cat), "{lv:?} {cat}");
+            }
+            assert!(m.iter().all(|x| !x["unit"].as_str().unwrap().is_empty()));
         }
-        assert!(!for_level(&cfg, Lv::Yellow)
-            .iter()
-            .any(|x| x["category"] == "county_duty"));
-        assert!(for_level(&cfg, Lv::Red)
-            .iter()
-            .any(|x| x["category"] == "county_duty"));
+        let on_duty = |lv| {
+            for_level(&cfg, lv)
+                .iter()
+                .any(|x| x["text"].as_str().unwrap().contains("在岗指挥"))
+        };
+        assert!(!on_duty(Lv::Yellow));
+        assert!(on_duty(Lv::Orange));
+        assert!(on_duty(Lv::Red));
         assert_eq!(for_level(&cfg, Lv::Ozone).len(), 1);
         assert_eq!(for_level(&cfg, Lv::So2).len(), 1);
     }

@@ -11,11 +11,11 @@
 
 mod approval;
 mod graded;
-mod measures;
+pub mod measures;
 mod reports;
-mod series;
+pub mod series;
 mod so2;
-mod types;
+pub mod types;
 
 #[cfg(test)]
 mod tests;
@@ -26,9 +26,11 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Config, RegionConfig};
 use crate::engine::Cx;
 use crate::input::{Command, Input, ProvinceAction, ProvinceNotice};
-use crate::notice::{Kind, Notice};
+use crate::notice::{Kind, Notice, Plan};
 use crate::time::{floor_hour, Ts};
 
+use crate::plans::feedback::{self, Cursor};
+use crate::plans::proposal::Decisions;
 use graded::Floor;
 use reports::{Episode, Feed};
 use series::{stamp_of, Series, View};
@@ -43,6 +45,8 @@ pub enum Timer {
     Reminder(TrackId),
     /// The daily report of an active track at `report_time` (§4.3).
     Daily(TrackId),
+    /// A report-back deadline (PLANS.md §5.2, §4.3 "每日报送").
+    Feedback,
 }
 
 impl Timer {
@@ -51,28 +55,26 @@ impl Timer {
             Timer::Gap(f) => format!("data gap of the {} feed", f.as_str()),
             Timer::Reminder(t) => format!("approval reminder, {} track", t.as_str()),
             Timer::Daily(t) => format!("daily report, {} track", t.as_str()),
+            Timer::Feedback => "report-back deadline".into(),
         }
     }
 }
 
 /// A proposal waiting for `approve` / `reject` (rule 6).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Pending {
-    /// Filled when the proposal notice is emitted.
-    pub id: String,
-    pub decision: Decision,
-    pub made: Ts,
-}
+pub type Pending = crate::plans::proposal::Pending<Decision>;
 
 /// One track's state.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TrackState {
     pub level: Lv,
     pub episode: Option<Episode>,
-    pub pending: Option<Pending>,
-    /// A rejected level, not proposed again until an evaluation gives no move or a move
-    /// to another level (rule 6).
-    pub rejected: Option<Lv>,
+    /// The pending proposal and a rejected level (rule 6, the shared life cycle); flattened
+    /// so snapshots keep their `pending` / `rejected` keys.
+    #[serde(flatten)]
+    pub decisions: Decisions<Decision, Lv>,
+    /// Where this track's reports stand in the report-back series (PLANS.md §5.2).
+    pub feedback: Cursor,
 }
 
 /// A monitored feed's clock (PLANS.md §4).
@@ -85,6 +87,7 @@ pub struct FeedState {
 
 /// State of the plan in one region.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct HeavyPollution {
     pub series: Series,
     pub floor: Option<Floor>,
@@ -93,6 +96,9 @@ pub struct HeavyPollution {
     pub so2: TrackState,
     pub aqi_feed: FeedState,
     pub forecast_feed: FeedState,
+    /// The report-back deadline series (PLANS.md §5.2): runs while `graded` or `ozone`
+    /// is active.
+    pub feedback: Option<feedback::Series>,
 }
 
 impl HeavyPollution {
@@ -105,6 +111,14 @@ impl HeavyPollution {
             TrackId::Graded => &mut self.graded,
             TrackId::Ozone => &mut self.ozone,
             TrackId::So2 => &mut self.so2,
+        }
+    }
+
+    pub(crate) fn track_ref(&self, t: TrackId) -> &TrackState {
+        match t {
+            TrackId::Graded => &self.graded,
+            TrackId::Ozone => &self.ozone,
+            TrackId::So2 => &self.so2,
         }
     }
 
@@ -140,6 +154,16 @@ impl HeavyPollution {
                 by,
                 reason,
             }) => return self.reject(cx, proposal_id, by, reason),
+            Input::Cmd(Command::Report(r)) => {
+                // PLANS.md §5.2: only while a deadline series runs; never moves a track.
+                let Some(s) = self.feedback.as_mut() else {
+                    return Err(format!(
+                        "heavy_pollution has no report-back deadlines running in region {} (neither the graded nor the ozone track is active)",
+                        cx.region.id
+                    ));
+                };
+                s.add(cx.now, r);
+            }
             Input::Cmd(Command::Confirm { proposal_id, .. }) => {
                 return Err(format!(
                 "{proposal_id}: heavy-pollution proposals are approved or rejected, not confirmed"
@@ -162,6 +186,7 @@ impl HeavyPollution {
                 cx.emit(n);
             }
             Timer::Reminder(t) => self.remind(cx, t),
+            Timer::Feedback => self.on_deadline(cx),
             Timer::Daily(t) => {
                 let st = self.track(t);
                 if st.level == Lv::None {
@@ -169,13 +194,79 @@ impl HeavyPollution {
                 }
                 let ep = st.episode.clone().unwrap_or_default();
                 let mut n = reports::daily(t, st.level, &ep, cx.now);
+                if let Some(s) = &self.feedback {
+                    let mut cur = self.track_ref(t).feedback;
+                    n.evidence["statistics"]["units"] =
+                        s.statistics(cx.cfg, Plan::HeavyPollution, &cur);
+                    s.followup(cx.cfg, &mut cur, &mut n.evidence);
+                    self.track(t).feedback = cur;
+                }
+                let st = self.track(t);
                 // §4.3 日报: "采取的应急响应措施" — the level's measures in force.
                 n.measures = measures::for_level(cx.cfg, st.level);
                 cx.emit(n);
                 let next = crate::time::next_local_time(cx.now, cx.cfg.report_time);
                 cx.arm(Timer::Daily(t), next);
+                Self::deadline_after_reports(cx);
             }
         }
+    }
+
+    /// PLANS.md §5.2: the series starts when `graded` or `ozone` becomes active while
+    /// neither was; a track joining a running series starts its own cursor.
+    pub(crate) fn feedback_begin(&mut self, cx: &mut Cx, t: TrackId) {
+        if self.feedback.is_none() && feedback::enabled(cx.cfg, Plan::HeavyPollution) {
+            self.feedback = Some(feedback::Series::begin(cx.now));
+            cx.arm(Timer::Feedback, feedback::first_deadline(cx.cfg, cx.now));
+        }
+        if let Some(s) = &self.feedback {
+            let cur = s.cursor();
+            self.track(t).feedback = cur;
+        }
+        Self::deadline_after_reports(cx);
+    }
+
+    /// PLANS.md §4 / §5.2: at one instant a `report_overdue` comes after the reports, so
+    /// the deadline is re-armed (same due time) after any daily report timer is armed.
+    fn deadline_after_reports(cx: &mut Cx) {
+        if let Some(due) = cx.armed(Timer::Feedback) {
+            cx.arm(Timer::Feedback, due);
+        }
+    }
+
+    /// The series ends when neither `graded` nor `ozone` is active.
+    pub(crate) fn feedback_end(&mut self, cx: &mut Cx) {
+        if self.graded.level == Lv::None && self.ozone.level == Lv::None {
+            self.feedback = None;
+            cx.cancel(Timer::Feedback);
+        }
+    }
+
+    /// A deadline: one `report_overdue` to the office naming the units that sent
+    /// nothing since the previous one (PLANS.md §5.2), on `graded` when it is active.
+    fn on_deadline(&mut self, cx: &mut Cx) {
+        let Some(s) = self.feedback.as_mut() else {
+            return;
+        };
+        let Some(due) = feedback::deadline_due(s, cx, Plan::HeavyPollution, Timer::Feedback) else {
+            return;
+        };
+        let t = if self.graded.level != Lv::None {
+            TrackId::Graded
+        } else {
+            TrackId::Ozone
+        };
+        let level = self.track(t).level;
+        let n = Notice::new(
+            Plan::HeavyPollution,
+            t.as_str(),
+            Kind::ReportOverdue,
+            level.as_str(),
+        )
+        .clause(types::clause("§4.3"))
+        .authority(reports::OFFICE);
+        let n = feedback::overdue(n, due, cx, &cx.cfg.pollution.office_unit);
+        cx.emit(n);
     }
 
     fn period(&self, cfg: &Config, f: Feed) -> f64 {
@@ -263,9 +354,7 @@ impl HeavyPollution {
             let prop = (n.kind == Kind::Proposal).then(|| n.track.clone());
             let id = cx.emit(n);
             if let Some(t) = prop.as_deref().and_then(TrackId::parse) {
-                if let Some(p) = self.track(t).pending.as_mut() {
-                    p.id = id;
-                }
+                self.track(t).decisions.named(id);
             }
         }
     }

@@ -107,7 +107,7 @@ pub fn first(track: TrackId, level: Lv, ep: &Episode, now: Ts, primary: &str) ->
     let mut n = report(track, Kind::ReportFirst, level).reason(format!(
         "初报:{}于{}发布,启动{},主要污染物{primary}",
         level.zh(),
-        fmt_ts(now),
+        crate::wording::time_zh(now),
         level.response_zh()
     ));
     n.evidence = json!({"level": level.as_str(), "response": level.response(),
@@ -125,10 +125,10 @@ pub fn daily(track: TrackId, level: Lv, ep: &Episode, now: Ts) -> Notice {
         .collect();
     let mut n = report(track, Kind::ReportFollowup, level).reason(format!(
         "日报:截至{},{}持续中({}),自{}启动以来级别变化{}次,主要污染物{}",
-        fmt_ts(now),
+        crate::wording::time_zh(now),
         level.zh(),
         level.response_zh(),
-        ep.start.map(fmt_ts).unwrap_or_default(),
+        ep.start.map(crate::wording::time_zh).unwrap_or_default(),
         ep.segments.len().saturating_sub(1),
         ep.primary()
     ));
@@ -142,8 +142,8 @@ pub fn final_report(track: TrackId, ended: Lv, ep: &Episode, now: Ts) -> Notice 
     let mut n = report(track, Kind::ReportFinal, ended).reason(format!(
         "终报:{}于{}解除,应急响应终止(自{}启动),主要污染物{},详见应急响应统计表",
         ended.zh(),
-        fmt_ts(now),
-        ep.start.map(fmt_ts).unwrap_or_default(),
+        crate::wording::time_zh(now),
+        ep.start.map(crate::wording::time_zh).unwrap_or_default(),
         ep.primary()
     ));
     n.evidence = json!({"level": ended.as_str(), "statistics": ep.table(now)});
@@ -183,8 +183,8 @@ pub fn data_gap(feed: Feed, level: Lv, last: Ts, period_h: f64, now: Ts) -> Noti
     let mut n = gap_notice(Kind::DataGap, level).reason(format!(
         "{}自{}起已中断{period_h}小时(至{}),请核查监测预报数据传输",
         feed.zh(),
-        fmt_ts(last),
-        fmt_ts(now)
+        crate::wording::time_zh(last),
+        crate::wording::time_zh(now)
     ));
     n.evidence = json!({"feed": feed.as_str(), "last_arrival": fmt_ts(last),
                         "period_hours": period_h});
@@ -195,8 +195,8 @@ pub fn data_resumed(feed: Feed, level: Lv, last: Ts, now: Ts) -> Notice {
     let mut n = gap_notice(Kind::DataResumed, level).reason(format!(
         "{}已于{}恢复(上次收到{})",
         feed.zh(),
-        fmt_ts(now),
-        fmt_ts(last)
+        crate::wording::time_zh(now),
+        crate::wording::time_zh(last)
     ));
     n.evidence = json!({"feed": feed.as_str(), "last_arrival": fmt_ts(last),
                         "resumed": fmt_ts(now)});

@@ -274,7 +274,7 @@ impl View {
 /// is a whole number (AQI is an integer, HJ 633): then the running sum is an exact integer,
 /// the same f64 as adding the window's 24 values afresh. Otherwise each window's sum is
 /// added afresh from its 24 values, so no rounding drift builds up.
-fn sliding_means(hours: &[Hour]) -> Vec<Mean> {
+pub fn sliding_means(hours: &[Hour]) -> Vec<Mean> {
     let mut out = Vec::with_capacity(hours.len().saturating_sub(23));
     let whole = hours
         .iter()

@@ -231,6 +231,7 @@ fn a_new_forecast_replaces_an_old_one_for_the_hours_it_covers() {
     let f = |issued: &str, from: &str, n: i64, aqi: f64| input::Forecast {
         issued: t(issued),
         daily: false,
+        ignored_hours: 0,
         hours: run(t(from), n, aqi)
             .into_iter()
             .map(|(ts, a)| input::ForecastHour {
@@ -534,6 +535,7 @@ fn an_observation_beats_any_forecast() {
     let fc = |issued: &str, aqi: f64| input::Forecast {
         issued: t(issued),
         daily: false,
+        ignored_hours: 0,
         hours: vec![input::ForecastHour {
             ts: stamp,
             aqi,
@@ -718,4 +720,70 @@ fn horizon_shorter_than_36_hours_still_lifts() {
             .map(|n| (n.kind, n.level.clone(), n.at))
             .collect::<Vec<_>>()
     );
+}
+
+/// PLANS.md §5.2 / §4: a deadline and a daily report due at the same instant give the
+/// report first, then `report_overdue` (on graded, with its level); a report arriving at
+/// that instant counts for the next period; with only SO2 active a report is refused.
+#[test]
+fn report_overdue_comes_after_the_daily_report_at_one_instant() {
+    let mut r = Rig::new(
+        "report_time = \"17:00\"\n[[unit]]\nname = \"U\"\nplans = [\"heavy_pollution\"]\n",
+    );
+    let at = t("2023-12-01T10:00:00+08:00");
+    let rep =
+        json!({"cmd": "report", "plan": "heavy_pollution", "unit": "U", "text": "x", "by": "b"});
+    r.send(at, "cmd", rep.clone());
+    assert!(
+        r.out[0].level.contains("no report-back deadlines"),
+        "{:?}",
+        r.out
+    );
+    r.send(
+        at,
+        "air/forecast",
+        json!({"issued": fmt_ts(at), "days": [{"date": "2023-12-02", "aqi": 250, "primary": "PM2.5"}]}),
+    );
+    r.send(t("2023-12-01T17:00:00+08:00"), "cmd", rep);
+    r.e.advance_to(t("2023-12-02T18:00:00+08:00"))
+        .into_iter()
+        .for_each(|n| r.out.push(n));
+    let seen: Vec<String> = r
+        .out
+        .iter()
+        .filter(|n| matches!(n.kind, Kind::ReportFollowup | Kind::ReportOverdue))
+        .map(|n| format!("{} {} {}", n.kind.as_str(), n.level, fmt_ts(n.at)))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            "report_followup yellow 2023-12-01T17:00:00+08:00",
+            "report_overdue yellow 2023-12-01T17:00:00+08:00",
+            "report_followup yellow 2023-12-02T17:00:00+08:00",
+        ]
+    );
+    let f = r
+        .out
+        .iter()
+        .rev()
+        .find(|n| n.kind == Kind::ReportFollowup)
+        .unwrap();
+    assert_eq!(f.evidence["feedback"][0]["unit"], "U");
+    // The daily report at 17:00 comes before that instant's deadline: it shows the last one.
+    assert_eq!(f.evidence["overdue_units"], json!(["U"]));
+}
+
+/// Snapshots written before the shared proposal life cycle (issue 11) restore: a track's
+/// `pending` / `rejected` keep their place, and plan state missing new fields defaults.
+#[test]
+fn snapshot_shape_of_decisions_is_unchanged() {
+    let v = serde_json::to_value(super::TrackState::default()).unwrap();
+    assert!(
+        v.get("pending").is_some() && v.get("rejected").is_some(),
+        "{v}"
+    );
+    let old = json!({"level": "yellow", "episode": null, "pending": null, "rejected": "orange"});
+    let st: super::TrackState = serde_json::from_value(old).unwrap();
+    assert_eq!(st.decisions.rejected, Some(super::Lv::Orange));
+    let _: crate::plans::coal_supply::CoalSupply = serde_json::from_str("{}").unwrap();
 }

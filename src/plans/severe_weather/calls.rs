@@ -18,6 +18,7 @@ use crate::engine::Cx;
 use crate::input::{Color, Warning};
 use crate::notice::{Kind, Notice, Plan};
 use crate::time::{fmt_ts, Ts};
+use crate::wording::Tier;
 
 /// A call channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -106,18 +107,16 @@ pub fn channel_for(c: Option<&Contact>, attempt: u32) -> Channel {
 
 /// §三: who calls a tier.
 fn caller(tier: &str) -> &'static str {
-    match tier {
-        "A" => "市气象局分管领导",
-        _ => "市气象局主要负责人",
-    }
+    tier_of(tier).caller_zh()
+}
+
+/// A called person's tier (a round only holds A, B and C).
+fn tier_of(tier: &str) -> Tier {
+    Tier::parse(tier).unwrap_or(Tier::C)
 }
 
 fn tier_clause(tier: &str) -> &'static str {
-    match tier {
-        "A" => "§三.1",
-        "B" => "§三.2",
-        _ => "§三.3",
-    }
+    tier_of(tier).clause()
 }
 
 /// Due time of the step after attempt `m` (see the module doc).
@@ -127,10 +126,71 @@ pub fn next_due(cfg: &Config, t0: Ts, m: u32) -> Ts {
     t0 + Duration::seconds(secs)
 }
 
-fn who(cfg: &Config, id: &str) -> String {
+/// A person by name and unit, "张三(市应急管理局)"; never the contact id.
+pub fn who(cfg: &Config, id: &str) -> String {
     match cfg.contact(id) {
-        Some(c) if !c.name.is_empty() => format!("{}({} {})", c.id, c.unit, c.name),
-        _ => id.to_string(),
+        Some(c) if !c.name.is_empty() && !c.unit.is_empty() => format!("{}({})", c.name, c.unit),
+        Some(c) if !c.name.is_empty() => c.name.clone(),
+        Some(c) if !c.unit.is_empty() => format!("{}被叫应人", c.unit),
+        _ => "被叫应人".to_string(),
+    }
+}
+
+/// Who acknowledged: the person by name, "本人(确认链接)" for a click on the link.
+fn by_zh(cfg: &Config, by: &str, person: &str) -> String {
+    match by {
+        "" => who(cfg, person),
+        "link" => "本人(确认链接)".to_string(),
+        b if cfg.contact(b).is_some() => who(cfg, b),
+        b => b.to_string(),
+    }
+}
+
+/// §三: what the call says to a tier. A: the departments' responsible persons are told
+/// the situation and reminded to take precautions (§三.1); B: the city leaders in charge
+/// are reported the situation, the responses started and advice (§三.2); C: the top
+/// leaders get a direct report of an extreme event (§三.3). "Responses started" are what
+/// this round does: the tiers it calls, with their numbers. Every call asks for "收到".
+fn tier_text(tier: &str, round: &Round) -> String {
+    let tier = tier_of(tier);
+    let others: Vec<String> = [Tier::A, Tier::B, Tier::C]
+        .into_iter()
+        .filter(|t| *t != tier)
+        .filter_map(|t| {
+            let n = round
+                .persons
+                .iter()
+                .filter(|p| tier_of(&p.tier) == t)
+                .count();
+            (n > 0).then(|| format!("{}{n}人", t.called_zh()))
+        })
+        .collect();
+    let started = if others.is_empty() {
+        "已启动重大灾害性天气叫应服务。".to_string()
+    } else {
+        format!(
+            "已启动重大灾害性天气叫应服务,同时叫应{}。",
+            others.join("、")
+        )
+    };
+    let ask = "收到后请回复“收到”。";
+    match tier {
+        Tier::A => format!(
+            "{}叫应:{}请加强防范,按照职责做好本部门气象灾害叫应信息的再传播,组织做好相应防灾避险工作。{ask}",
+            tier.caller_zh(),
+            round.content
+        ),
+        Tier::B => format!(
+            "{}报告:{}{started}防范建议:督促相关部门加强防范,组织做好防灾避险工作。{ask}",
+            tier.caller_zh(),
+            round.content
+        ),
+        Tier::C => format!(
+            "{}直通式报告:当前出现极端{}天气,影响严重、情况紧急。{}{started}防范建议:统筹组织做好防灾避险工作。{ask}",
+            tier.caller_zh(),
+            hazard_zh(&round.hazard),
+            round.content
+        ),
     }
 }
 
@@ -170,18 +230,16 @@ impl SevereWeather {
             }
         }
         let number = self.rounds_per_warning.get(&w.id).copied().unwrap_or(0) + 1;
+        // §三: the situation — the warning as issued, its text (雨情, trend, risk).
         let content = format!(
-            "【{}{}预警 叫应】{MET_BUREAU}{}发布{}{}预警(编号 {}){}。请通报雨(雪、风)情、\
-             天气发展趋势、预报预警服务与风险预警情况,加强防范,做好防灾避险工作。",
-            hazard_zh(hz),
-            color.name_zh(),
-            fmt_ts(w.ts),
+            "{MET_BUREAU}于{}发布{}{}预警(编号 {}){}。",
+            crate::wording::time_zh(w.ts),
             hazard_zh(hz),
             color.name_zh(),
             w.id,
             w.text
                 .as_deref()
-                .map(|t| format!(":{t}"))
+                .map(|t| format!(",预警内容:{}", t.trim_end_matches('。')))
                 .unwrap_or_default(),
         );
         Round {
@@ -259,9 +317,9 @@ impl SevereWeather {
             )
         } else {
             format!(
-                "{}于 {} 叫应后未回应,第{}次叫应,通过{}继续叫应(第{}次电话叫应)",
+                "{}于{}叫应后未回应,第{}次叫应,通过{}继续叫应(第{}次电话叫应)",
                 who(cx.cfg, &p.person),
-                fmt_ts(round.t0),
+                crate::wording::time_zh(round.t0),
                 k,
                 ch.zh(),
                 k - 1
@@ -285,8 +343,9 @@ impl SevereWeather {
         n.person = Some(p.person.clone());
         n.channel = Some(ch.as_str().to_string());
         n.attempt = Some(k);
-        n.text = Some(round.content.clone());
+        let tier = p.tier.clone();
         let person = p.person.clone();
+        n.text = Some(tier_text(&tier, round));
         cx.emit(n);
         self.record(
             cx.now,
@@ -341,15 +400,18 @@ impl SevereWeather {
         }
         let ch = p.channel.unwrap_or(Channel::Wechat);
         let reason = format!(
-            "{}自 {} 起经{}次叫应(最后一次为{})仍未回应,叫应未到位;通报{}",
+            "{}自{}起经{}次叫应(最后一次为{})仍未回应,叫应未到位;通报{}",
             who(cx.cfg, &p.person),
-            fmt_ts(round.t0),
+            crate::wording::time_zh(round.t0),
             p.attempts,
             ch.zh(),
             if to.is_empty() {
                 "(未配置通报对象)".to_string()
             } else {
-                to.join("、")
+                to.iter()
+                    .map(|t| who(cx.cfg, t))
+                    .collect::<Vec<_>>()
+                    .join("、")
             }
         );
         let mut n = Notice::new(
@@ -442,10 +504,11 @@ impl SevereWeather {
             ""
         };
         let reason = format!(
-            "{}已回应叫应(第{}次叫应,{}){after},回应人 {by},停止后续叫应",
+            "{}已回应叫应(第{}次叫应,{}){after},回应人{},停止后续叫应",
             who(cx.cfg, &p.person),
             p.attempts,
-            ch.zh()
+            ch.zh(),
+            by_zh(cx.cfg, by, &p.person)
         );
         // A late ack goes to those told of the unreached call.
         let told = if p.unreached {

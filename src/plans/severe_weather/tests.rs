@@ -314,6 +314,45 @@ fn upgrade_starts_a_new_round_with_tier_c() {
     assert!(w.rounds["w1/2"].content.contains("红色"));
 }
 
+/// §三: tier A is told the situation and to take precautions, tier B gets a report with
+/// the responses started and advice, tier C a direct report of an extreme event; each
+/// asks for "收到" and names no code or id.
+#[test]
+fn each_tier_hears_what_section_three_says() {
+    let mut r = Run::new(CFG);
+    r.warn("10:00:00", "w1", "rainstorm", Some("red"), "issue");
+    let ns = r.take();
+    let text = |p: &str| {
+        ns.iter()
+            .find(|n| n.kind == Kind::Call && n.person.as_deref() == Some(p))
+            .and_then(|n| n.text.clone())
+            .unwrap()
+    };
+    let (a, b, c) = (text("a1"), text("b1"), text("c1"));
+    assert!(
+        a.starts_with("市气象局分管领导叫应:朔州市气象局于7月1日10时00分发布暴雨红色预警"),
+        "{a}"
+    );
+    assert!(a.contains("请加强防范") && !a.contains("防范建议"), "{a}");
+    assert!(b.starts_with("市气象局主要负责人报告:"), "{b}");
+    assert!(
+        b.contains("同时叫应相关涉灾部门责任人2人、市委、市政府主要领导(直通式报告)1人")
+            && b.contains("防范建议"),
+        "{b}"
+    );
+    assert!(
+        c.starts_with("市气象局主要负责人直通式报告:当前出现极端暴雨天气"),
+        "{c}"
+    );
+    for t in [&a, &b, &c] {
+        assert!(t.ends_with("收到后请回复“收到”。"), "{t}");
+        assert!(
+            !t.contains("T10:") && !t.contains("a1") && !t.contains("red"),
+            "{t}"
+        );
+    }
+}
+
 /// With red_rainstorm_is_extreme = false a red rainstorm calls A and B only; a warning
 /// marked extreme calls C.
 #[test]

@@ -90,10 +90,6 @@ fn level_str(c: Option<Color>) -> &'static str {
     c.map_or("none", Color::as_str)
 }
 
-fn level_zh(c: Option<Color>) -> &'static str {
-    c.map_or("无", Color::name_zh)
-}
-
 impl SevereWeather {
     /// A warning message: update the hazard's warnings, then move when the level changed.
     pub(super) fn on_warning(&mut self, cx: &mut Cx, w: &Warning) {
@@ -160,17 +156,24 @@ impl SevereWeather {
         } else {
             "预警升级,以新的预警内容重新叫应"
         };
+        // §三: 1 the departments' responsible persons, 2 the city leaders in charge, 3 the
+        // top leaders (extreme events).
+        let whom: Vec<&str> = plan
+            .tiers
+            .iter()
+            .filter_map(|t| crate::wording::Tier::parse(t).map(crate::wording::Tier::called_zh))
+            .collect();
         let reason = format!(
             "{MET_BUREAU}于{}发布{}{}预警(编号 {}),达到叫应服务启动标准({}),{verb};\
-             叫应 {} 类对象共 {} 人(叫应编号 {})",
-            fmt_ts(w.ts),
+             叫应{}共{}人(第{}轮叫应)",
+            crate::wording::time_zh(w.ts),
             hazard_zh(hz),
             color.name_zh(),
             w.id,
             trigger_zh(hz),
-            plan.tiers.join("、"),
+            whom.join("、"),
             plan.persons.len(),
-            plan.call_id,
+            plan.number,
         );
         let clause = if extreme {
             format!("{}; {DOC} §三.3", trigger_clause(hz))
@@ -229,13 +232,19 @@ impl SevereWeather {
         let called = self.called_in_episode(hz);
         let now_level = self.tracks[hz].highest_active();
         let reason = format!(
-            "{}预警{}(编号 {}),现有{}预警低于叫应服务启动标准({}),叫应服务结束,\
-             未完成的叫应全部取消",
+            "{}预警{}(编号 {}),{},叫应服务结束,未完成的叫应全部取消",
             hazard_zh(hz),
             action_zh(w.action),
             w.id,
-            level_zh(now_level),
-            trigger_zh(hz),
+            match now_level {
+                Some(c) => format!(
+                    "现有{}{}预警,低于叫应服务启动标准({})",
+                    hazard_zh(hz),
+                    c.name_zh(),
+                    trigger_zh(hz)
+                ),
+                None => format!("现已无{}预警", hazard_zh(hz)),
+            },
         );
         let n = Notice::new(Plan::SevereWeather, hz, Kind::Terminate, "none")
             .previous(old.as_str())

@@ -1,0 +1,121 @@
+//! Retention (`[store] retain_days`, `[store] archive_dir`): the journal, the outbox and
+//! the call register keep `retain_days` of history. Older journal rows, once a snapshot
+//! includes them, are archived to a compressed scenario file and deleted (history.rs).
+
+use super::*;
+use crate::daemon::history::{self, Archived};
+
+impl Core {
+    /// Applies retention as of wall time `now`: the register entries before the cutoff
+    /// are dropped, a snapshot is taken (it then includes every journal row), and the
+    /// older journal rows and notices are archived and deleted.
+    pub fn retain(&mut self, now: Ts) -> anyhow::Result<(usize, Archived)> {
+        let cutoff = now - chrono::Duration::days(i64::from(self.cfg.store.retain_days));
+        let register = self.engine.forget_register_before(cutoff);
+        self.snapshot(now)?;
+        let archived = history::archive(&self.store, &self.cfg.store.archive_dir, cutoff)?;
+        Ok((register, archived))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::parse_ts;
+    use std::io::Read;
+
+    #[test]
+    fn retention_archives_old_journal_rows_and_drops_old_notices_and_register_entries() {
+        let dir = std::env::temp_dir().join(format!("yingji-retain-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let toml = format!(
+            "[store]\nretain_days = 30\narchive_dir = {:?}\n\n[[contact]]\nid = \"duty\"\n\
+             name = \"值班室\"\nunit = \"市应急管理局\"\ntier = \"A\"\nwechat = \"duty\"\n",
+            dir.join("archive")
+        );
+        let cfg = Arc::new(Config::from_toml(&toml).unwrap().config);
+        let store = Store::open(&dir.join("y.db")).unwrap();
+        let t0 = parse_ts("2024-07-01T08:00:00+08:00").unwrap();
+        let mut core = Core::recover(Arc::clone(&cfg), store, t0).unwrap();
+        let input = |at: Ts, topic: &str, payload: String| Incoming {
+            topic: topic.into(),
+            payload: payload.into_bytes(),
+            pkid: 0,
+            dup: false,
+            retained: false,
+            arrived: Some(at),
+            token: (),
+        };
+        let warning = |at: Ts, id: &str| {
+            input(
+                at,
+                "ers/shuozhou/weather/warning",
+                format!(
+                    r#"{{"ts": "{}", "id": "{id}", "hazard": "rainstorm", "action": "issue", "color": "red"}}"#,
+                    fmt_ts(at)
+                ),
+            )
+        };
+        // An old storm (40 days before `now`) and a recent one (10 days before).
+        let old = t0;
+        let recent = t0 + chrono::Duration::days(30);
+        let now = t0 + chrono::Duration::days(40);
+        core.ingest(vec![warning(old, "old-rain")], old).unwrap();
+        core.tick::<()>(old + chrono::Duration::hours(1)).unwrap();
+        let lift = old + chrono::Duration::hours(2);
+        core.ingest(
+            vec![input(
+                lift,
+                "ers/shuozhou/weather/warning",
+                format!(
+                    r#"{{"ts": "{}", "id": "old-rain", "hazard": "rainstorm", "action": "lift"}}"#,
+                    fmt_ts(lift)
+                ),
+            )],
+            lift,
+        )
+        .unwrap();
+        core.ingest(vec![warning(recent, "new-rain")], recent)
+            .unwrap();
+        core.tick::<()>(recent + chrono::Duration::hours(1))
+            .unwrap();
+        let notices_before = core.store().notices().unwrap();
+        assert!(notices_before
+            .iter()
+            .any(|n| n.at < now - chrono::Duration::days(30)));
+        let journal_before = core.store().journal_after(0).unwrap();
+        assert_eq!(journal_before.len(), 3);
+
+        let (register, archived) = core.retain(now).unwrap();
+        assert!(register > 0, "old register entries dropped");
+        let cutoff = now - chrono::Duration::days(30);
+        let weather = &core.engine().state().regions[0].weather;
+        assert!(!weather.register.is_empty() && weather.register.iter().all(|e| e.at >= cutoff));
+        // The old row is in the archive, as a scenario line, and gone from the journal.
+        assert_eq!(archived.journal_rows, 2);
+        let left = core.store().journal_after(0).unwrap();
+        assert_eq!(left, journal_before[2..].to_vec());
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(std::fs::File::open(archived.file.unwrap()).unwrap())
+            .read_to_string(&mut text)
+            .unwrap();
+        let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with("//")).collect();
+        let want: Vec<String> = journal_before[..2]
+            .iter()
+            .map(history::scenario_line)
+            .collect();
+        assert_eq!(lines, want);
+        assert!(crate::replay::parse_line(lines[0]).is_ok());
+        // Notices: the old ones are gone, the recent ones kept.
+        let kept = core.store().notices().unwrap();
+        assert_eq!(archived.notices, notices_before.len() - kept.len());
+        assert!(archived.notices > 0);
+        assert!(!kept.is_empty() && kept.iter().all(|n| n.at >= cutoff));
+        // Recovery from the store still works (snapshot + what is left of the journal).
+        let store = Store::open(&dir.join("y.db")).unwrap();
+        let again = Core::recover(cfg, store, now).unwrap();
+        let register = |c: &Core| c.engine().state().regions[0].weather.register.clone();
+        assert_eq!(register(&again), register(&core));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,81 @@
+//! What an echo proves. The input session subscribes to our own notice and CAP topics,
+//! so the broker routes every notice we published back to us; on a restart these echoes
+//! mark deliveries whose PUBACK we never recorded. An echo is trusted only when
+//!
+//! 1. its payload is byte-identical to what this daemon renders for that notice id and
+//!    sink (a forged `{"id": ...}` or another daemon's different notice proves nothing), and
+//! 2. this instance's proof for it was seen: before each notice, the output connection
+//!    publishes on `{root}/_yingji/proof/{client id}` the hex HMAC-SHA256, under a key
+//!    kept in this store only (`meta.echo_key`), of `sink \0 id \0 payload`. The proof
+//!    travels in its own message (no MQTT 5 user property), so it works the same over
+//!    MQTT 3.1.1 and 5, and notice payloads stay exactly as CONTRACT.md shows them.
+//!
+//! A proof alone is not a delivery: only an echo matching it is. Both go out on one
+//! connection, the proof first, and the broker keeps their order to one subscriber; if
+//! it did not, the echo is not trusted and the notice is sent again (a duplicate a
+//! consumer drops by id, never a loss).
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::config::Config;
+use crate::daemon::render;
+use crate::daemon::store::Store;
+use crate::notice::Notice;
+
+/// Store `meta` key of this instance's echo key.
+const META_KEY: &str = "echo_key";
+
+/// This instance's echo key (generated at first start, kept in the store).
+pub fn load_key(store: &mut Store) -> anyhow::Result<Vec<u8>> {
+    Ok(store
+        .meta_or_insert(META_KEY, crate::daemon::ack::random_hex)?
+        .into_bytes())
+}
+
+/// The proof topic of a client id.
+pub fn proof_topic(cfg: &Config, client_id: &str) -> String {
+    format!("{}/_yingji/proof/{client_id}", cfg.topic_root)
+}
+
+/// The bytes published for a notice to an `mqtt:*` sink. A CAP message references every
+/// earlier CAP message of its track's warning, read from the store.
+pub fn payload(cfg: &Config, store: &Store, n: &Notice, sink: &str) -> Vec<u8> {
+    if sink == render::SINK_CAP {
+        let history = store
+            .track_notices(n.plan.as_str(), &n.region, &n.track)
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "could not read the track's notices for CAP references");
+                Vec::new()
+            });
+        crate::daemon::cap::xml(cfg, n, &history).into_bytes()
+    } else {
+        n.to_json_line().into_bytes()
+    }
+}
+
+/// Hex HMAC-SHA256 of `sink \0 id \0 payload` under `key`.
+pub fn proof(key: &[u8], sink: &str, id: &str, payload: &[u8]) -> String {
+    let mut m = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    m.update(sink.as_bytes());
+    m.update(&[0]);
+    m.update(id.as_bytes());
+    m.update(&[0]);
+    m.update(payload);
+    crate::daemon::ack::to_hex(&m.finalize().into_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proof_depends_on_key_sink_id_and_payload() {
+        let p = proof(b"k1", "mqtt:notice", "a/b/c/1", b"{}");
+        assert_eq!(p.len(), 64);
+        assert_ne!(p, proof(b"k2", "mqtt:notice", "a/b/c/1", b"{}"));
+        assert_ne!(p, proof(b"k1", "mqtt:cap", "a/b/c/1", b"{}"));
+        assert_ne!(p, proof(b"k1", "mqtt:notice", "a/b/c/2", b"{}"));
+        assert_ne!(p, proof(b"k1", "mqtt:notice", "a/b/c/1", b"{ }"));
+    }
+}

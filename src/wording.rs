@@ -1,0 +1,303 @@
+//! The plans' own words for what a notice is: the level as each plan names it (coal
+//! 二级/一级预警 §4.2.1; pollution 黄色/橙色/红色预警, 臭氧重污染天气预警, 二氧化硫针对性管控
+//! §3.2; weather 暴雨红色预警 …), the report names (pollution 初报/日报/终报 §4.3, coal
+//! 首报/续报/终报 §5.1), hazards, and times as a duty officer reads them (12月1日8时05分).
+//!
+//! The notice's codes (`plan`, `track`, `level`) are parsed once into [`Said`]; renderers
+//! print what it says and never re-derive names from strings.
+
+use chrono::{Datelike, Timelike};
+
+use crate::input::Color;
+use crate::notice::{Kind, Notice, Plan};
+use crate::plans::coal_supply::Level as CoalLevel;
+use crate::plans::heavy_pollution::types::Lv;
+use crate::time::{cst, Ts};
+
+/// A severe-weather hazard that the call mechanism names (§一, §二).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hazard {
+    Rainstorm,
+    Blizzard,
+    ThunderstormGale,
+}
+
+impl Hazard {
+    pub fn parse(s: &str) -> Option<Hazard> {
+        match s {
+            "rainstorm" => Some(Hazard::Rainstorm),
+            "blizzard" => Some(Hazard::Blizzard),
+            "thunderstorm_gale" => Some(Hazard::ThunderstormGale),
+            _ => None,
+        }
+    }
+    pub fn name_zh(self) -> &'static str {
+        match self {
+            Hazard::Rainstorm => "暴雨",
+            Hazard::Blizzard => "暴雪",
+            Hazard::ThunderstormGale => "雷暴大风",
+        }
+    }
+    /// What the call reports first (§三: 雨情; 雪情, 风情 for the other hazards).
+    pub fn situation_zh(self) -> &'static str {
+        match self {
+            Hazard::Rainstorm => "雨情",
+            Hazard::Blizzard => "雪情",
+            Hazard::ThunderstormGale => "风情",
+        }
+    }
+}
+
+/// Who is called (§三 of the call mechanism): A the departments' responsible persons,
+/// B the city leaders in charge of meteorology and flood control, C the top leaders of the
+/// city party committee and government (extreme events). Config and the call register
+/// keep the letter; the texts use these words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    A,
+    B,
+    C,
+}
+
+impl Tier {
+    /// `A`, `B` or `C`; anything else is never called (CONTRACT.md), read as C's wording
+    /// only by callers that already hold a called tier.
+    pub fn parse(s: &str) -> Option<Tier> {
+        match s {
+            "A" => Some(Tier::A),
+            "B" => Some(Tier::B),
+            "C" => Some(Tier::C),
+            _ => None,
+        }
+    }
+    /// Who calls (§三.1: 分管领导; §三.2, §三.3: 主要负责人).
+    pub fn caller_zh(self) -> &'static str {
+        match self {
+            Tier::A => "市气象局分管领导",
+            _ => "市气象局主要负责人",
+        }
+    }
+    /// Who is called.
+    pub fn called_zh(self) -> &'static str {
+        match self {
+            Tier::A => "相关涉灾部门责任人",
+            Tier::B => "分管气象工作和防汛工作的市政府领导",
+            Tier::C => "市委、市政府主要领导(直通式报告)",
+        }
+    }
+    pub fn clause(self) -> &'static str {
+        match self {
+            Tier::A => "§三.1",
+            Tier::B => "§三.2",
+            Tier::C => "§三.3",
+        }
+    }
+}
+
+/// A notice's level, typed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    None,
+    Coal(CoalLevel),
+    Pollution(Lv),
+    Weather(Option<Hazard>, Color),
+}
+
+impl Level {
+    /// The level code of `plan` (`L2`, `orange`, `red`, `none`, …); `None` when the code
+    /// is not one of that plan's.
+    pub fn parse(plan: Plan, track: &str, code: &str) -> Option<Level> {
+        if code == "none" {
+            return Some(Level::None);
+        }
+        match plan {
+            Plan::CoalSupply => match code {
+                "L2" => Some(Level::Coal(CoalLevel::L2)),
+                "L1" => Some(Level::Coal(CoalLevel::L1)),
+                _ => None,
+            },
+            Plan::HeavyPollution => match code {
+                "ozone" => Some(Level::Pollution(Lv::Ozone)),
+                "so2" => Some(Level::Pollution(Lv::So2)),
+                c => Lv::parse_graded(c).map(Level::Pollution),
+            },
+            Plan::SevereWeather => {
+                Color::parse(code).map(|c| Level::Weather(Hazard::parse(track), c))
+            }
+        }
+    }
+
+    /// The level as the plan names it: 二级预警, 橙色预警, 二氧化硫针对性管控, 暴雨红色预警.
+    pub fn name_zh(self) -> String {
+        match self {
+            Level::None => "无预警".into(),
+            Level::Coal(l) => format!("{}预警", l.name_zh()),
+            Level::Pollution(l) => l.zh().into(),
+            Level::Weather(h, c) => format!(
+                "{}{}预警",
+                h.map(Hazard::name_zh).unwrap_or(""),
+                c.name_zh()
+            ),
+        }
+    }
+
+    /// The response that goes with it (coal §5.2, pollution §4.1); weather has none.
+    pub fn response_zh(self) -> Option<String> {
+        match self {
+            Level::Coal(l) if l != CoalLevel::None => Some(format!("{}响应", l.name_zh())),
+            Level::Pollution(l @ (Lv::Yellow | Lv::Orange | Lv::Red)) => {
+                Some(l.response_zh().into())
+            }
+            _ => None,
+        }
+    }
+}
+
+/// What a notice says it is, parsed once from its codes.
+#[derive(Debug, Clone, Copy)]
+pub struct Said {
+    pub plan: Plan,
+    pub kind: Kind,
+    /// The level the notice is about: a termination's is the level that ended.
+    pub level: Level,
+    pub hazard: Option<Hazard>,
+}
+
+impl Said {
+    pub fn of(n: &Notice) -> Said {
+        let parse = |code: &str| Level::parse(n.plan, &n.track, code).unwrap_or(Level::None);
+        let mut level = parse(&n.level);
+        if level == Level::None {
+            if let Some(p) = n.previous.as_deref() {
+                level = parse(p);
+            }
+        }
+        Said {
+            plan: n.plan,
+            kind: n.kind,
+            level,
+            hazard: Hazard::parse(&n.track),
+        }
+    }
+
+    /// The plan's name: 煤炭保供, 重污染天气, 重大灾害性天气.
+    pub fn plan_zh(&self) -> &'static str {
+        match self.plan {
+            Plan::CoalSupply => "煤炭保供",
+            Plan::HeavyPollution => "重污染天气",
+            Plan::SevereWeather => "重大灾害性天气",
+        }
+    }
+
+    /// What the notice is, in the plan's words (coal 首报/续报/终报, pollution
+    /// 初报/日报/终报; a pollution warning is 发布ed, a coal response 启动ed).
+    pub fn kind_zh(&self) -> &'static str {
+        let (p, w) = (
+            self.plan == Plan::HeavyPollution,
+            self.plan == Plan::SevereWeather,
+        );
+        match self.kind {
+            Kind::Activate if w => "启动叫应",
+            Kind::Activate if p => "发布",
+            Kind::Activate => "启动",
+            Kind::Escalate if w => "预警升级 重新叫应",
+            Kind::Escalate => "升级",
+            Kind::Downgrade => "降级",
+            Kind::Terminate if w => "叫应结束",
+            Kind::Terminate => "解除",
+            Kind::ReportFirst if p => "初报",
+            Kind::ReportFirst => "首报",
+            Kind::ReportFollowup if p => "日报",
+            Kind::ReportFollowup => "续报",
+            Kind::ReportFinal => "终报",
+            Kind::Proposal => "待审批",
+            Kind::Reminder => "审批提醒",
+            Kind::TargetMissed => "响应目标未达",
+            Kind::BeyondLevel1 => "超出一级响应",
+            Kind::Call => "叫应",
+            Kind::CallAck => "叫应已回应",
+            Kind::CallUnreached => "叫应未到位",
+            Kind::ReportOverdue => "落实情况逾期未报",
+            Kind::DataGap => "数据中断",
+            Kind::DataResumed => "数据恢复",
+            Kind::Suggestion => "预警建议",
+        }
+    }
+
+    /// `【重污染天气 橙色预警】`; a proposal or reminder to end a warning whose level
+    /// the notice does not carry: `【煤炭保供 预警解除】`.
+    pub fn tag(&self) -> String {
+        let level = match (self.kind, self.level) {
+            (Kind::Proposal | Kind::Reminder, Level::None) => "预警解除".to_string(),
+            (_, l) => l.name_zh(),
+        };
+        format!("【{} {level}】", self.plan_zh())
+    }
+}
+
+/// A time as people read it: `12月1日8时05分`.
+pub fn time_zh(t: Ts) -> String {
+    let t = t.with_timezone(&cst());
+    format!(
+        "{}月{}日{}时{:02}分",
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute()
+    )
+}
+
+/// A date as people read it: `12月1日`.
+pub fn date_zh(d: chrono::NaiveDate) -> String {
+    format!("{}月{}日", d.month(), d.day())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_plan_names_its_own_levels_and_reports() {
+        let n = |plan, track: &str, kind, level: &str| {
+            let mut n = Notice::new(plan, track, kind, level);
+            if level == "none" {
+                n.previous = Some(match plan {
+                    Plan::CoalSupply => "L1".into(),
+                    Plan::HeavyPollution => "red".into(),
+                    Plan::SevereWeather => "orange".into(),
+                });
+            }
+            Said::of(&n)
+        };
+        let s = n(Plan::CoalSupply, "supply", Kind::ReportFirst, "L2");
+        assert_eq!(
+            (s.tag(), s.kind_zh()),
+            ("【煤炭保供 二级预警】".into(), "首报")
+        );
+        let s = n(
+            Plan::HeavyPollution,
+            "graded",
+            Kind::ReportFollowup,
+            "orange",
+        );
+        assert_eq!(
+            (s.tag(), s.kind_zh()),
+            ("【重污染天气 橙色预警】".into(), "日报")
+        );
+        let s = n(Plan::HeavyPollution, "so2", Kind::Activate, "so2");
+        assert_eq!(s.tag(), "【重污染天气 二氧化硫针对性管控】");
+        let s = n(Plan::SevereWeather, "rainstorm", Kind::Terminate, "none");
+        assert_eq!(
+            (s.tag(), s.kind_zh()),
+            ("【重大灾害性天气 暴雨橙色预警】".into(), "叫应结束")
+        );
+        let s = n(Plan::CoalSupply, "supply", Kind::Terminate, "none");
+        assert_eq!(s.level.response_zh().as_deref(), Some("一级响应"));
+    }
+
+    #[test]
+    fn times_read_as_month_day_hour_minute() {
+        let t = crate::time::parse_ts("2023-12-01T00:05:09Z").unwrap();
+        assert_eq!(time_zh(t), "12月1日8时05分");
+    }
+}
