@@ -26,7 +26,11 @@ fn client(port: u16, id: &str) -> (Client, Connection) {
     o.set_clean_session(true);
     o.set_max_packet_size(1 << 20, 1 << 20);
     o.set_inflight(100);
-    Client::new(o, 1000)
+    let (c, mut conn) = Client::new(o, 1000);
+    let mut n = rumqttc::NetworkOptions::new();
+    n.set_tcp_nodelay(true);
+    conn.eventloop.set_network_options(n);
+    (c, conn)
 }
 
 fn manual(level: &str) -> Vec<u8> {

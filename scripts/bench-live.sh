@@ -13,7 +13,8 @@
 #     notice it makes (p50/p90/p99), and as many 4 KiB write + fdatasync in the store's
 #     directory (the disk's share of a synced commit).
 # Env: BENCH_KEEP=1 keeps the temp dir (logs, store) and prints its path;
-#      BENCH_YINGJI=path BENCH_CLIENT=path use these binaries instead of building them.
+#      BENCH_YINGJI=path BENCH_CLIENT=path use these binaries instead of building them;
+#      BENCH_NODELAY=true sets mosquitto's set_tcp_nodelay (default false, as mosquitto's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-100000}
@@ -50,6 +51,7 @@ mosq=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 cat > "$tmp/mosquitto.conf" <<CONF
 listener $mport 127.0.0.1
 max_queued_messages 0
+set_tcp_nodelay ${BENCH_NODELAY:-false}
 persistence false
 allow_anonymous true
 log_dest file $tmp/mosquitto.log
