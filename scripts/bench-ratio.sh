@@ -10,7 +10,8 @@
 # Env: BENCH_DIR=dir keeps the scenarios there (default: a temp dir, removed);
 #      BENCH_CALLGRIND=1 also counts instructions with valgrind --tool=callgrind (slow:
 #      minutes; repeatable on a loaded machine, where CPU times are not);
-#      BENCH_ONLY=single|multi runs one scenario.
+#      BENCH_ONLY=single|multi runs one scenario;
+#      BENCH_NO_BUILD=1 uses target/release/{yingji,examples/parse_baseline} as they are.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -n "${BENCH_DIR:-}" ]; then
@@ -20,7 +21,9 @@ else
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
 fi
-cargo build --release --quiet --bin yingji --example parse_baseline
+if [ -z "${BENCH_NO_BUILD:-}" ]; then
+  cargo build --release --quiet --bin yingji --example parse_baseline
+fi
 contact='[[contact]]
 id = "yjj-duty"
 name = "值班员"
@@ -52,7 +55,7 @@ fi
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 for name in "${names[@]}"; do
   python3 - "$tmp" "$name" "${BENCH_RUNS:-3}" "${BENCH_CALLGRIND:-0}" <<'PY'
-import glob, os, re, subprocess, sys
+import os, subprocess, sys
 tmp, name, runs, cg = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1"
 scen = os.path.join(tmp, name + ".jsonl")
 base = ["target/release/examples/parse_baseline", scen]
@@ -60,16 +63,20 @@ replay = ["target/release/yingji", "replay", scen, "--config", os.path.join(tmp,
           "--quiet", "--out", os.path.join(tmp, name + ".out.jsonl")]
 
 def cpu(cmd):
-    """Best CPU time (user + sys) and max RSS of `runs` runs."""
+    """Best CPU time (user + sys) and max RSS of `runs` runs, by /usr/bin/time (a child
+    forked from Python would count Python's own pages in its max RSS)."""
     best, rss = None, 0
+    tf = os.path.join(tmp, "time.txt")
     for _ in range(runs):
-        pid = subprocess.Popen(cmd, stdout=subprocess.DEVNULL).pid
-        _, status, ru = os.wait4(pid, 0)
-        if os.waitstatus_to_exitcode(status) != 0:
+        r = subprocess.run(["/usr/bin/time", "-f", "%U %S %M", "-o", tf] + cmd,
+                           stdout=subprocess.DEVNULL)
+        if r.returncode != 0:
             sys.exit(f"{cmd[0]} failed")
-        t = ru.ru_utime + ru.ru_stime
+        with open(tf) as f:
+            u, s_, m = f.read().split()[-3:]
+        t = float(u) + float(s_)
         best = t if best is None else min(best, t)
-        rss = max(rss, ru.ru_maxrss)
+        rss = max(rss, int(m))
     return best, rss / 1024
 
 def instructions(cmd, tag):
