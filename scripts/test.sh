@@ -9,10 +9,15 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=
 command -v mosquitto_pub >/dev/null 2>&1 || need_apt+=(mosquitto-clients)
 # CAP messages are validated against the OASIS CAP 1.2 schema (tests/rendered.rs).
 command -v xmllint >/dev/null 2>&1 || need_apt+=(libxml2-utils)
+# The console's browser test (tests/e2e_console.rs): headless Chromium over WebDriver, and a
+# CJK font so its screenshots are readable.
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
+[ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)
+[ -e /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ] || need_apt+=(fonts-wqy-zenhei)
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" = 0 ] || SUDO="sudo"
-  echo "installing ${need_apt[*]} (end-to-end tests run a real broker; CAP is checked with xmllint)"
+  echo "installing ${need_apt[*]} (end-to-end tests run a real broker and a browser; CAP is checked with xmllint)"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi

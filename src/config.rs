@@ -65,6 +65,9 @@ pub struct Config {
     /// Messaging webhooks (WeCom robot, phone gateway); extension of CONTRACT.md.
     #[serde(rename = "webhook")]
     pub webhooks: Vec<WebhookConfig>,
+    /// People who log in to the console; none: the console is read-only. Extension.
+    #[serde(rename = "operator")]
+    pub operators: Vec<Operator>,
     /// Drill mode (CONTRACT.md "Added after the first release"): every CAP message has
     /// status Exercise, every subject and message starts with 【演练】, nothing goes to a
     /// phone gateway.
@@ -90,6 +93,7 @@ impl Default for Config {
             contacts: Vec::new(),
             units: Vec::new(),
             webhooks: Vec::new(),
+            operators: Vec::new(),
             drill: false,
         }
     }
@@ -176,6 +180,13 @@ pub struct HttpConfig {
     /// file): one generated at first start and kept in the store. Extension.
     pub ack_secret: Option<String>,
     pub ack_secret_file: Option<PathBuf>,
+    /// An acknowledgement link expires when its round ends, and this many hours after
+    /// the call at the latest. Extension.
+    pub ack_link_hours: f64,
+    /// Connections served at once; more wait in the listen queue. Extension.
+    pub max_connections: usize,
+    /// Hours a console login lasts. Extension.
+    pub session_hours: f64,
 }
 
 impl Default for HttpConfig {
@@ -185,6 +196,9 @@ impl Default for HttpConfig {
             public_url: "http://127.0.0.1:8080".into(),
             ack_secret: None,
             ack_secret_file: None,
+            ack_link_hours: 24.0,
+            max_connections: 256,
+            session_hours: 12.0,
         }
     }
 }
@@ -475,6 +489,40 @@ impl Default for LimitsConfig {
     }
 }
 
+/// Console roles (the authority each carries is in PLANS.md §1, §2 rule 6, §5.1).
+pub const OPERATOR_ROLES: [&str; 4] = ["duty", "director", "commander", "signer"];
+
+/// A console user: `duty` sees everything, acknowledges on someone's behalf and enters
+/// reports; `director` decides coal L2 moves and confirmations (PLANS.md §1);
+/// `commander` coal L1 (§5.1); `signer` pollution approvals for the city government
+/// (§2 rule 6).
+#[derive(Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default)]
+pub struct Operator {
+    pub id: String,
+    pub name: String,
+    pub roles: Vec<String>,
+    /// Argon2 PHC string (`yingji passwd`), literal or `${ENV}`; or `password_hash_file`.
+    pub password_hash: Option<String>,
+    pub password_hash_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Operator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Operator")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("roles", &self.roles)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Operator {
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+}
+
 /// `[limits.max_age_days]`: a message whose own timestamp (`ts`, a forecast's `issued`,
 /// a coal report's `date`) is more than this many days before its arrival is rejected
 /// (`too_old`). Measured against the arrival time (`at`), so replays are unaffected.
@@ -724,6 +772,45 @@ impl Config {
                     format!("duplicate region {:?}", r.id),
                 );
             }
+        }
+        // [[operator]]
+        let mut ids = std::collections::BTreeSet::new();
+        for (i, o) in self.operators.iter().enumerate() {
+            if o.id.trim().is_empty() || !ids.insert(o.id.as_str()) {
+                err(
+                    format!("operator[{i}].id"),
+                    format!("must be non-empty and unique, got {:?}", o.id),
+                );
+            }
+            for r in &o.roles {
+                if !OPERATOR_ROLES.contains(&r.as_str()) {
+                    err(
+                        format!("operator[{i}].roles"),
+                        format!("unknown role {r:?} (one of {})", OPERATOR_ROLES.join(", ")),
+                    );
+                }
+            }
+            if o.password_hash.is_none() && o.password_hash_file.is_none() {
+                err(
+                    format!("operator[{i}].password_hash"),
+                    "missing (make one with `yingji passwd`)".into(),
+                );
+            }
+        }
+        if !(self.http.ack_link_hours.is_finite() && self.http.ack_link_hours > 0.0) {
+            err(
+                "http.ack_link_hours".into(),
+                format!("must be > 0, got {}", self.http.ack_link_hours),
+            );
+        }
+        if !(self.http.session_hours.is_finite() && self.http.session_hours > 0.0) {
+            err(
+                "http.session_hours".into(),
+                format!("must be > 0, got {}", self.http.session_hours),
+            );
+        }
+        if self.http.max_connections == 0 {
+            err("http.max_connections".into(), "must be at least 1".into());
         }
         // [coal]
         let c = &self.coal;

@@ -83,6 +83,9 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Print the argon2 hash of a password read from stdin, for `[[operator]]
+    /// password_hash` (the console's logins).
+    Passwd,
     /// The call register.
     Calls {
         #[command(subcommand)]
@@ -150,6 +153,44 @@ enum CallsCmd {
     },
 }
 
+/// `yingji passwd`: reads one line (the password) from stdin, prints its argon2 hash.
+fn passwd_cmd() -> ExitCode {
+    use std::io::{BufRead, IsTerminal};
+    let tty = std::io::stdin().is_terminal();
+    // Best effort: no echo while typing on a terminal.
+    let stty = |arg: &str| {
+        let _ = std::process::Command::new("stty")
+            .arg(arg)
+            .stdin(std::process::Stdio::inherit())
+            .status();
+    };
+    if tty {
+        eprint!("Password: ");
+        stty("-echo");
+    }
+    let mut line = String::new();
+    let read = std::io::stdin().lock().read_line(&mut line);
+    if tty {
+        stty("echo");
+        eprintln!();
+    }
+    let pw = line.trim_end_matches(['\r', '\n']);
+    if read.is_err() || pw.is_empty() {
+        eprintln!("yingji passwd: no password given on stdin");
+        return ExitCode::from(2);
+    }
+    match yingji::daemon::http::session::hash_password(pw) {
+        Ok(h) => {
+            println!("{h}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("yingji passwd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
@@ -173,6 +214,7 @@ fn main() -> ExitCode {
             standard,
             json,
         } => aqi_cmd(&values, &standard, json),
+        Cmd::Passwd => passwd_cmd(),
         Cmd::Calls {
             cmd:
                 CallsCmd::Export {

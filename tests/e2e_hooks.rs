@@ -97,9 +97,28 @@ fn read_request(mut s: TcpStream) -> Option<(String, Value)> {
 
 /// GET `path` from 127.0.0.1:`port`: (status code, body).
 fn get(port: u16, path: &str) -> (u16, String) {
+    request(
+        port,
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+    )
+}
+
+/// POSTs the query of `path` as a form to its path (the button of an ack page).
+fn post(port: u16, path: &str) -> (u16, String) {
+    let (p, form) = path.split_once('?').unwrap();
+    request(
+        port,
+        format!(
+            "POST {p} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+            form.len()
+        ),
+    )
+}
+
+fn request(port: u16, req: String) -> (u16, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-        .unwrap();
+    s.write_all(req.as_bytes()).unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     let code = out.split_whitespace().nth(1).unwrap().parse().unwrap();
@@ -253,8 +272,17 @@ secret = "app-secret"
         "a forged link reached the journal"
     );
 
-    // The click: recorded, call_ack published, no more calls for yjj.
+    // Opening the link shows the call, the person and a button, and records nothing
+    // (a mail scanner following links acknowledges nothing).
     let (code, body) = get(http, &path);
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains("张应急") && body.contains("确认收到叫应"),
+        "{body}"
+    );
+    assert_eq!(journal_len(dir), before, "a GET reached the journal");
+    // The button: recorded, call_ack published, no more calls for yjj.
+    let (code, body) = post(http, &path);
     assert_eq!(code, 200, "{body}");
     assert!(
         body.contains("已确认") && body.contains("后续叫应已停止"),
@@ -266,9 +294,11 @@ secret = "app-secret"
             .find(|n| n["kind"] == "call_ack" && n["person"] == "yjj")
     });
     assert_eq!(ack["evidence"]["by"], "link", "{ack}");
-    let (code, body) = get(http, &path);
+    let rows = journal_len(dir);
+    let (code, body) = post(http, &path);
     assert_eq!(code, 200);
     assert!(body.contains("此前已回应"), "{body}");
+    assert_eq!(journal_len(dir), rows, "a repeated click is not journaled");
 
     // The other calls run out (3 attempts, 2 s apart) and every webhook is delivered:
     // then the daemon stops, and what it published is compared with what it stored.
@@ -356,7 +386,11 @@ secret = "app-secret"
         .filter(|r| r.topic == "ers/shuozhou/cmd")
         .map(|r| serde_json::from_slice::<Value>(&r.payload).unwrap())
         .collect();
-    assert_eq!(clicks.len(), 2, "two valid clicks journaled: {clicks:?}");
+    assert_eq!(
+        clicks.len(),
+        1,
+        "one click journaled, the repeated one answered from the register: {clicks:?}"
+    );
     assert_eq!(clicks[0]["by"], "link");
     assert_eq!(clicks[0]["person"], "yjj");
     let (stored, replayed) = replay_journal(dir, &cfg);

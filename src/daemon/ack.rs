@@ -1,8 +1,11 @@
-//! Acknowledgement links: `GET {public_url}/ack?call_id=...&person=...&sig=...`, where
-//! `sig` is the hex HMAC-SHA256 of `call_id|person` under the link key (`[http]
-//! ack_secret` / `ack_secret_file`, else one generated at first start and kept in the
-//! store). A valid click becomes an ordinary `{"cmd": "ack", ..., "by": "link"}` input of
-//! the region's `cmd` topic, handled (and journaled) by the core like any MQTT input.
+//! Acknowledgement links: `{public_url}/ack?call_id=...&person=...&t=...&sig=...`, where
+//! `t` is the call's time (Unix seconds) and `sig` the hex HMAC-SHA256 of
+//! `call_id|person|t` under the link key (`[http] ack_secret` / `ack_secret_file`, else
+//! one generated at first start and kept in the store). `GET` shows a page naming the call
+//! and the person with a button; its `POST` becomes an ordinary
+//! `{"cmd": "ack", ..., "by": "link"}` input of the region's `cmd` topic, handled (and
+//! journaled) by the core like any MQTT input (http/ack_page.rs). A link expires with its
+//! round, and `[http] ack_link_hours` after the call at the latest.
 
 use std::sync::OnceLock;
 
@@ -36,10 +39,15 @@ pub fn load_key(cfg: &Config, store: &mut Store) -> anyhow::Result<Vec<u8>> {
 
 /// 32 random bytes (`/dev/urandom`) in hex: a key kept in the store's `meta`.
 pub fn random_hex() -> anyhow::Result<String> {
-    let mut b = [0u8; 32];
+    Ok(to_hex(&random::<32>()?))
+}
+
+/// `N` random bytes from the kernel (keys, session tokens, salts).
+pub fn random<const N: usize>() -> std::io::Result<[u8; N]> {
+    let mut b = [0u8; N];
     use std::io::Read;
     std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;
-    Ok(to_hex(&b))
+    Ok(b)
 }
 
 /// Makes `key` the link key of this process (first call wins).
@@ -51,23 +59,26 @@ pub fn key() -> Option<&'static [u8]> {
     KEY.get().map(Vec::as_slice)
 }
 
-fn mac(key: &[u8], call_id: &str, person: &str) -> HmacSha256 {
+fn mac(key: &[u8], parts: &[&str]) -> HmacSha256 {
     let mut m = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
-    m.update(call_id.as_bytes());
-    m.update(b"|");
-    m.update(person.as_bytes());
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            m.update(b"|");
+        }
+        m.update(p.as_bytes());
+    }
     m
 }
 
-/// Hex HMAC-SHA256 of `call_id|person`.
-pub fn sign(key: &[u8], call_id: &str, person: &str) -> String {
-    to_hex(&mac(key, call_id, person).finalize().into_bytes())
+/// Hex HMAC-SHA256 of `parts` joined by `|` (a link signs `call_id|person|t`).
+pub fn sign(key: &[u8], parts: &[&str]) -> String {
+    to_hex(&mac(key, parts).finalize().into_bytes())
 }
 
-/// Whether `sig` (hex) signs `call_id|person`; compared in constant time.
-pub fn verify(key: &[u8], call_id: &str, person: &str, sig: &str) -> bool {
+/// Whether `sig` (hex) signs `parts`; compared in constant time.
+pub fn verify(key: &[u8], parts: &[&str], sig: &str) -> bool {
     match from_hex(sig) {
-        Some(b) => mac(key, call_id, person).verify_slice(&b).is_ok(),
+        Some(b) => mac(key, parts).verify_slice(&b).is_ok(),
         None => false,
     }
 }
@@ -79,12 +90,13 @@ pub fn url(cfg: &Config, key: &[u8], n: &Notice) -> Option<String> {
         return None;
     }
     let (call_id, person) = (n.call_id.as_deref()?, n.person.as_deref()?);
+    let t = n.at.timestamp().to_string();
     let mut u = format!(
-        "{}/ack?call_id={}&person={}&sig={}",
+        "{}/ack?call_id={}&person={}&t={t}&sig={}",
         cfg.http.public_url.trim_end_matches('/'),
         pct(call_id),
         pct(person),
-        sign(key, call_id, person)
+        sign(key, &[call_id, person, &t])
     );
     if cfg.regions.first().map(|r| r.id.as_str()) != Some(n.region.as_str()) {
         u += &format!("&region={}", pct(&n.region));
@@ -176,17 +188,18 @@ mod tests {
     #[test]
     fn sign_verify_and_forgeries() {
         let k = b"0123456789abcdef-key";
-        let s = sign(k, "w1/1", "yjj");
+        let s = sign(k, &["w1/1", "yjj", "100"]);
         assert_eq!(s.len(), 64);
-        assert!(verify(k, "w1/1", "yjj", &s));
-        assert!(!verify(k, "w1/1", "other", &s));
-        assert!(!verify(k, "w1/2", "yjj", &s));
-        assert!(!verify(b"another key of 16+", "w1/1", "yjj", &s));
-        assert!(!verify(k, "w1/1", "yjj", &s[..62]));
-        assert!(!verify(k, "w1/1", "yjj", "zz"));
-        // What is signed is exactly `call_id|person`.
+        assert!(verify(k, &["w1/1", "yjj", "100"], &s));
+        assert!(!verify(k, &["w1/1", "other", "100"], &s));
+        assert!(!verify(k, &["w1/2", "yjj", "100"], &s));
+        assert!(!verify(k, &["w1/1", "yjj", "101"], &s), "a later expiry");
+        assert!(!verify(b"another key of 16+", &["w1/1", "yjj", "100"], &s));
+        assert!(!verify(k, &["w1/1", "yjj", "100"], &s[..62]));
+        assert!(!verify(k, &["w1/1", "yjj", "100"], "zz"));
+        // What is signed is exactly `call_id|person|t`.
         let mut m = HmacSha256::new_from_slice(k).unwrap();
-        m.update(b"w1/1|yjj");
+        m.update(b"w1/1|yjj|100");
         assert_eq!(s, to_hex(&m.finalize().into_bytes()));
     }
 
@@ -205,7 +218,9 @@ mod tests {
         assert!(!u.contains("region="), "first region: no region parameter");
         let q = query(u.split_once('?').unwrap().1);
         assert_eq!(q[0], ("call_id".into(), "雨/1 &x".into()));
-        assert!(verify(k, &q[0].1, &q[1].1, &q[2].1));
+        assert_eq!(q[2].0, "t");
+        assert_eq!(q[2].1, n.at.timestamp().to_string());
+        assert!(verify(k, &[&q[0].1, &q[1].1, &q[2].1], &q[3].1));
         n.kind = Kind::CallAck;
         assert!(url(&cfg, k, &n).is_none());
     }

@@ -212,7 +212,7 @@ async fn run(
             match sent {
                 Ok(()) => {
                     tracing::info!(id = %job.notice.id, to = %job.addr, "email sent");
-                    crate::daemon::http::inc(&crate::daemon::http::METRICS.emails_sent, 1);
+                    crate::daemon::metrics::inc(&crate::daemon::metrics::METRICS.emails_sent, 1);
                     crate::daemon::health::sink_ok(SINK);
                     if let Err(e) = store.mark_delivered(&job.notice.id, &sink, clock::now()) {
                         tracing::error!(error = %e, "could not mark an email sent");
@@ -220,7 +220,7 @@ async fn run(
                 }
                 Err(e) => {
                     job.attempts += 1;
-                    crate::daemon::http::inc(&crate::daemon::http::METRICS.emails_failed, 1);
+                    crate::daemon::metrics::inc(&crate::daemon::metrics::METRICS.emails_failed, 1);
                     crate::daemon::health::sink_failed(SINK, &e);
                     let d = backoff(job.attempts);
                     tracing::warn!(id = %job.notice.id, to = %job.addr, error = %e, retry_in_s = d.as_secs(), "email not sent");

@@ -149,31 +149,25 @@ pub fn sinks_json() -> Value {
     })
 }
 
-/// Prometheus lines: `yingji_sink_degraded{sink}`, `yingji_sink_failures_total{sink}`,
-/// `yingji_faults_total{kind}`.
-pub fn metrics_text() -> String {
+/// A sink's name, whether it is degraded, its failed attempts in total.
+pub type SinkLine = (String, bool, u64);
+
+/// Every sink as (name, degraded, failed attempts in total) and every counted kind with
+/// its count, for `/metrics` (daemon/metrics.rs renders them).
+pub fn state() -> (Vec<SinkLine>, Vec<(&'static str, u64)>) {
     with(|r| {
-        let mut s = String::from(
-            "# HELP yingji_sink_degraded 1 when the sink failed repeatedly and has not recovered.\n\
-             # TYPE yingji_sink_degraded gauge\n",
-        );
-        for (k, st) in &r.sinks {
-            s += &format!(
-                "yingji_sink_degraded{{sink=\"{k}\"}} {}\n",
-                u8::from(st.failures_in_row >= DEGRADED_AFTER)
-            );
-        }
-        s += "# HELP yingji_sink_failures_total Failed attempts, by sink.\n# TYPE yingji_sink_failures_total counter\n";
-        for (k, st) in &r.sinks {
-            s += &format!(
-                "yingji_sink_failures_total{{sink=\"{k}\"}} {}\n",
-                st.failures_total
-            );
-        }
-        s += "# HELP yingji_faults_total Faults and ignored inputs, by kind.\n# TYPE yingji_faults_total counter\n";
-        for (k, n) in &r.faults {
-            s += &format!("yingji_faults_total{{kind=\"{k}\"}} {n}\n");
-        }
-        s
+        let sinks = r
+            .sinks
+            .iter()
+            .map(|(k, s)| {
+                (
+                    k.clone(),
+                    s.failures_in_row >= DEGRADED_AFTER,
+                    s.failures_total,
+                )
+            })
+            .collect();
+        let faults = r.faults.iter().map(|(k, n)| (*k, *n)).collect();
+        (sinks, faults)
     })
 }

@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use crate::config::Config;
 use crate::daemon::core::Incoming;
 use crate::daemon::mqtt::{self, AckToken, Backoff, Client, Ev, Settings};
-use crate::daemon::{http, CoreEvent};
+use crate::daemon::{metrics, CoreEvent};
 
 /// What the input session subscribes to (besides the marker and proof topics): with
 /// `split_regions`, `{root}/{region}/#` for each configured region; else `{root}/#`, so
@@ -152,7 +152,7 @@ impl Loop {
             // The echo wait counts from here, not from the process start.
             let _ = self.core.send(CoreEvent::Connected);
         }
-        http::set(&http::METRICS.mqtt_in_up, true);
+        metrics::set(&metrics::METRICS.mqtt_in_up, true);
         tracing::info!(host = %self.host, port = self.port, session_present, topics = self.topics.len(), "input connection up; subscribing");
         if self.client.try_subscribe_all(&self.topics).is_err() {
             tracing::error!("could not queue the subscriptions");
@@ -234,7 +234,7 @@ impl Loop {
                 Err(_) if closed => break,
                 Err(e) => {
                     let d = backoff.lost("input", &self.client_id, &e);
-                    http::set(&http::METRICS.mqtt_in_up, false);
+                    metrics::set(&metrics::METRICS.mqtt_in_up, false);
                     self.up.store(false, Ordering::SeqCst);
                     tokio::time::sleep(d).await;
                 }

@@ -7,7 +7,9 @@
 //!                                   ├──► MQTT out (outbound.rs): notice, cap, state, rejected
 //!                                   ├──► email (email.rs)
 //!                                   └──► webhooks (webhook.rs): WeCom, phone gateway
-//!  GET /ack (http.rs, ack.rs) ──► core (an `ack` command, journaled like MQTT input)
+//!  POST /ack, console (http/) ──► core (commands, journaled like MQTT input)
+//!        ▲ watch: the core's View (view.rs) after every step
+//!  metrics.rs: counters every part updates, rendered on /metrics
 //! ```
 //! See docs/daemon.md for the guarantees and the deployment notes.
 
@@ -24,11 +26,13 @@ pub mod http;
 pub mod inbound;
 pub mod lock;
 pub mod logfmt;
+pub mod metrics;
 pub mod mqtt;
 pub mod outbound;
 pub mod render;
 pub mod store;
 pub mod systemd;
+pub mod view;
 pub mod webhook;
 
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -59,7 +63,23 @@ pub enum CoreEvent {
     Drained,
     /// A valid acknowledgement link was clicked.
     Link(LinkAck),
+    /// A console action: a command for a region's `cmd` topic.
+    Command(ConsoleCmd),
+    /// The console asks for the call register of an event as CSV.
+    RegisterCsv {
+        region: String,
+        event: String,
+        reply: tokio::sync::oneshot::Sender<Option<String>>,
+    },
     Shutdown,
+}
+
+/// A console action with the way to tell the page the outcome (`Err`: the engine's
+/// refusal).
+pub struct ConsoleCmd {
+    pub region: String,
+    pub payload: Vec<u8>,
+    pub reply: tokio::sync::oneshot::Sender<Result<(), String>>,
 }
 
 /// A signed acknowledgement link clicked, with the way to tell the page the outcome.
@@ -203,12 +223,16 @@ async fn run_async(cfg: Arc<Config>, init: bool) -> anyhow::Result<()> {
     let hooks = webhook::Hooks::start(Arc::clone(&cfg), &path)?;
 
     let (core_tx, core_rx) = std::sync::mpsc::channel();
-    let route = http::AckRoute {
+    let (view_tx, view_rx) = tokio::sync::watch::channel(Arc::new(core.view(false, 0)));
+    let app = http::App {
         cfg: Arc::clone(&cfg),
-        key: Arc::new(ack::key().expect("installed above").to_vec()),
+        link_key: ack::key().expect("installed above").to_vec(),
         core: core_tx.clone(),
+        view: view_rx,
+        limits: http::limit::Limits::default(),
+        sessions: http::session::Sessions::new(&cfg)?,
     };
-    http::start(&cfg.http.listen, Some(route)).await;
+    http::start(&cfg.http.listen, Arc::new(app)).await;
     let (inbound, ack_tx) = inbound::start(&cfg, &settings, core_tx.clone());
     let sinks = Sinks {
         echo_key,
@@ -217,6 +241,7 @@ async fn run_async(cfg: Arc<Config>, init: bool) -> anyhow::Result<()> {
         mailer: mailer.clone(),
         hooks,
         acks: ack_tx,
+        view: view_tx,
     };
     let mut core_thread = tokio::task::spawn_blocking(move || core_loop(core, core_rx, sinks));
     tracing::info!("yingji is running");
@@ -320,6 +345,8 @@ struct Sinks {
     mailer: Option<email::Mailer>,
     hooks: Option<webhook::Hooks>,
     acks: UnboundedSender<InToken>,
+    /// The console's picture of the core.
+    view: tokio::sync::watch::Sender<Arc<view::View>>,
 }
 
 /// The ops topic: faults and degraded sinks (health.rs), under `_yingji`, never a region.
@@ -343,6 +370,15 @@ fn state_outs(
 }
 
 impl Sinks {
+    /// Publishes the core's picture when it changed (`changed`) or went live.
+    fn show(&self, core: &Core, live: bool, changed: bool) {
+        let cur = self.view.borrow().clone();
+        if changed || cur.live != live {
+            let v = core.view(live, cur.version + 1);
+            self.view.send_replace(Arc::new(v));
+        }
+    }
+
     fn apply(&self, fx: Effects<InToken>) {
         for t in fx.acks {
             let _ = self.acks.send(t);
@@ -378,6 +414,8 @@ impl Sinks {
     }
 }
 
+type CsvAsk = (String, String, tokio::sync::oneshot::Sender<Option<String>>);
+
 /// What arrived for the core since it last looked.
 #[derive(Default)]
 struct Arrived {
@@ -385,6 +423,8 @@ struct Arrived {
     echoes: Vec<(&'static str, Vec<u8>, InToken)>,
     proofs: Vec<(Vec<u8>, InToken)>,
     links: Vec<LinkAck>,
+    cmds: Vec<ConsoleCmd>,
+    csv: Vec<CsvAsk>,
     /// The input connection came up for the first time.
     connected: bool,
     /// The marker came back: every echo before it is in `echoes`.
@@ -413,6 +453,14 @@ fn collect(rx: &Receiver<CoreEvent>, sleep: Duration) -> Arrived {
             CoreEvent::Proof(p, token) => a.proofs.push((p, token)),
             CoreEvent::Connected => a.connected = true,
             CoreEvent::Link(l) => a.links.push(l),
+            CoreEvent::Command(c) => a.cmds.push(c),
+            CoreEvent::RegisterCsv {
+                region,
+                event,
+                reply,
+            } => {
+                a.csv.push((region, event, reply));
+            }
             CoreEvent::Drained => {
                 a.drained = true;
                 break;
@@ -467,6 +515,7 @@ fn core_loop(mut core: Core, rx: Receiver<CoreEvent>, sinks: Sinks) -> anyhow::R
     let mut proven = std::collections::BTreeSet::new();
     let mut held: Vec<Incoming<InToken>> = Vec::new();
     let mut held_links: Vec<LinkAck> = Vec::new();
+    let mut held_cmds: Vec<ConsoleCmd> = Vec::new();
     let mut next_retention = clock::now();
     let mut watchdog = systemd::Watchdog::from_env();
     let mut summary = Summary::new();
@@ -493,27 +542,52 @@ fn core_loop(mut core: Core, rx: Receiver<CoreEvent>, sinks: Sinks) -> anyhow::R
             live = go_live(&core, &sinks)?;
         } else if !live && a.drained {
             live = go_live(&core, &sinks)?;
+            sinks.show(&core, live, true);
             systemd::ready();
         }
         held.append(&mut a.inputs);
         held_links.append(&mut a.links);
+        held_cmds.append(&mut a.cmds);
+        for (region, event, reply) in a.csv {
+            let _ = reply.send(core.register_csv(&region, &event));
+        }
         if live {
+            let mut changed = false;
             let batch = std::mem::take(&mut held);
             if !batch.is_empty() {
+                changed = true;
                 let fx = core.ingest(batch, clock::now())?;
                 summary.inputs(&fx);
                 sinks.apply(fx);
             }
+            let mut replies = Vec::new();
             for l in std::mem::take(&mut held_links) {
                 let (fx, outcome) =
                     core.link_ack(&l.region, &l.call_id, &l.person, clock::now())?;
-                tracing::info!(call_id = %l.call_id, person = %l.person, outcome = ?outcome, "acknowledgement link");
+                tracing::info!(call_id = %l.call_id.escape_debug(), person = %l.person.escape_debug(), outcome = ?outcome, "acknowledgement link");
+                changed |= !fx.notices.is_empty();
                 sinks.apply(fx);
-                let _ = l.reply.send(outcome);
+                replies.push((l.reply, outcome));
+            }
+            let mut answers = Vec::new();
+            for c in std::mem::take(&mut held_cmds) {
+                let (fx, refused) = core.command(&c.region, c.payload, clock::now())?;
+                changed = true;
+                sinks.apply(fx);
+                answers.push((c.reply, refused));
             }
             let fx = core.tick(clock::now())?;
             summary.notices += fx.notices.len() as u64;
+            changed |= !fx.notices.is_empty();
             sinks.apply(fx);
+            // The page that answers a click reads the picture: publish it first.
+            sinks.show(&core, live, changed);
+            for (reply, outcome) in replies {
+                let _ = reply.send(outcome);
+            }
+            for (reply, refused) in answers {
+                let _ = reply.send(refused.map_or(Ok(()), Err));
+            }
             summary.log_when_due();
             if clock::now() >= next_retention {
                 retain(&mut core);
@@ -604,7 +678,7 @@ fn go_live(core: &Core, sinks: &Sinks) -> anyhow::Result<bool> {
         undelivered = pending.len(),
         "sending what was not delivered before"
     );
-    http::set(&http::METRICS.live, true);
+    metrics::set(&metrics::METRICS.live, true);
     sinks
         .publisher
         .submit(pending.into_iter().map(|p| Out::Tracked {

@@ -20,7 +20,7 @@ use crate::clock;
 use crate::config::Config;
 use crate::daemon::mqtt::{self, Backoff, Client, Ev, Settings};
 use crate::daemon::store::Store;
-use crate::daemon::{echo, http, render};
+use crate::daemon::{echo, metrics, render};
 use crate::notice::Notice;
 
 /// Something to publish.
@@ -235,7 +235,7 @@ impl State {
         match ev {
             Ev::ConnAck { .. } => {
                 self.connected = true;
-                http::set(&http::METRICS.mqtt_out_up, true);
+                metrics::set(&metrics::METRICS.mqtt_out_up, true);
                 self.requeue();
                 tracing::info!(queued = self.waiting.len(), "output connection up");
             }
@@ -252,7 +252,7 @@ impl State {
                     ..
                 }) = self.inflight.remove(&pkid)
                 {
-                    http::inc(&http::METRICS.mqtt_delivered, 1);
+                    metrics::inc(&metrics::METRICS.mqtt_delivered, 1);
                     if let Err(e) = self.store.mark_delivered(&notice.id, &sink, clock::now()) {
                         tracing::error!(error = %e, id = %notice.id, "could not mark a delivery");
                     }
@@ -277,7 +277,7 @@ async fn run(state: Arc<Mutex<State>>, mut ev: mqtt::EventLoop, client_id: Strin
             }
             Err(e) => {
                 state.lock().expect("publisher lock").connected = false;
-                http::set(&http::METRICS.mqtt_out_up, false);
+                metrics::set(&metrics::METRICS.mqtt_out_up, false);
                 let d = backoff.lost("output", &client_id, &e);
                 tokio::time::sleep(d).await;
             }

@@ -810,8 +810,9 @@ plans = ["severe_weather"]
         call.region = "shuozhou".into();
         call.call_id = Some("w1/1".into());
         call.person = Some("yjj".into());
-        let sig = crate::daemon::ack::sign(key, "w1/1", "yjj");
-        let link = format!("https://yj.example.org/ack?call_id=w1%2F1&person=yjj&sig={sig}");
+        let t = call.at.timestamp().to_string();
+        let sig = crate::daemon::ack::sign(key, &["w1/1", "yjj", &t]);
+        let link = format!("https://yj.example.org/ack?call_id=w1%2F1&person=yjj&t={t}&sig={sig}");
         let own = text_body(&c, &call, "yjj@x.org");
         assert!(own.contains(&link), "{own}");
         assert!(own.contains("请回复“收到”"), "{own}");

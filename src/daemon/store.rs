@@ -87,6 +87,15 @@ pub struct JournalRow {
     pub payload: Vec<u8>,
 }
 
+/// A journal row as a scenario line (`{"at", "topic", "payload"}`; the payload as JSON
+/// when it is JSON, else as a string), for `yingji replay`.
+pub fn scenario_line(r: &JournalRow) -> String {
+    let payload = serde_json::from_slice::<serde_json::Value>(&r.payload)
+        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&r.payload).into()));
+    serde_json::json!({"at": crate::time::fmt_ts(r.at), "topic": r.topic, "payload": payload})
+        .to_string()
+}
+
 /// A delivery still to make: the notice and the sink it goes to.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pending {

@@ -21,7 +21,7 @@ use crate::clock;
 use crate::config::Config;
 use crate::daemon::mqtt::{expand_env, secret};
 use crate::daemon::store::Store;
-use crate::daemon::{ack, http, render};
+use crate::daemon::{ack, metrics, render};
 use crate::notice::{Kind, Notice};
 use crate::time::Ts;
 
@@ -190,7 +190,7 @@ fn run(
             match post(cfg, h, &job.notice) {
                 Ok(()) => {
                     tracing::info!(id = %job.notice.id, sink = %h.sink, "webhook delivered");
-                    http::inc(&http::METRICS.webhooks_sent, 1);
+                    metrics::inc(&metrics::METRICS.webhooks_sent, 1);
                     crate::daemon::health::sink_ok(&h.sink);
                     if let Err(e) = store.mark_delivered(&job.notice.id, &h.sink, clock::now()) {
                         tracing::error!(error = %e, "could not mark a webhook delivery");
@@ -198,7 +198,7 @@ fn run(
                 }
                 Err(e) => {
                     job.attempts += 1;
-                    http::inc(&http::METRICS.webhooks_failed, 1);
+                    metrics::inc(&metrics::METRICS.webhooks_failed, 1);
                     crate::daemon::health::sink_failed(&h.sink, &e);
                     let d = backoff(job.attempts);
                     tracing::warn!(id = %job.notice.id, sink = %h.sink, error = %e, retry_in_s = d.as_secs(), "webhook not delivered");

@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod authority;
 pub mod coal_supply;
 pub mod feedback;
 pub mod heavy_pollution;

@@ -209,7 +209,7 @@ pub fn http_get(d: &Daemon, path: &str) -> String {
     let v: Value = serde_json::from_str(line).unwrap();
     let addr = v["addr"].as_str().unwrap();
     let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
         .unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();

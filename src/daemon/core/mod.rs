@@ -14,9 +14,11 @@ use crate::config::Config;
 use crate::daemon::health;
 use crate::daemon::render;
 use crate::daemon::store::{Outboxed, Store, Tx};
+use crate::daemon::view::{Tracker, View};
 use crate::engine::Engine;
 use crate::input::{self, Rejection};
 use crate::notice::{Kind, Notice};
+use crate::plans::severe_weather::RoundStatus;
 use crate::time::{fmt_ts, Ts};
 
 /// An input as it arrived, with a token to acknowledge it once journaled.
@@ -62,8 +64,10 @@ impl<T> Default for Effects<T> {
 pub enum LinkOutcome {
     /// The engine gave `call_ack` for that call and person.
     Recorded,
-    /// Journaled, but no `call_ack`: acknowledged before, or the round is over.
+    /// Acknowledged before: answered from the call register, nothing journaled.
     Already,
+    /// The round is over (superseded or closed): the link has expired, nothing journaled.
+    Ended,
     /// Refused by the engine (unknown call, person not called, ...), with its reason.
     Refused(String),
 }
@@ -82,6 +86,8 @@ pub struct Core {
     levels: Levels,
     /// The engine time at which a backwards clock was last reported (log once per jump).
     warned_back: Option<Ts>,
+    /// What the notices made so far say (for the console).
+    tracker: Tracker,
 }
 
 impl Core {
@@ -106,6 +112,7 @@ impl Core {
             since_snapshot: 0,
             levels,
             warned_back: None,
+            tracker: Tracker::default(),
         };
         let mut fx = Effects::<()>::default();
         let tx = core.store.begin()?;
@@ -121,6 +128,9 @@ impl Core {
         )?;
         snapshot(&core.cfg, &tx, core.seq, now, &core.engine)?;
         tx.commit()?;
+        for n in core.store.notices()? {
+            core.tracker.see(&Arc::new(n));
+        }
         tracing::info!(
             snapshot_seq = restored.snapshot_seq,
             replayed = restored.replayed,
@@ -144,6 +154,17 @@ impl Core {
             .iter()
             .map(|((r, p), t)| (r.clone(), p.clone(), t.clone()))
             .collect()
+    }
+
+    /// The picture the console reads (`live`: past the echo drain).
+    pub fn view(&self, live: bool, version: u64) -> View {
+        self.tracker.view(&self.engine, live, version)
+    }
+
+    fn track<T>(&mut self, fx: &Effects<T>) {
+        for (n, _) in &fx.notices {
+            self.tracker.see(n);
+        }
     }
 
     /// The earliest armed timer.
@@ -204,12 +225,18 @@ impl Core {
                         && step.notices.is_empty()
                         && before.is_some_and(|b| b == self.engine.snapshot());
                     if unchanged {
-                        crate::daemon::http::inc(&crate::daemon::http::METRICS.inputs_rejected, 1);
+                        crate::daemon::metrics::inc(
+                            &crate::daemon::metrics::METRICS.inputs_rejected,
+                            1,
+                        );
                     } else {
                         self.seq = tx.journal(at, &m.topic, &m.payload)?;
                         tracing::debug!(seq = self.seq, topic = %m.topic, at = %fmt_ts(at), "input accepted");
                         tx.saw(&m.topic, &m.payload)?;
-                        crate::daemon::http::inc(&crate::daemon::http::METRICS.inputs_accepted, 1);
+                        crate::daemon::metrics::inc(
+                            &crate::daemon::metrics::METRICS.inputs_accepted,
+                            1,
+                        );
                         if m.pkid != 0 {
                             tx.remember(m.pkid, &m.topic, &m.payload)?;
                         }
@@ -224,7 +251,10 @@ impl Core {
                     let ns = self.engine.advance_to(at);
                     record(&self.cfg, &tx, &mut self.levels, &ns, &mut fx)?;
                     fx.rejections.push((at, r));
-                    crate::daemon::http::inc(&crate::daemon::http::METRICS.inputs_rejected, 1);
+                    crate::daemon::metrics::inc(
+                        &crate::daemon::metrics::METRICS.inputs_rejected,
+                        1,
+                    );
                 }
             }
             acks.push(m.token);
@@ -235,12 +265,15 @@ impl Core {
         }
         tx.commit()?;
         fx.acks = acks;
+        self.track(&fx);
         Ok(fx)
     }
 
     /// An acknowledgement link clicked: the `ack` command it stands for goes through
     /// `ingest` as an input of the region's `cmd` topic (journaled, so a replay of the
-    /// journal reproduces it).
+    /// journal reproduces it). A person who acknowledged before, or a round that is over,
+    /// is answered from the call register: nothing is journaled (a click repeated a
+    /// thousand times is one row).
     pub fn link_ack<T>(
         &mut self,
         region: &str,
@@ -248,19 +281,25 @@ impl Core {
         person: &str,
         now: Ts,
     ) -> anyhow::Result<(Effects<T>, LinkOutcome)> {
+        let round = self
+            .cfg
+            .regions
+            .iter()
+            .position(|r| r.id == region)
+            .and_then(|i| self.engine.state().regions.get(i))
+            .and_then(|p| p.weather.rounds.get(call_id));
+        if let Some(r) = round {
+            if let Some(p) = r.persons.iter().find(|p| p.person == person) {
+                if p.acked {
+                    return Ok((Effects::default(), LinkOutcome::Already));
+                }
+                if r.status != RoundStatus::Current {
+                    return Ok((Effects::default(), LinkOutcome::Ended));
+                }
+            }
+        }
         let (topic, payload) = crate::daemon::ack::command(&self.cfg, region, call_id, person);
-        let fx = self.ingest(
-            vec![Incoming {
-                topic,
-                payload,
-                pkid: 0,
-                dup: false,
-                retained: false,
-                arrived: None,
-                token: (),
-            }],
-            now,
-        )?;
+        let fx = self.ingest_one(topic, payload, now)?;
         let acked = fx.notices.iter().any(|(n, _)| {
             n.kind == Kind::CallAck
                 && n.call_id.as_deref() == Some(call_id)
@@ -278,6 +317,58 @@ impl Core {
             acks: Vec::new(),
         };
         Ok((fx, outcome))
+    }
+
+    fn ingest_one(
+        &mut self,
+        topic: String,
+        payload: Vec<u8>,
+        now: Ts,
+    ) -> anyhow::Result<Effects<()>> {
+        self.ingest(
+            vec![Incoming {
+                topic,
+                payload,
+                pkid: 0,
+                dup: false,
+                retained: false,
+                arrived: None,
+                token: (),
+            }],
+            now,
+        )
+    }
+
+    /// A command from the console (`payload` of the region's `cmd` topic, `by` = the
+    /// operator): through `ingest` like an MQTT command, so replay reproduces it. Returns
+    /// the effects and the engine's refusal, if any.
+    pub fn command<T>(
+        &mut self,
+        region: &str,
+        payload: Vec<u8>,
+        now: Ts,
+    ) -> anyhow::Result<(Effects<T>, Option<String>)> {
+        let topic = format!("{}/{region}/cmd", self.cfg.topic_root);
+        let fx = self.ingest_one(topic, payload, now)?;
+        let refused = fx.rejections.first().map(|(_, r)| r.reason.clone());
+        let fx = Effects {
+            notices: fx.notices,
+            rejections: fx.rejections,
+            states: fx.states,
+            acks: Vec::new(),
+        };
+        Ok((fx, refused))
+    }
+
+    /// The call register of event (warning id) `event` in `region` as CSV.
+    pub fn register_csv(&self, region: &str, event: &str) -> Option<String> {
+        let i = self.cfg.regions.iter().position(|r| r.id == region)?;
+        self.engine
+            .state()
+            .regions
+            .get(i)?
+            .weather
+            .register_csv(event)
     }
 
     /// Records deliveries proven by the broker routing our own publications back to us
@@ -342,6 +433,7 @@ impl Core {
             &mut fx,
         )?;
         tx.commit()?;
+        self.track(&fx);
         Ok(fx)
     }
 
@@ -446,7 +538,7 @@ fn record<T>(
             fx.states.push(snapshot);
         }
         if new {
-            crate::daemon::http::inc(&crate::daemon::http::METRICS.notices, 1);
+            crate::daemon::metrics::inc(&crate::daemon::metrics::METRICS.notices, 1);
             tracing::info!(id = %n.id, kind = n.kind.as_str(), level = %n.level, at = %fmt_ts(n.at), "notice");
             fx.notices.push((Arc::new(n.clone()), sinks));
         }

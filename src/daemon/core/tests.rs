@@ -210,9 +210,10 @@ phone = "+8613800000001"
     )
 }
 
-/// A link click is an ordinary journaled `ack` command: recorded (call_ack), then
-/// already acknowledged, refused for an unknown call; all three in the journal, which
-/// recovery replays to the same notices.
+/// A link click is an ordinary journaled `ack` command: recorded (call_ack); a repeated
+/// click is answered from the register without a journal row (issue 9 item 10, a
+/// thousand clicks were a thousand rows); an unknown call is refused. The journal replays
+/// to the same notices. Once the round is over, the link has expired: nothing journaled.
 #[test]
 fn link_ack_goes_through_the_journal_and_says_what_the_engine_did() {
     let (_path, store) = tmp_store("link");
@@ -238,10 +239,13 @@ fn link_ack_goes_through_the_journal_and_says_what_the_engine_did() {
     let ack = &fx.notices.last().unwrap().0;
     assert_eq!(ack.kind, Kind::CallAck);
     assert_eq!(ack.evidence["by"], "link");
-    let (_, out) = core
-        .link_ack::<()>("shuozhou", &call_id, "yjj", t1)
-        .unwrap();
-    assert_eq!(out, LinkOutcome::Already);
+    for _ in 0..1000 {
+        let (fx, out) = core
+            .link_ack::<()>("shuozhou", &call_id, "yjj", t1)
+            .unwrap();
+        assert_eq!(out, LinkOutcome::Already);
+        assert!(fx.notices.is_empty() && fx.rejections.is_empty());
+    }
     let (fx, out) = core
         .link_ack::<()>("shuozhou", "nope/1", "yjj", t1)
         .unwrap();
@@ -253,8 +257,8 @@ fn link_ack_goes_through_the_journal_and_says_what_the_engine_did() {
     let rows = core.store().journal_after(0).unwrap();
     assert_eq!(
         rows.len(),
-        3,
-        "warning and two clicks journaled; the refused one changed nothing (issue 9 item 11)"
+        2,
+        "the warning and the first click; no repeated click, the refused one changed nothing"
     );
     assert_eq!(rows[1].topic, "ers/shuozhou/cmd");
     let p: serde_json::Value = serde_json::from_slice(&rows[1].payload).unwrap();
@@ -267,6 +271,50 @@ fn link_ack_goes_through_the_journal_and_says_what_the_engine_did() {
         replayed.extend(e.handle(r.at, &m).notices);
     }
     assert_eq!(core.store().notices().unwrap(), replayed);
+
+    // The warning is lifted: the round is closed and its links have expired.
+    let lift = r#"{"ts": "2023-07-01T10:00:30+08:00", "id": "w1", "hazard": "rainstorm", "action": "lift", "color": "red"}"#;
+    let t2 = t + chrono::Duration::seconds(30);
+    core.ingest(vec![msg("ers/shuozhou/weather/warning", lift)], t2)
+        .unwrap();
+    let rows = core.store().journal_after(0).unwrap().len();
+    let (fx, out) = core
+        .link_ack::<()>("shuozhou", &call_id, "nobody-acked", t2)
+        .unwrap();
+    assert!(
+        matches!(out, LinkOutcome::Refused(_)),
+        "not called: {out:?}"
+    );
+    assert!(!fx.rejections.is_empty());
+    let v = core.view(true, 1);
+    let round = v.round("shuozhou", &call_id).expect("round in the view");
+    assert_ne!(round.status, RoundStatus::Current);
+    assert_eq!(
+        core.store().journal_after(0).unwrap().len(),
+        rows,
+        "a refused command changes nothing and is not journaled"
+    );
+}
+
+/// Someone called but not acknowledged when the round closed: the link answers "ended"
+/// and journals nothing.
+#[test]
+fn a_link_of_a_closed_round_has_expired_and_journals_nothing() {
+    let (_path, store) = tmp_store("link-ended");
+    let t = parse_ts("2023-07-01T10:00:00+08:00").unwrap();
+    let mut core = Core::recover(call_cfg(), store, t).unwrap();
+    let warning = r#"{"ts": "2023-07-01T10:00:00+08:00", "id": "w1", "hazard": "rainstorm", "action": "issue", "color": "red"}"#;
+    let lift = r#"{"ts": "2023-07-01T10:00:30+08:00", "id": "w1", "hazard": "rainstorm", "action": "lift", "color": "red"}"#;
+    core.ingest(vec![msg("ers/shuozhou/weather/warning", warning)], t)
+        .unwrap();
+    let t2 = t + chrono::Duration::seconds(30);
+    core.ingest(vec![msg("ers/shuozhou/weather/warning", lift)], t2)
+        .unwrap();
+    let before = core.store().journal_after(0).unwrap().len();
+    let (fx, out) = core.link_ack::<()>("shuozhou", "w1/1", "yjj", t2).unwrap();
+    assert_eq!(out, LinkOutcome::Ended);
+    assert!(fx.notices.is_empty());
+    assert_eq!(core.store().journal_after(0).unwrap().len(), before);
 }
 
 /// Issue 9 item 6: a snapshot that would not restore is never stored.

@@ -270,7 +270,7 @@ timeout_s = 5
     assert_eq!(m["msgtype"], "text");
     let t = m["text"]["content"].as_str().unwrap();
     assert!(
-        t.contains("/ack?call_id=w1%2F1&person=yjj&sig="),
+        t.contains("/ack?call_id=w1%2F1&person=yjj&t=") && t.contains("&sig="),
         "personal link: {t}"
     );
     assert!(t.contains("收到后请回复“收到”"), "{t}");

@@ -153,6 +153,11 @@ impl CoalSupply {
         self.level
     }
 
+    /// The id of the proposal waiting for a decision, if any (the console lists it).
+    pub fn pending_proposal(&self) -> Option<&str> {
+        self.decisions.pending.as_ref().map(|p| p.id.as_str())
+    }
+
     /// Handles one message of this plan; `Err(reason)` refuses it (and changes nothing).
     pub fn on_input(&mut self, cx: &mut Cx, input: &Input) -> Result<(), String> {
         match input {

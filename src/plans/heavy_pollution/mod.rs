@@ -106,6 +106,15 @@ impl HeavyPollution {
         Self::default()
     }
 
+    /// The ids of the proposals waiting for approval (rule 6), by track (the console
+    /// lists them).
+    pub fn pending_proposals(&self) -> Vec<&str> {
+        [&self.graded, &self.ozone, &self.so2]
+            .into_iter()
+            .filter_map(|t| t.decisions.pending.as_ref().map(|p| p.id.as_str()))
+            .collect()
+    }
+
     pub(crate) fn track(&mut self, t: TrackId) -> &mut TrackState {
         match t {
             TrackId::Graded => &mut self.graded,
