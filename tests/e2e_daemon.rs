@@ -324,6 +324,43 @@ fn embedded_broker_answers_and_rejects_with_a_reason() {
     assert!(d.term().success());
 }
 
+/// Regression: the daemon acknowledged an ignored message (its own state or proof) before
+/// an earlier input's journal commit; rumqttd drops a connection on an out-of-order PUBACK,
+/// so on the embedded broker the input connection fell after every notice. Acks now go
+/// out in arrival order and the connection stays up while notices flow.
+#[test]
+fn embedded_broker_keeps_the_input_connection_while_notices_flow() {
+    let tmp = TempDir::new("embedded-acks");
+    let dir = tmp.path();
+    let cfg = dir.join("yingji.toml");
+    write(
+        &cfg,
+        &format!("[store]\npath = \"{}\"\n", dir.join("y.db").display()),
+    );
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut d = Daemon::start(dir, &cfg, &[("YINGJI_EMBEDDED_LISTEN", listen)]);
+    d.wait_ready();
+    let watch = Watcher::start(port, "e2e-watch-acks", &["ers/+/notice/#"]);
+    let ts = yingji::time::fmt_ts(yingji::clock::now());
+    for (days, kind, n) in [
+        (17, "activate", 1),
+        (12, "escalate", 1),
+        (30, "report_followup", 1),
+    ] {
+        let payload =
+            format!("{{\"ts\": \"{ts}\", \"plant\": \"神头第一发电厂\", \"stock_days\": {days}}}");
+        publish(port, &[m("ers/shuozhou/coal/stock", payload)]);
+        wait_for(Duration::from_secs(60), kind, || {
+            let seen = watch.json_on("/notice/");
+            (seen.iter().filter(|x| x["kind"] == kind).count() >= n).then_some(())
+        });
+    }
+    let log = d.log_text();
+    assert!(!log.contains("connection lost"), "{log}");
+    assert!(d.term().success());
+}
+
 /// The embedded broker's port is taken: a clear error and a non-zero exit.
 #[test]
 fn embedded_broker_port_taken_fails_loudly() {

@@ -101,7 +101,47 @@ pub fn echo_id(sink: &str, payload: &[u8]) -> Option<String> {
 #[derive(Debug)]
 pub struct InToken {
     gen: u64,
+    /// The message's place in its connection's arrival order (0, 1, …).
+    seq: u64,
     token: AckToken,
+}
+
+/// Puts acknowledgements back in arrival order. MQTT requires QoS 1 PUBACKs in the order
+/// the PUBLISHes arrived (3.1.1 §4.6, 5.0 §4.6), and rumqttd (the embedded broker) drops a
+/// connection on the first out-of-order PUBACK; the core acks an input only after its
+/// journal commit, while an ignored message or an echo is done at once. Every message
+/// handed on is acked eventually (inputs, rejected ones, echoes, proofs, markers, ignored),
+/// so a gap only waits for an earlier message's commit.
+#[derive(Debug, Default)]
+struct AckOrder {
+    gen: u64,
+    next: u64,
+    held: std::collections::BTreeMap<u64, AckToken>,
+}
+
+impl AckOrder {
+    /// Takes one acknowledgement of connection `current`'s messages; returns those now
+    /// due, in arrival order. Acks of an earlier connection are dropped (the broker
+    /// redelivers those messages, and their packet ids may be reused).
+    fn take(&mut self, t: InToken, current: u64) -> Vec<AckToken> {
+        if t.gen != current {
+            tracing::debug!("ack of an earlier connection dropped (the broker redelivers)");
+            return Vec::new();
+        }
+        if t.gen != self.gen {
+            *self = AckOrder {
+                gen: t.gen,
+                ..AckOrder::default()
+            };
+        }
+        self.held.insert(t.seq, t.token);
+        let mut due = Vec::new();
+        while let Some(token) = self.held.remove(&self.next) {
+            due.push(token);
+            self.next += 1;
+        }
+        due
+    }
 }
 
 /// The running input side.
@@ -125,6 +165,8 @@ struct Loop {
     acks: mpsc::WeakUnboundedSender<InToken>,
     /// Connection generation: one more on every CONNACK.
     gen: Arc<AtomicU64>,
+    /// The next message's place in this connection's arrival order.
+    seq: u64,
     closed: Arc<AtomicBool>,
     up: Arc<AtomicBool>,
     topics: Vec<String>,
@@ -148,6 +190,7 @@ enum Flow {
 impl Loop {
     fn on_connack(&mut self, session_present: bool) {
         self.up.store(true, Ordering::SeqCst);
+        self.seq = 0;
         if self.gen.fetch_add(1, Ordering::SeqCst) == 0 {
             // The echo wait counts from here, not from the process start.
             let _ = self.core.send(CoreEvent::Connected);
@@ -174,8 +217,10 @@ impl Loop {
         }
         let token = InToken {
             gen: self.gen.load(Ordering::SeqCst),
+            seq: self.seq,
             token: m.token,
         };
+        self.seq += 1;
         let ev = if m.topic == self.marker {
             let ours = m.payload == self.nonce.as_bytes();
             if let Some(a) = self.acks.upgrade() {
@@ -264,11 +309,10 @@ pub fn start(
     let gen = Arc::new(AtomicU64::new(0));
     let current = Arc::clone(&gen);
     let acks = tokio::spawn(async move {
+        let mut order = AckOrder::default();
         while let Some(t) = ack_rx.recv().await {
-            if t.gen == current.load(Ordering::SeqCst) {
-                c.ack(&t.token).await;
-            } else {
-                tracing::debug!("ack of an earlier connection dropped (the broker redelivers)");
+            for token in order.take(t, current.load(Ordering::SeqCst)) {
+                c.ack(&token).await;
             }
         }
     });
@@ -278,6 +322,7 @@ pub fn start(
         core,
         acks: ack_tx.downgrade(),
         gen,
+        seq: 0,
         closed: Arc::clone(&closed),
         up: Arc::clone(&up),
         topics,
@@ -337,6 +382,39 @@ impl Inbound {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn tok(gen: u64, seq: u64) -> InToken {
+        let mut p = rumqttc::Publish::new("t", rumqttc::QoS::AtLeastOnce, vec![]);
+        p.pkid = seq as u16 + 1;
+        InToken {
+            gen,
+            seq,
+            token: AckToken::V4(Box::new(p)),
+        }
+    }
+
+    fn pkids(v: Vec<AckToken>) -> Vec<u16> {
+        v.into_iter()
+            .map(|t| match t {
+                AckToken::V4(p) => p.pkid,
+                AckToken::V5(p) => p.pkid,
+            })
+            .collect()
+    }
+
+    /// Regression: an ignored message acked before an earlier input's journal commit made
+    /// rumqttd drop the input connection ("out of order ack") after every notice.
+    #[test]
+    fn acks_go_out_in_arrival_order() {
+        let mut o = AckOrder::default();
+        assert!(o.take(tok(1, 1), 1).is_empty(), "waits for message 0");
+        assert!(o.take(tok(1, 2), 1).is_empty());
+        assert_eq!(pkids(o.take(tok(1, 0), 1)), vec![1, 2, 3]);
+        assert_eq!(pkids(o.take(tok(1, 3), 1)), vec![4]);
+        // An ack of an earlier connection is dropped; a new connection starts at 0.
+        assert!(o.take(tok(1, 4), 2).is_empty());
+        assert_eq!(pkids(o.take(tok(2, 0), 2)), vec![1]);
+    }
 
     #[test]
     fn routes_and_echo_ids() {

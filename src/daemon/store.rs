@@ -372,21 +372,21 @@ pub struct Tx<'a>(Transaction<'a>);
 impl Tx<'_> {
     /// Appends an input to the journal; returns its seq.
     pub fn journal(&self, at: Ts, topic: &str, payload: &[u8]) -> anyhow::Result<i64> {
-        self.0.execute(
-            "INSERT INTO journal (at, topic, payload) VALUES (?1, ?2, ?3)",
-            params![fmt_ts(at), topic, payload],
-        )?;
+        self.0
+            .prepare_cached("INSERT INTO journal (at, topic, payload) VALUES (?1, ?2, ?3)")?
+            .execute(params![fmt_ts(at), topic, payload])?;
         Ok(self.0.last_insert_rowid())
     }
 
     /// Remembers the last journaled message of each MQTT packet id, to recognise the
     /// broker redelivering it (DUP) when our ack did not reach it.
     pub fn remember(&self, pkid: u16, topic: &str, payload: &[u8]) -> anyhow::Result<()> {
-        self.0.execute(
-            "INSERT INTO inbox (pkid, topic, payload) VALUES (?1, ?2, ?3)
+        self.0
+            .prepare_cached(
+                "INSERT INTO inbox (pkid, topic, payload) VALUES (?1, ?2, ?3)
              ON CONFLICT (pkid) DO UPDATE SET topic = excluded.topic, payload = excluded.payload",
-            params![pkid, topic, payload],
-        )?;
+            )?
+            .execute(params![pkid, topic, payload])?;
         Ok(())
     }
 
@@ -431,10 +431,10 @@ impl Tx<'_> {
     /// ([`Outboxed::Conflict`]) for the caller to log, count and surface.
     pub fn outbox(&self, n: &Notice, sinks: &[String]) -> anyhow::Result<Outboxed> {
         let json = n.to_json_line();
-        let added = self.0.execute(
-            "INSERT OR IGNORE INTO notices (id, json) VALUES (?1, ?2)",
-            params![n.id, json],
-        )?;
+        let added = self
+            .0
+            .prepare_cached("INSERT OR IGNORE INTO notices (id, json) VALUES (?1, ?2)")?
+            .execute(params![n.id, json])?;
         if added == 0 {
             let old: String =
                 self.0
@@ -448,20 +448,18 @@ impl Tx<'_> {
             });
         }
         for s in sinks {
-            self.0.execute(
-                "INSERT OR IGNORE INTO deliveries (notice_id, sink) VALUES (?1, ?2)",
-                params![n.id, s],
-            )?;
+            self.0
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO deliveries (notice_id, sink) VALUES (?1, ?2)",
+                )?
+                .execute(params![n.id, s])?;
         }
         Ok(Outboxed::New)
     }
 
     /// Marks one delivery made (the broker routed it back to us). Idempotent.
     pub fn mark_delivered(&self, notice_id: &str, sink: &str, at: Ts) -> anyhow::Result<()> {
-        self.0.execute(
-            "UPDATE deliveries SET delivered_at = ?3 WHERE notice_id = ?1 AND sink = ?2 AND delivered_at IS NULL",
-            params![notice_id, sink, fmt_ts(at)],
-        )?;
+        self.0.prepare_cached("UPDATE deliveries SET delivered_at = ?3 WHERE notice_id = ?1 AND sink = ?2 AND delivered_at IS NULL")?.execute(params![notice_id, sink, fmt_ts(at)])?;
         Ok(())
     }
 
@@ -473,11 +471,12 @@ impl Tx<'_> {
         track: &str,
         level: &str,
     ) -> anyhow::Result<()> {
-        self.0.execute(
-            "INSERT INTO levels (region, plan, track, level) VALUES (?1, ?2, ?3, ?4)
+        self.0
+            .prepare_cached(
+                "INSERT INTO levels (region, plan, track, level) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (region, plan, track) DO UPDATE SET level = excluded.level",
-            params![region, plan, track, level],
-        )?;
+            )?
+            .execute(params![region, plan, track, level])?;
         Ok(())
     }
 

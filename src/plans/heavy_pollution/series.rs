@@ -117,35 +117,65 @@ impl Series {
     /// Drops what no rule can look at any more (before h0 - BACK).
     pub fn prune(&mut self, h0: Stamp) {
         let keep = h0 - BACK;
-        self.obs = self.obs.split_off(&keep);
-        self.fc = self.fc.split_off(&keep);
+        // Nothing to drop most of the time (one hour passes per hourly message).
+        if self.obs.first_key_value().is_some_and(|(s, _)| *s < keep) {
+            self.obs = self.obs.split_off(&keep);
+        }
+        if self.fc.first_key_value().is_some_and(|(s, _)| *s < keep) {
+            self.fc = self.fc.split_off(&keep);
+        }
     }
 
     /// S(h): an observation wins over a forecast (§2 "The series").
     pub fn hour(&self, s: Stamp) -> Hour {
-        if let Some(o) = self.obs.get(&s) {
-            return Hour {
-                known: true,
-                dust: o.cause == Some(Cause::Dust),
-                observed: true,
-                aqi: o.aqi,
-                primary: mask(&o.primary),
-                fireworks: o.cause == Some(Cause::Fireworks),
-                so2: o.so2,
-            };
+        match self.obs.get(&s) {
+            Some(o) => o.hour(),
+            None => self.fc.get(&s).map(FcHour::hour).unwrap_or_default(),
         }
-        if let Some(f) = self.fc.get(&s) {
-            return Hour {
-                known: true,
-                dust: false,
-                observed: false,
-                aqi: f.aqi,
-                primary: mask(&f.primary),
-                fireworks: false,
-                so2: f.so2,
-            };
+    }
+
+    /// S(h) for every stamp of `from..=to`, in order: one walk over each map instead of
+    /// a lookup per stamp (the same values as [`Series::hour`]).
+    pub fn hours(&self, from: Stamp, to: Stamp) -> Vec<Hour> {
+        if to < from {
+            return Vec::new();
         }
-        Hour::default()
+        let mut out = vec![Hour::default(); (to - from + 1) as usize];
+        for (s, f) in self.fc.range(from..=to) {
+            out[(s - from) as usize] = f.hour();
+        }
+        for (s, o) in self.obs.range(from..=to) {
+            out[(s - from) as usize] = o.hour();
+        }
+        out
+    }
+}
+
+impl ObsHour {
+    fn hour(&self) -> Hour {
+        Hour {
+            known: true,
+            dust: self.cause == Some(Cause::Dust),
+            observed: true,
+            aqi: self.aqi,
+            primary: mask(&self.primary),
+            fireworks: self.cause == Some(Cause::Fireworks),
+            so2: self.so2,
+        }
+    }
+}
+
+impl FcHour {
+    fn hour(&self) -> Hour {
+        Hour {
+            known: true,
+            dust: false,
+            observed: false,
+            aqi: self.aqi,
+            primary: mask(&self.primary),
+            fireworks: false,
+            so2: self.so2,
+        }
     }
 }
 
@@ -214,7 +244,7 @@ impl View {
         let base = h0 - BACK;
         // Rules 3 and 4 look at the next 36 hours even when the horizon is shorter.
         let end = h0 + horizon.max(35);
-        let hours: Vec<Hour> = (base..=end).map(|s| series.hour(s)).collect();
+        let hours = series.hours(base, end);
         let means = sliding_means(&hours);
         View {
             h0,
@@ -239,35 +269,47 @@ impl View {
     }
 }
 
-/// Means for every stamp whose window lies inside `hours` (from index 23 on). Counts and
-/// votes slide (integers, exact); each window's sum is added afresh from its 24 values so
-/// no rounding drift builds up over a long replay.
+/// Means for every stamp whose window lies inside `hours` (from index 23 on). Counts,
+/// votes and flags slide (integers, exact). The sum slides too when every value that counts
+/// is a whole number (AQI is an integer, HJ 633): then the running sum is an exact integer,
+/// the same f64 as adding the window's 24 values afresh. Otherwise each window's sum is
+/// added afresh from its 24 values, so no rounding drift builds up.
 pub fn sliding_means(hours: &[Hour]) -> Vec<Mean> {
     let mut out = Vec::with_capacity(hours.len().saturating_sub(23));
+    let whole = hours
+        .iter()
+        .all(|h| !h.in_mean() || (h.aqi.fract() == 0.0 && h.aqi.abs() <= 1e9));
     let mut votes = [0i32; 6];
-    let (mut count, mut fw, mut dust) = (0i32, 0i32, 0i32);
+    let (mut count, mut fw, mut dust, mut isum) = (0i32, 0i32, 0i32, 0i64);
     let mut step = |h: &Hour, d: i32, votes: &mut [i32; 6]| {
         fw += d * i32::from(h.fireworks);
         dust += d * i32::from(h.dust);
         if h.in_mean() {
             count += d;
+            if whole {
+                isum += i64::from(d) * h.aqi as i64;
+            }
             for (i, v) in votes.iter_mut().enumerate() {
                 *v += d * i32::from(h.primary >> i & 1);
             }
         }
-        (count, fw, dust)
+        (count, fw, dust, isum)
     };
     for (i, h) in hours.iter().enumerate() {
-        let (mut c, mut f, mut du) = step(h, 1, &mut votes);
+        let (mut c, mut f, mut du, mut is) = step(h, 1, &mut votes);
         if i >= 24 {
-            (c, f, du) = step(&hours[i - 24], -1, &mut votes);
+            (c, f, du, is) = step(&hours[i - 24], -1, &mut votes);
         }
         if i >= 23 {
-            let sum = hours[i - 23..=i]
-                .iter()
-                .filter(|h| h.in_mean())
-                .map(|h| h.aqi)
-                .sum();
+            let sum = if whole {
+                is as f64
+            } else {
+                hours[i - 23..=i]
+                    .iter()
+                    .filter(|h| h.in_mean())
+                    .map(|h| h.aqi)
+                    .sum()
+            };
             let v: [u32; 6] = votes.map(|x| x as u32);
             out.push(Mean {
                 sum,

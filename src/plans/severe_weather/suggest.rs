@@ -69,7 +69,11 @@ impl SevereWeather {
     /// At each observation: update the station's hours, then each rule in order.
     pub(super) fn on_obs(&mut self, cx: &mut Cx, o: &WeatherObs) {
         let t = o.ts.timestamp();
-        let hours = self.suggest.obs.entry(o.station.clone()).or_default();
+        // The station's key is cloned only the first time it reports.
+        if !self.suggest.obs.contains_key(&o.station) {
+            self.suggest.obs.insert(o.station.clone(), BTreeMap::new());
+        }
+        let hours = self.suggest.obs.get_mut(&o.station).expect("just inserted");
         // A second observation for a stamp replaces the first.
         hours.insert(
             t,
@@ -81,30 +85,32 @@ impl SevereWeather {
         for rule in &RULES {
             self.apply_rule(cx, rule, &o.station, t);
         }
-        // Pruned after the rules, so a late reading counts in its own window.
+        // Pruned after the rules, so a late reading counts in its own window. The map is
+        // ordered: drop from the front what lies KEEP_SECS or more behind the latest.
         let hours = self.suggest.obs.get_mut(&o.station).expect("just inserted");
         let latest = *hours.keys().next_back().expect("just inserted");
-        hours.retain(|s, _| *s > latest - KEEP_SECS);
+        while let Some(e) = hours.first_entry() {
+            if *e.key() > latest - KEEP_SECS {
+                break;
+            }
+            e.remove();
+        }
     }
 
     fn apply_rule(&mut self, cx: &mut Cx, rule: &Rule, station: &str, t: i64) {
         let from = t - rule.hours * 3600;
-        // Stamps in (t − N h, t]; a missing hour counts as 0.
-        let window: Vec<(i64, i64)> = self.suggest.obs[station]
-            .range(from + 1..=t)
-            .map(|(s, h)| {
-                (
-                    *s,
-                    if rule.hazard == "rainstorm" {
-                        h.rain_um
-                    } else {
-                        h.snow_um
-                    },
-                )
-            })
-            .collect();
+        let value = |h: &Hour| {
+            if rule.hazard == "rainstorm" {
+                h.rain_um
+            } else {
+                h.snow_um
+            }
+        };
+        // Stamps in (t − N h, t]; a missing hour counts as 0. At most N readings: the sum
+        // is taken afresh, in integers (exact), and the window is only listed for a notice.
+        let window = || self.suggest.obs[station].range(from + 1..=t);
         // Saturating: an absurd reading (the input sets no upper bound) must not overflow.
-        let sum: i64 = window.iter().fold(0i64, |a, (_, v)| a.saturating_add(*v));
+        let sum: i64 = window().fold(0i64, |a, (_, h)| a.saturating_add(value(h)));
         let reached = rule.levels.iter().find(|(_, th)| sum >= *th).copied();
         let rec = self
             .suggest
@@ -116,30 +122,41 @@ impl SevereWeather {
             .tracks
             .get(rule.hazard)
             .and_then(|tr| tr.highest_active());
-        let records = self
-            .suggest
-            .recorded
-            .entry(station.to_string())
-            .or_default();
         match reached {
             Some((c, th)) if Some(c) > rec && !matches!(active, Some(a) if a >= c) => {
-                records.insert(rule.hazard.to_string(), c);
-                let n = suggestion(rule, station, c, th, sum, &window, from, t, active);
+                let listed: Vec<(i64, i64)> = window().map(|(s, h)| (*s, value(h))).collect();
+                self.record_suggested(station, rule.hazard, Some(c));
+                let n = suggestion(rule, station, c, th, sum, &listed, from, t, active);
                 cx.emit(n);
             }
             // The record drops to the colour the sum still reaches (possibly none).
-            _ if reached.map(|r| r.0) < rec => match reached {
-                Some((c, _)) => {
-                    records.insert(rule.hazard.to_string(), c);
-                }
-                None => {
-                    records.remove(rule.hazard);
-                }
-            },
+            _ if reached.map(|r| r.0) < rec => {
+                self.record_suggested(station, rule.hazard, reached.map(|r| r.0))
+            }
             _ => {}
         }
-        if records.is_empty() {
-            self.suggest.recorded.remove(station);
+    }
+
+    /// Sets (or clears) the colour recorded for a station and hazard; a station with no
+    /// record left is dropped.
+    fn record_suggested(&mut self, station: &str, hazard: &str, c: Option<Color>) {
+        let recorded = &mut self.suggest.recorded;
+        match c {
+            Some(c) => {
+                if !recorded.contains_key(station) {
+                    recorded.insert(station.to_string(), BTreeMap::new());
+                }
+                let records = recorded.get_mut(station).expect("just inserted");
+                records.insert(hazard.to_string(), c);
+            }
+            None => {
+                if let Some(records) = recorded.get_mut(station) {
+                    records.remove(hazard);
+                    if records.is_empty() {
+                        recorded.remove(station);
+                    }
+                }
+            }
         }
     }
 }

@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# Live ingest and notice round trip of `yingji run` (docs/performance.md, "Live ingest and
+# round trip").
+#   bash scripts/bench-live.sh [N] [ROUNDS]        (defaults 100000 and 1000)
+# Starts its own mosquitto (max_queued_messages 0, a free loopback port), an SMTP sink and a
+# webhook sink, and the daemon with the console and every sink enabled (MQTT notice + CAP,
+# email, WeCom robot, phone gateway, generic webhook). Then:
+#  1. drain: N QoS 1 stock readings (and one closing `manual L2`) are queued for the
+#     daemon's persistent session and for a bare `mosquitto_sub -c -q 1` session on the same
+#     topics; each drains its queue from start (the subscriber first, then the daemon, until
+#     the L2 notice comes out). Prints both rates, their ratio and the daemon's peak RSS.
+#  2. round trip: ROUNDS `manual` coal commands one after another, each waiting for the
+#     notice it makes (p50/p90/p99), and as many 4 KiB write + fdatasync in the store's
+#     directory (the disk's share of a synced commit).
+# Env: BENCH_KEEP=1 keeps the temp dir (logs, store) and prints its path;
+#      BENCH_YINGJI=path BENCH_CLIENT=path use these binaries instead of building them;
+#      BENCH_NODELAY=true sets mosquitto's set_tcp_nodelay (default false, as mosquitto's).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+n=${1:-100000}
+rounds=${2:-1000}
+region=shuozhou
+if [ -z "${BENCH_YINGJI:-}" ] || [ -z "${BENCH_CLIENT:-}" ]; then
+  cargo build --release --quiet --bin yingji --example bench_live
+fi
+bin=${BENCH_YINGJI:-$PWD/target/release/yingji}
+client=${BENCH_CLIENT:-$PWD/target/release/examples/bench_live}
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if [ -n "${BENCH_KEEP:-}" ]; then echo "kept: $tmp"; else rm -rf "$tmp"; fi
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_for() { # seconds what command...
+  local until=$((SECONDS + $1)) what=$2
+  shift 2
+  until "$@" >/dev/null 2>&1; do
+    [ $SECONDS -lt $until ] || { echo "timed out waiting for $what" >&2; exit 1; }
+    sleep 0.1
+  done
+}
+now() { date +%s.%N; }
+
+mport=$(free_port)
+sport=$(free_port)
+hport=$(free_port)
+mosq=$(command -v mosquitto || echo /usr/sbin/mosquitto)
+cat > "$tmp/mosquitto.conf" <<CONF
+listener $mport 127.0.0.1
+max_queued_messages 0
+set_tcp_nodelay ${BENCH_NODELAY:-false}
+persistence false
+allow_anonymous true
+log_dest file $tmp/mosquitto.log
+$( [ "$(id -u)" = 0 ] && echo "user root" )
+CONF
+"$mosq" -c "$tmp/mosquitto.conf" & pids+=($!)
+python3 tests/e2e_support/smtp_sink.py "$sport" "$tmp/mail" > "$tmp/smtp.log" 2>&1 & pids+=($!)
+python3 - "$hport" > "$tmp/hook.log" 2>&1 <<'PY' & pids+=($!)
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        body = b'{"errcode":0,"errmsg":"ok"}'
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+PY
+wait_for 10 mosquitto mosquitto_sub -p "$mport" -t x -E
+wait_for 10 "the SMTP sink" grep -q ready "$tmp/smtp.log"
+
+cat > "$tmp/yingji.toml" <<TOML
+[mqtt]
+url = "mqtt://127.0.0.1:$mport"
+client_id = "yingji-bench"
+
+[store]
+path = "$tmp/store/yingji.db"
+
+[http]
+listen = "127.0.0.1:0"
+
+[email]
+smtp_url = "smtp://127.0.0.1:$sport"
+from = "应急 <yingji@example.org>"
+
+[[webhook]]
+kind = "wecom"
+url = "http://127.0.0.1:$hport/robot"
+key = "robot-key"
+
+[[webhook]]
+kind = "phone"
+url = "http://127.0.0.1:$hport/phone"
+
+[[webhook]]
+kind = "generic"
+url = "http://127.0.0.1:$hport/all"
+
+[[contact]]
+id = "nyj"
+name = "能源局值班员"
+unit = "市能源局"
+tier = "A"
+role = "energy"
+phone = "+8613800000002"
+email = "nyj@example.org"
+plans = ["coal_supply"]
+
+[[contact]]
+id = "yjj"
+name = "张应急"
+unit = "市应急管理局"
+tier = "A"
+role = "emergency"
+wechat = "zhangyj"
+phone = "+8613800000001"
+email = "yjj@example.org"
+TOML
+mkdir -p "$tmp/store"
+
+daemon_pid=
+start_daemon() {
+  "$bin" run --json-logs --config "$tmp/yingji.toml" >> "$tmp/daemon.log" 2>&1 &
+  daemon_pid=$!
+  pids+=($daemon_pid)
+}
+stop_daemon() {
+  kill -TERM "$daemon_pid"
+  wait "$daemon_pid" || true
+}
+# The daemon's session: subscribed once, then stopped, so the broker queues for it.
+start_daemon
+wait_for 60 "the daemon's input connection" grep -q "input connection up" "$tmp/daemon.log"
+wait_for 60 "the daemon's output connection" grep -q "output connection up" "$tmp/daemon.log"
+stop_daemon
+# The bare subscriber's session, on the same topics.
+topics=(-t "ers/$region/coal/stock" -t "ers/$region/cmd")
+mosquitto_sub -p "$mport" -c -i bench-sub -q 1 "${topics[@]}" -E
+"$client" fill "$mport" "$region" "$n"
+
+echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+t0=$(now)
+mosquitto_sub -p "$mport" -c -i bench-sub -q 1 "${topics[@]}" -C $((n + 1)) > /dev/null
+t1=$(now)
+"$client" await "$mport" "$region" > "$tmp/await.out" &
+await_pid=$!
+pids+=($await_pid)
+wait_for 30 "the notice subscriber" grep -q ready "$tmp/await.out"
+t2=$(now)
+start_daemon
+wait "$await_pid"
+t3=$(tail -1 "$tmp/await.out")
+hwm=$(awk '/VmHWM/ {print $2}' "/proc/$daemon_pid/status")
+python3 - "$n" "$t0" "$t1" "$t2" "$t3" "$hwm" <<'PY'
+import sys
+n, t0, t1, t2, t3, hwm = int(sys.argv[1]) + 1, *map(float, sys.argv[2:6]), int(sys.argv[6])
+b, d = n / (t1 - t0), n / (t3 - t2)
+print(f"drain of {n:,} QoS 1 messages: mosquitto_sub {t1 - t0:.2f} s ({b:,.0f}/s), "
+      f"yingji {t3 - t2:.2f} s from start ({d:,.0f}/s): {100 * d / b:.0f} % of the subscriber's rate")
+print(f"daemon peak RSS after the drain: {hwm / 1024:.1f} MiB")
+PY
+echo "load average $(cut -d' ' -f1-3 /proc/loadavg)"
+"$client" roundtrip "$mport" "$region" "$rounds" "$tmp/store"
+hwm=$(awk '/VmHWM/ {print $2}' "/proc/$daemon_pid/status")
+echo "daemon peak RSS at the end: $((hwm / 1024)) MiB; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+stop_daemon
