@@ -397,7 +397,8 @@ impl Engine {
 
     /// Handles one validated message arriving at `at`: first the timers due at or before
     /// `at`, then the message (PLANS.md §4), then any timer the message armed for `at`
-    /// itself. An `at` before `now` is taken as `now`.
+    /// itself. An `at` before `now` is taken as `now`. Only [`Engine::ingest`] decides
+    /// journaling: here `journal` is just "not refused" and `message` is `None`.
     pub fn handle(&mut self, at: Ts, msg: &Message) -> Step {
         let at = match self.state.now {
             Some(now) if at < now => now,
