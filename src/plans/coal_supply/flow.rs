@@ -280,7 +280,7 @@ impl CoalSupply {
                 "§4.2.1, §5.2.2",
                 text::COMMANDER,
                 format!(
-                    "符合一级预警条件:{},提请指挥长宣布启动一级响应(由指挥长宣布启动一级响应)",
+                    "符合一级预警条件:{},提请指挥长宣布启动一级响应",
                     rules::conditions(&self.data, &cx.cfg.coal).text()
                 ),
             ),
