@@ -299,11 +299,9 @@ fn broker_restart_mid_run_loses_nothing() {
     assert_eq!(stored, replayed);
 }
 
-/// No `[mqtt]`: the embedded broker comes up, answers, and a malformed reading is
-/// rejected on `ers/shuozhou/rejected`.
-#[test]
-fn embedded_broker_answers_and_rejects_with_a_reason() {
-    let tmp = TempDir::new("embedded");
+/// A daemon with no `[mqtt]` (the embedded broker, on a free port), ready.
+fn embedded_daemon(name: &str) -> (TempDir, Daemon, u16) {
+    let tmp = TempDir::new(name);
     let dir = tmp.path();
     let cfg = dir.join("yingji.toml");
     write(
@@ -312,8 +310,16 @@ fn embedded_broker_answers_and_rejects_with_a_reason() {
     );
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
-    let mut d = Daemon::start(dir, &cfg, &[("YINGJI_EMBEDDED_LISTEN", listen.clone())]);
+    let mut d = Daemon::start(dir, &cfg, &[("YINGJI_EMBEDDED_LISTEN", listen)]);
     d.wait_ready();
+    (tmp, d, port)
+}
+
+/// No `[mqtt]`: the embedded broker comes up, answers, and a malformed reading is
+/// rejected on `ers/shuozhou/rejected`.
+#[test]
+fn embedded_broker_answers_and_rejects_with_a_reason() {
+    let (_tmp, mut d, port) = embedded_daemon("embedded");
     assert!(d.log_text().contains("embedded MQTT broker listening on"));
     let watch = Watcher::start(port, "e2e-watch-embedded", &["ers/+/rejected"]);
     publish(port, &[m("ers/shuozhou/air/aqi", "{\"aqi\": 1000000}")]);
@@ -330,17 +336,7 @@ fn embedded_broker_answers_and_rejects_with_a_reason() {
 /// out in arrival order and the connection stays up while notices flow.
 #[test]
 fn embedded_broker_keeps_the_input_connection_while_notices_flow() {
-    let tmp = TempDir::new("embedded-acks");
-    let dir = tmp.path();
-    let cfg = dir.join("yingji.toml");
-    write(
-        &cfg,
-        &format!("[store]\npath = \"{}\"\n", dir.join("y.db").display()),
-    );
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let mut d = Daemon::start(dir, &cfg, &[("YINGJI_EMBEDDED_LISTEN", listen)]);
-    d.wait_ready();
+    let (_tmp, mut d, port) = embedded_daemon("embedded-acks");
     let watch = Watcher::start(port, "e2e-watch-acks", &["ers/+/notice/#"]);
     let ts = yingji::time::fmt_ts(yingji::clock::now());
     for (days, kind, n) in [

@@ -377,22 +377,18 @@ impl Core {
             (None, true) => LinkOutcome::Recorded,
             (None, false) => LinkOutcome::Already,
         };
-        let fx = Effects {
-            notices: fx.notices,
-            rejections: fx.rejections,
-            states: fx.states,
-            acks: Vec::new(),
-        };
         Ok((fx, outcome))
     }
 
-    fn ingest_one(
+    /// `ingest` of one input made here (the console, an ack link): nothing to acknowledge
+    /// to a broker, so the effects carry no acks, of whatever token type the caller uses.
+    fn ingest_one<T>(
         &mut self,
         topic: String,
         payload: Vec<u8>,
         now: Ts,
-    ) -> anyhow::Result<Effects<()>> {
-        self.ingest(
+    ) -> anyhow::Result<Effects<T>> {
+        let fx = self.ingest(
             vec![Incoming {
                 topic,
                 payload,
@@ -403,7 +399,13 @@ impl Core {
                 token: (),
             }],
             now,
-        )
+        )?;
+        Ok(Effects {
+            notices: fx.notices,
+            rejections: fx.rejections,
+            states: fx.states,
+            acks: Vec::new(),
+        })
     }
 
     /// A command from the console (`payload` of the region's `cmd` topic, `by` = the
@@ -418,12 +420,6 @@ impl Core {
         let topic = format!("{}/{region}/cmd", self.cfg.topic_root);
         let fx = self.ingest_one(topic, payload, now)?;
         let refused = fx.rejections.first().map(|(_, r)| r.reason.clone());
-        let fx = Effects {
-            notices: fx.notices,
-            rejections: fx.rejections,
-            states: fx.states,
-            acks: Vec::new(),
-        };
         Ok((fx, refused))
     }
 
