@@ -319,11 +319,11 @@ pub async fn calls(
                 p.muted { "编号 " (round.call_id) "，开始于 " (zh_time(round.t0)) "　"
                     a href={ "register.csv?region=" (pct(&r.region)) "&event=" (pct(&round.warning_id)) } { "叫应登记表（CSV）" } }
                 div.wrap { table {
-                    tr { th { "对象" } th { "层级" } th { "渠道" } th { "次数" } th { "状态" } th {} }
+                    tr { th { "对象" } th { "类别" } th { "渠道" } th { "次数" } th { "状态" } th {} }
                     @for p in &round.persons {
                         tr {
                             td { (p.name) @if !p.unit.is_empty() { "（" (p.unit) "）" } }
-                            td { (p.tier) }
+                            td { (crate::wording::Tier::parse(&p.tier).map_or("", |t| t.called_zh())) }
                             td { @match p.channel { Some(c) if c.as_str() == "phone" => "电话", Some(_) => "微信", None => "" } }
                             td { "第" (p.attempts) "次" }
                             td {
