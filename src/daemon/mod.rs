@@ -30,6 +30,7 @@ pub mod metrics;
 pub mod mqtt;
 pub mod outbound;
 pub mod render;
+pub mod retry;
 pub mod store;
 pub mod systemd;
 pub mod view;
@@ -239,7 +240,7 @@ async fn run_async(cfg: Arc<Config>, init: bool) -> anyhow::Result<()> {
         cfg: Arc::clone(&cfg),
         publisher: publisher.clone(),
         mailer: mailer.clone(),
-        hooks,
+        hooks: hooks.clone(),
         acks: ack_tx,
         view: view_tx,
     };
@@ -270,9 +271,19 @@ async fn run_async(cfg: Arc<Config>, init: bool) -> anyhow::Result<()> {
     drop(core_tx);
     inbound.disconnect().await;
     publisher.flush_and_stop(Duration::from_secs(5)).await;
-    if let Some(m) = mailer {
-        m.stop().await;
-    }
+    // Email and webhooks stop together, each letting its attempt in hand finish.
+    tokio::join!(
+        async {
+            if let Some(m) = mailer {
+                m.stop().await
+            }
+        },
+        async {
+            if let Some(h) = hooks {
+                h.stop().await
+            }
+        },
+    );
     if let Some(c) = claims {
         c.release().await;
     }
