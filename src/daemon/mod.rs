@@ -271,19 +271,7 @@ async fn run_async(cfg: Arc<Config>, init: bool) -> anyhow::Result<()> {
     drop(core_tx);
     inbound.disconnect().await;
     publisher.flush_and_stop(Duration::from_secs(5)).await;
-    // Email and webhooks stop together, each letting its attempt in hand finish.
-    tokio::join!(
-        async {
-            if let Some(m) = mailer {
-                m.stop().await
-            }
-        },
-        async {
-            if let Some(h) = hooks {
-                h.stop().await
-            }
-        },
-    );
+    stop_senders(mailer, hooks).await;
     if let Some(c) = claims {
         c.release().await;
     }
@@ -337,6 +325,21 @@ async fn contested(claims: &mut Option<claims::Claims>) -> claims::Refused {
         Some(c) => c.contested().await,
         None => std::future::pending().await,
     }
+}
+
+/// Stops email and webhooks together, each letting its attempt in hand finish.
+async fn stop_senders(mailer: Option<email::Mailer>, hooks: Option<webhook::Hooks>) {
+    let mail = async {
+        if let Some(m) = mailer {
+            m.stop().await;
+        }
+    };
+    let posts = async {
+        if let Some(h) = hooks {
+            h.stop().await;
+        }
+    };
+    tokio::join!(mail, posts);
 }
 
 async fn shutdown_signal() -> &'static str {
