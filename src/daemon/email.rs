@@ -110,6 +110,7 @@ impl Mailer {
 }
 
 impl Sink for Email {
+    const KIND: &'static str = "email";
     const SENT: &'static str = "email sent";
     const NOT_SENT: &'static str = "email not sent";
 

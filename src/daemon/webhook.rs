@@ -173,6 +173,7 @@ impl Hooks {
 }
 
 impl Sink for Posts {
+    const KIND: &'static str = "webhook";
     const SENT: &'static str = "webhook delivered";
     const NOT_SENT: &'static str = "webhook not delivered";
 

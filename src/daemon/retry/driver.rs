@@ -9,6 +9,7 @@
 //! not sent again after the restart. What is left stays in the outbox for the next start.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,6 +31,8 @@ pub struct Delivery {
 
 /// A sink's I/O: one attempt at one delivery, and how its results are named and counted.
 pub trait Sink: Send + Sync + 'static {
+    /// The sink kind in logs: `email`, `webhook`.
+    const KIND: &'static str;
     /// The log message of a delivery made, and of one not made (operators and tests look
     /// for them).
     const SENT: &'static str;
@@ -56,6 +59,9 @@ pub struct Driver {
     stop: Arc<watch::Sender<bool>>,
     task: Arc<Mutex<Option<JoinHandle<()>>>>,
     grace: Duration,
+    /// Whether an attempt is in hand (for the log at stop).
+    busy: Arc<AtomicBool>,
+    kind: &'static str,
 }
 
 /// The queue and what the driver's task owns.
@@ -64,6 +70,7 @@ struct Run<S> {
     store: Store,
     queue: Queue<(String, String), Delivery>,
     epoch: tokio::time::Instant,
+    busy: Arc<AtomicBool>,
 }
 
 impl Driver {
@@ -77,11 +84,13 @@ impl Driver {
         pending: Vec<(Delivery, u32)>,
     ) -> Driver {
         let grace = sink.grace();
+        let busy = Arc::new(AtomicBool::new(false));
         let mut run = Run {
             sink,
             store,
             queue: Queue::new(backoff),
             epoch: clock::monotonic(),
+            busy: Arc::clone(&busy),
         };
         for (d, failures) in pending {
             run.push(d, failures);
@@ -94,6 +103,8 @@ impl Driver {
             stop: Arc::new(stop),
             task: Arc::new(Mutex::new(Some(task))),
             grace,
+            busy,
+            kind: S::KIND,
         }
     }
 
@@ -110,6 +121,13 @@ impl Driver {
         let task = self.task.lock().expect("task lock").take();
         if let Some(mut t) = task {
             let wait = self.grace + Duration::from_secs(1);
+            if self.busy.load(Ordering::SeqCst) {
+                tracing::info!(
+                    sink = self.kind,
+                    within_s = wait.as_secs(),
+                    "stopping: waiting for the delivery attempt in hand"
+                );
+            }
             if tokio::time::timeout(wait, &mut t).await.is_err() {
                 tracing::warn!(
                     wait_s = wait.as_secs(),
@@ -172,7 +190,9 @@ impl<S: Sink> Run<S> {
 
     /// Makes one attempt and records its result.
     async fn attempt(&mut self, a: Attempt<Delivery>) {
+        self.busy.store(true, Ordering::SeqCst);
         let result = self.sink.attempt(&a.item).await;
+        self.busy.store(false, Ordering::SeqCst);
         let outcome = match result {
             Ok(()) => Outcome::Delivered,
             Err(_) => Outcome::Failed,

@@ -20,6 +20,7 @@ struct Scripted {
 }
 
 impl Sink for Scripted {
+    const KIND: &'static str = "test";
     const SENT: &'static str = "test delivered";
     const NOT_SENT: &'static str = "test not delivered";
 
