@@ -13,12 +13,14 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use crate::config::Config;
+use crate::daemon::metrics;
 use crate::daemon::mqtt::{expand_env, secret};
+use crate::daemon::render;
 use crate::daemon::retry::driver::{Delivery, Driver, Sink};
 use crate::daemon::retry::Backoff;
 use crate::daemon::store::Store;
-use crate::daemon::{metrics, render};
 use crate::notice::Notice;
+use prometheus_client::metrics::counter::Counter;
 
 type Smtp = AsyncSmtpTransport<Tokio1Executor>;
 
@@ -122,16 +124,9 @@ impl Sink for Email {
         deadline(&self.cfg)
     }
 
-    fn count(&self, delivered: bool) {
-        let m = &metrics::METRICS;
-        metrics::inc(
-            if delivered {
-                &m.emails_sent
-            } else {
-                &m.emails_failed
-            },
-            1,
-        );
+    fn counters(&self) -> (&'static Counter, &'static Counter) {
+        let m: &'static metrics::Metrics = &metrics::METRICS;
+        (&m.emails_sent, &m.emails_failed)
     }
 
     async fn attempt(&self, d: &Delivery) -> Result<(), String> {

@@ -19,12 +19,14 @@ use serde_json::{json, Value};
 
 use crate::clock;
 use crate::config::Config;
+use crate::daemon::metrics;
 use crate::daemon::mqtt::{expand_env, secret};
 use crate::daemon::retry::driver::{Delivery, Driver, Sink};
 use crate::daemon::retry::Backoff;
 use crate::daemon::store::Store;
-use crate::daemon::{ack, metrics, render};
+use crate::daemon::{ack, render};
 use crate::notice::{Kind, Notice};
+use prometheus_client::metrics::counter::Counter;
 
 /// A webhook ready to post to: its sink name and resolved URL (with `?key=`).
 struct Hook {
@@ -188,16 +190,9 @@ impl Sink for Posts {
         each.max().unwrap_or_default()
     }
 
-    fn count(&self, delivered: bool) {
-        let m = &metrics::METRICS;
-        metrics::inc(
-            if delivered {
-                &m.webhooks_sent
-            } else {
-                &m.webhooks_failed
-            },
-            1,
-        );
+    fn counters(&self) -> (&'static Counter, &'static Counter) {
+        let m: &'static metrics::Metrics = &metrics::METRICS;
+        (&m.webhooks_sent, &m.webhooks_failed)
     }
 
     async fn attempt(&self, d: &Delivery) -> Result<(), String> {

@@ -19,8 +19,10 @@ use tokio::task::JoinHandle;
 use super::{Attempt, Backoff, Mono, Outcome, Queue, Then};
 use crate::clock;
 use crate::daemon::health;
+use crate::daemon::metrics;
 use crate::daemon::store::Store;
 use crate::notice::Notice;
+use prometheus_client::metrics::counter::Counter;
 
 /// One delivery: a notice to one outbox sink (`email:{addr}`, `webhook:{name}`).
 #[derive(Debug, Clone)]
@@ -45,8 +47,8 @@ pub trait Sink: Send + Sync + 'static {
     /// for the attempt in hand.
     fn grace(&self) -> Duration;
 
-    /// Counts a delivery made (`true`) or an attempt failed in the metrics.
-    fn count(&self, delivered: bool);
+    /// The metrics counters of deliveries made and of attempts failed.
+    fn counters(&self) -> (&'static Counter, &'static Counter);
 
     /// One attempt; `Err` with a text for the log and the outbox when not delivered.
     fn attempt(&self, d: &Delivery) -> impl Future<Output = Result<(), String>> + Send;
@@ -203,7 +205,7 @@ impl<S: Sink> Run<S> {
         match result {
             Ok(()) => {
                 tracing::info!(id = %d.notice.id, sink = %d.sink, "{}", S::SENT);
-                self.sink.count(true);
+                metrics::inc(self.sink.counters().0, 1);
                 health::sink_ok(&health);
                 if let Err(e) = self
                     .store
@@ -218,7 +220,7 @@ impl<S: Sink> Run<S> {
                     Then::Done | Then::Unknown => 0,
                 };
                 tracing::warn!(id = %d.notice.id, sink = %d.sink, error = %e, retry_in_s, "{}", S::NOT_SENT);
-                self.sink.count(false);
+                metrics::inc(self.sink.counters().1, 1);
                 health::sink_failed(&health, &e);
                 if let Err(err) = self.store.mark_failed(&d.notice.id, &d.sink, &e) {
                     tracing::error!(error = %err, id = %d.notice.id, sink = %d.sink, "could not record a failed attempt");

@@ -5,6 +5,7 @@
 use super::*;
 use crate::notice::{Kind, Plan};
 use std::collections::VecDeque;
+use std::sync::LazyLock;
 use tokio::sync::Notify;
 
 /// A sink whose attempts answer from a script (`Ok` when it runs out), each reported on
@@ -32,7 +33,12 @@ impl Sink for Scripted {
         Duration::from_secs(30)
     }
 
-    fn count(&self, _: bool) {}
+    /// Counters of their own: the daemon's metrics are not touched by these tests.
+    fn counters(&self) -> (&'static Counter, &'static Counter) {
+        static MADE: LazyLock<Counter> = LazyLock::new(Counter::default);
+        static FAILED: LazyLock<Counter> = LazyLock::new(Counter::default);
+        (&MADE, &FAILED)
+    }
 
     async fn attempt(&self, d: &Delivery) -> Result<(), String> {
         let at = clock::monotonic() - self.epoch;
