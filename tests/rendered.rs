@@ -212,7 +212,7 @@ fn snapshot(cfg: &Config, n: &Notice, earlier: &[Notice]) -> String {
         _ => "duty-room@example.org".into(),
     };
     s += &format!("\n== 邮件HTML ==\n{}\n", render::html_body(cfg, n, &to));
-    if cap::carried(n) {
+    if render::carried(n) {
         s += &format!("\n== CAP ==\n{}", cap::xml(cfg, n, earlier));
     }
     s
@@ -309,7 +309,7 @@ fn every_cap_message_validates_against_the_oasis_schema() {
         for drill in [false, true] {
             let mut cfg = (*cfg).clone();
             cfg.drill = drill;
-            for (i, n) in ns.iter().enumerate().filter(|(_, n)| cap::carried(n)) {
+            for (i, n) in ns.iter().enumerate().filter(|(_, n)| render::carried(n)) {
                 let x = cap::xml(&cfg, n, &ns[..i]);
                 if matches!(n.kind, Kind::Escalate | Kind::Downgrade | Kind::Terminate) {
                     assert!(x.contains("<references>"), "{name}: {x}");

@@ -58,10 +58,19 @@ pub fn rejected_json(at: Ts, r: &Rejection) -> Vec<u8> {
     .expect("serialises")
 }
 
+/// Whether a notice is sent as CAP (src/daemon/cap.rs says which kinds and why).
+pub fn carried(n: &Notice) -> bool {
+    n.kind.is_move()
+        || matches!(
+            n.kind,
+            Kind::Proposal | Kind::Call | Kind::CallAck | Kind::CallUnreached
+        )
+}
+
 /// The sinks a notice needs: the notice and CAP topics, and one per email recipient.
 pub fn sinks(cfg: &Config, n: &Notice) -> Vec<String> {
     let mut s = vec![SINK_NOTICE.to_string()];
-    if crate::daemon::cap::carried(n) {
+    if carried(n) {
         s.push(SINK_CAP.to_string());
     }
     s.extend(
