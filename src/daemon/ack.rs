@@ -13,9 +13,9 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::config::Config;
-use crate::daemon::mqtt::secret;
 use crate::daemon::store::Store;
 use crate::notice::{Kind, Notice};
+use crate::secret::secret;
 
 type HmacSha256 = Hmac<Sha256>;
 

@@ -18,10 +18,10 @@ use tokio::time::Instant;
 
 use crate::clock;
 use crate::config::Config;
-use crate::daemon::mqtt::{expand_env, secret};
 use crate::daemon::render;
 use crate::daemon::store::Store;
 use crate::notice::Notice;
+use crate::secret::{expand_env, secret};
 
 type Smtp = AsyncSmtpTransport<Tokio1Executor>;
 
@@ -56,7 +56,7 @@ fn transport(cfg: &Config) -> anyhow::Result<Option<(Smtp, Mailbox)>> {
     let url = expand_env(&e.smtp_url)?;
     // lettre's error may quote the URL: neither is shown as given (it may hold a password).
     let mut b = Smtp::from_url(&url).map_err(|err| {
-        let shown = crate::daemon::mqtt::redact_url(&url);
+        let shown = crate::secret::redact_url(&url);
         let err = err.to_string().replace(&url, &shown);
         anyhow::anyhow!("email.smtp_url {shown:?} is not a valid SMTP URL: {err}")
     })?;

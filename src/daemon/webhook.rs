@@ -19,10 +19,10 @@ use serde_json::{json, Value};
 
 use crate::clock;
 use crate::config::Config;
-use crate::daemon::mqtt::{expand_env, secret};
 use crate::daemon::store::Store;
 use crate::daemon::{ack, metrics, render};
 use crate::notice::{Kind, Notice};
+use crate::secret::{expand_env, secret};
 use crate::time::Ts;
 
 /// A webhook ready to post to: its sink name and resolved URL (with `?key=`).
