@@ -188,7 +188,7 @@ async fn run_async(cfg: Arc<Config>, init: bool) -> anyhow::Result<()> {
         Some(c) => c,
         None => return Ok(()),
     };
-    ack::install_key(ack::load_key(&cfg, &mut store)?);
+    let link_key = ack::AckKey::load(&cfg, &mut store)?;
     let echo_key = echo::load_key(&mut store)?;
     let core = {
         let cfg = Arc::clone(&cfg);
@@ -204,14 +204,14 @@ async fn run_async(cfg: Arc<Config>, init: bool) -> anyhow::Result<()> {
     );
     forward_ops(ops_topic(&cfg), publisher.clone());
     publisher.submit(state_outs(&cfg, core.all_states()));
-    let mailer = email::Mailer::start(Arc::clone(&cfg), &path)?;
-    let hooks = webhook::Hooks::start(Arc::clone(&cfg), &path)?;
+    let mailer = email::Mailer::start(Arc::clone(&cfg), Some(link_key.clone()), &path)?;
+    let hooks = webhook::Hooks::start(Arc::clone(&cfg), Some(link_key.clone()), &path)?;
 
     let (core_tx, core_rx) = std::sync::mpsc::channel();
     let (view_tx, view_rx) = tokio::sync::watch::channel(Arc::new(core.view(false, 0)));
     let app = http::App {
         cfg: Arc::clone(&cfg),
-        link_key: ack::key().expect("installed above").to_vec(),
+        link_key,
         core: core_tx.clone(),
         view: view_rx,
         limits: http::limit::Limits::default(),

@@ -696,7 +696,7 @@ pub async fn notice(
     };
     let body = html! {
         h1 { (render::subject(&app.cfg, &n)) }
-        div.card { pre { (render::text_for(&app.cfg, &n, render::Reader::Group)) } }
+        div.card { pre { (render::text_for(&app.cfg, None, &n, render::Reader::Group)) } }
         details { summary { "原始记录" } pre { (serde_json::to_string_pretty(&n).unwrap_or_default()) } }
     };
     page(&app, s.as_ref(), "通知全文", body)

@@ -107,7 +107,7 @@ fn rig(name: &str, extra: &str) -> Rig {
     });
     let app = Arc::new(App {
         cfg: Arc::clone(&cfg),
-        link_key: KEY.to_vec(),
+        link_key: ack::AckKey::new(KEY),
         core: tx,
         view: view_rx,
         limits: limit::Limits::default(),
@@ -152,7 +152,7 @@ async fn post(app: &AppState, form: &str) -> (u16, String) {
 
 /// The path and query of the call's link.
 fn link(r: &Rig) -> String {
-    let u = ack::url(&r.app.cfg, KEY, &r.call).unwrap();
+    let u = r.app.link_key.url(&r.app.cfg, &r.call).unwrap();
     u.strip_prefix("http://yj.test").unwrap().to_string()
 }
 
