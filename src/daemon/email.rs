@@ -13,13 +13,14 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use crate::config::Config;
+use crate::daemon::ack::AckKey;
 use crate::daemon::metrics;
-use crate::daemon::mqtt::{expand_env, secret};
 use crate::daemon::render;
 use crate::daemon::retry::driver::{Delivery, Driver, Sink};
 use crate::daemon::retry::Backoff;
 use crate::daemon::store::Store;
 use crate::notice::Notice;
+use crate::secret::{expand_env, secret};
 use prometheus_client::metrics::counter::Counter;
 
 type Smtp = AsyncSmtpTransport<Tokio1Executor>;
@@ -38,6 +39,8 @@ struct Email {
     cfg: Arc<Config>,
     smtp: Smtp,
     from: Mailbox,
+    /// The key that signs a recipient's acknowledgement link (None: no links).
+    links: Option<AckKey>,
 }
 
 /// The SMTP transport from `smtp_url` (`smtp://`, `smtps://`, `?tls=required`) and the
@@ -49,7 +52,7 @@ fn transport(cfg: &Config) -> anyhow::Result<Option<(Smtp, Mailbox)>> {
     let url = expand_env(&e.smtp_url)?;
     // lettre's error may quote the URL: neither is shown as given (it may hold a password).
     let mut b = Smtp::from_url(&url).map_err(|err| {
-        let shown = crate::daemon::mqtt::redact_url(&url);
+        let shown = crate::secret::redact_url(&url);
         let err = err.to_string().replace(&url, &shown);
         anyhow::anyhow!("email.smtp_url {shown:?} is not a valid SMTP URL: {err}")
     })?;
@@ -76,7 +79,11 @@ pub fn validate(cfg: &Config) -> anyhow::Result<()> {
 impl Mailer {
     /// Starts the sender when `[email]` is configured, with every pending email of the
     /// outbox queued.
-    pub fn start(cfg: Arc<Config>, db: &Path) -> anyhow::Result<Option<Mailer>> {
+    pub fn start(
+        cfg: Arc<Config>,
+        links: Option<AckKey>,
+        db: &Path,
+    ) -> anyhow::Result<Option<Mailer>> {
         let Some((smtp, from)) = transport(&cfg)? else {
             return Ok(None);
         };
@@ -92,7 +99,12 @@ impl Mailer {
                 (d, p.attempts)
             })
             .collect();
-        let email = Email { cfg, smtp, from };
+        let email = Email {
+            cfg,
+            smtp,
+            from,
+            links,
+        };
         let driver = Driver::start(email, Backoff::EMAIL, store, pending);
         Ok(Some(Mailer { driver }))
     }
@@ -131,7 +143,13 @@ impl Sink for Email {
 
     async fn attempt(&self, d: &Delivery) -> Result<(), String> {
         let addr = d.sink.strip_prefix(render::SINK_EMAIL).unwrap_or(&d.sink);
-        let m = message(&self.cfg, &self.from, &d.notice, addr).map_err(|e| e.to_string())?;
+        let m = message(
+            &self.cfg,
+            (&self.from, self.links.as_ref()),
+            &d.notice,
+            addr,
+        )
+        .map_err(|e| e.to_string())?;
         // One deadline over every network step: lettre's own timeout did not cover a
         // server that accepts and never greets.
         let deadline = deadline(&self.cfg);
@@ -143,7 +161,12 @@ impl Sink for Email {
 }
 
 /// The email of one notice to one address.
-pub fn message(cfg: &Config, from: &Mailbox, n: &Notice, to: &str) -> anyhow::Result<Message> {
+pub fn message(
+    cfg: &Config,
+    (from, links): (&Mailbox, Option<&AckKey>),
+    n: &Notice,
+    to: &str,
+) -> anyhow::Result<Message> {
     let addr = to;
     let to: Mailbox = to.parse()?;
     let id = n.id.replace('/', ".");
@@ -157,12 +180,12 @@ pub fn message(cfg: &Config, from: &Mailbox, n: &Notice, to: &str) -> anyhow::Re
                 .singlepart(
                     SinglePart::builder()
                         .header(header::ContentType::TEXT_PLAIN)
-                        .body(render::text_body(cfg, n, addr)),
+                        .body(render::text_body(cfg, links, n, addr)),
                 )
                 .singlepart(
                     SinglePart::builder()
                         .header(header::ContentType::TEXT_HTML)
-                        .body(render::html_body(cfg, n, addr)),
+                        .body(render::html_body(cfg, links, n, addr)),
                 ),
         )?)
 }
@@ -188,7 +211,7 @@ mod tests {
         n.id = "heavy_pollution/shuozhou/graded/1".into();
         n.region = "shuozhou".into();
         let from: Mailbox = "yingji <y@x.org>".parse().unwrap();
-        let m = message(&cfg, &from, &n, "duty@x.org").unwrap();
+        let m = message(&cfg, (&from, None), &n, "duty@x.org").unwrap();
         let raw = String::from_utf8(m.formatted()).unwrap();
         assert!(
             raw.contains("Message-ID: <heavy_pollution.shuozhou.graded.1@yingji.shuozhou>"),
@@ -199,6 +222,6 @@ mod tests {
             raw.contains("Subject: =?utf-8?"),
             "subject is encoded: {raw}"
         );
-        assert!(message(&cfg, &from, &n, "not an address").is_err());
+        assert!(message(&cfg, (&from, None), &n, "not an address").is_err());
     }
 }

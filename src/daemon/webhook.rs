@@ -19,13 +19,14 @@ use serde_json::{json, Value};
 
 use crate::clock;
 use crate::config::Config;
+use crate::daemon::ack::{self, AckKey};
 use crate::daemon::metrics;
-use crate::daemon::mqtt::{expand_env, secret};
+use crate::daemon::render;
 use crate::daemon::retry::driver::{Delivery, Driver, Sink};
 use crate::daemon::retry::Backoff;
 use crate::daemon::store::Store;
-use crate::daemon::{ack, render};
 use crate::notice::{Kind, Notice};
+use crate::secret::{expand_env, secret};
 use prometheus_client::metrics::counter::Counter;
 
 /// A webhook ready to post to: its sink name and resolved URL (with `?key=`).
@@ -65,6 +66,8 @@ pub struct Hooks {
 /// requests and two sends) on the blocking pool.
 struct Posts {
     cfg: Arc<Config>,
+    /// The key that signs the called person's acknowledgement link (None: no links).
+    links: Option<AckKey>,
     hooks: Arc<Vec<Hook>>,
 }
 
@@ -129,7 +132,11 @@ fn hooks(cfg: &Config) -> anyhow::Result<Vec<Hook>> {
 impl Hooks {
     /// Starts the sender when webhooks are configured, with every pending delivery of
     /// the outbox queued.
-    pub fn start(cfg: Arc<Config>, db: &Path) -> anyhow::Result<Option<Hooks>> {
+    pub fn start(
+        cfg: Arc<Config>,
+        links: Option<AckKey>,
+        db: &Path,
+    ) -> anyhow::Result<Option<Hooks>> {
         let hooks = hooks(&cfg)?;
         if hooks.is_empty() {
             return Ok(None);
@@ -150,6 +157,7 @@ impl Hooks {
         }
         let posts = Posts {
             cfg,
+            links,
             hooks: Arc::new(hooks),
         };
         let driver = Driver::start(posts, Backoff::WEBHOOK, store, pending);
@@ -198,23 +206,20 @@ impl Sink for Posts {
     async fn attempt(&self, d: &Delivery) -> Result<(), String> {
         let hook = self.hooks.iter().position(|h| h.sink == d.sink);
         let hook = hook.ok_or_else(|| format!("{} is not configured", d.sink))?;
-        let (cfg, hooks, n) = (
-            Arc::clone(&self.cfg),
-            Arc::clone(&self.hooks),
-            Arc::clone(&d.notice),
-        );
-        tokio::task::spawn_blocking(move || post(&cfg, &hooks[hook], &n))
+        let (cfg, links) = (Arc::clone(&self.cfg), self.links.clone());
+        let (hooks, n) = (Arc::clone(&self.hooks), Arc::clone(&d.notice));
+        tokio::task::spawn_blocking(move || post(&cfg, links.as_ref(), &hooks[hook], &n))
             .await
             .unwrap_or_else(|e| Err(format!("the attempt failed: {e}")))
     }
 }
 
 /// One POST; `Err` unless the endpoint answered 2xx (and, for WeCom, `errcode` 0).
-fn post(cfg: &Config, h: &Hook, n: &Notice) -> Result<(), String> {
+fn post(cfg: &Config, links: Option<&AckKey>, h: &Hook, n: &Notice) -> Result<(), String> {
     if let Some(app) = &h.app {
-        return post_app(cfg, h, app, n);
+        return post_app(cfg, links, h, app, n);
     }
-    let body = match body(cfg, &h.kind, n) {
+    let body = match body(cfg, links, &h.kind, n) {
         Some(b) => b,
         None => return Err("nothing to send (contact without phone?)".into()),
     };
@@ -297,9 +302,15 @@ fn token(h: &Hook, app: &App) -> Result<String, String> {
 
 /// `message/send` of a call to its person; a token the API calls invalid or expired is
 /// dropped and fetched once more.
-fn post_app(cfg: &Config, h: &Hook, app: &App, n: &Notice) -> Result<(), String> {
-    let body =
-        app_json(cfg, n, app.agent_id).ok_or("nothing to send (contact without WeCom user id?)")?;
+fn post_app(
+    cfg: &Config,
+    links: Option<&AckKey>,
+    h: &Hook,
+    app: &App,
+    n: &Notice,
+) -> Result<(), String> {
+    let body = app_json(cfg, links, n, app.agent_id)
+        .ok_or("nothing to send (contact without WeCom user id?)")?;
     for round in 0..2 {
         let t = token(h, app)?;
         let url = format!(
@@ -338,12 +349,12 @@ fn redact(e: &str, url: &str) -> String {
 /// (a phone call or application message to a contact without a number or user id).
 /// Group messages (the WeCom robot, the generic webhook) carry no acknowledgement link;
 /// messages to the called person alone (phone gateway, WeCom application) do.
-pub fn body(cfg: &Config, kind: &str, n: &Notice) -> Option<Value> {
+pub fn body(cfg: &Config, links: Option<&AckKey>, kind: &str, n: &Notice) -> Option<Value> {
     match kind {
         "wecom" => Some(json!({"msgtype": "markdown",
-            "markdown": {"content": render::wecom_text(cfg, n, render::Reader::Group, true)}})),
-        "phone" => phone_json(cfg, n),
-        "wecom_app" => app_json(cfg, n, 0),
+            "markdown": {"content": render::wecom_text(cfg, None, n, render::Reader::Group, true)}})),
+        "phone" => phone_json(cfg, links, n),
+        "wecom_app" => app_json(cfg, links, n, 0),
         _ => Some(generic_json(cfg, n)),
     }
 }
@@ -355,24 +366,24 @@ fn called<'a>(cfg: &'a Config, n: &Notice) -> Option<&'a crate::config::Contact>
 
 /// The phone gateway's request of a `call` on the phone channel: the script to read and
 /// the personal acknowledgement link for the gateway's SMS.
-pub fn phone_json(cfg: &Config, n: &Notice) -> Option<Value> {
+pub fn phone_json(cfg: &Config, links: Option<&AckKey>, n: &Notice) -> Option<Value> {
     let c = called(cfg, n)?;
     let to = c.phone.clone()?;
     let r = render::Reader::Contact(c);
     Some(json!({
         "to": to, "person": c.id, "call_id": n.call_id, "attempt": n.attempt,
-        "text": render::phone_script(cfg, n), "ack_url": render::personal_link(cfg, n, r),
+        "text": render::phone_script(cfg, n), "ack_url": render::personal_link(cfg, links, n, r),
     }))
 }
 
 /// A WeCom application message (`message/send`) of a call to the called person alone.
-pub fn app_json(cfg: &Config, n: &Notice, agent_id: i64) -> Option<Value> {
+pub fn app_json(cfg: &Config, links: Option<&AckKey>, n: &Notice, agent_id: i64) -> Option<Value> {
     let c = called(cfg, n)?;
     let user = c.wechat.clone()?;
     let r = render::Reader::Contact(c);
     Some(json!({
         "touser": user, "msgtype": "text", "agentid": agent_id,
-        "text": {"content": render::wecom_text(cfg, n, r, false)},
+        "text": {"content": render::wecom_text(cfg, links, n, r, false)},
         "safe": 0,
     }))
 }
