@@ -35,6 +35,7 @@ use crate::notice::{Kind, Notice, Plan};
 use crate::plans::authority::{decider, role_zh};
 use crate::plans::severe_weather::{hazard_zh, RoundStatus};
 use crate::time::Ts;
+use crate::wording::Level;
 
 /// How long an action waits for the core.
 const CORE_WAIT: Duration = Duration::from_secs(15);
@@ -44,17 +45,15 @@ pub fn zh_time(t: Ts) -> String {
     t.format("%Y年%-m月%-d日 %H:%M").to_string()
 }
 
-/// A level in words.
-pub fn level_zh(level: &str) -> String {
-    match level {
-        "none" => "无预警".into(),
-        "L1" => "一级".into(),
-        "L2" => "二级".into(),
-        other => match crate::input::Color::parse(other) {
-            Some(c) => c.name_zh().into(),
-            None => other.into(),
-        },
-    }
+/// A track's level as its plan names it (二级预警, 橙色预警, 臭氧重污染天气预警, 暴雨红色预警,
+/// 无预警; crate::wording::Level); a code no plan has is shown as it is.
+pub fn level_zh(plan: Plan, track: &str, level: &str) -> String {
+    Level::parse(plan, track, level).map_or_else(|| level.to_string(), |l| l.name_zh())
+}
+
+/// The level of a track of the state view, in words.
+fn track_level_zh(t: &crate::daemon::view::TrackView) -> String {
+    Plan::parse(&t.plan).map_or_else(|| t.level.clone(), |p| level_zh(p, &t.track, &t.level))
 }
 
 fn level_class(level: &str) -> &'static str {
@@ -204,7 +203,7 @@ pub async fn now(
                     tr {
                         td { (plan_zh(&t.plan)) }
                         td { (track_zh(&t.track)) }
-                        td class=(level_class(&t.level)) { (level_zh(&t.level)) }
+                        td class=(level_class(&t.level)) { (track_level_zh(t)) }
                         td { @if let Some(s) = t.since { (zh_time(s)) } }
                         td { (t.clause) }
                         td { a href={ "notice?id=" (pct(&t.last.id)) } { (t.last.kind.name_zh()) } " " (zh_time(t.last.at)) }
@@ -286,9 +285,13 @@ fn is_confirmation(n: &Notice) -> bool {
 
 fn proposal_what(n: &Notice, current: &str) -> String {
     if n.level == "none" {
-        format!("解除预警（当前{}）", level_zh(current))
+        format!("解除预警（当前{}）", level_zh(n.plan, &n.track, current))
     } else {
-        format!("{} → {}", level_zh(current), level_zh(&n.level))
+        format!(
+            "{} → {}",
+            level_zh(n.plan, &n.track, current),
+            level_zh(n.plan, &n.track, &n.level)
+        )
     }
 }
 
@@ -593,7 +596,7 @@ pub async fn history(
                     td { (n.plan.name_zh()) }
                     td { (track_zh(&n.track)) }
                     td { (n.kind.name_zh()) }
-                    td { (level_zh(&n.level)) }
+                    td { (level_zh(n.plan, &n.track, &n.level)) }
                     td { (n.reason) }
                 }
             }
