@@ -143,7 +143,7 @@ enum ResponseType {
 
 /// CAP 1.2 `urgency` (the values this product uses).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-enum Urgency {
+pub enum Urgency {
     Immediate,
     Expected,
     Past,
@@ -151,7 +151,7 @@ enum Urgency {
 
 /// CAP 1.2 `severity`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-enum Severity {
+pub enum Severity {
     Extreme,
     Severe,
     Moderate,
@@ -161,7 +161,7 @@ enum Severity {
 
 /// CAP 1.2 `certainty` (the values this product uses).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-enum Certainty {
+pub enum Certainty {
     Observed,
     Likely,
 }
@@ -169,10 +169,10 @@ enum Certainty {
 /// How urgent, severe and certain a notice is: the one table from the plans' levels and
 /// the notice's kind to CAP's three values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Assessment {
-    urgency: Urgency,
-    severity: Severity,
-    certainty: Certainty,
+pub struct Assessment {
+    pub urgency: Urgency,
+    pub severity: Severity,
+    pub certainty: Certainty,
 }
 
 impl Assessment {
@@ -181,7 +181,7 @@ impl Assessment {
     /// pollution tracks (臭氧, 二氧化硫) Moderate; 蓝色 Minor; none Unknown. A lift has
     /// passed and was observed; a proposal is expected (not yet decided); everything
     /// else is immediate and likely.
-    fn of(kind: Kind, level: &Level) -> Assessment {
+    pub fn of(kind: Kind, level: &Level) -> Assessment {
         let severity = match level {
             Level::Coal(Coal::L1) | Level::Pollution(Lv::Red) | Level::Weather(_, Color::Red) => {
                 Severity::Extreme

@@ -35,7 +35,7 @@ use crate::notice::{Kind, Notice, Plan};
 use crate::plans::authority::{decider, role_zh};
 use crate::plans::severe_weather::{hazard_zh, RoundStatus};
 use crate::time::Ts;
-use crate::wording::Level;
+use crate::wording::{Level, Said};
 
 /// How long an action waits for the core.
 const CORE_WAIT: Duration = Duration::from_secs(15);
@@ -206,7 +206,7 @@ pub async fn now(
                         td class=(level_class(&t.level)) { (track_level_zh(t)) }
                         td { @if let Some(s) = t.since { (zh_time(s)) } }
                         td { (t.clause) }
-                        td { a href={ "notice?id=" (pct(&t.last.id)) } { (t.last.kind.name_zh()) } " " (zh_time(t.last.at)) }
+                        td { a href={ "notice?id=" (pct(&t.last.id)) } { (Said::of(&t.last).kind_zh()) } " " (zh_time(t.last.at)) }
                     }
                 }
             } }
@@ -595,7 +595,7 @@ pub async fn history(
                     td { (region_zh(&app, &n.region)) }
                     td { (n.plan.name_zh()) }
                     td { (track_zh(&n.track)) }
-                    td { (n.kind.name_zh()) }
+                    td { (Said::of(n).kind_zh()) }
                     td { (level_zh(n.plan, &n.track, &n.level)) }
                     td { (n.reason) }
                 }
