@@ -156,8 +156,8 @@ impl Said {
         }
     }
 
-    /// What the notice is, in the plan's words (coal 首报/续报/终报, pollution
-    /// 初报/日报/终报; a pollution warning is 发布ed, a coal response 启动ed).
+    /// What the notice is, in the plan's words: pollution 发布/初报/日报 (§3.3, §4.3), the
+    /// call mechanism 启动叫应/叫应结束; else [`Kind::name_zh`] (coal 启动, 首报/续报/终报 §5.1).
     pub fn kind_zh(&self) -> &'static str {
         let (p, w) = (
             self.plan == Plan::HeavyPollution,
@@ -166,28 +166,11 @@ impl Said {
         match self.kind {
             Kind::Activate if w => "启动叫应",
             Kind::Activate if p => "发布",
-            Kind::Activate => "启动",
             Kind::Escalate if w => "预警升级 重新叫应",
-            Kind::Escalate => "升级",
-            Kind::Downgrade => "降级",
             Kind::Terminate if w => "叫应结束",
-            Kind::Terminate => "解除",
             Kind::ReportFirst if p => "初报",
-            Kind::ReportFirst => "首报",
             Kind::ReportFollowup if p => "日报",
-            Kind::ReportFollowup => "续报",
-            Kind::ReportFinal => "终报",
-            Kind::Proposal => "待审批",
-            Kind::Reminder => "审批提醒",
-            Kind::TargetMissed => "响应目标未达",
-            Kind::BeyondLevel1 => "超出一级响应",
-            Kind::Call => "叫应",
-            Kind::CallAck => "叫应已回应",
-            Kind::CallUnreached => "叫应未到位",
-            Kind::ReportOverdue => "落实情况逾期未报",
-            Kind::DataGap => "数据中断",
-            Kind::DataResumed => "数据恢复",
-            Kind::Suggestion => "预警建议",
+            k => k.name_zh(),
         }
     }
 
