@@ -56,12 +56,21 @@ fn track_level_zh(t: &crate::daemon::view::TrackView) -> String {
     Plan::parse(&t.plan).map_or_else(|| t.level.clone(), |p| level_zh(p, &t.track, &t.level))
 }
 
-fn level_class(level: &str) -> &'static str {
+/// The colour a track's level is shown in: the plan's level, not its code.
+fn level_class(t: &crate::daemon::view::TrackView) -> &'static str {
+    use crate::input::Color;
+    use crate::plans::coal_supply::Level as Coal;
+    use crate::plans::heavy_pollution::types::Lv;
+    let level = Plan::parse(&t.plan).and_then(|p| Level::parse(p, &t.track, &t.level));
     match level {
-        "red" | "L1" => "lv-red",
-        "orange" | "L2" => "lv-orange",
-        "yellow" => "lv-yellow",
-        "blue" => "lv-blue",
+        Some(Level::Coal(Coal::L1) | Level::Pollution(Lv::Red) | Level::Weather(_, Color::Red)) => {
+            "lv-red"
+        }
+        Some(
+            Level::Coal(Coal::L2) | Level::Pollution(Lv::Orange) | Level::Weather(_, Color::Orange),
+        ) => "lv-orange",
+        Some(Level::Pollution(Lv::Yellow) | Level::Weather(_, Color::Yellow)) => "lv-yellow",
+        Some(Level::Weather(_, Color::Blue)) => "lv-blue",
         _ => "muted",
     }
 }
@@ -203,7 +212,7 @@ pub async fn now(
                     tr {
                         td { (plan_zh(&t.plan)) }
                         td { (track_zh(&t.track)) }
-                        td class=(level_class(&t.level)) { (track_level_zh(t)) }
+                        td class=(level_class(t)) { (track_level_zh(t)) }
                         td { @if let Some(s) = t.since { (zh_time(s)) } }
                         td { (t.clause) }
                         td { a href={ "notice?id=" (pct(&t.last.id)) } { (Said::of(&t.last).kind_zh()) } " " (zh_time(t.last.at)) }
