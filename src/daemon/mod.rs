@@ -179,13 +179,14 @@ pub fn startup_hint(root: &str, region: &str, addr: std::net::SocketAddr, now: T
 }
 
 async fn run_async(cfg: Arc<Config>, init: bool) -> anyhow::Result<()> {
+    let mut signals = StopSignals::listen()?;
     let path = cfg.store.path.clone();
     let _lock = lock::acquire(&path)?;
     let settings = broker_settings(&cfg).await?;
     let mut store = Store::open_checked(&path, init)?;
     let fingerprint = history::record_config(&store, &cfg, clock::now())?;
     tracing::info!(fingerprint = %fingerprint, "config stored (yingji journal export --config-out writes it)");
-    let claims = match claim_regions(&cfg, &settings, &mut store).await? {
+    let claims = match claim_regions(&cfg, &settings, &mut store, &mut signals).await? {
         Some(c) => c,
         None => return Ok(()),
     };
@@ -240,7 +241,7 @@ async fn run_async(cfg: Arc<Config>, init: bool) -> anyhow::Result<()> {
         hooks,
         claims,
     }
-    .until_stopped()
+    .until_stopped(&mut signals)
     .await
 }
 
@@ -276,11 +277,11 @@ impl Running {
     /// Runs until the core thread ends, a signal comes or a region claim is contested;
     /// then stops taking input, lets the core finish, flushes the outbox, lets an email
     /// or webhook attempt in hand finish and releases the claims.
-    async fn until_stopped(mut self) -> anyhow::Result<()> {
+    async fn until_stopped(mut self, signals: &mut StopSignals) -> anyhow::Result<()> {
         let mut refused = None;
         let result = tokio::select! {
             r = &mut self.core_thread => Some(r),
-            s = shutdown_signal() => {
+            s = signals.next() => {
                 tracing::info!(signal = s, "shutting down: no new input, flushing the outbox");
                 None
             }
@@ -326,6 +327,7 @@ async fn claim_regions(
     cfg: &Config,
     settings: &Settings,
     store: &mut Store,
+    signals: &mut StopSignals,
 ) -> anyhow::Result<Option<Option<claims::Claims>>> {
     if cfg.mqtt.is_none() {
         return Ok(Some(None));
@@ -341,7 +343,7 @@ async fn claim_regions(
                 return Err(refused.into());
             }
         },
-        s = shutdown_signal() => {
+        s = signals.next() => {
             tracing::info!(signal = s, "stopped while claiming the regions");
             c.release().await;
             return Ok(None);
@@ -373,12 +375,31 @@ async fn stop_senders(mailer: Option<email::Mailer>, hooks: Option<webhook::Hook
     tokio::join!(mail, posts);
 }
 
-async fn shutdown_signal() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = tokio::signal::ctrl_c() => "SIGINT",
+/// SIGTERM and SIGINT, listened to from the start to the end of `run_async`.
+///
+/// One listener for the whole run: once tokio handles a signal the default action (exit)
+/// is gone for the process, and a listener made later does not see a signal that came
+/// before it, so a stop asked for between two listeners would be lost.
+struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn listen() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// The next stop asked for (or one asked for since `listen`).
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
     }
 }
 
@@ -806,5 +827,28 @@ mod tests {
         let msg = crate::input::parse(&cfg, topic, payload.as_bytes(), now);
         assert!(msg.is_ok(), "{topic} {payload}: {:?}", msg.err());
         assert!(payload.contains("2026-01-31T08:00:00+08:00"), "{payload}");
+    }
+}
+
+#[cfg(test)]
+mod stop_tests {
+    use super::StopSignals;
+
+    /// A SIGTERM that comes while the daemon is busy starting (between two places that
+    /// wait for it) is still seen by the next wait.
+    #[tokio::test]
+    async fn a_stop_asked_for_before_the_wait_is_not_lost() {
+        let mut signals = StopSignals::listen().expect("listen");
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &std::process::id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success());
+        // Let the runtime's signal driver take the signal in while nobody waits for it
+        // (the daemon recovering its store). Not a timing assumption: waiting longer only
+        // makes a lost signal more certain.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let got = tokio::time::timeout(std::time::Duration::from_secs(30), signals.next()).await;
+        assert_eq!(got, Ok("SIGTERM"));
     }
 }
