@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod authority;
 pub mod coal_supply;
+pub mod feed;
 pub mod feedback;
 pub mod heavy_pollution;
 pub mod proposal;
