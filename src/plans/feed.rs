@@ -213,6 +213,16 @@ mod tests {
         assert_eq!(resumed, None, "a feed that was not silent does not resume");
     }
 
+    /// The invariant is stated where it lives: a second gap in one silence is a bug.
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "once per silence")]
+    fn a_second_gap_in_one_silence_is_caught_at_the_source() {
+        let (mut c, _) = Clock::arrive(None, t("2024-01-01T08:00:00+08:00"));
+        c.fall_silent();
+        c.fall_silent();
+    }
+
     #[test]
     fn evidence_keys_follow_the_period_unit() {
         let last = t("2024-01-01T08:00:00+08:00");

@@ -388,29 +388,12 @@ impl CoalSupply {
     /// level change, final at termination.
     fn make_move(&mut self, cx: &mut Cx, kind: Kind, to: Level, c: &Conds, end: End) {
         let from = self.level;
+        debug_assert!(
+            crate::plans::goes_the_right_way(kind, &from, &to),
+            "coal {kind:?} from {from:?} to {to:?}"
+        );
         let n = self.move_notice(cx, kind, (from, to), c, end);
-        self.log.push(format!(
-            "{} {}{}({})",
-            crate::wording::time_zh(cx.now),
-            kind.name_zh(),
-            if kind == Kind::Terminate {
-                format!("{}响应", from.name_zh())
-            } else {
-                format!("{}响应", to.name_zh())
-            },
-            n.authority
-        ));
-        if kind != Kind::Terminate {
-            self.log.push(format!(
-                "通知{}个成员单位落实{}重点工作,市指挥部办公室和各成员单位实行24小时值班(§5.2.1(1))",
-                text::units(&text::tasks(cx.cfg, to)).len(),
-                if to == Level::L1 {
-                    "§5.2.1、§5.2.2"
-                } else {
-                    "§5.2.1"
-                }
-            ));
-        }
+        self.log_move(cx, kind, (from, to), &n.authority);
         cx.emit(n);
         // A pending proposal not behind this move is void (an approved one was taken).
         self.decisions.void(cx, Timer::Reminder);
@@ -458,6 +441,33 @@ impl CoalSupply {
                 self.downgrade_spent = false;
                 self.emit_report(cx, Kind::ReportFollowup, to, c);
             }
+        }
+    }
+
+    /// The episode's log (what the reports tell, §5.1): the move and who decided it; at a
+    /// start or change of response, the units told their tasks and the 24-hour duty.
+    fn log_move(&mut self, cx: &Cx, kind: Kind, (from, to): (Level, Level), authority: &str) {
+        self.log.push(format!(
+            "{} {}{}({})",
+            crate::wording::time_zh(cx.now),
+            kind.name_zh(),
+            if kind == Kind::Terminate {
+                format!("{}响应", from.name_zh())
+            } else {
+                format!("{}响应", to.name_zh())
+            },
+            authority
+        ));
+        if kind != Kind::Terminate {
+            self.log.push(format!(
+                "通知{}个成员单位落实{}重点工作,市指挥部办公室和各成员单位实行24小时值班(§5.2.1(1))",
+                text::units(&text::tasks(cx.cfg, to)).len(),
+                if to == Level::L1 {
+                    "§5.2.1、§5.2.2"
+                } else {
+                    "§5.2.1"
+                }
+            ));
         }
     }
 
@@ -735,10 +745,9 @@ impl CoalSupply {
     /// §5.3: one `beyond_level1` when the condition starts to hold, again only after it
     /// stopped holding.
     pub(super) fn check_beyond(&mut self, cx: &mut Cx) {
-        let holds =
-            self.level == Level::L1 && rules::beyond(&self.data, &cx.cfg.coal, false).is_some();
+        let holds = self.level == Level::L1 && rules::beyond_holds(&self.data, &cx.cfg.coal);
         let ev = (holds && !self.beyond)
-            .then(|| rules::beyond(&self.data, &cx.cfg.coal, true))
+            .then(|| rules::beyond(&self.data, &cx.cfg.coal))
             .flatten();
         if let (Some(ev), false) = (ev, self.beyond) {
             let n = notice(Kind::BeyondLevel1, self.level)
@@ -748,7 +757,7 @@ impl CoalSupply {
                     "发生超出一级响应条件的情况({}),市指挥部办公室向指挥长报告,指挥长向市应急救援总指挥部报告,在做好一级响应重点工作基础上配合落实上级指挥部的指导意见",
                     beyond_zh(&ev)
                 ))
-                .evidence(ev)
+                .evidence(serde_json::to_value(&ev).unwrap_or_default())
                 .recipients(recipients(cx.cfg, &[text::HEADQUARTERS]));
             cx.emit(n);
         }
@@ -814,23 +823,27 @@ impl CoalSupply {
     }
 }
 
-fn beyond_zh(ev: &serde_json::Value) -> String {
+fn beyond_zh(ev: &rules::Beyond) -> String {
     let mut parts = Vec::new();
-    for p in ev["plants_below"].as_array().into_iter().flatten() {
-        let days = p["stock_days"].as_f64().unwrap_or_default();
-        match p["plant"].as_str() {
-            Some(name) => parts.push(format!("重点企业{name}库存{days:.2}天")),
-            None => parts.push(format!("重点企业合计库存{days:.2}天")),
+    for p in &ev.plants_below {
+        match p {
+            rules::Below::Plant { plant, stock_days } => {
+                parts.push(format!("重点企业{plant}库存{stock_days:.2}天"))
+            }
+            rules::Below::Aggregate { stock_days, .. } => {
+                parts.push(format!("重点企业合计库存{stock_days:.2}天"))
+            }
         }
     }
     if !parts.is_empty() {
+        // The limit as the evidence writes it ("7.0"), as the text always had it.
         parts = vec![format!(
             "{},低于{}天",
             parts.join("、"),
-            ev["stock_days_limit"]
+            serde_json::Value::from(ev.stock_days_limit)
         )];
     }
-    let dates = ev["l1_target_missed_dates"].as_array().map_or(0, Vec::len);
+    let dates = ev.l1_target_missed_dates.len();
     if dates > 0 {
         parts.push(format!("全市煤炭日产量连续{dates}天低于一级响应目标"));
     }
