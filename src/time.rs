@@ -69,6 +69,16 @@ pub fn next_local_time(t: Ts, hm: NaiveTime) -> Ts {
     }
 }
 
+/// `h` hours as a duration, to the millisecond (config periods are decimal hours).
+pub fn hours(h: f64) -> Duration {
+    Duration::milliseconds((h * 3_600_000.0).round() as i64)
+}
+
+/// `d` days as a duration, to the millisecond (config periods are decimal days).
+pub fn days(d: f64) -> Duration {
+    Duration::milliseconds((d * 86_400_000.0).round() as i64)
+}
+
 /// RFC 3339 text with +08:00 (seconds precision unless sub-second parts exist).
 pub fn fmt_ts(t: Ts) -> String {
     let t = t.with_timezone(&cst());

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeSet;
 
-use chrono::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -54,7 +53,7 @@ pub fn enabled(cfg: &Config, plan: Plan) -> bool {
 /// The first deadline of a series started at `start`: the first `feedback_time` strictly
 /// after it that lies at least `feedback_grace_hours` after it.
 pub fn first_deadline(cfg: &Config, start: Ts) -> Ts {
-    let grace = Duration::milliseconds((cfg.feedback_grace_hours * 3_600_000.0).round() as i64);
+    let grace = crate::time::hours(cfg.feedback_grace_hours);
     let mut d = next_local_time(start, cfg.feedback_time);
     while d - start < grace {
         d = next_local_time(d, cfg.feedback_time);

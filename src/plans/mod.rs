@@ -5,12 +5,30 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::notice::Kind;
+
 pub mod authority;
 pub mod coal_supply;
+pub mod feed;
 pub mod feedback;
 pub mod heavy_pollution;
 pub mod proposal;
 pub mod severe_weather;
+
+/// Whether a move goes the way CONTRACT.md "Notices" says moves go: activation from
+/// none, escalation up, downgrade down but not to none, termination to none (levels
+/// ordered, none the least). Each plan states it with `debug_assert!` where it moves;
+/// tests/simulation.rs checks the same from the notices.
+pub(crate) fn goes_the_right_way<L: Ord + Default>(kind: Kind, from: &L, to: &L) -> bool {
+    let none = L::default();
+    match kind {
+        Kind::Activate => *from == none && *to > none,
+        Kind::Escalate => *from > none && to > from,
+        Kind::Downgrade => *to > none && to < from,
+        Kind::Terminate => *from > none && *to == none,
+        _ => false,
+    }
+}
 
 /// A timer of one plan (the engine adds the region).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

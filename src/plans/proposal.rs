@@ -81,8 +81,7 @@ impl<D, L: PartialEq + Copy> Decisions<D, L> {
             made: cx.now,
         });
         if let Some(h) = reminder_hours {
-            let ms = (h * 3_600_000.0).round() as i64;
-            cx.arm(reminder, cx.now + chrono::Duration::milliseconds(ms));
+            cx.arm(reminder, cx.now + crate::time::hours(h));
         }
     }
 

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::CoalConfig;
 use crate::input::{OutputReport, PriceReport, Stock, StockReport};
+use crate::plans::feed::Clock;
 use crate::time::Ts;
 
 use super::Level;
@@ -76,14 +77,6 @@ impl PlantStock {
     }
 }
 
-/// One watched feed (PLANS.md §4): when its last message arrived and whether a `data_gap`
-/// was raised for the current silence.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Feed {
-    pub last: Ts,
-    pub silent: bool,
-}
-
 /// Everything the warning rules read.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Data {
@@ -99,8 +92,9 @@ pub struct Data {
     pub storage: Option<(Ts, f64)>,
     /// The manual level in force ("需要预警的其他情形"), until `manual none`.
     pub manual: Option<Level>,
-    pub output_feed: Option<Feed>,
-    pub stock_feeds: BTreeMap<String, Feed>,
+    /// The watched feeds (PLANS.md §4): the output, and each key plant's stock.
+    pub output_feed: Option<Clock>,
+    pub stock_feeds: BTreeMap<String, Clock>,
 }
 
 /// Is `plant` a key plant? `key_plants` empty: every plant that reports stock.

@@ -4,19 +4,20 @@
 //! Within one message: `data_resumed`, date-skip `data_gap`, the move, proposal, report,
 //! `target_missed`, `beyond_level1` (PLANS.md §4).
 
-use chrono::{Duration, NaiveDate};
+use chrono::NaiveDate;
 use serde_json::json;
 
 use crate::engine::Cx;
 use crate::input::{OutputReport, StockReport};
 use crate::notice::{Kind, Plan};
+use crate::plans::feed::{Clock, Period, Watched};
 use crate::plans::feedback;
-use crate::time::{fmt_ts, next_local_time, Ts};
+use crate::time::{fmt_ts, hours, next_local_time, Ts};
 
-use super::data::{is_key, Feed};
+use super::data::is_key;
 use super::rules::{self, Conds};
 use super::text::{self, clause, notice, recipients};
-use super::{hours, CoalSupply, Level, Timer};
+use super::{CoalSupply, Level, Timer};
 
 /// How a termination came about (it changes its clause and reason).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -40,36 +41,29 @@ impl CoalSupply {
         if !is_key(&cx.cfg.coal, &r.plant) {
             return; // §4.2.1 counts key power / heating plants only.
         }
-        let period = hours(cx.cfg.coal.stock_gap_days * 24.0);
+        let period = watched(cx, Some(&r.plant)).period;
         let prev = self.data.stock_feeds.get(&r.plant).copied();
-        let fresh = Feed {
-            last: cx.now,
-            silent: false,
-        };
-        self.data.stock_feeds.insert(r.plant.clone(), fresh);
-        cx.arm(Timer::StockGap(r.plant.clone()), cx.now + period);
+        let (clock, resumed) = Clock::arrive(prev, cx.now);
+        self.data.stock_feeds.insert(r.plant.clone(), clock);
+        cx.arm(Timer::StockGap(r.plant.clone()), cx.now + period.duration());
         self.data.add_stock(r);
-        if let Some(f) = prev.filter(|f| f.silent) {
+        if let Some(last) = resumed {
             let level = self.level_after(cx);
-            self.resumed(cx, Some(&r.plant), f.last, level);
+            self.resumed(cx, Some(&r.plant), last, level);
         }
         self.after_message(cx, None);
     }
 
     pub(super) fn on_output(&mut self, cx: &mut Cx, r: &OutputReport) {
-        let period = hours(cx.cfg.coal.output_gap_days * 24.0);
-        let prev = self.data.output_feed;
-        self.data.output_feed = Some(Feed {
-            last: cx.now,
-            silent: false,
-        });
-        cx.arm(Timer::OutputGap, cx.now + period);
+        let period = watched(cx, None).period;
+        let (clock, resumed) = Clock::arrive(self.data.output_feed, cx.now);
+        self.data.output_feed = Some(clock);
+        cx.arm(Timer::OutputGap, cx.now + period.duration());
         let skipped = self.data.add_output(r);
-        let silent = prev.filter(|f| f.silent);
-        if silent.is_some() || !skipped.is_empty() {
+        if resumed.is_some() || !skipped.is_empty() {
             let level = self.level_after(cx);
-            if let Some(f) = silent {
-                self.resumed(cx, None, f.last, level);
+            if let Some(last) = resumed {
+                self.resumed(cx, None, last, level);
             }
             if !skipped.is_empty() {
                 self.date_skip(cx, r, &skipped, level);
@@ -394,29 +388,12 @@ impl CoalSupply {
     /// level change, final at termination.
     fn make_move(&mut self, cx: &mut Cx, kind: Kind, to: Level, c: &Conds, end: End) {
         let from = self.level;
+        debug_assert!(
+            crate::plans::goes_the_right_way(kind, &from, &to),
+            "coal {kind:?} from {from:?} to {to:?}"
+        );
         let n = self.move_notice(cx, kind, (from, to), c, end);
-        self.log.push(format!(
-            "{} {}{}({})",
-            crate::wording::time_zh(cx.now),
-            kind.name_zh(),
-            if kind == Kind::Terminate {
-                format!("{}响应", from.name_zh())
-            } else {
-                format!("{}响应", to.name_zh())
-            },
-            n.authority
-        ));
-        if kind != Kind::Terminate {
-            self.log.push(format!(
-                "通知{}个成员单位落实{}重点工作,市指挥部办公室和各成员单位实行24小时值班(§5.2.1(1))",
-                text::units(&text::tasks(cx.cfg, to)).len(),
-                if to == Level::L1 {
-                    "§5.2.1、§5.2.2"
-                } else {
-                    "§5.2.1"
-                }
-            ));
-        }
+        self.log_move(cx, kind, (from, to), &n.authority);
         cx.emit(n);
         // A pending proposal not behind this move is void (an approved one was taken).
         self.decisions.void(cx, Timer::Reminder);
@@ -464,6 +441,33 @@ impl CoalSupply {
                 self.downgrade_spent = false;
                 self.emit_report(cx, Kind::ReportFollowup, to, c);
             }
+        }
+    }
+
+    /// The episode's log (what the reports tell, §5.1): the move and who decided it; at a
+    /// start or change of response, the units told their tasks and the 24-hour duty.
+    fn log_move(&mut self, cx: &Cx, kind: Kind, (from, to): (Level, Level), authority: &str) {
+        self.log.push(format!(
+            "{} {}{}({})",
+            crate::wording::time_zh(cx.now),
+            kind.name_zh(),
+            if kind == Kind::Terminate {
+                format!("{}响应", from.name_zh())
+            } else {
+                format!("{}响应", to.name_zh())
+            },
+            authority
+        ));
+        if kind != Kind::Terminate {
+            self.log.push(format!(
+                "通知{}个成员单位落实{}重点工作,市指挥部办公室和各成员单位实行24小时值班(§5.2.1(1))",
+                text::units(&text::tasks(cx.cfg, to)).len(),
+                if to == Level::L1 {
+                    "§5.2.1、§5.2.2"
+                } else {
+                    "§5.2.1"
+                }
+            ));
         }
     }
 
@@ -741,10 +745,9 @@ impl CoalSupply {
     /// §5.3: one `beyond_level1` when the condition starts to hold, again only after it
     /// stopped holding.
     pub(super) fn check_beyond(&mut self, cx: &mut Cx) {
-        let holds =
-            self.level == Level::L1 && rules::beyond(&self.data, &cx.cfg.coal, false).is_some();
+        let holds = self.level == Level::L1 && rules::beyond_holds(&self.data, &cx.cfg.coal);
         let ev = (holds && !self.beyond)
-            .then(|| rules::beyond(&self.data, &cx.cfg.coal, true))
+            .then(|| rules::beyond(&self.data, &cx.cfg.coal))
             .flatten();
         if let (Some(ev), false) = (ev, self.beyond) {
             let n = notice(Kind::BeyondLevel1, self.level)
@@ -754,7 +757,7 @@ impl CoalSupply {
                     "发生超出一级响应条件的情况({}),市指挥部办公室向指挥长报告,指挥长向市应急救援总指挥部报告,在做好一级响应重点工作基础上配合落实上级指挥部的指导意见",
                     beyond_zh(&ev)
                 ))
-                .evidence(ev)
+                .evidence(serde_json::to_value(&ev).unwrap_or_default())
                 .recipients(recipients(cx.cfg, &[text::HEADQUARTERS]));
             cx.emit(n);
         }
@@ -763,7 +766,6 @@ impl CoalSupply {
 
     /// PLANS.md §4: `data_resumed` with the next message of a feed that went silent.
     fn resumed(&mut self, cx: &mut Cx, plant: Option<&str>, last: Ts, level: Level) {
-        let feed = feed_name(plant.is_some());
         let n = notice(Kind::DataResumed, level)
             .clause(clause("§4.1"))
             .authority(text::OFFICE)
@@ -772,7 +774,7 @@ impl CoalSupply {
                 feed_zh(plant),
                 crate::wording::time_zh(last)
             ))
-            .evidence(json!({"feed": feed, "plant": plant, "last_arrival": fmt_ts(last)}))
+            .evidence(watched(cx, plant).resumed_evidence(last, cx.now))
             .recipients(recipients(cx.cfg, &[]));
         cx.emit(n);
     }
@@ -797,53 +799,51 @@ impl CoalSupply {
 
     /// PLANS.md §4: a feed silent for its period (`data_gap` once per silence).
     pub(super) fn on_gap(&mut self, cx: &mut Cx, plant: Option<String>) {
-        let feed = feed_name(plant.is_some());
-        let period_days = if plant.is_some() {
-            cx.cfg.coal.stock_gap_days
-        } else {
-            cx.cfg.coal.output_gap_days
-        };
-        let f = match &plant {
+        let plant = plant.as_deref();
+        // The timer is armed only by a message of the feed, which starts its clock.
+        let clock = match plant {
             Some(p) => self.data.stock_feeds.get_mut(p),
             None => self.data.output_feed.as_mut(),
         };
-        let Some(f) = f else { return };
-        f.silent = true;
-        let last = f.last;
+        let Some(clock) = clock else { return };
+        let last = clock.fall_silent();
+        let w = watched(cx, plant);
         let n = notice(Kind::DataGap, self.level)
             .clause(clause("§4.1"))
             .authority(text::OFFICE)
             .reason(format!(
                 "{}自{}起{}天未报送",
-                feed_zh(plant.as_deref()),
+                feed_zh(plant),
                 crate::wording::time_zh(last),
-                period_days
+                gap_days(cx, plant)
             ))
-            .evidence(json!({"feed": feed, "plant": plant, "last_arrival": fmt_ts(last),
-                "period_days": period_days, "silent_since": fmt_ts(last),
-                "gap_until": fmt_ts(last + Duration::milliseconds((period_days * 86_400_000.0).round() as i64))}))
+            .evidence(w.gap_evidence(last))
             .recipients(recipients(cx.cfg, &[]));
         cx.emit(n);
     }
 }
 
-fn beyond_zh(ev: &serde_json::Value) -> String {
+fn beyond_zh(ev: &rules::Beyond) -> String {
     let mut parts = Vec::new();
-    for p in ev["plants_below"].as_array().into_iter().flatten() {
-        let days = p["stock_days"].as_f64().unwrap_or_default();
-        match p["plant"].as_str() {
-            Some(name) => parts.push(format!("重点企业{name}库存{days:.2}天")),
-            None => parts.push(format!("重点企业合计库存{days:.2}天")),
+    for p in &ev.plants_below {
+        match p {
+            rules::Below::Plant { plant, stock_days } => {
+                parts.push(format!("重点企业{plant}库存{stock_days:.2}天"))
+            }
+            rules::Below::Aggregate { stock_days, .. } => {
+                parts.push(format!("重点企业合计库存{stock_days:.2}天"))
+            }
         }
     }
     if !parts.is_empty() {
+        // The limit as the evidence writes it ("7.0"), as the text always had it.
         parts = vec![format!(
             "{},低于{}天",
             parts.join("、"),
-            ev["stock_days_limit"]
+            serde_json::Value::from(ev.stock_days_limit)
         )];
     }
-    let dates = ev["l1_target_missed_dates"].as_array().map_or(0, Vec::len);
+    let dates = ev.l1_target_missed_dates.len();
     if dates > 0 {
         parts.push(format!("全市煤炭日产量连续{dates}天低于一级响应目标"));
     }
@@ -912,12 +912,26 @@ fn move_basis(
     }
 }
 
-/// The watched feed's topic suffix (the plant is in `evidence.plant`).
-fn feed_name(stock: bool) -> &'static str {
-    if stock {
-        "coal/stock"
+/// PLANS.md §4: a key plant's stock feed (`coal.stock_gap_days`) or the output feed
+/// (`coal.output_gap_days`); its name is the topic suffix (the plant is in
+/// `evidence.plant`).
+fn watched<'a>(cx: &Cx, plant: Option<&'a str>) -> Watched<'a> {
+    Watched {
+        feed: if plant.is_some() {
+            "coal/stock"
+        } else {
+            "coal/output"
+        },
+        plant,
+        period: Period::Days(gap_days(cx, plant)),
+    }
+}
+
+fn gap_days(cx: &Cx, plant: Option<&str>) -> f64 {
+    if plant.is_some() {
+        cx.cfg.coal.stock_gap_days
     } else {
-        "coal/output"
+        cx.cfg.coal.output_gap_days
     }
 }
 

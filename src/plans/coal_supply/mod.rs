@@ -13,7 +13,6 @@ mod rules;
 mod tests;
 pub mod text;
 
-use chrono::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, RegionConfig};
@@ -21,7 +20,7 @@ use crate::engine::Cx;
 use crate::input::{Command, Input, ManualLevel};
 use crate::plans::feedback;
 use crate::plans::proposal::Decisions;
-use crate::time::Ts;
+use crate::time::{hours, Ts};
 
 pub use text::{default_tasks, EVERY_UNIT};
 
@@ -152,11 +151,6 @@ pub struct Proposed {
 pub struct Waiting {
     pub lift: bool,
     pub downgrade: bool,
-}
-
-/// `h` hours as a duration (to the millisecond).
-pub(crate) fn hours(h: f64) -> Duration {
-    Duration::milliseconds((h * 3_600_000.0).round() as i64)
 }
 
 impl CoalSupply {

@@ -2,6 +2,7 @@
 //! latest data, and the beyond-level-1 condition of §5.3.
 
 use chrono::{Datelike, Duration, NaiveDate};
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::config::{CoalConfig, StockRule};
@@ -175,6 +176,8 @@ pub fn output_run(d: &Data, cfg: &CoalConfig) -> Vec<NaiveDate> {
 
 fn output_cond(d: &Data, cfg: &CoalConfig) -> Option<Cond> {
     let run = output_run(d, cfg);
+    // No run meets no level; the run's oldest date starts its text.
+    let &first = run.last()?;
     let level = if run.len() >= RUN_L1_DAYS {
         Level::L1
     } else if run.len() >= RUN_L2_DAYS {
@@ -197,13 +200,12 @@ fn output_cond(d: &Data, cfg: &CoalConfig) -> Option<Cond> {
                 "quota_t": quota(cfg, *date)})
         })
         .collect();
-    let first = run.last().expect("non-empty run");
     Some(Cond {
         level,
         rule: "output",
         text: format!(
             "全市煤炭日产量自{}起连续{}天低于年度每日保供量",
-            crate::wording::date_zh(*first),
+            crate::wording::date_zh(first),
             run.len()
         ),
         evidence: json!({"run_days": run.len(), "dates": dates}),
@@ -275,44 +277,84 @@ fn price_cond(d: &Data, cfg: &CoalConfig) -> Option<Cond> {
 /// §5.3 beyond level 1 (local default), evaluated at L1: a key plant (aggregate mode: the
 /// aggregate) below `beyond_l1_stock_days`, or the L1 output target missed on
 /// `beyond_l1_missed_days` consecutive dates whose reports arrived at L1.
-/// With `detail = false` only whether it holds (`Some(Null)`), cheaply.
-pub fn beyond(d: &Data, cfg: &CoalConfig, detail: bool) -> Option<Value> {
+pub fn beyond_holds(d: &Data, cfg: &CoalConfig) -> bool {
     let lim = cfg.beyond_l1_stock_days;
-    if !detail {
-        let stock = match cfg.stock_rule {
-            StockRule::Any => d.stocks.values().any(|s| s.below(lim)),
-            StockRule::Aggregate => aggregate(d).is_some_and(|a| a.below(lim)),
-        };
-        let n = cfg.beyond_l1_missed_days as usize;
-        let missed = stock
-            || d.run_back(|date, _| d.l1_missed.get(&date).copied().unwrap_or(false))
-                .len()
-                >= n;
-        return missed.then_some(Value::Null);
-    }
-    let plants: Vec<Value> = match cfg.stock_rule {
+    let stock = match cfg.stock_rule {
+        StockRule::Any => d.stocks.values().any(|s| s.below(lim)),
+        StockRule::Aggregate => aggregate(d).is_some_and(|a| a.below(lim)),
+    };
+    stock || missed_l1_run(d).len() >= cfg.beyond_l1_missed_days as usize
+}
+
+/// Output dates, newest first, in the run ending at the latest date whose reports
+/// arrived at L1 and missed the L1 target.
+fn missed_l1_run(d: &Data) -> Vec<NaiveDate> {
+    d.run_back(|date, _| d.l1_missed.get(&date).copied().unwrap_or(false))
+}
+
+/// A stock below the beyond-L1 limit: a key plant's, or the aggregate's.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Below {
+    Plant {
+        plant: String,
+        stock_days: f64,
+    },
+    /// `aggregate` is always `true` (the evidence says which stock it is).
+    Aggregate {
+        aggregate: bool,
+        stock_days: f64,
+    },
+}
+
+/// What makes beyond level 1 hold (§5.3): the notice's evidence.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Beyond {
+    pub plants_below: Vec<Below>,
+    pub stock_days_limit: f64,
+    /// Oldest first; empty when the missed run is shorter than the limit.
+    pub l1_target_missed_dates: Vec<NaiveDate>,
+    pub missed_days_limit: u32,
+}
+
+/// Beyond level 1 with what makes it hold; `None` when it does not hold (the same
+/// answer as [`beyond_holds`]).
+pub fn beyond(d: &Data, cfg: &CoalConfig) -> Option<Beyond> {
+    let lim = cfg.beyond_l1_stock_days;
+    let plants: Vec<Below> = match cfg.stock_rule {
         StockRule::Any => d
             .stocks
             .iter()
             .filter(|(_, s)| s.below(lim))
-            .map(|(p, s)| json!({"plant": p, "stock_days": s.days}))
+            .map(|(p, s)| Below::Plant {
+                plant: p.clone(),
+                stock_days: s.days,
+            })
             .collect(),
         StockRule::Aggregate => aggregate(d)
             .filter(|a| a.below(lim))
-            .map(|a| vec![json!({"aggregate": true, "stock_days": a.days})])
+            .map(|a| {
+                vec![Below::Aggregate {
+                    aggregate: true,
+                    stock_days: a.days,
+                }]
+            })
             .unwrap_or_default(),
     };
-    let missed = d.run_back(|date, _| d.l1_missed.get(&date).copied().unwrap_or(false));
+    let missed = missed_l1_run(d);
     let missed_run = missed.len() >= cfg.beyond_l1_missed_days as usize;
     if plants.is_empty() && !missed_run {
         return None;
     }
-    let dates: Vec<String> = if missed_run {
-        missed.iter().rev().map(|d| d.to_string()).collect()
+    let dates = if missed_run {
+        missed.into_iter().rev().collect()
     } else {
         Vec::new()
     };
-    Some(json!({"plants_below": plants, "stock_days_limit": lim,
-        "l1_target_missed_dates": dates,
-        "missed_days_limit": cfg.beyond_l1_missed_days}))
+    Some(Beyond {
+        plants_below: plants,
+        stock_days_limit: lim,
+        l1_target_missed_dates: dates,
+        missed_days_limit: cfg.beyond_l1_missed_days,
+    })
 }

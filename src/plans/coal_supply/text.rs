@@ -234,8 +234,7 @@ pub fn report(r: &Report, d: &Data, cfg: &Config) -> Notice {
         .recipients(recipients(cfg, &[]));
     if cfg.coal.hold_waits_for_data {
         // PLANS.md §5.3: a stock value older than `stock_gap_days` is marked stale.
-        let limit =
-            chrono::Duration::milliseconds((cfg.coal.stock_gap_days * 86_400_000.0).round() as i64);
+        let limit = crate::time::days(cfg.coal.stock_gap_days);
         let stocks: Vec<Value> = d
             .stocks
             .iter()

@@ -123,31 +123,34 @@ impl HeavyPollution {
         cx.emit(p.reminder(n, p.decision.kind));
     }
 
-    /// The track whose pending proposal has this id.
-    fn pending_track(&self, cx: &Cx, pid: &str) -> Result<TrackId, String> {
-        [TrackId::Graded, TrackId::Ozone]
-            .into_iter()
-            .find(|&t| {
-                let st = match t {
-                    TrackId::Graded => &self.graded,
-                    _ => &self.ozone,
-                };
-                st.decisions.is_pending(pid)
-            })
-            .ok_or_else(|| {
-                format!(
-                    "no pending heavy-pollution proposal {pid:?} in region {} (unknown, or already approved, rejected, superseded or voided)",
-                    cx.region.id
-                )
-            })
+    /// Takes the pending proposal with this id from its track (rule 6), remembering its
+    /// level as rejected when `rejected`; `Err` when no track has it pending.
+    fn take_pending(
+        &mut self,
+        cx: &mut Cx,
+        pid: &str,
+        rejected: bool,
+    ) -> Result<(TrackId, super::Pending), String> {
+        for t in [TrackId::Graded, TrackId::Ozone] {
+            let d = &mut self.track(t).decisions;
+            let taken = if rejected {
+                d.reject(cx, pid, Timer::Reminder(t), |d| d.level)
+            } else {
+                d.take(cx, pid, Timer::Reminder(t))
+            };
+            if let Some(p) = taken {
+                return Ok((t, p));
+            }
+        }
+        Err(format!(
+            "no pending heavy-pollution proposal {pid:?} in region {} (unknown, or already approved, rejected, superseded or voided)",
+            cx.region.id
+        ))
     }
 
     /// `approve`: the proposed move happens now, to the proposed level (rule 6).
     pub(super) fn approve(&mut self, cx: &mut Cx, pid: &str, by: &str) -> Result<(), String> {
-        let t = self.pending_track(cx, pid)?;
-        let p = (self.track(t).decisions)
-            .take(cx, pid, Timer::Reminder(t))
-            .expect("pending");
+        let (t, p) = self.take_pending(cx, pid, false)?;
         let h0 = stamp_of(floor_hour(cx.now));
         let view = View::new(&self.series, h0, i64::from(cx.cfg.pollution.horizon_hours));
         let mut out = Vec::new();
@@ -171,10 +174,7 @@ impl HeavyPollution {
         _by: &str,
         _reason: &str,
     ) -> Result<(), String> {
-        let t = self.pending_track(cx, pid)?;
-        (self.track(t).decisions)
-            .reject(cx, pid, Timer::Reminder(t), |d| d.level)
-            .expect("pending");
+        self.take_pending(cx, pid, true)?;
         Ok(())
     }
 
@@ -189,6 +189,15 @@ impl HeavyPollution {
         out: &mut Vec<Notice>,
         approved: Option<&str>,
     ) {
+        debug_assert!(
+            self.track_ref(t).level == d.previous
+                && crate::plans::goes_the_right_way(d.kind, &d.previous, &d.level),
+            "{t:?} {:?} from {:?} (track at {:?}) to {:?}",
+            d.kind,
+            d.previous,
+            self.track_ref(t).level,
+            d.level
+        );
         self.void(cx, t);
         let now = cx.now;
         let mut ev = d.evidence.clone();

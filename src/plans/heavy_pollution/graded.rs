@@ -279,10 +279,11 @@ fn rule_1_2(
 ) -> Option<(Kind, Lv, &'static str, String)> {
     let h0 = crate::wording::time_zh(ts_of(v.h0));
     if active == Lv::None {
-        if o.highest < Lv::Yellow {
+        // The first warned hour exists exactly when the outlook reaches a level.
+        let (Some(first), true) = (o.first, o.highest >= Lv::Yellow) else {
             return None;
-        }
-        let first = crate::wording::time_zh(ts_of(o.first.expect("warned")));
+        };
+        let first = crate::wording::time_zh(ts_of(first));
         let sec = if province { "§3.3.2" } else { "§3.2.1 §3.4" };
         let reason = format!(
             "{h0}起未来{}小时内预测(监测)空气质量达到{}条件,预计{first}开始,按高级别启动{}",

@@ -20,7 +20,6 @@ pub mod types;
 #[cfg(test)]
 mod tests;
 
-use chrono::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, RegionConfig};
@@ -29,6 +28,7 @@ use crate::input::{Command, Input, ProvinceAction, ProvinceNotice};
 use crate::notice::{Kind, Notice, Plan};
 use crate::time::{floor_hour, Ts};
 
+use crate::plans::feed::{Clock, Period};
 use crate::plans::feedback::{self, Cursor};
 use crate::plans::proposal::Decisions;
 use graded::Floor;
@@ -77,14 +77,6 @@ pub struct TrackState {
     pub feedback: Cursor,
 }
 
-/// A monitored feed's clock (PLANS.md §4).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct FeedState {
-    pub last: Option<Ts>,
-    /// `data_gap` fired and no message since.
-    pub silent: bool,
-}
-
 /// State of the plan in one region.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
@@ -94,8 +86,11 @@ pub struct HeavyPollution {
     pub graded: TrackState,
     pub ozone: TrackState,
     pub so2: TrackState,
-    pub aqi_feed: FeedState,
-    pub forecast_feed: FeedState,
+    /// The watched feeds (PLANS.md §4); snapshots keep their `{last, silent}` shape.
+    #[serde(with = "crate::plans::feed::as_state")]
+    pub aqi_feed: Option<Clock>,
+    #[serde(with = "crate::plans::feed::as_state")]
+    pub forecast_feed: Option<Clock>,
     /// The report-back deadline series (PLANS.md §5.2): runs while `graded` or `ozone`
     /// is active.
     pub feedback: Option<feedback::Series>,
@@ -131,7 +126,7 @@ impl HeavyPollution {
         }
     }
 
-    fn feed(&mut self, f: Feed) -> &mut FeedState {
+    fn feed(&mut self, f: Feed) -> &mut Option<Clock> {
         match f {
             Feed::Aqi => &mut self.aqi_feed,
             Feed::Forecast => &mut self.forecast_feed,
@@ -187,10 +182,12 @@ impl HeavyPollution {
         match timer {
             Timer::Gap(f) => {
                 // PLANS.md §4: once per silence, at exactly last arrival + period.
-                let period = self.period(cx.cfg, f);
-                let fs = self.feed(f);
-                fs.silent = true;
-                let last = fs.last.unwrap_or(cx.now);
+                let period = Self::period(cx.cfg, f);
+                // The timer is armed only by a message of the feed, which starts its clock.
+                let Some(clock) = self.feed(f).as_mut() else {
+                    return;
+                };
+                let last = clock.fall_silent();
                 let n = reports::data_gap(f, self.graded.level, last, period, cx.now);
                 cx.emit(n);
             }
@@ -278,7 +275,8 @@ impl HeavyPollution {
         cx.emit(n);
     }
 
-    fn period(&self, cfg: &Config, f: Feed) -> f64 {
+    /// PLANS.md §4: the feeds' periods, in hours.
+    fn period(cfg: &Config, f: Feed) -> f64 {
         match f {
             Feed::Aqi => cfg.pollution.aqi_gap_hours,
             Feed::Forecast => cfg.pollution.forecast_stale_hours,
@@ -288,18 +286,12 @@ impl HeavyPollution {
     /// Arms the feed's gap clock; returns the feed and its last arrival when the message
     /// ends a silence (`data_resumed` goes first in this message).
     fn feed_message(&mut self, cx: &mut Cx, f: Feed) -> Option<(Feed, Ts)> {
-        let period = self.period(cx.cfg, f);
-        let fs = self.feed(f);
-        let resumed = if fs.silent {
-            fs.last.map(|l| (f, l))
-        } else {
-            None
-        };
-        fs.silent = false;
-        fs.last = Some(cx.now);
-        let ms = (period * 3_600_000.0).round() as i64;
-        cx.arm(Timer::Gap(f), cx.now + Duration::milliseconds(ms));
-        resumed
+        let period = Self::period(cx.cfg, f);
+        let slot = self.feed(f);
+        let (clock, resumed) = Clock::arrive(*slot, cx.now);
+        *slot = Some(clock);
+        cx.arm(Timer::Gap(f), cx.now + Period::Hours(period).duration());
+        resumed.map(|last| (f, last))
     }
 
     /// Rule 5: the province / ministry floor (§3.3.2, §3.5.1, §3.5.2).
@@ -352,7 +344,14 @@ impl HeavyPollution {
         let d = so2::decide_so2(&view, self.so2.level);
         self.decide(cx, TrackId::So2, d, &view, &mut out);
         if let Some((f, last)) = resumed {
-            cx.emit(reports::data_resumed(f, self.graded.level, last, cx.now));
+            let period = Self::period(cx.cfg, f);
+            cx.emit(reports::data_resumed(
+                f,
+                self.graded.level,
+                last,
+                period,
+                cx.now,
+            ));
         }
         self.flush(cx, out);
     }

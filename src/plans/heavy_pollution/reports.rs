@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::notice::{Kind, Notice, Plan};
+use crate::plans::feed::{Period, Watched};
 use crate::time::{fmt_ts, Ts};
 
 use super::series::{ts_of, View};
@@ -179,6 +180,17 @@ fn gap_notice(kind: Kind, level: Lv) -> Notice {
         .authority(OFFICE)
 }
 
+impl Feed {
+    /// The feed as the shared rule sees it (PLANS.md §4).
+    fn watched(self, period_h: f64) -> Watched<'static> {
+        Watched {
+            feed: self.as_str(),
+            plant: None,
+            period: Period::Hours(period_h),
+        }
+    }
+}
+
 pub fn data_gap(feed: Feed, level: Lv, last: Ts, period_h: f64, now: Ts) -> Notice {
     let mut n = gap_notice(Kind::DataGap, level).reason(format!(
         "{}自{}起已中断{period_h}小时(至{}),请核查监测预报数据传输",
@@ -186,19 +198,17 @@ pub fn data_gap(feed: Feed, level: Lv, last: Ts, period_h: f64, now: Ts) -> Noti
         crate::wording::time_zh(last),
         crate::wording::time_zh(now)
     ));
-    n.evidence = json!({"feed": feed.as_str(), "last_arrival": fmt_ts(last),
-                        "period_hours": period_h});
+    n.evidence = feed.watched(period_h).gap_evidence(last);
     n
 }
 
-pub fn data_resumed(feed: Feed, level: Lv, last: Ts, now: Ts) -> Notice {
+pub fn data_resumed(feed: Feed, level: Lv, last: Ts, period_h: f64, now: Ts) -> Notice {
     let mut n = gap_notice(Kind::DataResumed, level).reason(format!(
         "{}已于{}恢复(上次收到{})",
         feed.zh(),
         crate::wording::time_zh(now),
         crate::wording::time_zh(last)
     ));
-    n.evidence = json!({"feed": feed.as_str(), "last_arrival": fmt_ts(last),
-                        "resumed": fmt_ts(now)});
+    n.evidence = feed.watched(period_h).resumed_evidence(last, now);
     n
 }

@@ -211,16 +211,35 @@ impl Mean {
 
 /// The primary pollutant of a window: most votes; none or a tie: PM2.5.
 pub fn primary_of(votes: &[u32; 6]) -> Pollutant {
-    let max = votes.iter().copied().max().unwrap_or(0);
-    if max == 0 || votes.iter().filter(|&&v| v == max).count() > 1 {
-        return Pollutant::Pm25;
+    // The leader so far and whether another pollutant has as many votes.
+    let mut best: Option<(usize, u32)> = None;
+    let mut tie = false;
+    for (i, &v) in votes.iter().enumerate() {
+        match best {
+            Some((_, b)) if v < b => {}
+            Some((_, b)) if v == b => tie = true,
+            _ => {
+                best = Some((i, v));
+                tie = false;
+            }
+        }
     }
-    let i = votes.iter().position(|&v| v == max).expect("max exists");
-    Pollutant::ALL[i]
+    match best {
+        Some((i, v)) if v > 0 && !tie => Pollutant::ALL[i],
+        _ => Pollutant::Pm25,
+    }
 }
 
-fn pidx(p: Pollutant) -> usize {
-    Pollutant::ALL.iter().position(|&q| q == p).expect("known")
+/// `p`'s place in `Pollutant::ALL`.
+pub(super) fn pidx(p: Pollutant) -> usize {
+    match p {
+        Pollutant::So2 => 0,
+        Pollutant::No2 => 1,
+        Pollutant::Pm10 => 2,
+        Pollutant::Co => 3,
+        Pollutant::O3 => 4,
+        Pollutant::Pm25 => 5,
+    }
 }
 
 /// A list of pollutants as a bit set over `Pollutant::ALL`.

@@ -313,6 +313,16 @@ fn primary_votes() {
     assert_eq!(primary_of(&[0; 6]), Pollutant::Pm25);
     assert_eq!(primary_of(&[0, 0, 3, 0, 3, 0]), Pollutant::Pm25);
     assert_eq!(primary_of(&[0, 0, 2, 0, 3, 1]), Pollutant::O3);
+    assert_eq!(
+        primary_of(&[3, 3, 5, 0, 0, 0]),
+        Pollutant::Pm10,
+        "a tie below the most"
+    );
+    assert_eq!(primary_of(&[5, 0, 0, 0, 0, 5]), Pollutant::Pm25);
+    assert_eq!(primary_of(&[4, 1, 0, 0, 0, 0]), Pollutant::So2);
+    for (i, p) in Pollutant::ALL.iter().enumerate() {
+        assert_eq!(super::series::pidx(*p), i, "{p:?}");
+    }
     // 20 ozone hours at 220: the ozone track activates, the graded one does not.
     let mut r = Rig::new("");
     let n = r.obs(t("2023-12-01T01:00:00+08:00"), 20, 220.0, "O3");
@@ -786,4 +796,16 @@ fn snapshot_shape_of_decisions_is_unchanged() {
     let st: super::TrackState = serde_json::from_value(old).unwrap();
     assert_eq!(st.decisions.rejected, Some(super::Lv::Orange));
     let _: crate::plans::coal_supply::CoalSupply = serde_json::from_str("{}").unwrap();
+}
+
+/// The embedded `config/pollution-measures.toml` parses (its `expect` cannot fire), and
+/// every graded level has measures.
+#[test]
+fn embedded_measures_parse() {
+    assert!(!super::measures::defaults().is_empty());
+    let cfg = crate::config::Config::from_toml("").unwrap().config;
+    use super::types::Lv;
+    for lv in [Lv::Yellow, Lv::Orange, Lv::Red] {
+        assert!(!super::measures::for_level(&cfg, lv).is_empty(), "{lv:?}");
+    }
 }

@@ -6,11 +6,13 @@
 //! for k = 1 … n; `call_unreached` at t0 + a + n·r. So after attempt m the next step is due
 //! at t0 + a + (m−1)·r, whether it is attempt m+1 (m <= n) or `call_unreached` (m = n+1).
 
+use std::collections::btree_map;
+
 use chrono::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::register::EntryKind;
+use super::register::{Entry, EntryKind};
 use super::tracks::hazard_zh;
 use super::{SevereWeather, Timer, DOC, MET_BUREAU};
 use crate::config::{Config, Contact};
@@ -263,13 +265,19 @@ impl SevereWeather {
         let id = round.call_id.clone();
         self.rounds_per_warning
             .insert(round.warning_id.clone(), round.number);
-        let track = self.tracks.get_mut(&round.hazard).expect("track");
+        let track = self.tracks.entry(round.hazard.clone()).or_default();
         track.round = Some(id.clone());
         track.episode.push(id.clone());
-        let n = round.persons.len();
-        self.rounds.insert(id.clone(), round);
-        for i in 0..n {
-            self.attempt(cx, &id, i);
+        let round = match self.rounds.entry(id) {
+            btree_map::Entry::Vacant(v) => v.insert(round),
+            btree_map::Entry::Occupied(mut o) => {
+                o.insert(round);
+                o.into_mut()
+            }
+        };
+        for i in 0..round.persons.len() {
+            let line = attempt(cx, round, i);
+            self.register.push(line);
         }
     }
 
@@ -278,7 +286,12 @@ impl SevereWeather {
         let Some(id) = self.tracks.get_mut(hz).and_then(|t| t.round.take()) else {
             return;
         };
-        let round = self.rounds.get_mut(&id).expect("round");
+        let round = self.rounds.get_mut(&id);
+        debug_assert!(
+            round.is_some(),
+            "a track's current round {id} is a known round"
+        );
+        let Some(round) = round else { return };
         round.status = status;
         for p in &round.persons {
             cx.cancel(Timer::Call {
@@ -288,86 +301,9 @@ impl SevereWeather {
         }
     }
 
-    /// Makes the next attempt of person `i` of round `id` and arms the step after it.
-    fn attempt(&mut self, cx: &mut Cx, id: &str, i: usize) {
-        let round = self.rounds.get_mut(id).expect("round");
-        let p = &mut round.persons[i];
-        p.attempts += 1;
-        let k = p.attempts;
-        let contact = cx.cfg.contact(&p.person);
-        let ch = channel_for(contact, k);
-        p.channel = Some(ch);
-        let due = next_due(cx.cfg, round.t0, k);
-        let nominal = if k == 1 {
-            Channel::Wechat
-        } else {
-            Channel::Phone
-        };
-        let clause = if k == 1 {
-            format!("{DOC} {}; {DOC} §四.2", tier_clause(&p.tier))
-        } else {
-            format!("{DOC} §四.2")
-        };
-        let reason = if k == 1 {
-            format!(
-                "{}通过{}叫应{},请及时回应",
-                caller(&p.tier),
-                ch.zh(),
-                who(cx.cfg, &p.person)
-            )
-        } else {
-            format!(
-                "{}于{}叫应后未回应,第{}次叫应,通过{}继续叫应(第{}次电话叫应)",
-                who(cx.cfg, &p.person),
-                crate::wording::time_zh(round.t0),
-                k,
-                ch.zh(),
-                k - 1
-            )
-        };
-        let mut n = Notice::new(
-            Plan::SevereWeather,
-            &round.hazard,
-            Kind::Call,
-            round.color.as_str(),
-        )
-        .clause(clause)
-        .authority(caller(&p.tier))
-        .reason(reason)
-        .evidence(json!({
-            "tier": p.tier, "round_start": fmt_ts(round.t0), "substituted": ch != nominal,
-            "next_step_due": fmt_ts(due), "warning_id": round.warning_id,
-        }))
-        .recipients(vec![p.person.clone()]);
-        n.call_id = Some(id.to_string());
-        n.person = Some(p.person.clone());
-        n.channel = Some(ch.as_str().to_string());
-        n.attempt = Some(k);
-        let tier = p.tier.clone();
-        let person = p.person.clone();
-        n.text = Some(tier_text(&tier, round));
-        cx.emit(n);
-        self.record(
-            cx.now,
-            id,
-            &person,
-            EntryKind::Attempt {
-                attempt: k,
-                channel: ch,
-            },
-        );
-        cx.arm(
-            Timer::Call {
-                call_id: id.to_string(),
-                person,
-            },
-            due,
-        );
-    }
-
     /// A call timer: the next phone attempt, or `call_unreached` after the last one.
     pub(super) fn on_call_timer(&mut self, cx: &mut Cx, id: &str, person: &str) {
-        let Some(round) = self.rounds.get(id) else {
+        let Some(round) = self.rounds.get_mut(id) else {
             return;
         };
         if round.status != RoundStatus::Current {
@@ -380,71 +316,12 @@ impl SevereWeather {
         if p.acked || p.unreached {
             return;
         }
-        if p.attempts <= cx.cfg.weather_call.phone_attempts {
-            self.attempt(cx, id, i);
+        let line = if p.attempts <= cx.cfg.weather_call.phone_attempts {
+            attempt(cx, round, i)
         } else {
-            self.unreached(cx, id, i);
-        }
-    }
-
-    /// §四.2 "确保叫应到位": after the last phone attempt, `escalate_to` and the backup.
-    fn unreached(&mut self, cx: &mut Cx, id: &str, i: usize) {
-        let round = self.rounds.get_mut(id).expect("round");
-        let p = &mut round.persons[i];
-        p.unreached = true;
-        let mut to: Vec<String> = cx.cfg.weather_call.escalate_to.clone();
-        if let Some(b) = cx.cfg.contact(&p.person).and_then(|c| c.backup.clone()) {
-            if !to.contains(&b) {
-                to.push(b);
-            }
-        }
-        let ch = p.channel.unwrap_or(Channel::Wechat);
-        let reason = format!(
-            "{}自{}起经{}次叫应(最后一次为{})仍未回应,叫应未到位;通报{}",
-            who(cx.cfg, &p.person),
-            crate::wording::time_zh(round.t0),
-            p.attempts,
-            ch.zh(),
-            if to.is_empty() {
-                "(未配置通报对象)".to_string()
-            } else {
-                to.iter()
-                    .map(|t| who(cx.cfg, t))
-                    .collect::<Vec<_>>()
-                    .join("、")
-            }
-        );
-        let mut n = Notice::new(
-            Plan::SevereWeather,
-            &round.hazard,
-            Kind::CallUnreached,
-            round.color.as_str(),
-        )
-        .clause(format!("{DOC} §四.2"))
-        .authority(MET_BUREAU)
-        .reason(reason)
-        .evidence(json!({
-            "tier": p.tier, "round_start": fmt_ts(round.t0), "attempts": p.attempts,
-            "warning_id": round.warning_id,
-        }))
-        .recipients(to.clone());
-        n.call_id = Some(id.to_string());
-        n.person = Some(p.person.clone());
-        n.channel = Some(ch.as_str().to_string());
-        n.attempt = Some(p.attempts);
-        n.text = Some(round.content.clone());
-        let (person, attempt) = (p.person.clone(), p.attempts);
-        cx.emit(n);
-        self.record(
-            cx.now,
-            id,
-            &person,
-            EntryKind::Unreached {
-                attempt,
-                channel: ch,
-                told: to,
-            },
-        );
+            unreached(cx, round, i)
+        };
+        self.register.push(line);
     }
 
     /// §四.3 / PLANS.md §3: an ack. Refused (no state change) when the call id was never
@@ -456,7 +333,7 @@ impl SevereWeather {
         person: &str,
         by: Option<&str>,
     ) -> Result<(), String> {
-        let Some(round) = self.rounds.get(id) else {
+        let Some(round) = self.rounds.get_mut(id) else {
             return Err(format!("no call {id:?} was issued (叫应编号不存在)"));
         };
         let Some(i) = round.persons.iter().position(|p| p.person == person) else {
@@ -468,66 +345,215 @@ impl SevereWeather {
         let by = by.filter(|b| !b.is_empty()).unwrap_or(person).to_string();
         let (current, duplicate, late) =
             (round.status == RoundStatus::Current, p.acked, p.unreached);
-        let status = round.status;
-        self.record(
-            cx.now,
-            id,
-            person,
-            EntryKind::Ack {
-                by: by.clone(),
-                duplicate,
-                late,
-                round_status: status,
-            },
-        );
+        let kind = EntryKind::Ack {
+            by: by.clone(),
+            duplicate,
+            late,
+            round_status: round.status,
+        };
+        self.register.push(Entry::new(cx.now, id, person, kind));
         if !current || duplicate {
             // A second ack, or one for a superseded or closed round: recorded only.
             return Ok(());
         }
-        self.ack_current(cx, id, i, &by);
+        ack_current(cx, round, i, &by);
         Ok(())
     }
+}
 
-    /// Stops the person's pending calls and gives `call_ack`.
-    fn ack_current(&mut self, cx: &mut Cx, id: &str, i: usize, by: &str) {
-        let round = self.rounds.get_mut(id).expect("round");
-        let p = &mut round.persons[i];
-        p.acked = true;
-        cx.cancel(Timer::Call {
-            call_id: id.to_string(),
-            person: p.person.clone(),
-        });
-        let ch = p.channel.unwrap_or(Channel::Wechat);
-        let after = if p.unreached {
-            ",在叫应未到位通报之后"
-        } else {
-            ""
-        };
-        let reason = format!(
-            "{}已回应叫应(第{}次叫应,{}){after},回应人{},停止后续叫应",
-            who(cx.cfg, &p.person),
-            p.attempts,
-            ch.zh(),
-            by_zh(cx.cfg, by, &p.person)
-        );
-        // A late ack goes to those told of the unreached call.
-        let told = if p.unreached {
-            let mut to = cx.cfg.weather_call.escalate_to.clone();
-            if let Some(b) = cx.cfg.contact(&p.person).and_then(|c| c.backup.clone()) {
-                if !to.contains(&b) {
-                    to.push(b);
-                }
-            }
-            to
-        } else {
-            Vec::new()
-        };
-        let mut n = Notice::new(
-            Plan::SevereWeather,
-            &round.hazard,
-            Kind::CallAck,
-            round.color.as_str(),
+/// A notice about one person of a round, with the five call fields of the contract
+/// (`call_id`, `person`, `channel`, `attempt`: the person's attempts so far, `text`)
+/// set in this one place.
+fn call_notice(
+    round: &Round,
+    p: &PersonCall,
+    kind: Kind,
+    ch: Channel,
+    text: Option<String>,
+) -> Notice {
+    let mut n = Notice::new(
+        Plan::SevereWeather,
+        &round.hazard,
+        kind,
+        round.color.as_str(),
+    );
+    n.call_id = Some(round.call_id.clone());
+    n.person = Some(p.person.clone());
+    n.channel = Some(ch.as_str().to_string());
+    n.attempt = Some(p.attempts);
+    n.text = text;
+    n
+}
+
+/// Clause and reason of a person's latest attempt: the first names who calls the tier
+/// (§三), the others are the retries of §四.2.
+fn attempt_words(cfg: &Config, round: &Round, p: &PersonCall, ch: Channel) -> (String, String) {
+    let k = p.attempts;
+    if k == 1 {
+        (
+            format!("{DOC} {}; {DOC} §四.2", tier_clause(&p.tier)),
+            format!(
+                "{}通过{}叫应{},请及时回应",
+                caller(&p.tier),
+                ch.zh(),
+                who(cfg, &p.person)
+            ),
         )
+    } else {
+        (
+            format!("{DOC} §四.2"),
+            format!(
+                "{}于{}叫应后未回应,第{}次叫应,通过{}继续叫应(第{}次电话叫应)",
+                who(cfg, &p.person),
+                crate::wording::time_zh(round.t0),
+                k,
+                ch.zh(),
+                k - 1
+            ),
+        )
+    }
+}
+
+/// Makes the next attempt of person `i` of `round` and arms the step after it; returns
+/// its register line.
+fn attempt(cx: &mut Cx, round: &mut Round, i: usize) -> Entry {
+    let p = &mut round.persons[i];
+    debug_assert!(
+        round.status == RoundStatus::Current && !p.acked && !p.unreached,
+        "no attempt after an ack, `call_unreached` or the round's end (PLANS.md §3)"
+    );
+    p.attempts += 1;
+    let k = p.attempts;
+    let ch = channel_for(cx.cfg.contact(&p.person), k);
+    p.channel = Some(ch);
+    let p = &round.persons[i];
+    let due = next_due(cx.cfg, round.t0, k);
+    let nominal = if k == 1 {
+        Channel::Wechat
+    } else {
+        Channel::Phone
+    };
+    let (clause, reason) = attempt_words(cx.cfg, round, p, ch);
+    let n = call_notice(round, p, Kind::Call, ch, Some(tier_text(&p.tier, round)))
+        .clause(clause)
+        .authority(caller(&p.tier))
+        .reason(reason)
+        .evidence(json!({
+            "tier": p.tier, "round_start": fmt_ts(round.t0), "substituted": ch != nominal,
+            "next_step_due": fmt_ts(due), "warning_id": round.warning_id,
+        }))
+        .recipients(vec![p.person.clone()]);
+    cx.emit(n);
+    cx.arm(
+        Timer::Call {
+            call_id: round.call_id.clone(),
+            person: p.person.clone(),
+        },
+        due,
+    );
+    let kind = EntryKind::Attempt {
+        attempt: k,
+        channel: ch,
+    };
+    Entry::new(cx.now, &round.call_id, &p.person, kind)
+}
+
+/// Who is told when a person is not reached (§四.2 "确保叫应到位"): `escalate_to`, then
+/// the person's backup.
+fn told(cfg: &Config, person: &str) -> Vec<String> {
+    let mut to = cfg.weather_call.escalate_to.clone();
+    if let Some(b) = cfg.contact(person).and_then(|c| c.backup.clone()) {
+        if !to.contains(&b) {
+            to.push(b);
+        }
+    }
+    to
+}
+
+/// §四.2 "确保叫应到位": after the last phone attempt, `escalate_to` and the backup;
+/// returns the register line.
+fn unreached(cx: &mut Cx, round: &mut Round, i: usize) -> Entry {
+    debug_assert!(
+        round.status == RoundStatus::Current
+            && !round.persons[i].acked
+            && !round.persons[i].unreached,
+        "`call_unreached` once, before any ack, in a current round (PLANS.md §3)"
+    );
+    round.persons[i].unreached = true;
+    let p = &round.persons[i];
+    let to = told(cx.cfg, &p.person);
+    let ch = p.channel.unwrap_or(Channel::Wechat);
+    let reason = format!(
+        "{}自{}起经{}次叫应(最后一次为{})仍未回应,叫应未到位;通报{}",
+        who(cx.cfg, &p.person),
+        crate::wording::time_zh(round.t0),
+        p.attempts,
+        ch.zh(),
+        if to.is_empty() {
+            "(未配置通报对象)".to_string()
+        } else {
+            to.iter()
+                .map(|t| who(cx.cfg, t))
+                .collect::<Vec<_>>()
+                .join("、")
+        }
+    );
+    let n = call_notice(
+        round,
+        p,
+        Kind::CallUnreached,
+        ch,
+        Some(round.content.clone()),
+    )
+    .clause(format!("{DOC} §四.2"))
+    .authority(MET_BUREAU)
+    .reason(reason)
+    .evidence(json!({
+        "tier": p.tier, "round_start": fmt_ts(round.t0), "attempts": p.attempts,
+        "warning_id": round.warning_id,
+    }))
+    .recipients(to.clone());
+    cx.emit(n);
+    let kind = EntryKind::Unreached {
+        attempt: p.attempts,
+        channel: ch,
+        told: to,
+    };
+    Entry::new(cx.now, &round.call_id, &p.person, kind)
+}
+
+/// Stops the person's pending calls and gives `call_ack`.
+fn ack_current(cx: &mut Cx, round: &mut Round, i: usize, by: &str) {
+    debug_assert!(
+        round.status == RoundStatus::Current && !round.persons[i].acked,
+        "`call_ack` once per person, in a current round (PLANS.md §3)"
+    );
+    round.persons[i].acked = true;
+    let p = &round.persons[i];
+    cx.cancel(Timer::Call {
+        call_id: round.call_id.clone(),
+        person: p.person.clone(),
+    });
+    let ch = p.channel.unwrap_or(Channel::Wechat);
+    let after = if p.unreached {
+        ",在叫应未到位通报之后"
+    } else {
+        ""
+    };
+    let reason = format!(
+        "{}已回应叫应(第{}次叫应,{}){after},回应人{},停止后续叫应",
+        who(cx.cfg, &p.person),
+        p.attempts,
+        ch.zh(),
+        by_zh(cx.cfg, by, &p.person)
+    );
+    // A late ack goes to those told of the unreached call.
+    let to = if p.unreached {
+        told(cx.cfg, &p.person)
+    } else {
+        Vec::new()
+    };
+    let n = call_notice(round, p, Kind::CallAck, ch, None)
         .clause(format!("{DOC} §四.3"))
         .authority(MET_BUREAU)
         .reason(reason)
@@ -536,11 +562,6 @@ impl SevereWeather {
             "seconds_after_start": (cx.now - round.t0).num_seconds(),
             "warning_id": round.warning_id,
         }))
-        .recipients(told);
-        n.call_id = Some(id.to_string());
-        n.person = Some(p.person.clone());
-        n.channel = Some(ch.as_str().to_string());
-        n.attempt = Some(p.attempts);
-        cx.emit(n);
-    }
+        .recipients(to);
+    cx.emit(n);
 }

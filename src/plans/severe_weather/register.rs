@@ -41,14 +41,14 @@ pub struct Entry {
     pub kind: EntryKind,
 }
 
-impl SevereWeather {
-    pub(super) fn record(&mut self, at: Ts, call_id: &str, person: &str, kind: EntryKind) {
-        self.register.push(Entry {
+impl Entry {
+    pub(super) fn new(at: Ts, call_id: &str, person: &str, kind: EntryKind) -> Entry {
+        Entry {
             at,
             call_id: call_id.to_string(),
             person: person.to_string(),
             kind,
-        });
+        }
     }
 }
 

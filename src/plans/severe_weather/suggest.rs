@@ -65,35 +65,46 @@ fn mm(um: i64) -> f64 {
     um as f64 / 1000.0
 }
 
+/// Drops from the front of a station's hours what lies `KEEP_SECS` or more behind its
+/// latest stamp.
+fn prune_behind_latest(hours: &mut BTreeMap<i64, Hour>) {
+    let Some(&latest) = hours.keys().next_back() else {
+        return;
+    };
+    while let Some(e) = hours.first_entry() {
+        if *e.key() > latest - KEEP_SECS {
+            break;
+        }
+        e.remove();
+    }
+}
+
 impl SevereWeather {
     /// At each observation: update the station's hours, then each rule in order.
     pub(super) fn on_obs(&mut self, cx: &mut Cx, o: &WeatherObs) {
         let t = o.ts.timestamp();
-        // The station's key is cloned only the first time it reports.
-        if !self.suggest.obs.contains_key(&o.station) {
-            self.suggest.obs.insert(o.station.clone(), BTreeMap::new());
+        let hour = Hour {
+            rain_um: um(o.rain_mm),
+            snow_um: um(o.snow_mm),
+        };
+        // A second observation for a stamp replaces the first. The station's key is
+        // cloned only the first time it reports.
+        match self.suggest.obs.get_mut(&o.station) {
+            Some(hours) => {
+                hours.insert(t, hour);
+            }
+            None => {
+                let hours = BTreeMap::from([(t, hour)]);
+                self.suggest.obs.insert(o.station.clone(), hours);
+            }
         }
-        let hours = self.suggest.obs.get_mut(&o.station).expect("just inserted");
-        // A second observation for a stamp replaces the first.
-        hours.insert(
-            t,
-            Hour {
-                rain_um: um(o.rain_mm),
-                snow_um: um(o.snow_mm),
-            },
-        );
         for rule in &RULES {
             self.apply_rule(cx, rule, &o.station, t);
         }
         // Pruned after the rules, so a late reading counts in its own window. The map is
         // ordered: drop from the front what lies KEEP_SECS or more behind the latest.
-        let hours = self.suggest.obs.get_mut(&o.station).expect("just inserted");
-        let latest = *hours.keys().next_back().expect("just inserted");
-        while let Some(e) = hours.first_entry() {
-            if *e.key() > latest - KEEP_SECS {
-                break;
-            }
-            e.remove();
+        if let Some(hours) = self.suggest.obs.get_mut(&o.station) {
+            prune_behind_latest(hours);
         }
     }
 
@@ -142,13 +153,15 @@ impl SevereWeather {
     fn record_suggested(&mut self, station: &str, hazard: &str, c: Option<Color>) {
         let recorded = &mut self.suggest.recorded;
         match c {
-            Some(c) => {
-                if !recorded.contains_key(station) {
-                    recorded.insert(station.to_string(), BTreeMap::new());
+            Some(c) => match recorded.get_mut(station) {
+                Some(records) => {
+                    records.insert(hazard.to_string(), c);
                 }
-                let records = recorded.get_mut(station).expect("just inserted");
-                records.insert(hazard.to_string(), c);
-            }
+                None => {
+                    let records = BTreeMap::from([(hazard.to_string(), c)]);
+                    recorded.insert(station.to_string(), records);
+                }
+            },
             None => {
                 if let Some(records) = recorded.get_mut(station) {
                     records.remove(hazard);

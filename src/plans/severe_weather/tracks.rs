@@ -147,7 +147,11 @@ impl SevereWeather {
             // PLANS.md §3 "Upgrade": the old round's pending calls are cancelled.
             self.end_current_round(cx, hz, super::RoundStatus::Superseded);
         } else {
-            self.tracks.get_mut(hz).expect("track").episode.clear();
+            self.tracks
+                .entry(hz.to_string())
+                .or_default()
+                .episode
+                .clear();
         }
         let extreme = self.is_extreme(cx, hz, w, color);
         let plan = self.plan_round(cx, hz, w, color, extreme);
