@@ -51,8 +51,11 @@ impl Hazard {
 /// Who is called (§三 of the call mechanism): A the departments' responsible persons,
 /// B the city leaders in charge of meteorology and flood control, C the top leaders of the
 /// city party committee and government (extreme events). Config and the call register
-/// keep the letter; the texts use these words.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// keep the letter (`A`, `B`, `C`: the TOML spelling of `contact.tier`); the texts use
+/// these words.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Tier {
     A,
     B,
@@ -70,11 +73,19 @@ impl Tier {
             _ => None,
         }
     }
+    /// The letter, as config and the call register write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::A => "A",
+            Tier::B => "B",
+            Tier::C => "C",
+        }
+    }
     /// Who calls (§三.1: 分管领导; §三.2, §三.3: 主要负责人).
     pub fn caller_zh(self) -> &'static str {
         match self {
             Tier::A => "市气象局分管领导",
-            _ => "市气象局主要负责人",
+            Tier::B | Tier::C => "市气象局主要负责人",
         }
     }
     /// Who is called.

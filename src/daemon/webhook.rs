@@ -18,7 +18,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::clock;
-use crate::config::Config;
+use crate::config::{Config, WebhookKind};
 use crate::daemon::mqtt::{expand_env, secret};
 use crate::daemon::store::Store;
 use crate::daemon::{ack, metrics, render};
@@ -28,7 +28,7 @@ use crate::time::Ts;
 /// A webhook ready to post to: its sink name and resolved URL (with `?key=`).
 struct Hook {
     sink: String,
-    kind: String,
+    kind: WebhookKind,
     url: String,
     agent: ureq::Agent,
     /// `wecom_app`: the application's credentials and its cached access token.
@@ -61,15 +61,11 @@ pub struct Hooks {
     tx: Sender<(Arc<Notice>, String)>,
 }
 
-/// The resolved webhooks of the config; an unknown `kind` or unreadable key is an error.
+/// The resolved webhooks of the config; an unreadable key is an error (an unknown
+/// `kind` does not load).
 fn hooks(cfg: &Config) -> anyhow::Result<Vec<Hook>> {
     let mut out = Vec::new();
     for (i, w) in cfg.webhooks.iter().enumerate() {
-        anyhow::ensure!(
-            matches!(w.kind.as_str(), "wecom" | "wecom_app" | "phone" | "generic"),
-            "webhook {i}: kind {:?} is not wecom, wecom_app, phone or generic",
-            w.kind
-        );
         let mut url = expand_env(&w.url)?;
         anyhow::ensure!(
             url.starts_with("http://") || url.starts_with("https://"),
@@ -79,7 +75,7 @@ fn hooks(cfg: &Config) -> anyhow::Result<Vec<Hook>> {
             url += if url.contains('?') { "&key=" } else { "?key=" };
             url += &ack::pct(&k);
         }
-        let app = if w.kind == "wecom_app" {
+        let app = if w.kind == WebhookKind::WecomApp {
             let corp_id = w
                 .corp_id
                 .clone()
@@ -109,7 +105,7 @@ fn hooks(cfg: &Config) -> anyhow::Result<Vec<Hook>> {
             .build();
         out.push(Hook {
             sink: format!("{}{}", render::SINK_WEBHOOK, render::webhook_name(i, w)),
-            kind: w.kind.clone(),
+            kind: w.kind,
             url: url.trim_end_matches('/').to_string(),
             agent,
             app,
@@ -228,12 +224,12 @@ fn post(cfg: &Config, h: &Hook, n: &Notice) -> Result<(), String> {
     if let Some(app) = &h.app {
         return post_app(cfg, h, app, n);
     }
-    let body = match body(cfg, &h.kind, n) {
+    let body = match body(cfg, h.kind, n) {
         Some(b) => b,
         None => return Err("nothing to send (contact without phone?)".into()),
     };
     let text = send(h, &h.url, &body)?;
-    if h.kind == "wecom" {
+    if h.kind == WebhookKind::Wecom {
         wecom_ok(&text).map_err(|(_, t)| t)?;
     }
     Ok(())
@@ -352,13 +348,13 @@ fn redact(e: &str, url: &str) -> String {
 /// (a phone call or application message to a contact without a number or user id).
 /// Group messages (the WeCom robot, the generic webhook) carry no acknowledgement link;
 /// messages to the called person alone (phone gateway, WeCom application) do.
-pub fn body(cfg: &Config, kind: &str, n: &Notice) -> Option<Value> {
+pub fn body(cfg: &Config, kind: WebhookKind, n: &Notice) -> Option<Value> {
     match kind {
-        "wecom" => Some(json!({"msgtype": "markdown",
+        WebhookKind::Wecom => Some(json!({"msgtype": "markdown",
             "markdown": {"content": render::wecom_text(cfg, n, render::Reader::Group, true)}})),
-        "phone" => phone_json(cfg, n),
-        "wecom_app" => app_json(cfg, n, 0),
-        _ => Some(generic_json(cfg, n)),
+        WebhookKind::Phone => phone_json(cfg, n),
+        WebhookKind::WecomApp => app_json(cfg, n, 0),
+        WebhookKind::Generic => Some(generic_json(cfg, n)),
     }
 }
 
