@@ -12,10 +12,8 @@ use chrono::NaiveTime;
 use serde::{Deserialize, Serialize};
 
 use crate::aqi::Standard;
+use crate::levels::{CoalLevel, Lv, Tier};
 use crate::notice::{Kind, Plan};
-use crate::plans::coal_supply::Level as CoalLevel;
-use crate::plans::heavy_pollution::types::Lv;
-use crate::wording::Tier;
 
 /// A configuration problem, naming the key it is about: what stops the config from
 /// loading (startup, `replay`, `yingji check`) and what `yingji check` reports besides
@@ -687,6 +685,21 @@ impl Default for MaxAgeDays {
 }
 
 impl MaxAgeDays {
+    /// Every bound with its key.
+    pub fn all(&self) -> [(&'static str, f64); 9] {
+        [
+            ("weather_warning", self.weather_warning),
+            ("weather_obs", self.weather_obs),
+            ("air_aqi", self.air_aqi),
+            ("air_forecast", self.air_forecast),
+            ("air_province", self.air_province),
+            ("coal_stock", self.coal_stock),
+            ("coal_storage", self.coal_storage),
+            ("coal_output", self.coal_output),
+            ("coal_price", self.coal_price),
+        ]
+    }
+
     /// (key, bound) of the feed `suffix` (`coal/stock`, ...); `None` for commands.
     pub fn of(&self, suffix: &str) -> Option<(&'static str, f64)> {
         Some(match suffix {
@@ -1030,14 +1043,12 @@ impl Config {
         if self.limits.max_payload_bytes == 0 {
             e.add("limits.max_payload_bytes", "must be > 0");
         }
-        for suffix in crate::input::TOPIC_SUFFIXES {
-            if let Some((key, days)) = self.limits.max_age_days.of(suffix) {
-                if !(days.is_finite() && days > 0.0) {
-                    e.add(
-                        format!("limits.max_age_days.{key}"),
-                        format!("must be a number of days > 0, got {days}"),
-                    );
-                }
+        for (key, days) in self.limits.max_age_days.all() {
+            if !(days.is_finite() && days > 0.0) {
+                e.add(
+                    format!("limits.max_age_days.{key}"),
+                    format!("must be a number of days > 0, got {days}"),
+                );
             }
         }
     }

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::aqi::{self, Concentrations, Pollutant};
 use crate::config::{Config, StockRule};
-use crate::plans::heavy_pollution::types::Lv;
+use crate::levels::Lv;
 use crate::time::{day_start, parse_date, parse_ts, Ts};
 
 /// Why an input was refused. It changes no state.

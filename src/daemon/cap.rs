@@ -23,15 +23,6 @@ use super::render;
 
 const NS: &str = "urn:oasis:names:tc:emergency:cap:1.2";
 
-/// Whether a notice is sent as CAP.
-pub fn carried(n: &Notice) -> bool {
-    n.kind.is_move()
-        || matches!(
-            n.kind,
-            Kind::Proposal | Kind::Call | Kind::CallAck | Kind::CallUnreached
-        )
-}
-
 /// `sent`: `2023-12-01T09:00:00+08:00`, never with a fraction.
 pub fn sent(t: Ts) -> String {
     t.with_timezone(&cst())
@@ -129,7 +120,7 @@ fn references(n: &Notice, earlier: &[Notice]) -> Vec<String> {
         if e.kind == Kind::Activate {
             refs.clear();
         }
-        if carried(e) && e.kind != Kind::Proposal {
+        if render::carried(e) && e.kind != Kind::Proposal {
             refs.push(format!("{},{},{}", sender(e), e.id, sent(e.at)));
         }
     }
@@ -296,7 +287,7 @@ mod tests {
         assert!(x.contains("<sent>2023-12-01T09:00:00+08:00</sent>"), "{x}");
         assert!(x.contains("PM2.5 &lt;高&gt; &amp; 持续"), "{x}");
         assert!(!x.contains("<references>"));
-        assert!(!carried(&r));
+        assert!(!render::carried(&r));
         let x = xml(&cfg, &t, &all);
         assert!(x.contains("<msgType>Cancel</msgType>"), "{x}");
         assert!(x.contains(

@@ -21,7 +21,7 @@ use super::AppState;
 use crate::clock;
 use crate::daemon::core::LinkOutcome;
 use crate::daemon::metrics::{self, METRICS};
-use crate::daemon::{ack, CoreEvent, LinkAck};
+use crate::daemon::{CoreEvent, LinkAck};
 use crate::plans::severe_weather::{hazard_zh, Round};
 
 /// How long a click waits for the core (it may be recovering or draining echoes).
@@ -65,7 +65,7 @@ fn check(app: &AppState, p: LinkParams) -> Result<Link, Box<Response>> {
             "回应链接缺少参数，未记录。请使用消息中的原始链接。",
         )));
     };
-    if !ack::verify(&app.link_key, &[&call_id, &person, &t], &sig) {
+    if !app.link_key.verify(&[&call_id, &person, &t], &sig) {
         tracing::warn!(call_id = %call_id.escape_debug(), person = %person.escape_debug(), "ack link with a bad signature refused");
         metrics::count(&METRICS.ack_clicks, "outcome", "forged");
         return Err(Box::new(message(

@@ -387,8 +387,46 @@ pub async fn reports(
     Query(f): Query<Flash>,
 ) -> Response {
     let s = app.sessions.current(&headers);
+    let (received, overdue) = match read_reports(&app).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let duty = s.as_ref().filter(|s| s.operator.has_role("duty"));
+    let rows = unit_rows(&app, &received, &overdue);
+    let body = html! {
+        (flash(&f))
+        h1 { "落实情况上报" }
+        @if app.cfg.units.is_empty() { p.muted { "未配置上报单位。" } }
+        @else {
+            div.wrap { table {
+                tr { th { "单位" } th { "预案" } th { "已收到" } th { "最近一次" } th { "逾期次数" } th { "状态" } }
+                @for (unit, plan, n, last, missed, late) in &rows {
+                    tr {
+                        td { (unit) } td { (plan) } td { (n) "份" }
+                        td { @if let Some(t) = last { (zh_time(*t)) } }
+                        td { (missed) }
+                        td { @if *late { span.bad { "逾期未报" } } @else { span.ok { "正常" } } }
+                    }
+                }
+            } }
+        }
+        h2 { "逾期记录" }
+        @if overdue.is_empty() { p.muted { "无" } }
+        @for n in overdue.iter().rev().take(10) {
+            p.bad { (zh_time(n.at)) " " (n.plan.name_zh()) "：" (units_text(&n.evidence["units"])) }
+        }
+        (received_table(&app, &received))
+        @if let Some(s) = duty { (report_form(&app, s)) }
+    };
+    page(&app, s.as_ref(), "落实情况", body)
+}
+
+/// The `report` commands journaled (at, payload) and the `report_overdue` notices.
+async fn read_reports(
+    app: &AppState,
+) -> Result<(Vec<(Ts, serde_json::Value)>, Vec<Notice>), Response> {
     let root = app.cfg.topic_root.clone();
-    let got = with_store(&app, move |st| {
+    with_store(app, move |st| {
         let mut reports = Vec::new();
         for r in st.journal_after(0)? {
             if !r.topic.starts_with(&format!("{root}/")) || !r.topic.ends_with("/cmd") {
@@ -408,16 +446,17 @@ pub async fn reports(
             .collect();
         Ok((reports, overdue))
     })
-    .await;
-    let (received, overdue) = match got {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let duty = s.as_ref().filter(|s| s.operator.has_role("duty"));
-    // Per unit and plan: reports received, the last one, deadlines missed (the units
-    // named by `report_overdue` notices) and whether the last deadline was missed.
-    let rows: Vec<UnitRow> = app
-        .cfg
+    .await
+}
+
+/// Per unit and plan: reports received, the last one, deadlines missed (the units named by
+/// `report_overdue` notices) and whether the last deadline was missed.
+fn unit_rows(
+    app: &AppState,
+    received: &[(Ts, serde_json::Value)],
+    overdue: &[Notice],
+) -> Vec<UnitRow> {
+    app.cfg
         .units
         .iter()
         .flat_map(|u| u.plans.iter().map(move |p| (u, p)))
@@ -447,29 +486,12 @@ pub async fn reports(
                 late_now,
             )
         })
-        .collect();
-    let body = html! {
-        (flash(&f))
-        h1 { "落实情况上报" }
-        @if app.cfg.units.is_empty() { p.muted { "未配置上报单位。" } }
-        @else {
-            div.wrap { table {
-                tr { th { "单位" } th { "预案" } th { "已收到" } th { "最近一次" } th { "逾期次数" } th { "状态" } }
-                @for (unit, plan, n, last, missed, late) in &rows {
-                    tr {
-                        td { (unit) } td { (plan) } td { (n) "份" }
-                        td { @if let Some(t) = last { (zh_time(*t)) } }
-                        td { (missed) }
-                        td { @if *late { span.bad { "逾期未报" } } @else { span.ok { "正常" } } }
-                    }
-                }
-            } }
-        }
-        h2 { "逾期记录" }
-        @if overdue.is_empty() { p.muted { "无" } }
-        @for n in overdue.iter().rev().take(10) {
-            p.bad { (zh_time(n.at)) " " (n.plan.name_zh()) "：" (units_text(&n.evidence["units"])) }
-        }
+        .collect()
+}
+
+/// The last hundred reports received, newest first.
+fn received_table(app: &AppState, received: &[(Ts, serde_json::Value)]) -> Markup {
+    html! {
         h2 { "已收到的报告" }
         @if received.is_empty() { p.muted { "尚无" } }
         div.wrap { table {
@@ -480,26 +502,29 @@ pub async fn reports(
                     td { (plan_zh(v["plan"].as_str().unwrap_or(""))) }
                     td { (v["unit"].as_str().unwrap_or("")) }
                     td { (v["text"].as_str().unwrap_or("")) }
-                    td { (operator_name(&app, v["by"].as_str().unwrap_or(""))) }
+                    td { (operator_name(app, v["by"].as_str().unwrap_or(""))) }
                 }
             }
         } }
-        @if let Some(s) = duty {
-            h2 { "录入电话报告" }
-            form method="post" action="report" {
-                input type="hidden" name="csrf" value=(s.csrf);
-                p { "地区 " select name="region" { @for r in &app.cfg.regions { option value=(r.id) { (region_zh(&app, &r.id)) } } }
-                    " 预案 " select name="plan" {
-                        option value="coal_supply" { "煤炭保供" }
-                        option value="heavy_pollution" { "重污染天气" }
-                    } }
-                p { "单位 " select name="unit" required { @for u in &app.cfg.units { option value=(u.name) { (u.name) } } } }
-                p { "内容 " textarea name="text" rows="3" cols="40" required {} }
-                button type="submit" { "提交" }
-            }
+    }
+}
+
+/// The duty officer's form for a report taken by phone.
+fn report_form(app: &AppState, s: &Session) -> Markup {
+    html! {
+        h2 { "录入电话报告" }
+        form method="post" action="report" {
+            input type="hidden" name="csrf" value=(s.csrf);
+            p { "地区 " select name="region" { @for r in &app.cfg.regions { option value=(r.id) { (region_zh(app, &r.id)) } } }
+                " 预案 " select name="plan" {
+                    option value="coal_supply" { "煤炭保供" }
+                    option value="heavy_pollution" { "重污染天气" }
+                } }
+            p { "单位 " select name="unit" required { @for u in &app.cfg.units { option value=(u.name) { (u.name) } } } }
+            p { "内容 " textarea name="text" rows="3" cols="40" required {} }
+            button type="submit" { "提交" }
         }
-    };
-    page(&app, s.as_ref(), "落实情况", body)
+    }
 }
 
 /// Unit, plan, reports received, the last one, deadlines missed, late at the last one.
@@ -671,7 +696,7 @@ pub async fn notice(
     };
     let body = html! {
         h1 { (render::subject(&app.cfg, &n)) }
-        div.card { pre { (render::text_for(&app.cfg, &n, render::Reader::Group)) } }
+        div.card { pre { (render::text_for(&app.cfg, None, &n, render::Reader::Group)) } }
         details { summary { "原始记录" } pre { (serde_json::to_string_pretty(&n).unwrap_or_default()) } }
     };
     page(&app, s.as_ref(), "通知全文", body)

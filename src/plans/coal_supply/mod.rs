@@ -28,34 +28,7 @@ pub use text::{default_tasks, EVERY_UNIT};
 /// The plan's only track.
 pub const TRACK: &str = "supply";
 
-/// Warning / response levels: none < L2 (二级) < L1 (一级, highest) (§4.2.1, §5.2).
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
-pub enum Level {
-    #[default]
-    #[serde(rename = "none")]
-    None,
-    L2,
-    L1,
-}
-
-impl Level {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Level::None => "none",
-            Level::L2 => "L2",
-            Level::L1 => "L1",
-        }
-    }
-    pub fn name_zh(self) -> &'static str {
-        match self {
-            Level::None => "无预警",
-            Level::L2 => "二级",
-            Level::L1 => "一级",
-        }
-    }
-}
+pub use crate::levels::CoalLevel as Level;
 
 /// Timers of this plan.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
