@@ -702,17 +702,12 @@ impl MaxAgeDays {
 
     /// (key, bound) of the feed `suffix` (`coal/stock`, ...); `None` for commands.
     pub fn of(&self, suffix: &str) -> Option<(&'static str, f64)> {
-        Some(match suffix {
-            "weather/warning" => ("weather_warning", self.weather_warning),
-            "weather/obs" => ("weather_obs", self.weather_obs),
-            "air/aqi" => ("air_aqi", self.air_aqi),
-            "air/forecast" => ("air_forecast", self.air_forecast),
-            "air/province" => ("air_province", self.air_province),
-            "coal/stock" => ("coal_stock", self.coal_stock),
-            "coal/storage" => ("coal_storage", self.coal_storage),
-            "coal/output" => ("coal_output", self.coal_output),
-            "coal/price" => ("coal_price", self.coal_price),
-            _ => return None,
+        // The key is the feed's suffix with `_` for `/` (`coal/stock` -> `coal_stock`).
+        let (feed, what) = suffix.split_once('/')?;
+        self.all().into_iter().find(|(key, _)| {
+            key.strip_prefix(feed)
+                .and_then(|rest| rest.strip_prefix('_'))
+                == Some(what)
         })
     }
 }
@@ -1416,5 +1411,23 @@ mod tests {
             Config::from_toml("[[contact]]\nid = \"a\"\n[[contact]]\nid = \"b\"\ntire = \"A\"\n")
                 .unwrap();
         assert_eq!(l.unknown_keys, ["contact[1].tire"]);
+    }
+
+    /// Each feed's age bound is found by its topic suffix; commands have none.
+    #[test]
+    fn max_age_bounds_by_topic_suffix() {
+        let mut m = MaxAgeDays::default();
+        m.coal_stock = 2.5;
+        assert_eq!(m.of("coal/stock"), Some(("coal_stock", 2.5)));
+        assert_eq!(m.of("weather/warning"), Some(("weather_warning", 1.0)));
+        let feeds: Vec<&str> = crate::input::TOPIC_SUFFIXES
+            .iter()
+            .filter_map(|s| m.of(s).map(|(k, _)| k))
+            .collect();
+        let keys: Vec<&str> = m.all().iter().map(|(k, _)| *k).collect();
+        assert_eq!(feeds.len(), keys.len(), "{feeds:?}");
+        assert!(keys.iter().all(|k| feeds.contains(k)), "{feeds:?}");
+        assert_eq!(m.of("cmd/manual"), None);
+        assert_eq!(m.of("coal"), None);
     }
 }
