@@ -1416,8 +1416,10 @@ mod tests {
     /// Each feed's age bound is found by its topic suffix; commands have none.
     #[test]
     fn max_age_bounds_by_topic_suffix() {
-        let mut m = MaxAgeDays::default();
-        m.coal_stock = 2.5;
+        let m = MaxAgeDays {
+            coal_stock: 2.5,
+            ..MaxAgeDays::default()
+        };
         assert_eq!(m.of("coal/stock"), Some(("coal_stock", 2.5)));
         assert_eq!(m.of("weather/warning"), Some(("weather_warning", 1.0)));
         let feeds: Vec<&str> = crate::input::TOPIC_SUFFIXES
