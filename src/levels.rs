@@ -35,9 +35,26 @@ impl CoalLevel {
             CoalLevel::L1 => "一级",
         }
     }
+    /// The warning as §4.2.1 names it: 二级预警, 一级预警.
+    pub fn warning_zh(self) -> &'static str {
+        match self {
+            CoalLevel::None => "无预警",
+            CoalLevel::L2 => "二级预警",
+            CoalLevel::L1 => "一级预警",
+        }
+    }
+    /// The response that goes with the warning (§5.2.1 二级响应, §5.2.2 一级响应).
+    pub fn response_zh(self) -> Option<&'static str> {
+        match self {
+            CoalLevel::None => None,
+            CoalLevel::L2 => Some("二级响应"),
+            CoalLevel::L1 => Some("一级响应"),
+        }
+    }
 }
 
-/// The heavy-pollution plan's track level (`plans::heavy_pollution::types::Lv`). Graded levels are ordered yellow < orange < red (§3.2.1);
+/// The heavy-pollution plan's track level (`plans::heavy_pollution::types::Lv`). Graded
+/// levels are ordered yellow < orange < red (§3.2.1);
 /// `Ozone` and `So2` are the one-level tracks' levels.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,

@@ -391,6 +391,9 @@ fn first<'a>(ns: &'a [Notice], kind: Kind, level: &str) -> (usize, &'a Notice) {
 
 /// docs/messages.md: one rendered email and one phone script per plan, from the shipped
 /// scenarios, so that the documentation shows what the product sends today.
+///
+/// The levels table is made by the code that names the levels (`wording::Level`, which
+/// asks each plan) and by the CAP table (`cap::Assessment`).
 #[test]
 fn docs_show_one_email_and_one_phone_script_per_plan() {
     let key = AckKey::new(KEY);
@@ -408,6 +411,7 @@ fn docs_show_one_email_and_one_phone_script_per_plan() {
          `call` notices on the phone channel; the coal and pollution scripts below show how\n\
          the same wording reads aloud.\n",
     );
+    md += &levels_table();
     let mut section = |title: &str, cfg: &Config, n: &Notice, r: Reader| {
         md += &format!(
             "\n## {title}\n\n### Email\n\n```text\n{}```\n\n### Phone script\n\n```text\n{}\n```\n",
@@ -480,4 +484,45 @@ fn docs_show_one_email_and_one_phone_script_per_plan() {
         md,
         "docs/messages.md is out of date (UPDATE_SNAPSHOTS=1 cargo test --test rendered)"
     );
+}
+
+/// Every level of every plan: its code, its name and response as the plan says them, and
+/// its CAP severity.
+fn levels_table() -> String {
+    use yingji::wording::Level;
+    let rows: [(Plan, &str, &str); 12] = [
+        (Plan::CoalSupply, "supply", "L2"),
+        (Plan::CoalSupply, "supply", "L1"),
+        (Plan::HeavyPollution, "graded", "yellow"),
+        (Plan::HeavyPollution, "graded", "orange"),
+        (Plan::HeavyPollution, "graded", "red"),
+        (Plan::HeavyPollution, "ozone", "ozone"),
+        (Plan::HeavyPollution, "so2", "so2"),
+        (Plan::SevereWeather, "rainstorm", "yellow"),
+        (Plan::SevereWeather, "rainstorm", "orange"),
+        (Plan::SevereWeather, "rainstorm", "red"),
+        (Plan::SevereWeather, "blizzard", "red"),
+        (Plan::SevereWeather, "thunderstorm_gale", "red"),
+    ];
+    let mut s = String::from(
+        "\n## Levels\n\n\
+         Each plan names its levels; every text (subject tag, phone script, CAP `event`,\n\
+         console) prints these names. CAP `severity` follows the level; `urgency` is Past\n\
+         for a lift, Expected for a proposal, else Immediate; `certainty` is Observed for a\n\
+         lift, else Likely.\n\n\
+         | plan | track | level | name | response | CAP severity |\n\
+         |---|---|---|---|---|---|\n",
+    );
+    for (plan, track, code) in rows {
+        let l = Level::parse(plan, track, code).unwrap();
+        let a = cap::Assessment::of(Kind::Activate, &l);
+        s += &format!(
+            "| {} | {track} | {code} | {} | {} | {:?} |\n",
+            plan.as_str(),
+            l.name_zh(),
+            l.response_zh().unwrap_or("—"),
+            a.severity
+        );
+    }
+    s
 }

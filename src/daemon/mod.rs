@@ -632,34 +632,40 @@ impl Loop {
     /// the picture is published before the pages that wait for it are answered.
     fn step(&mut self, core: &mut Core, sinks: &Sinks) -> anyhow::Result<()> {
         let mut changed = false;
+        // Effects leave for the sinks only after the picture is published: a person who
+        // gets a link by webhook or email and opens it at once finds the round on the page.
+        let mut effects = Vec::new();
         let batch = std::mem::take(&mut self.held);
         if !batch.is_empty() {
             changed = true;
             let fx = core.ingest(batch, clock::now())?;
             self.summary.inputs(&fx);
-            sinks.apply(fx);
+            effects.push(fx);
         }
         let mut replies = Vec::new();
         for l in std::mem::take(&mut self.held_links) {
             let (fx, outcome) = core.link_ack(&l.region, &l.call_id, &l.person, clock::now())?;
             tracing::info!(call_id = %l.call_id.escape_debug(), person = %l.person.escape_debug(), outcome = ?outcome, "acknowledgement link");
             changed |= !fx.notices.is_empty();
-            sinks.apply(fx);
+            effects.push(fx);
             replies.push((l.reply, outcome));
         }
         let mut answers = Vec::new();
         for c in std::mem::take(&mut self.held_cmds) {
             let (fx, refused) = core.command(&c.region, c.payload, clock::now())?;
             changed = true;
-            sinks.apply(fx);
+            effects.push(fx);
             answers.push((c.reply, refused));
         }
         let fx = core.tick(clock::now())?;
         self.summary.notices += fx.notices.len() as u64;
         changed |= !fx.notices.is_empty();
-        sinks.apply(fx);
+        effects.push(fx);
         // The page that answers a click reads the picture: publish it first.
         sinks.show(core, self.live, changed);
+        for fx in effects {
+            sinks.apply(fx);
+        }
         for (reply, outcome) in replies {
             let _ = reply.send(outcome);
         }

@@ -22,7 +22,8 @@ use crate::clock;
 use crate::daemon::core::LinkOutcome;
 use crate::daemon::metrics::{self, METRICS};
 use crate::daemon::{CoreEvent, LinkAck};
-use crate::plans::severe_weather::{hazard_zh, Round};
+use crate::input::Hazard;
+use crate::plans::severe_weather::{warning_zh, Round};
 
 /// How long a click waits for the core (it may be recovering or draining echoes).
 const ACK_WAIT: Duration = Duration::from_secs(15);
@@ -125,9 +126,8 @@ fn who(round: Option<&Round>, person: &str) -> String {
 /// "暴雨红色预警第1轮叫应".
 fn what(round: &Round) -> String {
     format!(
-        "{}{}预警第{}轮叫应",
-        hazard_zh(&round.hazard),
-        round.color.name_zh(),
+        "{}第{}轮叫应",
+        warning_zh(&Hazard::parse(&round.hazard), round.color),
         round.number
     )
 }

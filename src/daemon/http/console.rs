@@ -31,10 +31,12 @@ use super::AppState;
 use crate::daemon::metrics::{self, METRICS};
 use crate::daemon::store::Store;
 use crate::daemon::{render, ConsoleCmd, CoreEvent};
+use crate::input::Hazard;
 use crate::notice::{Kind, Notice, Plan};
 use crate::plans::authority::{decider, role_zh};
-use crate::plans::severe_weather::{hazard_zh, RoundStatus};
+use crate::plans::severe_weather::{hazard_zh, warning_zh, RoundStatus};
 use crate::time::Ts;
+use crate::wording::{Level, Said};
 
 /// How long an action waits for the core.
 const CORE_WAIT: Duration = Duration::from_secs(15);
@@ -44,25 +46,32 @@ pub fn zh_time(t: Ts) -> String {
     t.format("%Y年%-m月%-d日 %H:%M").to_string()
 }
 
-/// A level in words.
-pub fn level_zh(level: &str) -> String {
-    match level {
-        "none" => "无预警".into(),
-        "L1" => "一级".into(),
-        "L2" => "二级".into(),
-        other => match crate::input::Color::parse(other) {
-            Some(c) => c.name_zh().into(),
-            None => other.into(),
-        },
-    }
+/// A track's level as its plan names it (二级预警, 橙色预警, 臭氧重污染天气预警, 暴雨红色预警,
+/// 无预警; crate::wording::Level); a code no plan has is shown as it is.
+pub fn level_zh(plan: Plan, track: &str, level: &str) -> String {
+    Level::parse(plan, track, level).map_or_else(|| level.to_string(), |l| l.name_zh())
 }
 
-fn level_class(level: &str) -> &'static str {
+/// The level of a track of the state view, in words.
+fn track_level_zh(t: &crate::daemon::view::TrackView) -> String {
+    Plan::parse(&t.plan).map_or_else(|| t.level.clone(), |p| level_zh(p, &t.track, &t.level))
+}
+
+/// The colour a track's level is shown in: the plan's level, not its code.
+fn level_class(t: &crate::daemon::view::TrackView) -> &'static str {
+    use crate::input::Color;
+    use crate::plans::coal_supply::Level as Coal;
+    use crate::plans::heavy_pollution::types::Lv;
+    let level = Plan::parse(&t.plan).and_then(|p| Level::parse(p, &t.track, &t.level));
     match level {
-        "red" | "L1" => "lv-red",
-        "orange" | "L2" => "lv-orange",
-        "yellow" => "lv-yellow",
-        "blue" => "lv-blue",
+        Some(Level::Coal(Coal::L1) | Level::Pollution(Lv::Red) | Level::Weather(_, Color::Red)) => {
+            "lv-red"
+        }
+        Some(
+            Level::Coal(Coal::L2) | Level::Pollution(Lv::Orange) | Level::Weather(_, Color::Orange),
+        ) => "lv-orange",
+        Some(Level::Pollution(Lv::Yellow) | Level::Weather(_, Color::Yellow)) => "lv-yellow",
+        Some(Level::Weather(_, Color::Blue)) => "lv-blue",
         _ => "muted",
     }
 }
@@ -204,10 +213,10 @@ pub async fn now(
                     tr {
                         td { (plan_zh(&t.plan)) }
                         td { (track_zh(&t.track)) }
-                        td class=(level_class(&t.level)) { (level_zh(&t.level)) }
+                        td class=(level_class(t)) { (track_level_zh(t)) }
                         td { @if let Some(s) = t.since { (zh_time(s)) } }
                         td { (t.clause) }
-                        td { a href={ "notice?id=" (pct(&t.last.id)) } { (t.last.kind.name_zh()) } " " (zh_time(t.last.at)) }
+                        td { a href={ "notice?id=" (pct(&t.last.id)) } { (Said::of(&t.last).kind_zh()) } " " (zh_time(t.last.at)) }
                     }
                 }
             } }
@@ -286,9 +295,13 @@ fn is_confirmation(n: &Notice) -> bool {
 
 fn proposal_what(n: &Notice, current: &str) -> String {
     if n.level == "none" {
-        format!("解除预警（当前{}）", level_zh(current))
+        format!("解除预警（当前{}）", level_zh(n.plan, &n.track, current))
     } else {
-        format!("{} → {}", level_zh(current), level_zh(&n.level))
+        format!(
+            "{} → {}",
+            level_zh(n.plan, &n.track, current),
+            level_zh(n.plan, &n.track, &n.level)
+        )
     }
 }
 
@@ -309,7 +322,7 @@ pub async fn calls(
             @let round = &r.round;
             div.card {
                 h2 {
-                    (region_zh(&app, &r.region)) " · " (hazard_zh(&round.hazard)) (round.color.name_zh()) "预警 第" (round.number) "轮"
+                    (region_zh(&app, &r.region)) " · " (warning_zh(&Hazard::parse(&round.hazard), round.color)) " 第" (round.number) "轮"
                     @match round.status {
                         RoundStatus::Current => { span.bad { "（进行中）" } }
                         RoundStatus::Superseded => { span.muted { "（已被升级取代）" } }
@@ -617,8 +630,8 @@ pub async fn history(
                     td { (region_zh(&app, &n.region)) }
                     td { (n.plan.name_zh()) }
                     td { (track_zh(&n.track)) }
-                    td { (n.kind.name_zh()) }
-                    td { (level_zh(&n.level)) }
+                    td { (Said::of(n).kind_zh()) }
+                    td { (level_zh(n.plan, &n.track, &n.level)) }
                     td { (n.reason) }
                 }
             }
