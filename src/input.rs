@@ -8,8 +8,9 @@ use chrono::{Duration, NaiveDate};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::aqi::{self, Concentrations, Pollutant, Standard};
+use crate::aqi::{self, Concentrations, Pollutant};
 use crate::config::{Config, StockRule};
+use crate::levels::Lv;
 use crate::time::{day_start, parse_date, parse_ts, Ts};
 
 /// Why an input was refused. It changes no state.
@@ -159,8 +160,8 @@ pub enum ProvinceAction {
 pub struct ProvinceNotice {
     pub ts: Ts,
     pub action: ProvinceAction,
-    /// `yellow`, `orange` or `red`; required for issue and adjust.
-    pub level: Option<String>,
+    /// `yellow`, `orange` or `red` (a graded level, §3.2); required for issue and adjust.
+    pub level: Option<Lv>,
     pub start: Option<Ts>,
     pub reference: Option<String>,
 }
@@ -625,11 +626,7 @@ fn parse_aqi(cfg: &Config, o: &Obj, at: Ts) -> Result<AqiObs, Bad> {
             iaqi: None,
         })
     } else if any_conc {
-        let std = if cfg.pollution.aqi_standard == "2012" {
-            Standard::Hj2012
-        } else {
-            Standard::Hj2026
-        };
+        let std = cfg.pollution.aqi_standard;
         let r = aqi::compute(&conc, std).ok_or((
             "missing_field",
             "no pollutant concentration to compute the AQI from".to_string(),
@@ -758,7 +755,7 @@ fn parse_province(o: &Obj, at: Ts) -> Result<ProvinceNotice, Bad> {
         }
     };
     let level = match o.opt_str("level")? {
-        Some(l @ ("yellow" | "orange" | "red")) => Some(l.to_string()),
+        Some(l @ ("yellow" | "orange" | "red")) => Lv::parse_graded(l),
         Some(l) => {
             return Err((
                 "bad_value",
@@ -910,14 +907,14 @@ fn parse_report(cfg: &Config, o: &Obj) -> Result<UnitReport, Bad> {
             format!("unknown unit {name:?} (not a [[unit]] name or alias)"),
         )
     })?;
-    if !unit.reports_on(plan.as_str()) {
+    if !unit.reports_on(plan) {
         return Err((
             "bad_value",
             format!(
                 "unit {:?} does not report on {} (its plans: {})",
                 unit.name,
                 plan.as_str(),
-                unit.plans.join(", ")
+                unit.plan_names()
             ),
         ));
     }

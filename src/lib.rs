@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod engine;
 pub mod expect;
 pub mod input;
+pub mod levels;
 pub mod notice;
 pub mod plans;
 pub mod progress;
