@@ -558,19 +558,20 @@ impl Default for MaxAgeDays {
 }
 
 impl MaxAgeDays {
-    /// (key, bound) of the feed `suffix` (`coal/stock`, ...); `None` for commands.
-    pub fn of(&self, suffix: &str) -> Option<(&'static str, f64)> {
-        Some(match suffix {
-            "weather/warning" => ("weather_warning", self.weather_warning),
-            "weather/obs" => ("weather_obs", self.weather_obs),
-            "air/aqi" => ("air_aqi", self.air_aqi),
-            "air/forecast" => ("air_forecast", self.air_forecast),
-            "air/province" => ("air_province", self.air_province),
-            "coal/stock" => ("coal_stock", self.coal_stock),
-            "coal/storage" => ("coal_storage", self.coal_storage),
-            "coal/output" => ("coal_output", self.coal_output),
-            "coal/price" => ("coal_price", self.coal_price),
-            _ => return None,
+    /// (key, bound) of the feed `topic`; `None` for commands.
+    pub fn of(&self, topic: crate::input::Topic) -> Option<(&'static str, f64)> {
+        use crate::input::Topic;
+        Some(match topic {
+            Topic::WeatherWarning => ("weather_warning", self.weather_warning),
+            Topic::WeatherObs => ("weather_obs", self.weather_obs),
+            Topic::AirAqi => ("air_aqi", self.air_aqi),
+            Topic::AirForecast => ("air_forecast", self.air_forecast),
+            Topic::AirProvince => ("air_province", self.air_province),
+            Topic::CoalStock => ("coal_stock", self.coal_stock),
+            Topic::CoalStorage => ("coal_storage", self.coal_storage),
+            Topic::CoalOutput => ("coal_output", self.coal_output),
+            Topic::CoalPrice => ("coal_price", self.coal_price),
+            Topic::Cmd => return None,
         })
     }
 }
@@ -907,8 +908,8 @@ impl Config {
         if self.limits.max_payload_bytes == 0 {
             err("limits.max_payload_bytes".into(), "must be > 0".into());
         }
-        for suffix in crate::input::TOPIC_SUFFIXES {
-            if let Some((key, days)) = self.limits.max_age_days.of(suffix) {
+        for topic in crate::input::Topic::all() {
+            if let Some((key, days)) = self.limits.max_age_days.of(*topic) {
                 if !(days.is_finite() && days > 0.0) {
                     err(
                         format!("limits.max_age_days.{key}"),
