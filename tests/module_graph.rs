@@ -53,8 +53,8 @@ fn no_import_cycle_between_modules() {
 ///   (moving `Cx` next to the plans breaks it);
 /// - `plans` ⇄ `wording`: the plans write dates with `wording::time_zh`/`date_zh`, wording
 ///   names the plans' levels;
-/// - `config` ⇄ `input`: config checks topics against `input::TOPIC_SUFFIXES`, input reads
-///   `config::Config`.
+/// - `config` ⇄ `input`: config keys `limits.max_age_days` by `input::Topic` (and checks
+///   them over `Topic::all()`), input reads `config::Config`.
 const KNOWN: &[&[&str]] = &[
     &["crate::engine", "crate::plans", "crate::wording"],
     &["crate::config", "crate::input"],
