@@ -685,29 +685,20 @@ impl Default for MaxAgeDays {
 }
 
 impl MaxAgeDays {
-    /// Every bound with its key.
-    pub fn all(&self) -> [(&'static str, f64); 9] {
-        [
-            ("weather_warning", self.weather_warning),
-            ("weather_obs", self.weather_obs),
-            ("air_aqi", self.air_aqi),
-            ("air_forecast", self.air_forecast),
-            ("air_province", self.air_province),
-            ("coal_stock", self.coal_stock),
-            ("coal_storage", self.coal_storage),
-            ("coal_output", self.coal_output),
-            ("coal_price", self.coal_price),
-        ]
-    }
-
-    /// (key, bound) of the feed `suffix` (`coal/stock`, ...); `None` for commands.
-    pub fn of(&self, suffix: &str) -> Option<(&'static str, f64)> {
-        // The key is the feed's suffix with `_` for `/` (`coal/stock` -> `coal_stock`).
-        let (feed, what) = suffix.split_once('/')?;
-        self.all().into_iter().find(|(key, _)| {
-            key.strip_prefix(feed)
-                .and_then(|rest| rest.strip_prefix('_'))
-                == Some(what)
+    /// (key, bound) of the feed `topic`; `None` for commands.
+    pub fn of(&self, topic: crate::topic::Topic) -> Option<(&'static str, f64)> {
+        use crate::topic::Topic;
+        Some(match topic {
+            Topic::WeatherWarning => ("weather_warning", self.weather_warning),
+            Topic::WeatherObs => ("weather_obs", self.weather_obs),
+            Topic::AirAqi => ("air_aqi", self.air_aqi),
+            Topic::AirForecast => ("air_forecast", self.air_forecast),
+            Topic::AirProvince => ("air_province", self.air_province),
+            Topic::CoalStock => ("coal_stock", self.coal_stock),
+            Topic::CoalStorage => ("coal_storage", self.coal_storage),
+            Topic::CoalOutput => ("coal_output", self.coal_output),
+            Topic::CoalPrice => ("coal_price", self.coal_price),
+            Topic::Cmd => return None,
         })
     }
 }
@@ -1038,12 +1029,14 @@ impl Config {
         if self.limits.max_payload_bytes == 0 {
             e.add("limits.max_payload_bytes", "must be > 0");
         }
-        for (key, days) in self.limits.max_age_days.all() {
-            if !(days.is_finite() && days > 0.0) {
-                e.add(
-                    format!("limits.max_age_days.{key}"),
-                    format!("must be a number of days > 0, got {days}"),
-                );
+        for topic in crate::topic::Topic::all() {
+            if let Some((key, days)) = self.limits.max_age_days.of(*topic) {
+                if !(days.is_finite() && days > 0.0) {
+                    e.add(
+                        format!("limits.max_age_days.{key}"),
+                        format!("must be a number of days > 0, got {days}"),
+                    );
+                }
             }
         }
     }
@@ -1413,23 +1406,22 @@ mod tests {
         assert_eq!(l.unknown_keys, ["contact[1].tire"]);
     }
 
-    /// Each feed's age bound is found by its topic suffix; commands have none.
+    /// Each feed's age bound is keyed by its topic (`coal/stock` -> `coal_stock`);
+    /// commands have none.
     #[test]
-    fn max_age_bounds_by_topic_suffix() {
+    fn max_age_bounds_by_topic() {
+        use crate::topic::Topic;
         let m = MaxAgeDays {
             coal_stock: 2.5,
             ..MaxAgeDays::default()
         };
-        assert_eq!(m.of("coal/stock"), Some(("coal_stock", 2.5)));
-        assert_eq!(m.of("weather/warning"), Some(("weather_warning", 1.0)));
-        let feeds: Vec<&str> = crate::input::TOPIC_SUFFIXES
-            .iter()
-            .filter_map(|s| m.of(s).map(|(k, _)| k))
-            .collect();
-        let keys: Vec<&str> = m.all().iter().map(|(k, _)| *k).collect();
-        assert_eq!(feeds.len(), keys.len(), "{feeds:?}");
-        assert!(keys.iter().all(|k| feeds.contains(k)), "{feeds:?}");
-        assert_eq!(m.of("cmd/manual"), None);
-        assert_eq!(m.of("coal"), None);
+        assert_eq!(m.of(Topic::CoalStock), Some(("coal_stock", 2.5)));
+        assert_eq!(m.of(Topic::WeatherWarning), Some(("weather_warning", 1.0)));
+        for t in Topic::all() {
+            match m.of(*t) {
+                Some((key, _)) => assert_eq!(key, t.as_str().replace('/', "_")),
+                None => assert_eq!(*t, Topic::Cmd),
+            }
+        }
     }
 }

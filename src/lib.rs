@@ -17,6 +17,7 @@ pub mod replay;
 pub mod secret;
 pub mod time;
 pub mod timeline;
+pub mod topic;
 pub mod wording;
 
 pub use config::Config;

@@ -451,7 +451,7 @@ impl Sinks {
         }
         let mut outs = Vec::new();
         for (at, r) in &fx.rejections {
-            tracing::warn!(topic = %r.topic, class = r.class, reason = %r.reason, "input rejected");
+            tracing::warn!(topic = %r.topic, class = r.class.as_str(), reason = %r.reason, "input rejected");
             outs.push(Out::Plain {
                 topic: render::rejected_topic(&self.cfg, r),
                 payload: render::rejected_json(*at, r),

@@ -159,7 +159,7 @@ fn guarded_ingest(
     Err(Rejection {
         topic: topic.to_string(),
         region: region.map(str::to_string),
-        class: "internal",
+        class: crate::input::RejectionClass::Internal,
         reason: format!("handling this input failed inside yingji ({what}); it was not applied, please report it"),
     })
 }

@@ -1,6 +1,7 @@
 //! The core without I/O: journal, rejections, recovery, clock jumps.
 
 use super::*;
+use crate::input::RejectionClass;
 use crate::time::parse_ts;
 
 fn cfg() -> Arc<Config> {
@@ -49,7 +50,7 @@ fn parsed_inputs_are_journaled_rejected_ones_are_not_and_all_are_acked() {
         .unwrap();
     assert_eq!(fx.acks, vec![7, 7]);
     assert_eq!(fx.rejections.len(), 1);
-    assert_eq!(fx.rejections[0].1.class, "bad_json");
+    assert_eq!(fx.rejections[0].1.class, RejectionClass::BadJson);
     let rows = core.store().journal_after(0).unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].topic, "ers/shuozhou/air/aqi");
@@ -447,7 +448,7 @@ fn an_input_whose_handling_panics_is_refused_and_leaves_no_trace() {
     let r = &fx.rejections[0].1;
     assert_eq!(
         (r.class, r.region.as_deref()),
-        ("internal", Some("shuozhou"))
+        (RejectionClass::Internal, Some("shuozhou"))
     );
     assert_eq!(r.topic, "ers/shuozhou/air/aqi");
     assert!(fx.notices.is_empty());
