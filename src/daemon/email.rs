@@ -87,7 +87,7 @@ impl Mailer {
         let Some((smtp, from)) = transport(&cfg)? else {
             return Ok(None);
         };
-        let store = Store::open(db)?;
+        let store = Store::open_sink(db)?;
         let now = crate::clock::monotonic();
         let queue: VecDeque<Job> = store
             .pending(render::SINK_EMAIL)?

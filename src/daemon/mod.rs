@@ -199,7 +199,7 @@ async fn run_async(cfg: Arc<Config>, init: bool) -> anyhow::Result<()> {
     let publisher = Publisher::start(
         Arc::clone(&cfg),
         &settings,
-        Store::open(&path)?,
+        Store::open_sink(&path)?,
         echo_key.clone(),
     );
     let (ops_tx, mut ops_rx) = tokio::sync::mpsc::unbounded_channel::<serde_json::Value>();
@@ -370,6 +370,18 @@ fn state_outs(
 }
 
 impl Sinks {
+    /// The effects of inputs handled while the echoes still drain: acks, rejections,
+    /// emails and webhooks go now; MQTT notices wait in the outbox and go out when the
+    /// daemon goes live, after what was undelivered before (the order they were made),
+    /// and so do the state documents (`go_live`).
+    fn apply_draining(&self, mut fx: Effects<InToken>) {
+        for (_, sinks) in &mut fx.notices {
+            sinks.retain(|s| !s.starts_with("mqtt:"));
+        }
+        fx.states.clear();
+        self.apply(fx);
+    }
+
     /// Publishes the core's picture when it changed (`changed`) or went live.
     fn show(&self, core: &Core, live: bool, changed: bool) {
         let cur = self.view.borrow().clone();
@@ -519,6 +531,8 @@ fn core_loop(mut core: Core, rx: Receiver<CoreEvent>, sinks: Sinks) -> anyhow::R
     let mut next_retention = clock::now();
     let mut watchdog = systemd::Watchdog::from_env();
     let mut summary = Summary::new();
+    // Levels moved by inputs handled during the drain, published after its notices.
+    let mut states_held = false;
     loop {
         watchdog.ping();
         let sleep = match (live, core.next_deadline()) {
@@ -534,18 +548,25 @@ fn core_loop(mut core: Core, rx: Receiver<CoreEvent>, sinks: Sinks) -> anyhow::R
         let now = clock::now();
         if !live && !a.drained && drain_until.is_some_and(|t| now >= t) {
             tracing::warn!("echoes did not drain in time: sending what is undelivered now");
-            live = go_live(&core, &sinks)?;
+            live = go_live(&core, &sinks, std::mem::take(&mut states_held))?;
         } else if !live && !a.drained && drain_until.is_none() && now >= started + CONNECT_WAIT {
             tracing::error!(
                 "no connection to the broker since the start: going live without draining echoes"
             );
-            live = go_live(&core, &sinks)?;
+            live = go_live(&core, &sinks, std::mem::take(&mut states_held))?;
         } else if !live && a.drained {
-            live = go_live(&core, &sinks)?;
+            live = go_live(&core, &sinks, std::mem::take(&mut states_held))?;
             sinks.show(&core, live, true);
             systemd::ready();
         }
         held.append(&mut a.inputs);
+        if !live && !held.is_empty() {
+            // Inputs flow while the echoes drain (the marker is queued behind them).
+            let fx = core.ingest(std::mem::take(&mut held), clock::now())?;
+            summary.inputs(&fx);
+            states_held |= !fx.states.is_empty();
+            sinks.apply_draining(fx);
+        }
         held_links.append(&mut a.links);
         held_cmds.append(&mut a.cmds);
         for (region, event, reply) in a.csv {
@@ -556,9 +577,11 @@ fn core_loop(mut core: Core, rx: Receiver<CoreEvent>, sinks: Sinks) -> anyhow::R
             let batch = std::mem::take(&mut held);
             if !batch.is_empty() {
                 changed = true;
+                let first = batch.iter().filter_map(|i| i.arrived).min();
                 let fx = core.ingest(batch, clock::now())?;
                 summary.inputs(&fx);
                 sinks.apply(fx);
+                timing(first, core.last_commit());
             }
             let mut replies = Vec::new();
             for l in std::mem::take(&mut held_links) {
@@ -671,8 +694,10 @@ fn retain(core: &mut Core) {
     }
 }
 
-/// Sends every delivery the outbox still has for MQTT, in order; returns true.
-fn go_live(core: &Core, sinks: &Sinks) -> anyhow::Result<bool> {
+/// Sends every delivery the outbox still has for MQTT, in order (what was undelivered
+/// before the start, then what the inputs handled during the drain made), then, when
+/// those inputs moved levels (`states`), every state document; returns true.
+fn go_live(core: &Core, sinks: &Sinks, states: bool) -> anyhow::Result<bool> {
     let pending = core.store().pending("mqtt:")?;
     tracing::info!(
         undelivered = pending.len(),
@@ -685,7 +710,28 @@ fn go_live(core: &Core, sinks: &Sinks) -> anyhow::Result<bool> {
             notice: Arc::new(p.notice),
             sink: p.sink,
         }));
+    if states {
+        sinks
+            .publisher
+            .submit(state_outs(&sinks.cfg, core.all_states()));
+    }
     Ok(true)
+}
+
+/// Where a batch's time went, for `scripts/bench-live.sh` (target `yingji::timing`,
+/// debug): from the first input's arrival off the network until its effects were handed
+/// to the sinks (`daemon_us`), and the journal commit within it (`commit_us`, the disk
+/// sync: the daemon's own share is the difference).
+fn timing(first_arrival: Option<crate::time::Ts>, commit: Duration) {
+    if let Some(t) = first_arrival {
+        let total = (clock::now() - t).num_microseconds().unwrap_or(i64::MAX);
+        tracing::debug!(
+            target: "yingji::timing",
+            daemon_us = total,
+            commit_us = commit.as_micros() as u64,
+            "batch handled"
+        );
+    }
 }
 
 #[cfg(test)]

@@ -126,7 +126,7 @@ impl Hooks {
         if hooks.is_empty() {
             return Ok(None);
         }
-        let store = Store::open(db)?;
+        let store = Store::open_sink(db)?;
         let mut queue = VecDeque::new();
         for p in store.pending(render::SINK_WEBHOOK)? {
             match hooks.iter().position(|h| h.sink == p.sink) {
