@@ -344,24 +344,29 @@ impl Store {
         Ok(out)
     }
 
-    /// The notices of one track (ids `{plan}/{region}/{track}/…`), in the order made.
-    pub fn track_notices(
-        &self,
-        plan: &str,
-        region: &str,
-        track: &str,
-    ) -> anyhow::Result<Vec<Notice>> {
-        let lo = format!("{plan}/{region}/{track}/");
+    /// The notices of `n`'s track a CAP message of `n` may reference: from the track's
+    /// last `activate` up to `n`, in order (all of the track up to `n` when it has none).
+    /// Read backwards from `n`, so the cost does not grow with the track's history.
+    pub fn cap_history(&self, n: &Notice) -> anyhow::Result<Vec<Notice>> {
+        let lo = format!("{}/{}/{}/", n.plan.as_str(), n.region, n.track);
         // '0' follows '/': every id with the prefix sorts in [lo, hi).
-        let hi = format!("{plan}/{region}/{track}0");
-        let mut st = self
-            .conn
-            .prepare("SELECT json FROM notices WHERE id >= ?1 AND id < ?2 ORDER BY n")?;
-        let rows = st.query_map([lo, hi], |r| r.get::<_, String>(0))?;
+        let hi = format!("{}/{}/{}0", n.plan.as_str(), n.region, n.track);
+        let mut st = self.conn.prepare_cached(
+            "SELECT json FROM notices WHERE id >= ?1 AND id < ?2
+             AND n <= COALESCE((SELECT n FROM notices WHERE id = ?3), 9223372036854775807)
+             ORDER BY n DESC",
+        )?;
+        let mut rows = st.query(params![lo, hi, n.id])?;
         let mut out = Vec::new();
-        for row in rows {
-            out.push(serde_json::from_str(&row?)?);
+        while let Some(row) = rows.next()? {
+            let e: Notice = serde_json::from_str(&row.get::<_, String>(0)?)?;
+            let first = e.kind == crate::notice::Kind::Activate;
+            out.push(e);
+            if first {
+                break;
+            }
         }
+        out.reverse();
         Ok(out)
     }
 
