@@ -61,15 +61,21 @@ impl Rng {
     }
 }
 
+/// A sample payload: (benchmark name, feed under the region's topic, payload).
+type Sample = (&'static str, &'static str, Value);
+
+const SAMPLE_TS: &str = "2023-12-01T08:00:00+08:00";
+
 /// One sample payload per topic kind.
-fn samples() -> Vec<(&'static str, &'static str, Value)> {
-    let t = "2023-12-01T08:00:00+08:00";
-    let hours: Vec<Value> = (1..=72)
-        .map(|k| {
-            let ts = fmt_ts(t0() + Span::hours(k));
-            json!({"ts": ts, "aqi": 120 + k, "primary": "PM2.5"})
-        })
-        .collect();
+fn samples() -> Vec<Sample> {
+    let mut all = coal_samples();
+    all.extend(air_samples());
+    all.extend(weather_and_command_samples());
+    all
+}
+
+fn coal_samples() -> Vec<Sample> {
+    let t = SAMPLE_TS;
     vec![
         (
             "coal_stock",
@@ -91,6 +97,18 @@ fn samples() -> Vec<(&'static str, &'static str, Value)> {
             "coal/storage",
             json!({"ts": t, "storage_t": 5200000}),
         ),
+    ]
+}
+
+fn air_samples() -> Vec<Sample> {
+    let t = SAMPLE_TS;
+    let hours: Vec<Value> = (1..=72)
+        .map(|k| {
+            let ts = fmt_ts(t0() + Span::hours(k));
+            json!({"ts": ts, "aqi": 120 + k, "primary": "PM2.5"})
+        })
+        .collect();
+    vec![
         (
             "air_aqi",
             "air/aqi",
@@ -119,6 +137,17 @@ fn samples() -> Vec<(&'static str, &'static str, Value)> {
             json!({"ts": t, "action": "issue", "level": "orange", "start": t, "ref": "晋"}),
         ),
         (
+            "bad_json",
+            "air/aqi",
+            Value::String("{\"ts\": broken".into()),
+        ),
+    ]
+}
+
+fn weather_and_command_samples() -> Vec<Sample> {
+    let t = SAMPLE_TS;
+    vec![
+        (
             "weather_warning",
             "weather/warning",
             json!({"ts": t, "id": "w1", "hazard": "rainstorm", "color": "red", "action": "issue"}),
@@ -137,11 +166,6 @@ fn samples() -> Vec<(&'static str, &'static str, Value)> {
             "cmd_manual",
             "cmd",
             json!({"cmd": "manual", "plan": "coal_supply", "level": "L2", "reason": "测试", "by": "x"}),
-        ),
-        (
-            "bad_json",
-            "air/aqi",
-            Value::String("{\"ts\": broken".into()),
         ),
     ]
 }
@@ -167,43 +191,88 @@ fn bench_parse(c: &mut Criterion) {
 /// A generated scenario of `days` days: hourly AQI, station rain, forecasts every 12 h,
 /// daily coal reports with stress periods, a storm with calls every 5 days, bad input.
 fn scenario(days: i64, stations: usize) -> String {
-    let mut rng = Rng(0x5EED);
-    let mut out = Vec::new();
-    let mut line = |at: Ts, feed: &str, p: Value| {
-        out.push((
+    let mut g = Generator {
+        rng: Rng(0x5EED),
+        out: Vec::new(),
+        aqi: 80.0,
+    };
+    for h in 0..days * 24 {
+        let t = t0() + Span::hours(h);
+        g.air_hour(h, t);
+        g.weather_hour(h, t, stations);
+        if h % 24 == 9 {
+            g.coal_day(h, t);
+        }
+        if h % 97 == 0 {
+            g.line(
+                t + Span::minutes(30),
+                "air/aqi",
+                Value::String("{\"ts\": broken".into()),
+            );
+        }
+    }
+    g.out.sort_by_key(|(at, _)| *at);
+    let mut text: String = g.out.into_iter().map(|(_, l)| l + "\n").collect();
+    text.push_str(&json!({"at": fmt_ts(t0() + Span::days(days)), "end": true}).to_string());
+    text.push('\n');
+    text
+}
+
+/// The scenario generator's state: the random stream, the lines so far, the AQI walk.
+struct Generator {
+    rng: Rng,
+    out: Vec<(Ts, String)>,
+    aqi: f64,
+}
+
+impl Generator {
+    fn line(&mut self, at: Ts, feed: &str, p: Value) {
+        self.out.push((
             at,
             json!({"at": fmt_ts(at), "topic": format!("ers/shuozhou/{feed}"), "payload": p})
                 .to_string(),
         ));
-    };
-    let mut aqi = 80.0;
-    for h in 0..days * 24 {
-        let t = t0() + Span::hours(h);
+    }
+
+    /// Hour `h`: the AQI reading (a walk towards a polluted stretch every 10 days) and a
+    /// 72 h forecast every 12 h.
+    fn air_hour(&mut self, h: i64, t: Ts) {
         let target = if (h % 240) > 72 && (h % 240) < 120 {
             260.0
         } else {
             70.0
         };
-        aqi = (aqi + (target - aqi) * 0.08 + rng.range(-8.0, 8.0)).clamp(5.0, 480.0);
-        line(
+        self.aqi =
+            (self.aqi + (target - self.aqi) * 0.08 + self.rng.range(-8.0, 8.0)).clamp(5.0, 480.0);
+        let aqi = self.aqi;
+        self.line(
             t + Span::minutes(5),
             "air/aqi",
             json!({"ts": fmt_ts(t), "aqi": aqi.round(), "primary": "PM2.5"}),
         );
         if h % 12 == 0 {
             let hours: Vec<Value> = (1..=72)
-                .map(|k| json!({"ts": fmt_ts(t + Span::hours(k)), "aqi": (aqi + rng.range(-20.0, 20.0)).round(), "primary": "PM2.5"}))
+                .map(|k| json!({"ts": fmt_ts(t + Span::hours(k)), "aqi": (aqi + self.rng.range(-20.0, 20.0)).round(), "primary": "PM2.5"}))
                 .collect();
-            line(
+            self.line(
                 t + Span::minutes(10),
                 "air/forecast",
                 json!({"issued": fmt_ts(t), "hours": hours}),
             );
         }
+    }
+
+    /// Hour `h`: rain at every station (a 4-hour storm every 5 days) and, in the storm, an
+    /// orange rainstorm warning, its first call answered, lifted 5 hours later.
+    fn weather_hour(&mut self, h: i64, t: Ts, stations: usize) {
         let storm = h % 120 >= 50 && h % 120 < 54;
         for s in 0..stations {
-            let rain = if storm { rng.range(20.0, 45.0) } else { 0.0 };
-            line(
+            let rain = if storm {
+                self.rng.range(20.0, 45.0)
+            } else {
+                0.0
+            };
+            self.line(
                 t + Span::minutes(6),
                 "weather/obs",
                 json!({"ts": fmt_ts(t), "station": format!("st-{s:03}"), "rain_mm": rain.round()}),
@@ -211,64 +280,55 @@ fn scenario(days: i64, stations: usize) -> String {
         }
         if h % 120 == 51 {
             let id = format!("w-{h}");
-            line(
+            self.line(
                 t + Span::minutes(20),
                 "weather/warning",
                 json!({"ts": fmt_ts(t), "id": id, "hazard": "rainstorm", "color": "orange", "action": "issue"}),
             );
-            line(
+            self.line(
                 t + Span::minutes(21),
                 "cmd",
                 json!({"cmd": "ack", "call_id": format!("{id}/1"), "person": "yjj"}),
             );
-            line(
+            self.line(
                 t + Span::hours(5),
                 "weather/warning",
                 json!({"ts": fmt_ts(t + Span::hours(5)), "id": id, "hazard": "rainstorm", "action": "lift"}),
             );
         }
-        if h % 24 == 9 {
-            let day = local_date(t).format("%Y-%m-%d").to_string();
-            let stressed = (h / 24) % 40 >= 10 && (h / 24) % 40 < 22;
-            let output = if stressed {
-                rng.range(420e3, 490e3)
-            } else {
-                rng.range(505e3, 560e3)
-            };
-            line(
-                t,
-                "coal/output",
-                json!({"date": day, "output_t": output.round()}),
-            );
-            line(
-                t + Span::minutes(1),
-                "coal/price",
-                json!({"date": day, "price_cny_t": rng.range(880.0, 920.0).round()}),
-            );
-            let days_left = if stressed {
-                rng.range(12.0, 19.0)
-            } else {
-                rng.range(22.0, 30.0)
-            };
-            line(
-                t + Span::minutes(2),
-                "coal/stock",
-                json!({"ts": fmt_ts(t), "plant": "A", "stock_days": days_left}),
-            );
-        }
-        if h % 97 == 0 {
-            line(
-                t + Span::minutes(30),
-                "air/aqi",
-                Value::String("{\"ts\": broken".into()),
-            );
-        }
     }
-    out.sort_by_key(|(at, _)| *at);
-    let mut text: String = out.into_iter().map(|(_, l)| l + "\n").collect();
-    text.push_str(&json!({"at": fmt_ts(t0() + Span::days(days)), "end": true}).to_string());
-    text.push('\n');
-    text
+
+    /// The daily coal reports (output, price, stock days), short of supply 12 days in 40.
+    fn coal_day(&mut self, h: i64, t: Ts) {
+        let day = local_date(t).format("%Y-%m-%d").to_string();
+        let stressed = (h / 24) % 40 >= 10 && (h / 24) % 40 < 22;
+        let output = if stressed {
+            self.rng.range(420e3, 490e3)
+        } else {
+            self.rng.range(505e3, 560e3)
+        };
+        self.line(
+            t,
+            "coal/output",
+            json!({"date": day, "output_t": output.round()}),
+        );
+        let price = self.rng.range(880.0, 920.0).round();
+        self.line(
+            t + Span::minutes(1),
+            "coal/price",
+            json!({"date": day, "price_cny_t": price}),
+        );
+        let days_left = if stressed {
+            self.rng.range(12.0, 19.0)
+        } else {
+            self.rng.range(22.0, 30.0)
+        };
+        self.line(
+            t + Span::minutes(2),
+            "coal/stock",
+            json!({"ts": fmt_ts(t), "plant": "A", "stock_days": days_left}),
+        );
+    }
 }
 
 /// The scenario's messages, parsed once (rejected ones dropped).

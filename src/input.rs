@@ -176,12 +176,40 @@ pub enum Hazard {
 }
 
 impl Hazard {
+    /// A hazard code (`rainstorm`, …); any other code is `Other`.
+    pub fn parse(s: &str) -> Hazard {
+        match s {
+            "rainstorm" => Hazard::Rainstorm,
+            "blizzard" => Hazard::Blizzard,
+            "thunderstorm_gale" => Hazard::ThunderstormGale,
+            other => Hazard::Other(other.to_string()),
+        }
+    }
     pub fn as_str(&self) -> &str {
         match self {
             Hazard::Rainstorm => "rainstorm",
             Hazard::Blizzard => "blizzard",
             Hazard::ThunderstormGale => "thunderstorm_gale",
             Hazard::Other(s) => s,
+        }
+    }
+    /// The hazard as the call mechanism names it (65号 §二): 暴雨, 暴雪, 雷暴大风.
+    pub fn name_zh(&self) -> &'static str {
+        match self {
+            Hazard::Rainstorm => "暴雨",
+            Hazard::Blizzard => "暴雪",
+            Hazard::ThunderstormGale => "雷暴大风",
+            Hazard::Other(_) => "其他灾害",
+        }
+    }
+    /// What a call reports first (65号 §三: 雨情; 雪情, 风情 for the other hazards); none
+    /// for a hazard the mechanism does not call for.
+    pub fn situation_zh(&self) -> Option<&'static str> {
+        match self {
+            Hazard::Rainstorm => Some("雨情"),
+            Hazard::Blizzard => Some("雪情"),
+            Hazard::ThunderstormGale => Some("风情"),
+            Hazard::Other(_) => None,
         }
     }
 }
@@ -761,12 +789,7 @@ fn parse_province(o: &Obj, at: Ts) -> Result<ProvinceNotice, Bad> {
 fn parse_warning(o: &Obj, at: Ts) -> Result<Warning, Bad> {
     let ts = o.ts("ts", at)?;
     let id = o.nonempty_str("id")?;
-    let hazard = match o.nonempty_str("hazard")?.as_str() {
-        "rainstorm" => Hazard::Rainstorm,
-        "blizzard" => Hazard::Blizzard,
-        "thunderstorm_gale" => Hazard::ThunderstormGale,
-        other => Hazard::Other(other.to_string()),
-    };
+    let hazard = Hazard::parse(&o.nonempty_str("hazard")?);
     let action = match o.req_str("action")? {
         "issue" => WarningAction::Issue,
         "update" => WarningAction::Update,

@@ -13,6 +13,7 @@ pub mod notice;
 pub mod plans;
 pub mod progress;
 pub mod replay;
+pub mod secret;
 pub mod time;
 pub mod timeline;
 pub mod wording;

@@ -301,56 +301,37 @@ fn replay(
     quiet: bool,
     timeline: Option<PathBuf>,
 ) -> ExitCode {
-    if let Some(t) = &timeline {
-        if !t.extension().is_some_and(|e| e.eq_ignore_ascii_case("svg")) {
-            eprintln!("--timeline needs a file name ending in .svg (its CSV goes beside it)");
-            return ExitCode::from(2);
-        }
-        if scenarios.len() != 1 {
-            eprintln!(
-                "--timeline draws one scenario file (several files run on fresh engines, \
-                 so their levels are not one history)"
-            );
-            return ExitCode::from(2);
-        }
+    match replay_checked(&scenarios, config, out, expect, quiet, timeline) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(code) => code,
     }
-    let loaded = match load_config(config.as_ref()) {
-        Ok(l) => l,
-        Err(c) => return c,
-    };
+}
+
+/// `yingji replay`; `Err` carries the exit code once the reason is printed.
+fn replay_checked(
+    scenarios: &[PathBuf],
+    config: Option<PathBuf>,
+    out: Option<PathBuf>,
+    expect: Option<PathBuf>,
+    quiet: bool,
+    timeline: Option<PathBuf>,
+) -> Result<(), ExitCode> {
+    if let Some(t) = &timeline {
+        timeline_usage(t, scenarios.len())?;
+    }
+    let loaded = load_config(config.as_ref())?;
     for k in &loaded.unknown_keys {
         eprintln!("config warning: unknown key {k} is ignored");
     }
     let cfg = Arc::new(loaded.config);
-    let expected = match &expect {
-        None => None,
-        Some(p) => {
-            let text = match std::fs::read_to_string(p) {
-                Ok(t) => t,
-                Err(e) => {
-                    eprintln!("{}: {e}", p.display());
-                    return ExitCode::from(2);
-                }
-            };
-            match yingji::expect::parse_expected(&text) {
-                Ok(x) => Some(x),
-                Err(e) => {
-                    eprintln!("{}: {e}", p.display());
-                    return ExitCode::from(2);
-                }
-            }
-        }
-    };
-    let mut writer = match output(out.as_ref()) {
-        Ok(w) => w,
-        Err(c) => return c,
-    };
+    let expected = expect.as_deref().map(read_expected).transpose()?;
+    let mut writer = output(out.as_ref())?;
     let mut collected = Vec::new();
     let collect = expected.as_ref().map(|_| &mut collected);
     let progress = if quiet {
         None
     } else {
-        ReplayProgress::for_replay(&scenarios, out.is_none())
+        ReplayProgress::for_replay(scenarios, out.is_none())
     };
     let mut recorder = timeline.as_ref().map(|_| Recorder::new(&cfg));
     let mut watch = Watch {
@@ -359,7 +340,7 @@ fn replay(
     };
     let result = yingji::replay::run_files_watched(
         &cfg,
-        &scenarios,
+        scenarios,
         &mut writer,
         collect,
         !quiet,
@@ -368,38 +349,76 @@ fn replay(
     if let Some(p) = &progress {
         p.finish();
     }
-    // `yingji replay ... | head`: the reader went away; stop quietly, as ripgrep does.
-    let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::BrokenPipe;
-    if let Err(yingji::replay::ScenarioError::Io { source, .. }) = &result {
-        if gone(source) {
-            return ExitCode::SUCCESS;
-        }
+    if !notices_written(&result, writer)? {
+        return Ok(());
     }
-    if let Err(e) = writer.flush() {
-        if gone(&e) {
-            return ExitCode::SUCCESS;
-        }
-        eprintln!("writing notices: {e}");
-        return ExitCode::from(2);
-    }
-    drop(writer);
     if let Err(e) = result {
         eprintln!("{e}");
-        return ExitCode::from(2);
+        return Err(ExitCode::from(2));
     }
     if let (Some(path), Some(rec)) = (&timeline, &recorder) {
         if let Err(e) = yingji::timeline::write_files(&cfg, path, rec) {
             eprintln!("--timeline: {e}");
-            return ExitCode::from(2);
+            return Err(ExitCode::from(2));
         }
     }
     if let Some(exp) = expected {
         if let Err(diff) = yingji::expect::compare(&exp, &collected) {
             eprint!("{diff}");
-            return ExitCode::from(1);
+            return Err(ExitCode::from(1));
         }
     }
-    ExitCode::SUCCESS
+    Ok(())
+}
+
+/// `--timeline` draws one scenario file into an `.svg`.
+fn timeline_usage(t: &std::path::Path, files: usize) -> Result<(), ExitCode> {
+    if !t.extension().is_some_and(|e| e.eq_ignore_ascii_case("svg")) {
+        eprintln!("--timeline needs a file name ending in .svg (its CSV goes beside it)");
+        return Err(ExitCode::from(2));
+    }
+    if files != 1 {
+        eprintln!(
+            "--timeline draws one scenario file (several files run on fresh engines, \
+             so their levels are not one history)"
+        );
+        return Err(ExitCode::from(2));
+    }
+    Ok(())
+}
+
+/// The notices `--expect` names.
+fn read_expected(p: &std::path::Path) -> Result<Vec<yingji::expect::Expected>, ExitCode> {
+    let text = std::fs::read_to_string(p).map_err(|e| {
+        eprintln!("{}: {e}", p.display());
+        ExitCode::from(2)
+    })?;
+    yingji::expect::parse_expected(&text).map_err(|e| {
+        eprintln!("{}: {e}", p.display());
+        ExitCode::from(2)
+    })
+}
+
+/// Flushes the notices written; `Ok(false)` when the reader went away
+/// (`yingji replay ... | head`: stop quietly, as ripgrep does).
+fn notices_written<T>(
+    result: &Result<T, yingji::replay::ScenarioError>,
+    mut writer: Box<dyn Write>,
+) -> Result<bool, ExitCode> {
+    let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::BrokenPipe;
+    if let Err(yingji::replay::ScenarioError::Io { source, .. }) = result {
+        if gone(source) {
+            return Ok(false);
+        }
+    }
+    if let Err(e) = writer.flush() {
+        if gone(&e) {
+            return Ok(false);
+        }
+        eprintln!("writing notices: {e}");
+        return Err(ExitCode::from(2));
+    }
+    Ok(true)
 }
 
 fn check(config: Option<PathBuf>) -> ExitCode {

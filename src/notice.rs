@@ -102,6 +102,9 @@ impl Kind {
         )
     }
 
+    /// The kind in words where no plan says otherwise (coal's own words for its moves
+    /// and reports, §5.1: 启动, 首报, 续报, 终报); `wording::Said::kind_zh` gives the
+    /// pollution plan's and the call mechanism's own words (发布, 初报, 启动叫应, …).
     pub fn name_zh(self) -> &'static str {
         match self {
             Kind::Activate => "启动",
@@ -111,17 +114,17 @@ impl Kind {
             Kind::ReportFirst => "首报",
             Kind::ReportFollowup => "续报",
             Kind::ReportFinal => "终报",
-            Kind::Proposal => "审批",
+            Kind::Proposal => "待审批",
             Kind::Reminder => "审批提醒",
-            Kind::TargetMissed => "目标未达",
+            Kind::TargetMissed => "响应目标未达",
             Kind::BeyondLevel1 => "超出一级响应",
             Kind::Call => "叫应",
-            Kind::CallAck => "叫应回应",
+            Kind::CallAck => "叫应已回应",
             Kind::CallUnreached => "叫应未到位",
             Kind::DataGap => "数据中断",
             Kind::DataResumed => "数据恢复",
             Kind::Suggestion => "预警建议",
-            Kind::ReportOverdue => "逾期未报",
+            Kind::ReportOverdue => "落实情况逾期未报",
         }
     }
 }

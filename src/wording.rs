@@ -8,45 +8,11 @@
 
 use chrono::{Datelike, Timelike};
 
-use crate::input::Color;
+use crate::input::{Color, Hazard};
 use crate::notice::{Kind, Notice, Plan};
 use crate::plans::coal_supply::Level as CoalLevel;
 use crate::plans::heavy_pollution::types::Lv;
 use crate::time::{cst, Ts};
-
-/// A severe-weather hazard that the call mechanism names (§一, §二).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Hazard {
-    Rainstorm,
-    Blizzard,
-    ThunderstormGale,
-}
-
-impl Hazard {
-    pub fn parse(s: &str) -> Option<Hazard> {
-        match s {
-            "rainstorm" => Some(Hazard::Rainstorm),
-            "blizzard" => Some(Hazard::Blizzard),
-            "thunderstorm_gale" => Some(Hazard::ThunderstormGale),
-            _ => None,
-        }
-    }
-    pub fn name_zh(self) -> &'static str {
-        match self {
-            Hazard::Rainstorm => "暴雨",
-            Hazard::Blizzard => "暴雪",
-            Hazard::ThunderstormGale => "雷暴大风",
-        }
-    }
-    /// What the call reports first (§三: 雨情; 雪情, 风情 for the other hazards).
-    pub fn situation_zh(self) -> &'static str {
-        match self {
-            Hazard::Rainstorm => "雨情",
-            Hazard::Blizzard => "雪情",
-            Hazard::ThunderstormGale => "风情",
-        }
-    }
-}
 
 /// Who is called (§三 of the call mechanism): A the departments' responsible persons,
 /// B the city leaders in charge of meteorology and flood control, C the top leaders of the
@@ -94,18 +60,22 @@ impl Tier {
     }
 }
 
-/// A notice's level, typed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A notice's level, typed: the plan that made the notice names it. Renderers print
+/// [`Level::name_zh`] and [`Level::response_zh`] and never compose a level's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Level {
     None,
+    /// Coal §4.2.1: 二级预警, 一级预警.
     Coal(CoalLevel),
+    /// Pollution §3.2: 黄色/橙色/红色预警, 臭氧重污染天气预警, 二氧化硫针对性管控.
     Pollution(Lv),
-    Weather(Option<Hazard>, Color),
+    /// The call mechanism §二: the hazard's warning of a colour, 暴雨红色预警.
+    Weather(Hazard, Color),
 }
 
 impl Level {
-    /// The level code of `plan` (`L2`, `orange`, `red`, `none`, …); `None` when the code
-    /// is not one of that plan's.
+    /// The level code of `plan` on `track` (`L2`, `orange`, `so2`, `red`, `none`, …);
+    /// `None` when the code is not one of that plan's.
     pub fn parse(plan: Plan, track: &str, code: &str) -> Option<Level> {
         if code == "none" {
             return Some(Level::None);
@@ -127,40 +97,37 @@ impl Level {
         }
     }
 
-    /// The level as the plan names it: 二级预警, 橙色预警, 二氧化硫针对性管控, 暴雨红色预警.
-    pub fn name_zh(self) -> String {
+    /// The level as its plan names it: 二级预警, 橙色预警, 二氧化硫针对性管控, 暴雨红色预警;
+    /// 无预警 for none.
+    pub fn name_zh(&self) -> String {
         match self {
             Level::None => "无预警".into(),
-            Level::Coal(l) => format!("{}预警", l.name_zh()),
+            Level::Coal(l) => l.warning_zh().into(),
+            Level::Pollution(Lv::None) => "无预警".into(),
             Level::Pollution(l) => l.zh().into(),
-            Level::Weather(h, c) => format!(
-                "{}{}预警",
-                h.map(Hazard::name_zh).unwrap_or(""),
-                c.name_zh()
-            ),
+            Level::Weather(h, c) => crate::plans::severe_weather::warning_zh(h, *c),
         }
     }
 
-    /// The response that goes with it (coal §5.2, pollution §4.1); weather has none.
-    pub fn response_zh(self) -> Option<String> {
+    /// The response that goes with it (coal §5.2 二级响应, pollution §4.1 三级应急响应);
+    /// the one-level pollution tracks and weather warnings have none.
+    pub fn response_zh(&self) -> Option<&'static str> {
         match self {
-            Level::Coal(l) if l != CoalLevel::None => Some(format!("{}响应", l.name_zh())),
-            Level::Pollution(l @ (Lv::Yellow | Lv::Orange | Lv::Red)) => {
-                Some(l.response_zh().into())
-            }
+            Level::Coal(l) => l.response_zh(),
+            Level::Pollution(l @ (Lv::Yellow | Lv::Orange | Lv::Red)) => Some(l.response_zh()),
             _ => None,
         }
     }
 }
 
-/// What a notice says it is, parsed once from its codes.
-#[derive(Debug, Clone, Copy)]
+/// What a notice says it is, typed once from its codes: the accessor every renderer
+/// reads a notice's plan, kind and level through.
+#[derive(Debug, Clone)]
 pub struct Said {
     pub plan: Plan,
     pub kind: Kind,
     /// The level the notice is about: a termination's is the level that ended.
     pub level: Level,
-    pub hazard: Option<Hazard>,
 }
 
 impl Said {
@@ -176,11 +143,11 @@ impl Said {
             plan: n.plan,
             kind: n.kind,
             level,
-            hazard: Hazard::parse(&n.track),
         }
     }
 
-    /// The plan's name: 煤炭保供, 重污染天气, 重大灾害性天气.
+    /// The plan's name in a tag before a level: 煤炭保供, 重污染天气, 重大灾害性天气 (the
+    /// call mechanism's "叫应" is said by the level's kind: 启动叫应, 叫应结束).
     pub fn plan_zh(&self) -> &'static str {
         match self.plan {
             Plan::CoalSupply => "煤炭保供",
@@ -189,8 +156,8 @@ impl Said {
         }
     }
 
-    /// What the notice is, in the plan's words (coal 首报/续报/终报, pollution
-    /// 初报/日报/终报; a pollution warning is 发布ed, a coal response 启动ed).
+    /// What the notice is, in the plan's words: pollution 发布/初报/日报 (§3.3, §4.3), the
+    /// call mechanism 启动叫应/叫应结束; else [`Kind::name_zh`] (coal 启动, 首报/续报/终报 §5.1).
     pub fn kind_zh(&self) -> &'static str {
         let (p, w) = (
             self.plan == Plan::HeavyPollution,
@@ -199,35 +166,18 @@ impl Said {
         match self.kind {
             Kind::Activate if w => "启动叫应",
             Kind::Activate if p => "发布",
-            Kind::Activate => "启动",
             Kind::Escalate if w => "预警升级 重新叫应",
-            Kind::Escalate => "升级",
-            Kind::Downgrade => "降级",
             Kind::Terminate if w => "叫应结束",
-            Kind::Terminate => "解除",
             Kind::ReportFirst if p => "初报",
-            Kind::ReportFirst => "首报",
             Kind::ReportFollowup if p => "日报",
-            Kind::ReportFollowup => "续报",
-            Kind::ReportFinal => "终报",
-            Kind::Proposal => "待审批",
-            Kind::Reminder => "审批提醒",
-            Kind::TargetMissed => "响应目标未达",
-            Kind::BeyondLevel1 => "超出一级响应",
-            Kind::Call => "叫应",
-            Kind::CallAck => "叫应已回应",
-            Kind::CallUnreached => "叫应未到位",
-            Kind::ReportOverdue => "落实情况逾期未报",
-            Kind::DataGap => "数据中断",
-            Kind::DataResumed => "数据恢复",
-            Kind::Suggestion => "预警建议",
+            k => k.name_zh(),
         }
     }
 
     /// `【重污染天气 橙色预警】`; a proposal or reminder to end a warning whose level
     /// the notice does not carry: `【煤炭保供 预警解除】`.
     pub fn tag(&self) -> String {
-        let level = match (self.kind, self.level) {
+        let level = match (self.kind, &self.level) {
             (Kind::Proposal | Kind::Reminder, Level::None) => "预警解除".to_string(),
             (_, l) => l.name_zh(),
         };
@@ -291,8 +241,22 @@ mod tests {
             (s.tag(), s.kind_zh()),
             ("【重大灾害性天气 暴雨橙色预警】".into(), "叫应结束")
         );
+        let name = |plan, track, code| Level::parse(plan, track, code).unwrap().name_zh();
+        assert_eq!(
+            name(Plan::HeavyPollution, "ozone", "ozone"),
+            "臭氧重污染天气预警"
+        );
+        assert_eq!(name(Plan::CoalSupply, "supply", "L2"), "二级预警");
+        assert_eq!(
+            name(Plan::SevereWeather, "thunderstorm_gale", "red"),
+            "雷暴大风红色预警"
+        );
+        assert_eq!(name(Plan::HeavyPollution, "graded", "none"), "无预警");
+        assert_eq!(Level::parse(Plan::CoalSupply, "supply", "red"), None);
         let s = n(Plan::CoalSupply, "supply", Kind::Terminate, "none");
-        assert_eq!(s.level.response_zh().as_deref(), Some("一级响应"));
+        assert_eq!(s.level.response_zh(), Some("一级响应"));
+        let s = n(Plan::HeavyPollution, "graded", Kind::Activate, "yellow");
+        assert_eq!(s.level.response_zh(), Some("三级应急响应"));
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use yingji::config::Config;
+use yingji::daemon::ack::AckKey;
 use yingji::daemon::render::{self, Reader};
 use yingji::daemon::{cap, webhook};
 use yingji::notice::{Kind, Notice, Plan};
@@ -68,6 +69,8 @@ fn reader<'a>(cfg: &'a Config, n: &'a Notice) -> Reader<'a> {
 
 /// Every text of a notice meant for people: (what, text).
 fn texts(cfg: &Config, n: &Notice) -> Vec<(&'static str, String)> {
+    let key = AckKey::new(KEY);
+    let links = Some(&key);
     let r = reader(cfg, n);
     let addr = match r {
         Reader::Contact(c) => c.email.clone().unwrap_or_default(),
@@ -79,17 +82,17 @@ fn texts(cfg: &Config, n: &Notice) -> Vec<(&'static str, String)> {
         (
             "邮件正文",
             match r {
-                Reader::Contact(_) => render::text_for(cfg, n, r),
-                _ => render::text_body(cfg, n, &addr),
+                Reader::Contact(_) => render::text_for(cfg, links, n, r),
+                _ => render::text_body(cfg, links, n, &addr),
             },
         ),
         (
             "企业微信群机器人",
-            render::wecom_text(cfg, n, Reader::Group, true),
+            render::wecom_text(cfg, links, n, Reader::Group, true),
         ),
     ];
     if n.kind == Kind::Call {
-        if let Some(b) = webhook::app_json(cfg, n, 1000002) {
+        if let Some(b) = webhook::app_json(cfg, links, n, 1000002) {
             t.push((
                 "企业微信应用消息",
                 b["text"]["content"].as_str().unwrap().into(),
@@ -211,8 +214,11 @@ fn snapshot(cfg: &Config, n: &Notice, earlier: &[Notice]) -> String {
             .unwrap_or_else(|| "duty-room@example.org".into()),
         _ => "duty-room@example.org".into(),
     };
-    s += &format!("\n== 邮件HTML ==\n{}\n", render::html_body(cfg, n, &to));
-    if cap::carried(n) {
+    s += &format!(
+        "\n== 邮件HTML ==\n{}\n",
+        render::html_body(cfg, Some(&AckKey::new(KEY)), n, &to)
+    );
+    if render::carried(n) {
         s += &format!("\n== CAP ==\n{}", cap::xml(cfg, n, earlier));
     }
     s
@@ -220,7 +226,6 @@ fn snapshot(cfg: &Config, n: &Notice, earlier: &[Notice]) -> String {
 
 #[test]
 fn every_kind_and_level_renders_in_the_plans_words() {
-    yingji::daemon::ack::install_key(KEY.to_vec());
     let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some();
     let dir = root().join("tests/snapshots");
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
@@ -309,7 +314,7 @@ fn every_cap_message_validates_against_the_oasis_schema() {
         for drill in [false, true] {
             let mut cfg = (*cfg).clone();
             cfg.drill = drill;
-            for (i, n) in ns.iter().enumerate().filter(|(_, n)| cap::carried(n)) {
+            for (i, n) in ns.iter().enumerate().filter(|(_, n)| render::carried(n)) {
                 let x = cap::xml(&cfg, n, &ns[..i]);
                 if matches!(n.kind, Kind::Escalate | Kind::Downgrade | Kind::Terminate) {
                     assert!(x.contains("<references>"), "{name}: {x}");
@@ -386,9 +391,12 @@ fn first<'a>(ns: &'a [Notice], kind: Kind, level: &str) -> (usize, &'a Notice) {
 
 /// docs/messages.md: one rendered email and one phone script per plan, from the shipped
 /// scenarios, so that the documentation shows what the product sends today.
+///
+/// The levels table is made by the code that names the levels (`wording::Level`, which
+/// asks each plan) and by the CAP table (`cap::Assessment`).
 #[test]
 fn docs_show_one_email_and_one_phone_script_per_plan() {
-    yingji::daemon::ack::install_key(KEY.to_vec());
+    let key = AckKey::new(KEY);
     let all = replayed();
     let get = |name: &str| all.iter().find(|(n, _, _)| n == name).unwrap();
     let mut md = String::from(
@@ -403,10 +411,11 @@ fn docs_show_one_email_and_one_phone_script_per_plan() {
          `call` notices on the phone channel; the coal and pollution scripts below show how\n\
          the same wording reads aloud.\n",
     );
+    md += &levels_table();
     let mut section = |title: &str, cfg: &Config, n: &Notice, r: Reader| {
         md += &format!(
             "\n## {title}\n\n### Email\n\n```text\n{}```\n\n### Phone script\n\n```text\n{}\n```\n",
-            render::text_for(cfg, n, r),
+            render::text_for(cfg, Some(&key), n, r),
             render::phone_script(cfg, n)
         );
     };
@@ -475,4 +484,45 @@ fn docs_show_one_email_and_one_phone_script_per_plan() {
         md,
         "docs/messages.md is out of date (UPDATE_SNAPSHOTS=1 cargo test --test rendered)"
     );
+}
+
+/// Every level of every plan: its code, its name and response as the plan says them, and
+/// its CAP severity.
+fn levels_table() -> String {
+    use yingji::wording::Level;
+    let rows: [(Plan, &str, &str); 12] = [
+        (Plan::CoalSupply, "supply", "L2"),
+        (Plan::CoalSupply, "supply", "L1"),
+        (Plan::HeavyPollution, "graded", "yellow"),
+        (Plan::HeavyPollution, "graded", "orange"),
+        (Plan::HeavyPollution, "graded", "red"),
+        (Plan::HeavyPollution, "ozone", "ozone"),
+        (Plan::HeavyPollution, "so2", "so2"),
+        (Plan::SevereWeather, "rainstorm", "yellow"),
+        (Plan::SevereWeather, "rainstorm", "orange"),
+        (Plan::SevereWeather, "rainstorm", "red"),
+        (Plan::SevereWeather, "blizzard", "red"),
+        (Plan::SevereWeather, "thunderstorm_gale", "red"),
+    ];
+    let mut s = String::from(
+        "\n## Levels\n\n\
+         Each plan names its levels; every text (subject tag, phone script, CAP `event`,\n\
+         console) prints these names. CAP `severity` follows the level; `urgency` is Past\n\
+         for a lift, Expected for a proposal, else Immediate; `certainty` is Observed for a\n\
+         lift, else Likely.\n\n\
+         | plan | track | level | name | response | CAP severity |\n\
+         |---|---|---|---|---|---|\n",
+    );
+    for (plan, track, code) in rows {
+        let l = Level::parse(plan, track, code).unwrap();
+        let a = cap::Assessment::of(Kind::Activate, &l);
+        s += &format!(
+            "| {} | {track} | {code} | {} | {} | {:?} |\n",
+            plan.as_str(),
+            l.name_zh(),
+            l.response_zh().unwrap_or("—"),
+            a.severity
+        );
+    }
+    s
 }

@@ -7,35 +7,78 @@
 //! journaled) by the core like any MQTT input (http/ack_page.rs). A link expires with its
 //! round, and `[http] ack_link_hours` after the call at the latest.
 
-use std::sync::OnceLock;
-
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::config::Config;
-use crate::daemon::mqtt::secret;
 use crate::daemon::store::Store;
 use crate::notice::{Kind, Notice};
+use crate::secret::secret;
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// The link key of the running daemon (set once at start; absent in tools and tests,
-/// where messages then carry no link).
-static KEY: OnceLock<Vec<u8>> = OnceLock::new();
+/// The key that signs acknowledgement links and verifies their clicks. The daemon loads
+/// it once at start and passes it to whoever signs (email, webhooks) or verifies (the HTTP
+/// server); a tool or a test makes its own, so several keys can live in one process.
+#[derive(Clone)]
+pub struct AckKey(Vec<u8>);
+
+impl std::fmt::Debug for AckKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AckKey(***)")
+    }
+}
+
+impl AckKey {
+    pub fn new(key: impl Into<Vec<u8>>) -> AckKey {
+        AckKey(key.into())
+    }
+
+    /// The configured key, or the one kept in the store (generated at first start).
+    pub fn load(cfg: &Config, store: &mut Store) -> anyhow::Result<AckKey> {
+        let h = &cfg.http;
+        if let Some(s) = secret(h.ack_secret.as_deref(), h.ack_secret_file.as_deref())? {
+            anyhow::ensure!(s.len() >= 16, "http.ack_secret: use at least 16 characters");
+            return Ok(AckKey(s.into_bytes()));
+        }
+        let hex = store.meta_or_insert(META_KEY, random_hex)?;
+        Ok(AckKey(hex.into_bytes()))
+    }
+
+    /// Hex HMAC-SHA256 of `parts` joined by `|` (a link signs `call_id|person|t`).
+    pub fn sign(&self, parts: &[&str]) -> String {
+        sign(&self.0, parts)
+    }
+
+    /// Whether `sig` (hex) signs `parts` under this key; compared in constant time.
+    pub fn verify(&self, parts: &[&str], sig: &str) -> bool {
+        verify(&self.0, parts, sig)
+    }
+
+    /// The acknowledgement link of a call notice (`call` or `call_unreached`); a second
+    /// region onwards adds `&region=`.
+    pub fn url(&self, cfg: &Config, n: &Notice) -> Option<String> {
+        if !matches!(n.kind, Kind::Call | Kind::CallUnreached) {
+            return None;
+        }
+        let (call_id, person) = (n.call_id.as_deref()?, n.person.as_deref()?);
+        let t = n.at.timestamp().to_string();
+        let mut u = format!(
+            "{}/ack?call_id={}&person={}&t={t}&sig={}",
+            cfg.http.public_url.trim_end_matches('/'),
+            pct(call_id),
+            pct(person),
+            self.sign(&[call_id, person, &t])
+        );
+        if cfg.regions.first().map(|r| r.id.as_str()) != Some(n.region.as_str()) {
+            u += &format!("&region={}", pct(&n.region));
+        }
+        Some(u)
+    }
+}
 
 /// Store `meta` key of the generated link key.
 const META_KEY: &str = "ack_secret";
-
-/// The configured key, or the one kept in the store (generated at first start).
-pub fn load_key(cfg: &Config, store: &mut Store) -> anyhow::Result<Vec<u8>> {
-    let h = &cfg.http;
-    if let Some(s) = secret(h.ack_secret.as_deref(), h.ack_secret_file.as_deref())? {
-        anyhow::ensure!(s.len() >= 16, "http.ack_secret: use at least 16 characters");
-        return Ok(s.into_bytes());
-    }
-    let hex = store.meta_or_insert(META_KEY, random_hex)?;
-    Ok(hex.into_bytes())
-}
 
 /// 32 random bytes (`/dev/urandom`) in hex: a key kept in the store's `meta`.
 pub fn random_hex() -> anyhow::Result<String> {
@@ -48,15 +91,6 @@ pub fn random<const N: usize>() -> std::io::Result<[u8; N]> {
     use std::io::Read;
     std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;
     Ok(b)
-}
-
-/// Makes `key` the link key of this process (first call wins).
-pub fn install_key(key: Vec<u8>) {
-    let _ = KEY.set(key);
-}
-
-pub fn key() -> Option<&'static [u8]> {
-    KEY.get().map(Vec::as_slice)
 }
 
 fn mac(key: &[u8], parts: &[&str]) -> HmacSha256 {
@@ -81,32 +115,6 @@ pub fn verify(key: &[u8], parts: &[&str], sig: &str) -> bool {
         Some(b) => mac(key, parts).verify_slice(&b).is_ok(),
         None => false,
     }
-}
-
-/// The acknowledgement link of a call notice (`call` or `call_unreached`) under `key`;
-/// a second region onwards adds `&region=`.
-pub fn url(cfg: &Config, key: &[u8], n: &Notice) -> Option<String> {
-    if !matches!(n.kind, Kind::Call | Kind::CallUnreached) {
-        return None;
-    }
-    let (call_id, person) = (n.call_id.as_deref()?, n.person.as_deref()?);
-    let t = n.at.timestamp().to_string();
-    let mut u = format!(
-        "{}/ack?call_id={}&person={}&t={t}&sig={}",
-        cfg.http.public_url.trim_end_matches('/'),
-        pct(call_id),
-        pct(person),
-        sign(key, &[call_id, person, &t])
-    );
-    if cfg.regions.first().map(|r| r.id.as_str()) != Some(n.region.as_str()) {
-        u += &format!("&region={}", pct(&n.region));
-    }
-    Some(u)
-}
-
-/// The link of a call notice under the daemon's key (none before `install_key`).
-pub fn link(cfg: &Config, n: &Notice) -> Option<String> {
-    url(cfg, key()?, n)
 }
 
 /// The `cmd` input a valid click becomes: (topic, payload).
@@ -213,7 +221,8 @@ mod tests {
         n.call_id = Some("雨/1 &x".into());
         n.person = Some("yjj".into());
         let k = b"0123456789abcdef";
-        let u = url(&cfg, k, &n).unwrap();
+        let key = AckKey::new(k.to_vec());
+        let u = key.url(&cfg, &n).unwrap();
         assert!(u.starts_with("https://yj.example.org/ack?call_id="), "{u}");
         assert!(!u.contains("region="), "first region: no region parameter");
         let q = query(u.split_once('?').unwrap().1);
@@ -222,6 +231,16 @@ mod tests {
         assert_eq!(q[2].1, n.at.timestamp().to_string());
         assert!(verify(k, &[&q[0].1, &q[1].1, &q[2].1], &q[3].1));
         n.kind = Kind::CallAck;
-        assert!(url(&cfg, k, &n).is_none());
+        assert!(key.url(&cfg, &n).is_none());
+        // Another key in the same process signs another link.
+        n.kind = Kind::Call;
+        let other = AckKey::new(b"fedcba9876543210".to_vec())
+            .url(&cfg, &n)
+            .unwrap();
+        assert_ne!(other, u);
+        assert!(!key.verify(
+            &[&q[0].1, &q[1].1, &q[2].1],
+            other.rsplit_once("sig=").unwrap().1
+        ));
     }
 }

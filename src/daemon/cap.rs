@@ -15,22 +15,16 @@
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::input::Color;
 use crate::notice::{Kind, Notice, Plan};
+use crate::plans::coal_supply::Level as Coal;
+use crate::plans::heavy_pollution::types::Lv;
 use crate::time::{cst, Ts};
-use crate::wording::Said;
+use crate::wording::{Level, Said};
 
 use super::render;
 
 const NS: &str = "urn:oasis:names:tc:emergency:cap:1.2";
-
-/// Whether a notice is sent as CAP.
-pub fn carried(n: &Notice) -> bool {
-    n.kind.is_move()
-        || matches!(
-            n.kind,
-            Kind::Proposal | Kind::Call | Kind::CallAck | Kind::CallUnreached
-        )
-}
 
 /// `sent`: `2023-12-01T09:00:00+08:00`, never with a fraction.
 pub fn sent(t: Ts) -> String {
@@ -52,14 +46,14 @@ struct Alert {
     identifier: String,
     sender: String,
     sent: String,
-    status: &'static str,
+    status: Status,
     #[serde(rename = "msgType")]
-    msg_type: &'static str,
-    scope: &'static str,
+    msg_type: MsgType,
+    scope: Scope,
     #[serde(skip_serializing_if = "Option::is_none")]
     restriction: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    note: Option<String>,
+    note: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     references: Option<String>,
     info: Info,
@@ -68,13 +62,13 @@ struct Alert {
 #[derive(Serialize)]
 struct Info {
     language: &'static str,
-    category: &'static str,
+    category: Category,
     event: String,
     #[serde(rename = "responseType")]
-    response_type: &'static str,
-    urgency: &'static str,
-    severity: &'static str,
-    certainty: &'static str,
+    response_type: ResponseType,
+    urgency: Urgency,
+    severity: Severity,
+    certainty: Certainty,
     #[serde(rename = "senderName", skip_serializing_if = "Option::is_none")]
     sender_name: Option<String>,
     headline: String,
@@ -98,20 +92,188 @@ struct Area {
     area_desc: String,
 }
 
-fn severity(s: &Said) -> &'static str {
-    use crate::input::Color;
-    use crate::plans::coal_supply::Level as Coal;
-    use crate::plans::heavy_pollution::types::Lv;
-    use crate::wording::Level;
-    match s.level {
-        Level::Coal(Coal::L1) | Level::Pollution(Lv::Red) | Level::Weather(_, Color::Red) => {
-            "Extreme"
+/// CAP 1.2 `status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+enum Status {
+    Actual,
+    Exercise,
+    Draft,
+}
+
+/// CAP 1.2 `msgType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+enum MsgType {
+    Alert,
+    Update,
+    Cancel,
+}
+
+/// CAP 1.2 `scope`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+enum Scope {
+    Public,
+    Restricted,
+}
+
+/// CAP 1.2 `category` of each plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+enum Category {
+    Infra,
+    Env,
+    Met,
+}
+
+/// CAP 1.2 `responseType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+enum ResponseType {
+    Execute,
+    Monitor,
+    Assess,
+    AllClear,
+}
+
+/// CAP 1.2 `urgency` (the values this product uses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Urgency {
+    Immediate,
+    Expected,
+    Past,
+}
+
+/// CAP 1.2 `severity`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Severity {
+    Extreme,
+    Severe,
+    Moderate,
+    Minor,
+    Unknown,
+}
+
+/// CAP 1.2 `certainty` (the values this product uses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Certainty {
+    Observed,
+    Likely,
+}
+
+/// How urgent, severe and certain a notice is: the one table from the plans' levels and
+/// the notice's kind to CAP's three values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Assessment {
+    pub urgency: Urgency,
+    pub severity: Severity,
+    pub certainty: Certainty,
+}
+
+impl Assessment {
+    /// Severity by level: the top level of each plan (coal 一级, pollution 红色, a red
+    /// weather warning) Extreme; the next (橙色) Severe; coal 二级, 黄色 and the one-level
+    /// pollution tracks (臭氧, 二氧化硫) Moderate; 蓝色 Minor; none Unknown. A lift has
+    /// passed and was observed; a proposal is expected (not yet decided); everything
+    /// else is immediate and likely.
+    pub fn of(kind: Kind, level: &Level) -> Assessment {
+        let severity = match level {
+            Level::Coal(Coal::L1) | Level::Pollution(Lv::Red) | Level::Weather(_, Color::Red) => {
+                Severity::Extreme
+            }
+            Level::Pollution(Lv::Orange) | Level::Weather(_, Color::Orange) => Severity::Severe,
+            Level::Coal(_) | Level::Pollution(_) | Level::Weather(_, Color::Yellow) => {
+                Severity::Moderate
+            }
+            Level::Weather(_, Color::Blue) => Severity::Minor,
+            Level::None => Severity::Unknown,
+        };
+        let (urgency, certainty) = match kind {
+            Kind::Terminate => (Urgency::Past, Certainty::Observed),
+            Kind::Proposal => (Urgency::Expected, Certainty::Likely),
+            _ => (Urgency::Immediate, Certainty::Likely),
+        };
+        Assessment {
+            urgency,
+            severity,
+            certainty,
         }
-        Level::Pollution(Lv::Orange) | Level::Weather(_, Color::Orange) => "Severe",
-        Level::Coal(_) | Level::Pollution(_) | Level::Weather(_, Color::Yellow) => "Moderate",
-        Level::Weather(_, Color::Blue) => "Minor",
-        Level::None => "Unknown",
     }
+}
+
+/// Who a message is for: a proposal is a draft until decided (待审批), a call names
+/// people (叫应对象), everything else is public. Drill mode makes an actual message an
+/// exercise (CONTRACT.md).
+fn envelope(
+    cfg: &Config,
+    kind: Kind,
+) -> (Status, Scope, Option<&'static str>, Option<&'static str>) {
+    let (status, scope, restriction, note) = match kind {
+        Kind::Proposal => (
+            Status::Draft,
+            Scope::Restricted,
+            Some("待审批"),
+            Some("待审批：决定前不是预警"),
+        ),
+        Kind::Call | Kind::CallAck | Kind::CallUnreached => {
+            (Status::Actual, Scope::Restricted, Some("叫应对象"), None)
+        }
+        _ => (Status::Actual, Scope::Public, None, None),
+    };
+    let status = if cfg.drill && status == Status::Actual {
+        Status::Exercise
+    } else {
+        status
+    };
+    (status, scope, restriction, note)
+}
+
+fn msg_type(kind: Kind) -> MsgType {
+    match kind {
+        Kind::Escalate | Kind::Downgrade => MsgType::Update,
+        Kind::Terminate => MsgType::Cancel,
+        _ => MsgType::Alert,
+    }
+}
+
+fn category(plan: Plan) -> Category {
+    match plan {
+        Plan::CoalSupply => Category::Infra,
+        Plan::HeavyPollution => Category::Env,
+        Plan::SevereWeather => Category::Met,
+    }
+}
+
+/// A lift is all clear; a proposal asks to assess; a notice with measures or tasks asks
+/// to execute them, else to monitor.
+fn response_type(n: &Notice) -> ResponseType {
+    match n.kind {
+        Kind::Terminate => ResponseType::AllClear,
+        Kind::Proposal => ResponseType::Assess,
+        _ if n.measures.is_empty() => ResponseType::Monitor,
+        _ => ResponseType::Execute,
+    }
+}
+
+/// The notice's codes as CAP parameters: kind, level, clause, and a call's id.
+fn parameters(n: &Notice) -> Vec<Parameter> {
+    let mut p = vec![
+        Parameter {
+            value_name: "kind",
+            value: n.kind.as_str().into(),
+        },
+        Parameter {
+            value_name: "level",
+            value: n.level.clone(),
+        },
+        Parameter {
+            value_name: "clause",
+            value: n.clause.clone(),
+        },
+    ];
+    if let Some(c) = &n.call_id {
+        p.push(Parameter {
+            value_name: "call_id",
+            value: c.clone(),
+        });
+    }
+    p
 }
 
 /// The CAP messages that an Update or Cancel of `n` references: every earlier CAP message
@@ -129,7 +291,7 @@ fn references(n: &Notice, earlier: &[Notice]) -> Vec<String> {
         if e.kind == Kind::Activate {
             refs.clear();
         }
-        if carried(e) && e.kind != Kind::Proposal {
+        if render::carried(e) && e.kind != Kind::Proposal {
             refs.push(format!("{},{},{}", sender(e), e.id, sent(e.at)));
         }
     }
@@ -154,76 +316,45 @@ fn instruction(cfg: &Config, n: &Notice) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
+/// The `info` block: what the notice is (its plan and level as the plan names them),
+/// how urgent, severe and certain, the texts, and the measures or tasks.
+fn info(cfg: &Config, n: &Notice) -> Info {
+    let said = Said::of(n);
+    let a = Assessment::of(n.kind, &said.level);
+    Info {
+        language: "zh-CN",
+        category: category(n.plan),
+        event: format!("{}{}", said.plan_zh(), said.level.name_zh()),
+        response_type: response_type(n),
+        urgency: a.urgency,
+        severity: a.severity,
+        certainty: a.certainty,
+        sender_name: (!n.authority.is_empty()).then(|| n.authority.clone()),
+        headline: render::subject(cfg, n),
+        description: match &n.text {
+            Some(t) => format!("{}\n{t}", n.reason),
+            None => n.reason.clone(),
+        },
+        instruction: instruction(cfg, n),
+        parameter: parameters(n),
+        area: Area {
+            area_desc: render::region_name(cfg, &n.region).to_string(),
+        },
+    }
+}
+
 /// The notice as a CAP 1.2 alert; `earlier` are notices made before it (at least those of
 /// its track), for `references`.
 pub fn xml(cfg: &Config, n: &Notice, earlier: &[Notice]) -> String {
-    let said = Said::of(n);
-    let (status, scope, restriction, note) = match n.kind {
-        Kind::Proposal => (
-            "Draft",
-            "Restricted",
-            Some("待审批"),
-            Some("待审批：决定前不是预警".to_string()),
-        ),
-        Kind::Call | Kind::CallAck | Kind::CallUnreached => {
-            ("Actual", "Restricted", Some("叫应对象"), None)
-        }
-        _ => ("Actual", "Public", None, None),
-    };
-    let status = if cfg.drill && status == "Actual" {
-        "Exercise"
-    } else {
-        status
-    };
-    let msg_type = match n.kind {
-        Kind::Escalate | Kind::Downgrade => "Update",
-        Kind::Terminate => "Cancel",
-        _ => "Alert",
-    };
+    let (status, scope, restriction, note) = envelope(cfg, n.kind);
+    let msg_type = msg_type(n.kind);
     let references = match msg_type {
-        "Update" | "Cancel" => {
+        MsgType::Update | MsgType::Cancel => {
             let r = references(n, earlier);
             (!r.is_empty()).then(|| r.join(" "))
         }
-        _ => None,
+        MsgType::Alert => None,
     };
-    let category = match n.plan {
-        Plan::CoalSupply => "Infra",
-        Plan::HeavyPollution => "Env",
-        Plan::SevereWeather => "Met",
-    };
-    let (urgency, response_type) = match n.kind {
-        Kind::Terminate => ("Past", "AllClear"),
-        Kind::Proposal => ("Expected", "Assess"),
-        _ => (
-            "Immediate",
-            if n.measures.is_empty() {
-                "Monitor"
-            } else {
-                "Execute"
-            },
-        ),
-    };
-    let mut parameter = vec![
-        Parameter {
-            value_name: "kind",
-            value: n.kind.as_str().into(),
-        },
-        Parameter {
-            value_name: "level",
-            value: n.level.clone(),
-        },
-        Parameter {
-            value_name: "clause",
-            value: n.clause.clone(),
-        },
-    ];
-    if let Some(c) = &n.call_id {
-        parameter.push(Parameter {
-            value_name: "call_id",
-            value: c.clone(),
-        });
-    }
     let alert = Alert {
         xmlns: NS,
         identifier: n.id.clone(),
@@ -235,30 +366,7 @@ pub fn xml(cfg: &Config, n: &Notice, earlier: &[Notice]) -> String {
         restriction,
         note,
         references,
-        info: Info {
-            language: "zh-CN",
-            category,
-            event: format!("{}{}", said.plan_zh(), said.level.name_zh()),
-            response_type,
-            urgency,
-            severity: severity(&said),
-            certainty: if n.kind == Kind::Terminate {
-                "Observed"
-            } else {
-                "Likely"
-            },
-            sender_name: (!n.authority.is_empty()).then(|| n.authority.clone()),
-            headline: render::subject(cfg, n),
-            description: match &n.text {
-                Some(t) => format!("{}\n{t}", n.reason),
-                None => n.reason.clone(),
-            },
-            instruction: instruction(cfg, n),
-            parameter,
-            area: Area {
-                area_desc: render::region_name(cfg, &n.region).to_string(),
-            },
-        },
+        info: info(cfg, n),
     };
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let mut ser = quick_xml::se::Serializer::new(&mut out);
@@ -296,7 +404,7 @@ mod tests {
         assert!(x.contains("<sent>2023-12-01T09:00:00+08:00</sent>"), "{x}");
         assert!(x.contains("PM2.5 &lt;高&gt; &amp; 持续"), "{x}");
         assert!(!x.contains("<references>"));
-        assert!(!carried(&r));
+        assert!(!render::carried(&r));
         let x = xml(&cfg, &t, &all);
         assert!(x.contains("<msgType>Cancel</msgType>"), "{x}");
         assert!(x.contains(
@@ -306,6 +414,45 @@ mod tests {
         assert!(
             x.contains("<headline>【重污染天气 橙色预警】解除：朔州市</headline>"),
             "{x}"
+        );
+    }
+
+    /// The one table: each plan's levels to CAP severity, the kind to urgency and
+    /// certainty.
+    #[test]
+    fn severity_urgency_and_certainty_follow_the_plans_levels() {
+        let sev = |plan, track: &str, code: &str| {
+            let level = Level::parse(plan, track, code).expect(code);
+            Assessment::of(Kind::Activate, &level).severity
+        };
+        use Plan::*;
+        use Severity::*;
+        let table = [
+            (CoalSupply, "supply", "L1", Extreme),
+            (CoalSupply, "supply", "L2", Moderate),
+            (HeavyPollution, "graded", "red", Extreme),
+            (HeavyPollution, "graded", "orange", Severe),
+            (HeavyPollution, "graded", "yellow", Moderate),
+            (HeavyPollution, "ozone", "ozone", Moderate),
+            (HeavyPollution, "so2", "so2", Moderate),
+            (SevereWeather, "rainstorm", "red", Extreme),
+            (SevereWeather, "blizzard", "orange", Severe),
+            (SevereWeather, "rainstorm", "yellow", Moderate),
+            (SevereWeather, "thunderstorm_gale", "blue", Minor),
+            (CoalSupply, "supply", "none", Unknown),
+        ];
+        for (plan, track, code, want) in table {
+            assert_eq!(sev(plan, track, code), want, "{plan:?} {track} {code}");
+        }
+        let a = |k| Assessment::of(k, &Level::None);
+        assert_eq!(
+            (a(Kind::Terminate).urgency, a(Kind::Terminate).certainty),
+            (Urgency::Past, Certainty::Observed)
+        );
+        assert_eq!(a(Kind::Proposal).urgency, Urgency::Expected);
+        assert_eq!(
+            (a(Kind::Call).urgency, a(Kind::Call).certainty),
+            (Urgency::Immediate, Certainty::Likely)
         );
     }
 

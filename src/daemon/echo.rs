@@ -63,6 +63,25 @@ pub fn proof(key: &[u8], sink: &str, id: &str, payload: &[u8]) -> String {
     crate::daemon::ack::to_hex(&m.finalize().into_bytes())
 }
 
+/// The notice id of an echoed notice (JSON) or CAP alert (XML).
+pub fn echo_id(sink: &str, payload: &[u8]) -> Option<String> {
+    if sink == crate::daemon::render::SINK_CAP {
+        let x = std::str::from_utf8(payload).ok()?;
+        let start = x.find("<identifier>")? + "<identifier>".len();
+        let end = start + x[start..].find("</identifier>")?;
+        return Some(
+            x[start..end]
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&quot;", "\"")
+                .replace("&apos;", "'")
+                .replace("&amp;", "&"),
+        );
+    }
+    let v: serde_json::Value = serde_json::from_slice(payload).ok()?;
+    v.get("id")?.as_str().map(str::to_string)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,5 +94,22 @@ mod tests {
         assert_ne!(p, proof(b"k1", "mqtt:cap", "a/b/c/1", b"{}"));
         assert_ne!(p, proof(b"k1", "mqtt:notice", "a/b/c/2", b"{}"));
         assert_ne!(p, proof(b"k1", "mqtt:notice", "a/b/c/1", b"{ }"));
+    }
+
+    #[test]
+    fn echo_ids_of_notices_and_cap_alerts() {
+        assert_eq!(
+            echo_id("mqtt:notice", br#"{"id": "coal_supply/shuozhou/supply/3"}"#).as_deref(),
+            Some("coal_supply/shuozhou/supply/3")
+        );
+        assert_eq!(
+            echo_id(
+                "mqtt:cap",
+                b"<alert><identifier>a/b&amp;c</identifier></alert>"
+            )
+            .as_deref(),
+            Some("a/b&c")
+        );
+        assert_eq!(echo_id("mqtt:notice", b"junk"), None);
     }
 }

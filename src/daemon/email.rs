@@ -18,10 +18,11 @@ use tokio::time::Instant;
 
 use crate::clock;
 use crate::config::Config;
-use crate::daemon::mqtt::{expand_env, secret};
+use crate::daemon::ack::AckKey;
 use crate::daemon::render;
 use crate::daemon::store::Store;
 use crate::notice::Notice;
+use crate::secret::{expand_env, secret};
 
 type Smtp = AsyncSmtpTransport<Tokio1Executor>;
 
@@ -56,7 +57,7 @@ fn transport(cfg: &Config) -> anyhow::Result<Option<(Smtp, Mailbox)>> {
     let url = expand_env(&e.smtp_url)?;
     // lettre's error may quote the URL: neither is shown as given (it may hold a password).
     let mut b = Smtp::from_url(&url).map_err(|err| {
-        let shown = crate::daemon::mqtt::redact_url(&url);
+        let shown = crate::secret::redact_url(&url);
         let err = err.to_string().replace(&url, &shown);
         anyhow::anyhow!("email.smtp_url {shown:?} is not a valid SMTP URL: {err}")
     })?;
@@ -83,7 +84,11 @@ pub fn validate(cfg: &Config) -> anyhow::Result<()> {
 impl Mailer {
     /// Starts the sender when `[email]` is configured, with every pending email of the
     /// outbox queued.
-    pub fn start(cfg: Arc<Config>, db: &Path) -> anyhow::Result<Option<Mailer>> {
+    pub fn start(
+        cfg: Arc<Config>,
+        links: Option<AckKey>,
+        db: &Path,
+    ) -> anyhow::Result<Option<Mailer>> {
         let Some((smtp, from)) = transport(&cfg)? else {
             return Ok(None);
         };
@@ -104,7 +109,7 @@ impl Mailer {
         let deadline = deadline(&cfg);
         let wake = Arc::new(tokio::sync::Notify::new());
         let stop = (Arc::clone(&stopping), Arc::clone(&wake));
-        let task = tokio::spawn(run(cfg, smtp, from, store, queue, rx, stop));
+        let task = tokio::spawn(run(cfg, smtp, (from, links), store, queue, rx, stop));
         Ok(Some(Mailer {
             tx,
             task: Arc::new(Mutex::new(Some(task))),
@@ -137,7 +142,12 @@ impl Mailer {
 }
 
 /// The email of one notice to one address.
-pub fn message(cfg: &Config, from: &Mailbox, n: &Notice, to: &str) -> anyhow::Result<Message> {
+pub fn message(
+    cfg: &Config,
+    (from, links): (&Mailbox, Option<&AckKey>),
+    n: &Notice,
+    to: &str,
+) -> anyhow::Result<Message> {
     let addr = to;
     let to: Mailbox = to.parse()?;
     let id = n.id.replace('/', ".");
@@ -151,12 +161,12 @@ pub fn message(cfg: &Config, from: &Mailbox, n: &Notice, to: &str) -> anyhow::Re
                 .singlepart(
                     SinglePart::builder()
                         .header(header::ContentType::TEXT_PLAIN)
-                        .body(render::text_body(cfg, n, addr)),
+                        .body(render::text_body(cfg, links, n, addr)),
                 )
                 .singlepart(
                     SinglePart::builder()
                         .header(header::ContentType::TEXT_HTML)
-                        .body(render::html_body(cfg, n, addr)),
+                        .body(render::html_body(cfg, links, n, addr)),
                 ),
         )?)
 }
@@ -173,7 +183,7 @@ fn backoff(attempts: u32) -> Duration {
 async fn run(
     cfg: Arc<Config>,
     smtp: Smtp,
-    from: Mailbox,
+    (from, links): (Mailbox, Option<AckKey>),
     store: Store,
     mut queue: VecDeque<Job>,
     mut rx: mpsc::UnboundedReceiver<(Arc<Notice>, String)>,
@@ -200,7 +210,7 @@ async fn run(
             }
             let sink = format!("{}{}", render::SINK_EMAIL, job.addr);
             let deadline = deadline(&cfg);
-            let sent = match message(&cfg, &from, &job.notice, &job.addr) {
+            let sent = match message(&cfg, (&from, links.as_ref()), &job.notice, &job.addr) {
                 // One deadline over every network step: lettre's own timeout did not
                 // cover a server that accepts and never greets.
                 Ok(m) => match tokio::time::timeout(deadline, smtp.send(m)).await {
@@ -250,7 +260,7 @@ mod tests {
         n.id = "heavy_pollution/shuozhou/graded/1".into();
         n.region = "shuozhou".into();
         let from: Mailbox = "yingji <y@x.org>".parse().unwrap();
-        let m = message(&cfg, &from, &n, "duty@x.org").unwrap();
+        let m = message(&cfg, (&from, None), &n, "duty@x.org").unwrap();
         let raw = String::from_utf8(m.formatted()).unwrap();
         assert!(
             raw.contains("Message-ID: <heavy_pollution.shuozhou.graded.1@yingji.shuozhou>"),
@@ -261,6 +271,6 @@ mod tests {
             raw.contains("Subject: =?utf-8?"),
             "subject is encoded: {raw}"
         );
-        assert!(message(&cfg, &from, &n, "not an address").is_err());
+        assert!(message(&cfg, (&from, None), &n, "not an address").is_err());
     }
 }

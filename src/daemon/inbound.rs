@@ -75,25 +75,6 @@ fn route(cfg: &Config, topic: &str) -> Route {
     }
 }
 
-/// The notice id of an echoed notice (JSON) or CAP alert (XML).
-pub fn echo_id(sink: &str, payload: &[u8]) -> Option<String> {
-    if sink == crate::daemon::render::SINK_CAP {
-        let x = std::str::from_utf8(payload).ok()?;
-        let start = x.find("<identifier>")? + "<identifier>".len();
-        let end = start + x[start..].find("</identifier>")?;
-        return Some(
-            x[start..end]
-                .replace("&lt;", "<")
-                .replace("&gt;", ">")
-                .replace("&quot;", "\"")
-                .replace("&apos;", "'")
-                .replace("&amp;", "&"),
-        );
-    }
-    let v: serde_json::Value = serde_json::from_slice(payload).ok()?;
-    v.get("id")?.as_str().map(str::to_string)
-}
-
 /// What the core hands back to acknowledge a message: the packet, and the connection
 /// (generation) it came on. Acks of an earlier connection are dropped: the broker
 /// redelivers those messages, and acking by packet id on a new connection could
@@ -417,7 +398,7 @@ mod tests {
     }
 
     #[test]
-    fn routes_and_echo_ids() {
+    fn routes() {
         let cfg = Config::from_toml("").unwrap().config;
         assert_eq!(
             route(&cfg, "ers/shuozhou/notice/coal_supply"),
@@ -448,18 +429,5 @@ mod tests {
         assert_eq!(route(&split, "ers/nowhere/air/aqi"), Route::Ignore);
         assert_eq!(input_topics(&split), vec!["ers/shuozhou/#".to_string()]);
         assert_eq!(input_topics(&cfg), vec!["ers/#".to_string()]);
-        assert_eq!(
-            echo_id("mqtt:notice", br#"{"id": "coal_supply/shuozhou/supply/3"}"#).as_deref(),
-            Some("coal_supply/shuozhou/supply/3")
-        );
-        assert_eq!(
-            echo_id(
-                "mqtt:cap",
-                b"<alert><identifier>a/b&amp;c</identifier></alert>"
-            )
-            .as_deref(),
-            Some("a/b&c")
-        );
-        assert_eq!(echo_id("mqtt:notice", b"junk"), None);
     }
 }

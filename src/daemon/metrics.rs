@@ -12,7 +12,7 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 
 type Labels = Vec<(String, String)>;
 
@@ -47,79 +47,82 @@ fn labeled(f: &Family<Labels, Counter>, k: &str, v: &str) -> Counter {
         .clone()
 }
 
+/// A new metric registered under `name`; the handle to count with.
+fn add<M: Metric + Clone + Default>(r: &mut Registry, name: &str, help: &str) -> M {
+    let m = M::default();
+    r.register(name, help, m.clone());
+    m
+}
+
+/// The HTTP server's and the console's metrics.
+struct Http {
+    connections: Gauge,
+    accept_errors: Counter,
+    rate_limited: Counter,
+    ack_clicks: Family<Labels, Counter>,
+    console_logins: Family<Labels, Counter>,
+    console_actions: Family<Labels, Counter>,
+}
+
+impl Http {
+    fn register(r: &mut Registry) -> Http {
+        Http {
+            connections: add(r, "yingji_http_connections", "HTTP connections being served"),
+            accept_errors: add(
+                r,
+                "yingji_http_accept_errors",
+                "HTTP accept failures (e.g. out of file descriptors); the server pauses and goes on",
+            ),
+            rate_limited: add(
+                r,
+                "yingji_http_rate_limited",
+                "HTTP requests refused by a rate limit",
+            ),
+            ack_clicks: add(
+                r,
+                "yingji_ack_link_clicks",
+                "Acknowledgement-link POSTs, by outcome",
+            ),
+            console_logins: add(
+                r,
+                "yingji_console_logins",
+                "Console login attempts, by result",
+            ),
+            console_actions: add(
+                r,
+                "yingji_console_actions",
+                "Console actions journaled, by command",
+            ),
+        }
+    }
+}
+
 impl Metrics {
     fn new() -> Metrics {
         let mut r = Registry::default();
-        let inputs = Family::<Labels, Counter>::default();
-        r.register(
-            "yingji_inputs",
-            "MQTT inputs handled, by result",
-            inputs.clone(),
-        );
-        let notices = Counter::default();
-        r.register("yingji_notices", "Notices made", notices.clone());
-        let deliveries = Family::<Labels, Counter>::default();
-        r.register(
-            "yingji_deliveries",
-            "Deliveries confirmed, by sink",
-            deliveries.clone(),
-        );
-        let emails_failed = Counter::default();
-        r.register(
+        let inputs: Family<Labels, Counter> =
+            add(&mut r, "yingji_inputs", "MQTT inputs handled, by result");
+        let notices = add(&mut r, "yingji_notices", "Notices made");
+        let deliveries: Family<Labels, Counter> =
+            add(&mut r, "yingji_deliveries", "Deliveries confirmed, by sink");
+        let emails_failed = add(
+            &mut r,
             "yingji_email_failures",
             "Failed email attempts (retried)",
-            emails_failed.clone(),
         );
-        let webhooks_failed = Counter::default();
-        r.register(
+        let webhooks_failed = add(
+            &mut r,
             "yingji_webhook_failures",
             "Failed webhook attempts (retried)",
-            webhooks_failed.clone(),
         );
-        let conn = Family::<Labels, Gauge>::default();
-        r.register("yingji_mqtt_connected", "MQTT connections up", conn.clone());
-        let live = Gauge::default();
-        r.register(
+        let conn: Family<Labels, Gauge> =
+            add(&mut r, "yingji_mqtt_connected", "MQTT connections up");
+        let live = add(
+            &mut r,
             "yingji_live",
             "Recovered and delivering (1) or still recovering (0)",
-            live.clone(),
         );
-        let http_connections = Gauge::default();
-        r.register(
-            "yingji_http_connections",
-            "HTTP connections being served",
-            http_connections.clone(),
-        );
-        let http_accept_errors = Counter::default();
-        r.register(
-            "yingji_http_accept_errors",
-            "HTTP accept failures (e.g. out of file descriptors); the server pauses and goes on",
-            http_accept_errors.clone(),
-        );
-        let http_rate_limited = Counter::default();
-        r.register(
-            "yingji_http_rate_limited",
-            "HTTP requests refused by a rate limit",
-            http_rate_limited.clone(),
-        );
-        let ack_clicks = Family::<Labels, Counter>::default();
-        r.register(
-            "yingji_ack_link_clicks",
-            "Acknowledgement-link POSTs, by outcome",
-            ack_clicks.clone(),
-        );
-        let console_logins = Family::<Labels, Counter>::default();
-        r.register(
-            "yingji_console_logins",
-            "Console login attempts, by result",
-            console_logins.clone(),
-        );
-        let console_actions = Family::<Labels, Counter>::default();
-        r.register(
-            "yingji_console_actions",
-            "Console actions journaled, by command",
-            console_actions.clone(),
-        );
+        let http = Http::register(&mut r);
         r.register_collector(Box::new(Health));
         let gauge = |k: &str, v: &str| {
             conn.get_or_create(&vec![(k.to_string(), v.to_string())])
@@ -137,12 +140,12 @@ impl Metrics {
             mqtt_in_up: gauge("conn", "in"),
             mqtt_out_up: gauge("conn", "out"),
             live,
-            http_connections,
-            http_accept_errors,
-            http_rate_limited,
-            ack_clicks,
-            console_logins,
-            console_actions,
+            http_connections: http.connections,
+            http_accept_errors: http.accept_errors,
+            http_rate_limited: http.rate_limited,
+            ack_clicks: http.ack_clicks,
+            console_logins: http.console_logins,
+            console_actions: http.console_actions,
             registry: r,
         }
     }

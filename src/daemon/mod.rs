@@ -184,11 +184,11 @@ async fn run_async(cfg: Arc<Config>, init: bool) -> anyhow::Result<()> {
     let mut store = Store::open_checked(&path, init)?;
     let fingerprint = history::record_config(&store, &cfg, clock::now())?;
     tracing::info!(fingerprint = %fingerprint, "config stored (yingji journal export --config-out writes it)");
-    let mut claims = match claim_regions(&cfg, &settings, &mut store).await? {
+    let claims = match claim_regions(&cfg, &settings, &mut store).await? {
         Some(c) => c,
         None => return Ok(()),
     };
-    ack::install_key(ack::load_key(&cfg, &mut store)?);
+    let link_key = ack::AckKey::load(&cfg, &mut store)?;
     let echo_key = echo::load_key(&mut store)?;
     let core = {
         let cfg = Arc::clone(&cfg);
@@ -202,31 +202,16 @@ async fn run_async(cfg: Arc<Config>, init: bool) -> anyhow::Result<()> {
         Store::open_sink(&path)?,
         echo_key.clone(),
     );
-    let (ops_tx, mut ops_rx) = tokio::sync::mpsc::unbounded_channel::<serde_json::Value>();
-    health::set_ops_channel(ops_tx);
-    {
-        let (publisher, topic) = (publisher.clone(), ops_topic(&cfg));
-        tokio::spawn(async move {
-            while let Some(mut e) = ops_rx.recv().await {
-                e["at"] = serde_json::json!(fmt_ts(clock::now()));
-                publisher.submit([Out::Plain {
-                    topic: topic.clone(),
-                    payload: e.to_string().into_bytes(),
-                    qos1: true,
-                    retain: false,
-                }]);
-            }
-        });
-    }
+    forward_ops(ops_topic(&cfg), publisher.clone());
     publisher.submit(state_outs(&cfg, core.all_states()));
-    let mailer = email::Mailer::start(Arc::clone(&cfg), &path)?;
-    let hooks = webhook::Hooks::start(Arc::clone(&cfg), &path)?;
+    let mailer = email::Mailer::start(Arc::clone(&cfg), Some(link_key.clone()), &path)?;
+    let hooks = webhook::Hooks::start(Arc::clone(&cfg), Some(link_key.clone()), &path)?;
 
     let (core_tx, core_rx) = std::sync::mpsc::channel();
     let (view_tx, view_rx) = tokio::sync::watch::channel(Arc::new(core.view(false, 0)));
     let app = http::App {
         cfg: Arc::clone(&cfg),
-        link_key: ack::key().expect("installed above").to_vec(),
+        link_key,
         core: core_tx.clone(),
         view: view_rx,
         limits: http::limit::Limits::default(),
@@ -243,47 +228,91 @@ async fn run_async(cfg: Arc<Config>, init: bool) -> anyhow::Result<()> {
         acks: ack_tx,
         view: view_tx,
     };
-    let mut core_thread = tokio::task::spawn_blocking(move || core_loop(core, core_rx, sinks));
+    let core_thread = tokio::task::spawn_blocking(move || core_loop(core, core_rx, sinks));
     tracing::info!("yingji is running");
+    Running {
+        core_tx,
+        core_thread,
+        inbound,
+        publisher,
+        mailer,
+        claims,
+    }
+    .until_stopped()
+    .await
+}
 
-    let mut refused = None;
-    let result = tokio::select! {
-        r = &mut core_thread => Some(r),
-        s = shutdown_signal() => {
-            tracing::info!(signal = s, "shutting down: no new input, flushing the outbox");
-            None
+/// Publishes the health module's ops events on the ops topic, stamped with the time.
+fn forward_ops(topic: String, publisher: Publisher) {
+    let (ops_tx, mut ops_rx) = tokio::sync::mpsc::unbounded_channel::<serde_json::Value>();
+    health::set_ops_channel(ops_tx);
+    tokio::spawn(async move {
+        while let Some(mut e) = ops_rx.recv().await {
+            e["at"] = serde_json::json!(fmt_ts(clock::now()));
+            publisher.submit([Out::Plain {
+                topic: topic.clone(),
+                payload: e.to_string().into_bytes(),
+                qos1: true,
+                retain: false,
+            }]);
         }
-        r = contested(&mut claims) => {
-            tracing::error!("{r}: shutting down");
-            refused = Some(r);
-            None
+    });
+}
+
+/// The running daemon's parts that stop in order at the end.
+struct Running {
+    core_tx: std::sync::mpsc::Sender<CoreEvent>,
+    core_thread: tokio::task::JoinHandle<anyhow::Result<()>>,
+    inbound: inbound::Inbound,
+    publisher: Publisher,
+    mailer: Option<email::Mailer>,
+    claims: Option<claims::Claims>,
+}
+
+impl Running {
+    /// Runs until the core thread ends, a signal comes or a region claim is contested;
+    /// then stops taking input, lets the core finish, flushes the outbox and the mail
+    /// queue and releases the claims.
+    async fn until_stopped(mut self) -> anyhow::Result<()> {
+        let mut refused = None;
+        let result = tokio::select! {
+            r = &mut self.core_thread => Some(r),
+            s = shutdown_signal() => {
+                tracing::info!(signal = s, "shutting down: no new input, flushing the outbox");
+                None
+            }
+            r = contested(&mut self.claims) => {
+                tracing::error!("{r}: shutting down");
+                refused = Some(r);
+                None
+            }
+        };
+        self.inbound.close();
+        let result = match result {
+            Some(r) => r,
+            None => {
+                let _ = self.core_tx.send(CoreEvent::Shutdown);
+                self.core_thread.await
+            }
+        };
+        drop(self.core_tx);
+        self.inbound.disconnect().await;
+        self.publisher.flush_and_stop(Duration::from_secs(5)).await;
+        if let Some(m) = self.mailer {
+            m.stop().await;
         }
-    };
-    inbound.close();
-    let result = match result {
-        Some(r) => r,
-        None => {
-            let _ = core_tx.send(CoreEvent::Shutdown);
-            core_thread.await
+        if let Some(c) = self.claims {
+            c.release().await;
         }
-    };
-    drop(core_tx);
-    inbound.disconnect().await;
-    publisher.flush_and_stop(Duration::from_secs(5)).await;
-    if let Some(m) = mailer {
-        m.stop().await;
+        if let Some(r) = refused {
+            return Err(r.into());
+        }
+        let r = result.map_err(|e| anyhow::anyhow!("core thread failed: {e}"))?;
+        if r.is_ok() {
+            tracing::info!("stopped cleanly");
+        }
+        r
     }
-    if let Some(c) = claims {
-        c.release().await;
-    }
-    if let Some(r) = refused {
-        return Err(r.into());
-    }
-    let r = result.map_err(|e| anyhow::anyhow!("core thread failed: {e}"))?;
-    if r.is_ok() {
-        tracing::info!("stopped cleanly");
-    }
-    r
 }
 
 /// How long the start waits for the broker to answer the region claims (after that the
@@ -516,112 +545,170 @@ fn confirm_echoes(
 /// The core thread: batches of inputs, echoes, timers, snapshots; returns on Shutdown.
 ///
 /// Until the echoes queued while the daemon was away are drained (or `DRAIN_WAIT`
-/// passed), inputs are held and timers wait: then what is still undelivered is sent,
-/// first, in the order it was made.
+/// passed), inputs are handled but their MQTT notices wait, and timers, links and console
+/// commands wait: then what is still undelivered is sent, first, in the order it was made.
 fn core_loop(mut core: Core, rx: Receiver<CoreEvent>, sinks: Sinks) -> anyhow::Result<()> {
-    let mut live = false;
-    let started = clock::now();
-    // The echo wait counts from the first CONNACK (a broker started after yingji must
-    // not make it resend what the broker already has).
-    let mut drain_until: Option<crate::time::Ts> = None;
-    let mut proven = std::collections::BTreeSet::new();
-    let mut held: Vec<Incoming<InToken>> = Vec::new();
-    let mut held_links: Vec<LinkAck> = Vec::new();
-    let mut held_cmds: Vec<ConsoleCmd> = Vec::new();
-    let mut next_retention = clock::now();
+    let mut l = Loop::new();
     let mut watchdog = systemd::Watchdog::from_env();
-    let mut summary = Summary::new();
-    // Levels moved by inputs handled during the drain, published after its notices.
-    let mut states_held = false;
     loop {
         watchdog.ping();
-        let sleep = match (live, core.next_deadline()) {
+        let sleep = match (l.live, core.next_deadline()) {
             (true, Some((t, _))) => clock::until(t),
             _ => MAX_SLEEP,
         }
         .min(MAX_SLEEP);
         let mut a = collect(&rx, sleep);
-        if a.connected && drain_until.is_none() {
-            drain_until = Some(clock::now() + DRAIN_WAIT);
+        if a.connected && l.drain_until.is_none() {
+            l.drain_until = Some(clock::now() + DRAIN_WAIT);
         }
-        confirm_echoes(&mut core, &sinks, &mut proven, &mut a)?;
-        let now = clock::now();
-        if !live && !a.drained && drain_until.is_some_and(|t| now >= t) {
-            tracing::warn!("echoes did not drain in time: sending what is undelivered now");
-            live = go_live(&core, &sinks, std::mem::take(&mut states_held))?;
-        } else if !live && !a.drained && drain_until.is_none() && now >= started + CONNECT_WAIT {
-            tracing::error!(
-                "no connection to the broker since the start: going live without draining echoes"
-            );
-            live = go_live(&core, &sinks, std::mem::take(&mut states_held))?;
-        } else if !live && a.drained {
-            live = go_live(&core, &sinks, std::mem::take(&mut states_held))?;
-            sinks.show(&core, live, true);
-            systemd::ready();
-        }
-        held.append(&mut a.inputs);
-        if !live && !held.is_empty() {
-            // Inputs flow while the echoes drain (the marker is queued behind them).
-            let fx = core.ingest(std::mem::take(&mut held), clock::now())?;
-            summary.inputs(&fx);
-            states_held |= !fx.states.is_empty();
-            sinks.apply_draining(fx);
-        }
-        held_links.append(&mut a.links);
-        held_cmds.append(&mut a.cmds);
+        confirm_echoes(&mut core, &sinks, &mut l.proven, &mut a)?;
+        l.go_live_when_due(&core, &sinks, a.drained)?;
+        l.held.append(&mut a.inputs);
+        l.drain_step(&mut core, &sinks)?;
+        l.held_links.append(&mut a.links);
+        l.held_cmds.append(&mut a.cmds);
         for (region, event, reply) in a.csv {
             let _ = reply.send(core.register_csv(&region, &event));
         }
-        if live {
-            let mut changed = false;
-            let batch = std::mem::take(&mut held);
-            if !batch.is_empty() {
-                changed = true;
-                let first = batch.iter().filter_map(|i| i.arrived).min();
-                let fx = core.ingest(batch, clock::now())?;
-                summary.inputs(&fx);
-                sinks.apply(fx);
-                timing(first, core.last_commit());
-            }
-            let mut replies = Vec::new();
-            for l in std::mem::take(&mut held_links) {
-                let (fx, outcome) =
-                    core.link_ack(&l.region, &l.call_id, &l.person, clock::now())?;
-                tracing::info!(call_id = %l.call_id.escape_debug(), person = %l.person.escape_debug(), outcome = ?outcome, "acknowledgement link");
-                changed |= !fx.notices.is_empty();
-                sinks.apply(fx);
-                replies.push((l.reply, outcome));
-            }
-            let mut answers = Vec::new();
-            for c in std::mem::take(&mut held_cmds) {
-                let (fx, refused) = core.command(&c.region, c.payload, clock::now())?;
-                changed = true;
-                sinks.apply(fx);
-                answers.push((c.reply, refused));
-            }
-            let fx = core.tick(clock::now())?;
-            summary.notices += fx.notices.len() as u64;
-            changed |= !fx.notices.is_empty();
-            sinks.apply(fx);
-            // The page that answers a click reads the picture: publish it first.
-            sinks.show(&core, live, changed);
-            for (reply, outcome) in replies {
-                let _ = reply.send(outcome);
-            }
-            for (reply, refused) in answers {
-                let _ = reply.send(refused.map_or(Ok(()), Err));
-            }
-            summary.log_when_due();
-            if clock::now() >= next_retention {
-                retain(&mut core);
-                next_retention = clock::now() + RETENTION_EVERY;
-            }
+        if l.live {
+            l.step(&mut core, &sinks)?;
         }
         if a.shutdown {
             systemd::stopping();
             core.snapshot(clock::now())?;
             return Ok(());
         }
+    }
+}
+
+/// The core thread's state between batches.
+struct Loop {
+    /// Past the echo drain: inputs are handled, timers fire.
+    live: bool,
+    started: Ts,
+    /// The echo wait counts from the first CONNACK (a broker started after yingji must
+    /// not make it resend what the broker already has).
+    drain_until: Option<Ts>,
+    proven: std::collections::BTreeSet<String>,
+    held: Vec<Incoming<InToken>>,
+    held_links: Vec<LinkAck>,
+    held_cmds: Vec<ConsoleCmd>,
+    next_retention: Ts,
+    summary: Summary,
+    /// Levels moved by inputs handled during the drain: published after its notices.
+    states_held: bool,
+}
+
+impl Loop {
+    fn new() -> Loop {
+        let now = clock::now();
+        Loop {
+            live: false,
+            started: now,
+            drain_until: None,
+            proven: std::collections::BTreeSet::new(),
+            held: Vec::new(),
+            held_links: Vec::new(),
+            held_cmds: Vec::new(),
+            next_retention: now,
+            summary: Summary::new(),
+            states_held: false,
+        }
+    }
+
+    /// Goes live when the echoes drained, when they did not drain in time, or when no
+    /// connection came at all.
+    fn go_live_when_due(
+        &mut self,
+        core: &Core,
+        sinks: &Sinks,
+        drained: bool,
+    ) -> anyhow::Result<()> {
+        if self.live {
+            return Ok(());
+        }
+        let now = clock::now();
+        if !drained && self.drain_until.is_some_and(|t| now >= t) {
+            tracing::warn!("echoes did not drain in time: sending what is undelivered now");
+            self.live = go_live(core, sinks, std::mem::take(&mut self.states_held))?;
+        } else if !drained && self.drain_until.is_none() && now >= self.started + CONNECT_WAIT {
+            tracing::error!(
+                "no connection to the broker since the start: going live without draining echoes"
+            );
+            self.live = go_live(core, sinks, std::mem::take(&mut self.states_held))?;
+        } else if drained {
+            self.live = go_live(core, sinks, std::mem::take(&mut self.states_held))?;
+            sinks.show(core, self.live, true);
+            systemd::ready();
+        }
+        Ok(())
+    }
+
+    /// Before going live: inputs flow while the echoes drain (the marker is queued
+    /// behind them); their MQTT notices wait for `go_live` (`Sinks::apply_draining`).
+    fn drain_step(&mut self, core: &mut Core, sinks: &Sinks) -> anyhow::Result<()> {
+        if self.live || self.held.is_empty() {
+            return Ok(());
+        }
+        let fx = core.ingest(std::mem::take(&mut self.held), clock::now())?;
+        self.summary.inputs(&fx);
+        self.states_held |= !fx.states.is_empty();
+        sinks.apply_draining(fx);
+        Ok(())
+    }
+
+    /// One live batch: held inputs, link clicks and console commands, then due timers;
+    /// the picture is published before the pages that wait for it are answered.
+    fn step(&mut self, core: &mut Core, sinks: &Sinks) -> anyhow::Result<()> {
+        let mut changed = false;
+        // Effects leave for the sinks only after the picture is published: a person who
+        // gets a link by webhook or email and opens it at once finds the round on the page.
+        let mut effects = Vec::new();
+        let batch = std::mem::take(&mut self.held);
+        let first = batch.iter().filter_map(|i| i.arrived).min();
+        if !batch.is_empty() {
+            changed = true;
+            let fx = core.ingest(batch, clock::now())?;
+            self.summary.inputs(&fx);
+            effects.push(fx);
+        }
+        let mut replies = Vec::new();
+        for l in std::mem::take(&mut self.held_links) {
+            let (fx, outcome) = core.link_ack(&l.region, &l.call_id, &l.person, clock::now())?;
+            tracing::info!(call_id = %l.call_id.escape_debug(), person = %l.person.escape_debug(), outcome = ?outcome, "acknowledgement link");
+            changed |= !fx.notices.is_empty();
+            effects.push(fx);
+            replies.push((l.reply, outcome));
+        }
+        let mut answers = Vec::new();
+        for c in std::mem::take(&mut self.held_cmds) {
+            let (fx, refused) = core.command(&c.region, c.payload, clock::now())?;
+            changed = true;
+            effects.push(fx);
+            answers.push((c.reply, refused));
+        }
+        let fx = core.tick(clock::now())?;
+        self.summary.notices += fx.notices.len() as u64;
+        changed |= !fx.notices.is_empty();
+        effects.push(fx);
+        // The page that answers a click reads the picture: publish it first.
+        sinks.show(core, self.live, changed);
+        for fx in effects {
+            sinks.apply(fx);
+        }
+        timing(first, core.last_commit());
+        for (reply, outcome) in replies {
+            let _ = reply.send(outcome);
+        }
+        for (reply, refused) in answers {
+            let _ = reply.send(refused.map_or(Ok(()), Err));
+        }
+        self.summary.log_when_due();
+        if clock::now() >= self.next_retention {
+            retain(core);
+            self.next_retention = clock::now() + RETENTION_EVERY;
+        }
+        Ok(())
     }
 }
 

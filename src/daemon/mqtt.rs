@@ -1,5 +1,6 @@
 //! One face over rumqttc's MQTT 3.1.1 and MQTT 5 clients, and the connection settings
-//! (URL, TLS, credentials with secrets from files or `${ENV}`) from `[mqtt]`.
+//! (URL, TLS, credentials with secrets from files or `${ENV}`, read by src/secret.rs)
+//! from `[mqtt]`.
 //!
 //! rumqttc traps handled here (STACK-NOTES.md): the event loop is polled by its own task;
 //! packet size limits are raised so that an oversized message is rejected by us with a
@@ -7,12 +8,13 @@
 //! persistent session survives a disconnect; keep-alive is clamped to what each version
 //! accepts.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use rumqttc::v5 as r5;
 
 use crate::config::MqttConfig;
+use crate::secret::{expand_env, redact_url, secret};
 
 /// Largest packet the client accepts: well above `max_payload_bytes`, which is enforced
 /// by rejecting (an over-limit packet would make rumqttc drop the connection, and the
@@ -46,74 +48,6 @@ impl std::fmt::Debug for Settings {
             .field("protocol", &self.protocol)
             .finish()
     }
-}
-
-/// A URL as it may be shown: the password of `user:password@` and every query value
-/// replaced by `***` (they hold secrets: passwords, webhook keys and tokens).
-pub fn redact_url(url: &str) -> String {
-    let (head, query) = match url.split_once('?') {
-        Some((h, q)) => (h, Some(q)),
-        None => (url, None),
-    };
-    let (scheme, rest) = match head.split_once("://") {
-        Some((s, r)) => (Some(s), r),
-        None => (None, head),
-    };
-    let (auth, path) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    let auth = match auth.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{user}:***@{host}")
-        }
-        None => auth.to_string(),
-    };
-    let mut out = match scheme {
-        Some(s) => format!("{s}://{auth}{path}"),
-        None => format!("{auth}{path}"),
-    };
-    if let Some(q) = query {
-        let q: Vec<String> = q
-            .split('&')
-            .map(|kv| match kv.split_once('=') {
-                Some((k, _)) => format!("{k}=***"),
-                None => kv.to_string(),
-            })
-            .collect();
-        out = format!("{out}?{}", q.join("&"));
-    }
-    out
-}
-
-/// Expands `${VAR}` references in a config value.
-pub fn expand_env(s: &str) -> anyhow::Result<String> {
-    let mut out = String::new();
-    let mut rest = s;
-    while let Some(i) = rest.find("${") {
-        out += &rest[..i];
-        let tail = &rest[i + 2..];
-        let j = tail
-            .find('}')
-            .ok_or_else(|| anyhow::anyhow!("unclosed ${{ in {s:?}"))?;
-        let var = &tail[..j];
-        let v = std::env::var(var)
-            .map_err(|_| anyhow::anyhow!("environment variable {var} is not set"))?;
-        out += &v;
-        rest = &tail[j + 1..];
-    }
-    Ok(out + rest)
-}
-
-/// A secret given literally (with `${ENV}` references) or in a file (trailing newline cut).
-pub fn secret(literal: Option<&str>, file: Option<&Path>) -> anyhow::Result<Option<String>> {
-    if let Some(f) = file {
-        let text = std::fs::read_to_string(f)
-            .map_err(|e| anyhow::anyhow!("cannot read secret file {}: {e}", f.display()))?;
-        return Ok(Some(text.trim_end_matches(['\r', '\n']).to_string()));
-    }
-    literal.map(expand_env).transpose()
 }
 
 impl Settings {

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::json;
 
 use crate::config::{Config, Contact, WebhookConfig};
+use crate::daemon::ack::AckKey;
 use crate::input::Rejection;
 use crate::notice::{Kind, Notice, Plan};
 use crate::time::{fmt_ts, Ts};
@@ -58,10 +59,19 @@ pub fn rejected_json(at: Ts, r: &Rejection) -> Vec<u8> {
     .expect("serialises")
 }
 
+/// Whether a notice is sent as CAP (src/daemon/cap.rs says which kinds and why).
+pub fn carried(n: &Notice) -> bool {
+    n.kind.is_move()
+        || matches!(
+            n.kind,
+            Kind::Proposal | Kind::Call | Kind::CallAck | Kind::CallUnreached
+        )
+}
+
 /// The sinks a notice needs: the notice and CAP topics, and one per email recipient.
 pub fn sinks(cfg: &Config, n: &Notice) -> Vec<String> {
     let mut s = vec![SINK_NOTICE.to_string()];
-    if crate::daemon::cap::carried(n) {
+    if carried(n) {
         s.push(SINK_CAP.to_string());
     }
     s.extend(
@@ -239,10 +249,16 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// The acknowledgement link of a call, for its called person alone.
-pub fn personal_link(cfg: &Config, n: &Notice, r: Reader) -> Option<String> {
+/// The acknowledgement link of a call, for its called person alone, signed with `links`
+/// (`None`: no link, as in tools that do not serve them).
+pub fn personal_link(
+    cfg: &Config,
+    links: Option<&AckKey>,
+    n: &Notice,
+    r: Reader,
+) -> Option<String> {
     if n.kind == Kind::Call && r.is_called(n) {
-        crate::daemon::ack::link(cfg, n)
+        links?.url(cfg, n)
     } else {
         None
     }
@@ -432,8 +448,8 @@ fn asks(n: &Notice, r: Reader) -> bool {
 }
 
 /// Plain-text email body for the reader at `to`.
-pub fn text_body(cfg: &Config, n: &Notice, to: &str) -> String {
-    text_for(cfg, n, Reader::email(cfg, to))
+pub fn text_body(cfg: &Config, links: Option<&AckKey>, n: &Notice, to: &str) -> String {
+    text_for(cfg, links, n, Reader::email(cfg, to))
 }
 
 /// What units reported back (PLANS.md §5.2), quoted, for follow-up and final reports:
@@ -493,7 +509,7 @@ pub fn feedback(cfg: &Config, n: &Notice) -> Vec<String> {
 }
 
 /// Plain text of a notice for a reader.
-pub fn text_for(cfg: &Config, n: &Notice, r: Reader) -> String {
+pub fn text_for(cfg: &Config, links: Option<&AckKey>, n: &Notice, r: Reader) -> String {
     let mut s = format!("{}\n\n", subject(cfg, n));
     for (k, v) in facts(cfg, n) {
         s += &format!("{k}：{v}\n");
@@ -504,7 +520,7 @@ pub fn text_for(cfg: &Config, n: &Notice, r: Reader) -> String {
     if asks(n, r) {
         s += &format!("\n{ASK_REPLY}\n");
     }
-    if let Some(link) = personal_link(cfg, n, r) {
+    if let Some(link) = personal_link(cfg, links, n, r) {
         s += &format!("\n收到请点击确认：{link}\n");
     }
     let fb = feedback(cfg, n);
@@ -526,7 +542,7 @@ pub fn text_for(cfg: &Config, n: &Notice, r: Reader) -> String {
 }
 
 /// HTML email body (the same content, escaped) for the reader at `to`.
-pub fn html_body(cfg: &Config, n: &Notice, to: &str) -> String {
+pub fn html_body(cfg: &Config, links: Option<&AckKey>, n: &Notice, to: &str) -> String {
     let r = Reader::email(cfg, to);
     let mut s = String::from("<!DOCTYPE html><html><head><meta charset=\"utf-8\"></head><body>");
     s += &format!("<h2>{}</h2><table>", esc(&subject(cfg, n)));
@@ -540,7 +556,7 @@ pub fn html_body(cfg: &Config, n: &Notice, to: &str) -> String {
     if asks(n, r) {
         s += &format!("<p>{}</p>", esc(ASK_REPLY));
     }
-    if let Some(link) = personal_link(cfg, n, r) {
+    if let Some(link) = personal_link(cfg, links, n, r) {
         s += &format!("<p><a href=\"{}\">收到请点击确认</a></p>", esc(&link));
     }
     let fb = feedback(cfg, n);
@@ -588,7 +604,13 @@ pub fn cut(t: &str, max: usize) -> String {
 /// The WeCom text (markdown for the group robot, plain for an application message to one
 /// person): title, facts, text, for the called person the ask and the link, and the
 /// measures by section, numbered.
-pub fn wecom_text(cfg: &Config, n: &Notice, r: Reader, markdown: bool) -> String {
+pub fn wecom_text(
+    cfg: &Config,
+    links: Option<&AckKey>,
+    n: &Notice,
+    r: Reader,
+    markdown: bool,
+) -> String {
     let mut s = if markdown {
         format!("### {}\n", subject(cfg, n))
     } else {
@@ -608,7 +630,7 @@ pub fn wecom_text(cfg: &Config, n: &Notice, r: Reader, markdown: bool) -> String
     if asks(n, r) {
         s += &format!("\n{ASK_REPLY}\n");
     }
-    if let Some(l) = personal_link(cfg, n, r) {
+    if let Some(l) = personal_link(cfg, links, n, r) {
         s += &if markdown {
             format!("\n[收到请点击确认]({l})\n")
         } else {
@@ -789,8 +811,8 @@ plans = ["severe_weather"]
 
     #[test]
     fn only_the_called_persons_own_email_carries_the_ack_link() {
-        crate::daemon::ack::install_key(b"render-test-key-0123456789".to_vec());
-        let key = crate::daemon::ack::key().unwrap();
+        let key = AckKey::new(b"render-test-key-0123456789".to_vec());
+        let links = Some(&key);
         let c = cfg(r#"
 [http]
 public_url = "https://yj.example.org"
@@ -811,17 +833,21 @@ plans = ["severe_weather"]
         call.call_id = Some("w1/1".into());
         call.person = Some("yjj".into());
         let t = call.at.timestamp().to_string();
-        let sig = crate::daemon::ack::sign(key, &["w1/1", "yjj", &t]);
+        let sig = key.sign(&["w1/1", "yjj", &t]);
         let link = format!("https://yj.example.org/ack?call_id=w1%2F1&person=yjj&t={t}&sig={sig}");
-        let own = text_body(&c, &call, "yjj@x.org");
+        let own = text_body(&c, links, &call, "yjj@x.org");
         assert!(own.contains(&link), "{own}");
         assert!(own.contains("请回复“收到”"), "{own}");
-        assert!(html_body(&c, &call, "yjj@x.org").contains(&format!("href=\"{}\"", esc(&link))));
-        let other = text_body(&c, &call, "duty@x.org");
+        assert!(
+            html_body(&c, links, &call, "yjj@x.org").contains(&format!("href=\"{}\"", esc(&link)))
+        );
+        let other = text_body(&c, links, &call, "duty@x.org");
         assert!(!other.contains("/ack?"), "a copy to the duty room: {other}");
         assert!(other.contains("叫应对象：张三（市应急管理局）"), "{other}");
-        assert!(!text_body(&c, &notice(), "yjj@x.org").contains("/ack?"));
-        assert!(!wecom_text(&c, &call, Reader::Group, true).contains("/ack?"));
+        assert!(!text_body(&c, links, &notice(), "yjj@x.org").contains("/ack?"));
+        assert!(!wecom_text(&c, links, &call, Reader::Group, true).contains("/ack?"));
+        // No key (a tool that serves no links): no link, even for the called person.
+        assert!(!text_body(&c, None, &call, "yjj@x.org").contains("/ack?"));
     }
 
     /// PLANS.md §5.2: a report quotes what units reported and names the overdue ones,
@@ -837,12 +863,12 @@ plans = ["severe_weather"]
                 "cut_pct": 20}]}],
             "overdue_units": ["市交通运输局"],
         });
-        let t = text_for(&c, &n, Reader::Group);
+        let t = text_for(&c, None, &n, Reader::Group);
         assert!(t.contains("- 市能源局：12月1日16时05分（王能源）报：已组织32座煤矿满负荷生产；限产、停产企业和停工工地：甲煤矿；减排比例20%\n"), "{t}");
         assert!(t.contains("- 逾期未报单位：市交通运输局\n"), "{t}");
-        assert!(wecom_text(&c, &n, Reader::Group, true).contains("已组织32座煤矿满负荷生产"));
+        assert!(wecom_text(&c, None, &n, Reader::Group, true).contains("已组织32座煤矿满负荷生产"));
         n.evidence = serde_json::json!({});
-        assert!(!text_for(&c, &n, Reader::Group).contains("落实情况"));
+        assert!(!text_for(&c, None, &n, Reader::Group).contains("落实情况"));
     }
 
     #[test]
@@ -859,7 +885,7 @@ email = "jj@x.org"
             &c,
             crate::plans::heavy_pollution::types::Lv::Orange,
         );
-        let t = text_body(&c, &n, "jj@x.org");
+        let t = text_body(&c, None, &n, "jj@x.org");
         let own = t.find("本单位措施（市公安局交警支队）：").expect(&t);
         let health = t.find("健康防护引导措施：").expect(&t);
         assert!(own < health, "own measures first: {t}");

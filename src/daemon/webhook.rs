@@ -19,10 +19,11 @@ use serde_json::{json, Value};
 
 use crate::clock;
 use crate::config::Config;
-use crate::daemon::mqtt::{expand_env, secret};
+use crate::daemon::ack::{self, AckKey};
 use crate::daemon::store::Store;
-use crate::daemon::{ack, metrics, render};
+use crate::daemon::{metrics, render};
 use crate::notice::{Kind, Notice};
+use crate::secret::{expand_env, secret};
 use crate::time::Ts;
 
 /// A webhook ready to post to: its sink name and resolved URL (with `?key=`).
@@ -121,7 +122,11 @@ fn hooks(cfg: &Config) -> anyhow::Result<Vec<Hook>> {
 impl Hooks {
     /// Starts the sender when webhooks are configured, with every pending delivery of
     /// the outbox queued.
-    pub fn start(cfg: Arc<Config>, db: &Path) -> anyhow::Result<Option<Hooks>> {
+    pub fn start(
+        cfg: Arc<Config>,
+        links: Option<AckKey>,
+        db: &Path,
+    ) -> anyhow::Result<Option<Hooks>> {
         let hooks = hooks(&cfg)?;
         if hooks.is_empty() {
             return Ok(None);
@@ -144,7 +149,7 @@ impl Hooks {
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("webhooks".into())
-            .spawn(move || run(&cfg, &hooks, &store, queue, &rx))?;
+            .spawn(move || run((&cfg, links.as_ref()), &hooks, &store, queue, &rx))?;
         Ok(Some(Hooks { tx }))
     }
 
@@ -159,7 +164,7 @@ fn backoff(attempts: u32) -> Duration {
 }
 
 fn run(
-    cfg: &Config,
+    (cfg, links): (&Config, Option<&AckKey>),
     hooks: &[Hook],
     store: &Store,
     mut queue: VecDeque<Job>,
@@ -187,7 +192,7 @@ fn run(
                 continue;
             }
             let h = &hooks[job.hook];
-            match post(cfg, h, &job.notice) {
+            match post(cfg, links, h, &job.notice) {
                 Ok(()) => {
                     tracing::info!(id = %job.notice.id, sink = %h.sink, "webhook delivered");
                     metrics::inc(&metrics::METRICS.webhooks_sent, 1);
@@ -224,11 +229,11 @@ fn enqueue(hooks: &[Hook], queue: &mut VecDeque<Job>, (notice, sink): (Arc<Notic
 }
 
 /// One POST; `Err` unless the endpoint answered 2xx (and, for WeCom, `errcode` 0).
-fn post(cfg: &Config, h: &Hook, n: &Notice) -> Result<(), String> {
+fn post(cfg: &Config, links: Option<&AckKey>, h: &Hook, n: &Notice) -> Result<(), String> {
     if let Some(app) = &h.app {
-        return post_app(cfg, h, app, n);
+        return post_app(cfg, links, h, app, n);
     }
-    let body = match body(cfg, &h.kind, n) {
+    let body = match body(cfg, links, &h.kind, n) {
         Some(b) => b,
         None => return Err("nothing to send (contact without phone?)".into()),
     };
@@ -311,9 +316,15 @@ fn token(h: &Hook, app: &App) -> Result<String, String> {
 
 /// `message/send` of a call to its person; a token the API calls invalid or expired is
 /// dropped and fetched once more.
-fn post_app(cfg: &Config, h: &Hook, app: &App, n: &Notice) -> Result<(), String> {
-    let body =
-        app_json(cfg, n, app.agent_id).ok_or("nothing to send (contact without WeCom user id?)")?;
+fn post_app(
+    cfg: &Config,
+    links: Option<&AckKey>,
+    h: &Hook,
+    app: &App,
+    n: &Notice,
+) -> Result<(), String> {
+    let body = app_json(cfg, links, n, app.agent_id)
+        .ok_or("nothing to send (contact without WeCom user id?)")?;
     for round in 0..2 {
         let t = token(h, app)?;
         let url = format!(
@@ -352,12 +363,12 @@ fn redact(e: &str, url: &str) -> String {
 /// (a phone call or application message to a contact without a number or user id).
 /// Group messages (the WeCom robot, the generic webhook) carry no acknowledgement link;
 /// messages to the called person alone (phone gateway, WeCom application) do.
-pub fn body(cfg: &Config, kind: &str, n: &Notice) -> Option<Value> {
+pub fn body(cfg: &Config, links: Option<&AckKey>, kind: &str, n: &Notice) -> Option<Value> {
     match kind {
         "wecom" => Some(json!({"msgtype": "markdown",
-            "markdown": {"content": render::wecom_text(cfg, n, render::Reader::Group, true)}})),
-        "phone" => phone_json(cfg, n),
-        "wecom_app" => app_json(cfg, n, 0),
+            "markdown": {"content": render::wecom_text(cfg, None, n, render::Reader::Group, true)}})),
+        "phone" => phone_json(cfg, links, n),
+        "wecom_app" => app_json(cfg, links, n, 0),
         _ => Some(generic_json(cfg, n)),
     }
 }
@@ -369,24 +380,24 @@ fn called<'a>(cfg: &'a Config, n: &Notice) -> Option<&'a crate::config::Contact>
 
 /// The phone gateway's request of a `call` on the phone channel: the script to read and
 /// the personal acknowledgement link for the gateway's SMS.
-pub fn phone_json(cfg: &Config, n: &Notice) -> Option<Value> {
+pub fn phone_json(cfg: &Config, links: Option<&AckKey>, n: &Notice) -> Option<Value> {
     let c = called(cfg, n)?;
     let to = c.phone.clone()?;
     let r = render::Reader::Contact(c);
     Some(json!({
         "to": to, "person": c.id, "call_id": n.call_id, "attempt": n.attempt,
-        "text": render::phone_script(cfg, n), "ack_url": render::personal_link(cfg, n, r),
+        "text": render::phone_script(cfg, n), "ack_url": render::personal_link(cfg, links, n, r),
     }))
 }
 
 /// A WeCom application message (`message/send`) of a call to the called person alone.
-pub fn app_json(cfg: &Config, n: &Notice, agent_id: i64) -> Option<Value> {
+pub fn app_json(cfg: &Config, links: Option<&AckKey>, n: &Notice, agent_id: i64) -> Option<Value> {
     let c = called(cfg, n)?;
     let user = c.wechat.clone()?;
     let r = render::Reader::Contact(c);
     Some(json!({
         "touser": user, "msgtype": "text", "agentid": agent_id,
-        "text": {"content": render::wecom_text(cfg, n, r, false)},
+        "text": {"content": render::wecom_text(cfg, links, n, r, false)},
         "safe": 0,
     }))
 }

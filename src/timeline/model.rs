@@ -258,7 +258,7 @@ pub fn mark_title(cfg: &Config, n: &Notice) -> String {
     // What the notice is and its levels in the plans' own words (crate::wording).
     let kind = Said::of(n).kind_zh();
     let level =
-        |code: &str| Level::parse(n.plan, &n.track, code).map_or(code.to_string(), Level::name_zh);
+        |code: &str| Level::parse(n.plan, &n.track, code).map_or(code.to_string(), |l| l.name_zh());
     let what = match n.kind {
         k if k.is_move() => format!(
             "{kind} {}→{}",

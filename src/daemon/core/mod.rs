@@ -487,7 +487,7 @@ impl Core {
         let mut marks = Vec::new();
         for (sink, payload, token) in echoes {
             fx.acks.push(token);
-            let id = crate::daemon::inbound::echo_id(sink, &payload);
+            let id = crate::daemon::echo::echo_id(sink, &payload);
             let n = match &id {
                 Some(id) => self.store.notice(id)?,
                 None => None,

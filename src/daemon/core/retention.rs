@@ -24,10 +24,9 @@ mod tests {
     use crate::time::parse_ts;
     use std::io::Read;
 
-    #[test]
-    fn retention_archives_old_journal_rows_and_drops_old_notices_and_register_entries() {
-        let dir = std::env::temp_dir().join(format!("yingji-retain-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+    /// A core on a fresh store in `dir` keeping 30 days, archiving beside it.
+    fn core_keeping_30_days(dir: &std::path::Path, t0: Ts) -> (Arc<Config>, Core) {
+        let _ = std::fs::remove_dir_all(dir);
         let toml = format!(
             "[store]\nretain_days = 30\narchive_dir = {:?}\n\n[[contact]]\nid = \"duty\"\n\
              name = \"值班室\"\nunit = \"市应急管理局\"\ntier = \"A\"\nwechat = \"duty\"\n",
@@ -35,50 +34,62 @@ mod tests {
         );
         let cfg = Arc::new(Config::from_toml(&toml).unwrap().config);
         let store = Store::open(&dir.join("y.db")).unwrap();
-        let t0 = parse_ts("2024-07-01T08:00:00+08:00").unwrap();
-        let mut core = Core::recover(Arc::clone(&cfg), store, t0).unwrap();
-        let input = |at: Ts, topic: &str, payload: String| Incoming {
-            topic: topic.into(),
+        let core = Core::recover(Arc::clone(&cfg), store, t0).unwrap();
+        (cfg, core)
+    }
+
+    /// A rainstorm warning input: `tail` is `"action": "issue", "color": "red"` or the like.
+    fn warning(at: Ts, id: &str, tail: &str) -> Incoming<()> {
+        let payload = format!(
+            r#"{{"ts": "{}", "id": "{id}", "hazard": "rainstorm", {tail}}}"#,
+            fmt_ts(at)
+        );
+        Incoming {
+            topic: "ers/shuozhou/weather/warning".into(),
             payload: payload.into_bytes(),
             pkid: 0,
             dup: false,
             retained: false,
             arrived: Some(at),
             token: (),
-        };
-        let warning = |at: Ts, id: &str| {
-            input(
-                at,
-                "ers/shuozhou/weather/warning",
-                format!(
-                    r#"{{"ts": "{}", "id": "{id}", "hazard": "rainstorm", "action": "issue", "color": "red"}}"#,
-                    fmt_ts(at)
-                ),
-            )
-        };
-        // An old storm (40 days before `now`) and a recent one (10 days before).
-        let old = t0;
-        let recent = t0 + chrono::Duration::days(30);
-        let now = t0 + chrono::Duration::days(40);
-        core.ingest(vec![warning(old, "old-rain")], old).unwrap();
+        }
+    }
+
+    /// An old storm at `old`, lifted two hours later, and a recent one at `recent`.
+    fn two_storms(core: &mut Core, old: Ts, recent: Ts) {
+        let issue = r#""action": "issue", "color": "red""#;
+        core.ingest(vec![warning(old, "old-rain", issue)], old)
+            .unwrap();
         core.tick::<()>(old + chrono::Duration::hours(1)).unwrap();
         let lift = old + chrono::Duration::hours(2);
-        core.ingest(
-            vec![input(
-                lift,
-                "ers/shuozhou/weather/warning",
-                format!(
-                    r#"{{"ts": "{}", "id": "old-rain", "hazard": "rainstorm", "action": "lift"}}"#,
-                    fmt_ts(lift)
-                ),
-            )],
-            lift,
-        )
-        .unwrap();
-        core.ingest(vec![warning(recent, "new-rain")], recent)
+        let lifted = warning(lift, "old-rain", r#""action": "lift""#);
+        core.ingest(vec![lifted], lift).unwrap();
+        core.ingest(vec![warning(recent, "new-rain", issue)], recent)
             .unwrap();
         core.tick::<()>(recent + chrono::Duration::hours(1))
             .unwrap();
+    }
+
+    /// The scenario lines of a gzipped archive, comments left out.
+    fn archive_lines(file: &std::path::Path) -> Vec<String> {
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(std::fs::File::open(file).unwrap())
+            .read_to_string(&mut text)
+            .unwrap();
+        text.lines()
+            .filter(|l| !l.starts_with("//"))
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn retention_archives_old_journal_rows_and_drops_old_notices_and_register_entries() {
+        let dir = std::env::temp_dir().join(format!("yingji-retain-{}", std::process::id()));
+        let t0 = parse_ts("2024-07-01T08:00:00+08:00").unwrap();
+        let (cfg, mut core) = core_keeping_30_days(&dir, t0);
+        // An old storm (40 days before `now`) and a recent one (10 days before).
+        let now = t0 + chrono::Duration::days(40);
+        two_storms(&mut core, t0, t0 + chrono::Duration::days(30));
         let notices_before = core.store().notices().unwrap();
         assert!(notices_before
             .iter()
@@ -95,17 +106,13 @@ mod tests {
         assert_eq!(archived.journal_rows, 2);
         let left = core.store().journal_after(0).unwrap();
         assert_eq!(left, journal_before[2..].to_vec());
-        let mut text = String::new();
-        flate2::read::GzDecoder::new(std::fs::File::open(archived.file.unwrap()).unwrap())
-            .read_to_string(&mut text)
-            .unwrap();
-        let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with("//")).collect();
+        let lines = archive_lines(archived.file.as_deref().unwrap());
         let want: Vec<String> = journal_before[..2]
             .iter()
             .map(history::scenario_line)
             .collect();
         assert_eq!(lines, want);
-        assert!(crate::replay::parse_line(lines[0]).is_ok());
+        assert!(crate::replay::parse_line(&lines[0]).is_ok());
         // Notices: the old ones are gone, the recent ones kept.
         let kept = core.store().notices().unwrap();
         assert_eq!(archived.notices, notices_before.len() - kept.len());

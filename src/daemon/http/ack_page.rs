@@ -21,8 +21,9 @@ use super::AppState;
 use crate::clock;
 use crate::daemon::core::LinkOutcome;
 use crate::daemon::metrics::{self, METRICS};
-use crate::daemon::{ack, CoreEvent, LinkAck};
-use crate::plans::severe_weather::{hazard_zh, Round};
+use crate::daemon::{CoreEvent, LinkAck};
+use crate::input::Hazard;
+use crate::plans::severe_weather::{warning_zh, Round};
 
 /// How long a click waits for the core (it may be recovering or draining echoes).
 const ACK_WAIT: Duration = Duration::from_secs(15);
@@ -65,7 +66,7 @@ fn check(app: &AppState, p: LinkParams) -> Result<Link, Box<Response>> {
             "回应链接缺少参数，未记录。请使用消息中的原始链接。",
         )));
     };
-    if !ack::verify(&app.link_key, &[&call_id, &person, &t], &sig) {
+    if !app.link_key.verify(&[&call_id, &person, &t], &sig) {
         tracing::warn!(call_id = %call_id.escape_debug(), person = %person.escape_debug(), "ack link with a bad signature refused");
         metrics::count(&METRICS.ack_clicks, "outcome", "forged");
         return Err(Box::new(message(
@@ -125,9 +126,8 @@ fn who(round: Option<&Round>, person: &str) -> String {
 /// "暴雨红色预警第1轮叫应".
 fn what(round: &Round) -> String {
     format!(
-        "{}{}预警第{}轮叫应",
-        hazard_zh(&round.hazard),
-        round.color.name_zh(),
+        "{}第{}轮叫应",
+        warning_zh(&Hazard::parse(&round.hazard), round.color),
         round.number
     )
 }

@@ -31,10 +31,12 @@ use super::AppState;
 use crate::daemon::metrics::{self, METRICS};
 use crate::daemon::store::Store;
 use crate::daemon::{render, ConsoleCmd, CoreEvent};
+use crate::input::Hazard;
 use crate::notice::{Kind, Notice, Plan};
 use crate::plans::authority::{decider, role_zh};
-use crate::plans::severe_weather::{hazard_zh, RoundStatus};
+use crate::plans::severe_weather::{hazard_zh, warning_zh, RoundStatus};
 use crate::time::Ts;
+use crate::wording::{Level, Said};
 
 /// How long an action waits for the core.
 const CORE_WAIT: Duration = Duration::from_secs(15);
@@ -44,25 +46,32 @@ pub fn zh_time(t: Ts) -> String {
     t.format("%Y年%-m月%-d日 %H:%M").to_string()
 }
 
-/// A level in words.
-pub fn level_zh(level: &str) -> String {
-    match level {
-        "none" => "无预警".into(),
-        "L1" => "一级".into(),
-        "L2" => "二级".into(),
-        other => match crate::input::Color::parse(other) {
-            Some(c) => c.name_zh().into(),
-            None => other.into(),
-        },
-    }
+/// A track's level as its plan names it (二级预警, 橙色预警, 臭氧重污染天气预警, 暴雨红色预警,
+/// 无预警; crate::wording::Level); a code no plan has is shown as it is.
+pub fn level_zh(plan: Plan, track: &str, level: &str) -> String {
+    Level::parse(plan, track, level).map_or_else(|| level.to_string(), |l| l.name_zh())
 }
 
-fn level_class(level: &str) -> &'static str {
+/// The level of a track of the state view, in words.
+fn track_level_zh(t: &crate::daemon::view::TrackView) -> String {
+    Plan::parse(&t.plan).map_or_else(|| t.level.clone(), |p| level_zh(p, &t.track, &t.level))
+}
+
+/// The colour a track's level is shown in: the plan's level, not its code.
+fn level_class(t: &crate::daemon::view::TrackView) -> &'static str {
+    use crate::input::Color;
+    use crate::plans::coal_supply::Level as Coal;
+    use crate::plans::heavy_pollution::types::Lv;
+    let level = Plan::parse(&t.plan).and_then(|p| Level::parse(p, &t.track, &t.level));
     match level {
-        "red" | "L1" => "lv-red",
-        "orange" | "L2" => "lv-orange",
-        "yellow" => "lv-yellow",
-        "blue" => "lv-blue",
+        Some(Level::Coal(Coal::L1) | Level::Pollution(Lv::Red) | Level::Weather(_, Color::Red)) => {
+            "lv-red"
+        }
+        Some(
+            Level::Coal(Coal::L2) | Level::Pollution(Lv::Orange) | Level::Weather(_, Color::Orange),
+        ) => "lv-orange",
+        Some(Level::Pollution(Lv::Yellow) | Level::Weather(_, Color::Yellow)) => "lv-yellow",
+        Some(Level::Weather(_, Color::Blue)) => "lv-blue",
         _ => "muted",
     }
 }
@@ -204,10 +213,10 @@ pub async fn now(
                     tr {
                         td { (plan_zh(&t.plan)) }
                         td { (track_zh(&t.track)) }
-                        td class=(level_class(&t.level)) { (level_zh(&t.level)) }
+                        td class=(level_class(t)) { (track_level_zh(t)) }
                         td { @if let Some(s) = t.since { (zh_time(s)) } }
                         td { (t.clause) }
-                        td { a href={ "notice?id=" (pct(&t.last.id)) } { (t.last.kind.name_zh()) } " " (zh_time(t.last.at)) }
+                        td { a href={ "notice?id=" (pct(&t.last.id)) } { (Said::of(&t.last).kind_zh()) } " " (zh_time(t.last.at)) }
                     }
                 }
             } }
@@ -286,9 +295,13 @@ fn is_confirmation(n: &Notice) -> bool {
 
 fn proposal_what(n: &Notice, current: &str) -> String {
     if n.level == "none" {
-        format!("解除预警（当前{}）", level_zh(current))
+        format!("解除预警（当前{}）", level_zh(n.plan, &n.track, current))
     } else {
-        format!("{} → {}", level_zh(current), level_zh(&n.level))
+        format!(
+            "{} → {}",
+            level_zh(n.plan, &n.track, current),
+            level_zh(n.plan, &n.track, &n.level)
+        )
     }
 }
 
@@ -309,7 +322,7 @@ pub async fn calls(
             @let round = &r.round;
             div.card {
                 h2 {
-                    (region_zh(&app, &r.region)) " · " (hazard_zh(&round.hazard)) (round.color.name_zh()) "预警 第" (round.number) "轮"
+                    (region_zh(&app, &r.region)) " · " (warning_zh(&Hazard::parse(&round.hazard), round.color)) " 第" (round.number) "轮"
                     @match round.status {
                         RoundStatus::Current => { span.bad { "（进行中）" } }
                         RoundStatus::Superseded => { span.muted { "（已被升级取代）" } }
@@ -387,8 +400,46 @@ pub async fn reports(
     Query(f): Query<Flash>,
 ) -> Response {
     let s = app.sessions.current(&headers);
+    let (received, overdue) = match read_reports(&app).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let duty = s.as_ref().filter(|s| s.operator.has_role("duty"));
+    let rows = unit_rows(&app, &received, &overdue);
+    let body = html! {
+        (flash(&f))
+        h1 { "落实情况上报" }
+        @if app.cfg.units.is_empty() { p.muted { "未配置上报单位。" } }
+        @else {
+            div.wrap { table {
+                tr { th { "单位" } th { "预案" } th { "已收到" } th { "最近一次" } th { "逾期次数" } th { "状态" } }
+                @for (unit, plan, n, last, missed, late) in &rows {
+                    tr {
+                        td { (unit) } td { (plan) } td { (n) "份" }
+                        td { @if let Some(t) = last { (zh_time(*t)) } }
+                        td { (missed) }
+                        td { @if *late { span.bad { "逾期未报" } } @else { span.ok { "正常" } } }
+                    }
+                }
+            } }
+        }
+        h2 { "逾期记录" }
+        @if overdue.is_empty() { p.muted { "无" } }
+        @for n in overdue.iter().rev().take(10) {
+            p.bad { (zh_time(n.at)) " " (n.plan.name_zh()) "：" (units_text(&n.evidence["units"])) }
+        }
+        (received_table(&app, &received))
+        @if let Some(s) = duty { (report_form(&app, s)) }
+    };
+    page(&app, s.as_ref(), "落实情况", body)
+}
+
+/// The `report` commands journaled (at, payload) and the `report_overdue` notices.
+async fn read_reports(
+    app: &AppState,
+) -> Result<(Vec<(Ts, serde_json::Value)>, Vec<Notice>), Response> {
     let root = app.cfg.topic_root.clone();
-    let got = with_store(&app, move |st| {
+    with_store(app, move |st| {
         let mut reports = Vec::new();
         for r in st.journal_after(0)? {
             if !r.topic.starts_with(&format!("{root}/")) || !r.topic.ends_with("/cmd") {
@@ -408,16 +459,17 @@ pub async fn reports(
             .collect();
         Ok((reports, overdue))
     })
-    .await;
-    let (received, overdue) = match got {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let duty = s.as_ref().filter(|s| s.operator.has_role("duty"));
-    // Per unit and plan: reports received, the last one, deadlines missed (the units
-    // named by `report_overdue` notices) and whether the last deadline was missed.
-    let rows: Vec<UnitRow> = app
-        .cfg
+    .await
+}
+
+/// Per unit and plan: reports received, the last one, deadlines missed (the units named by
+/// `report_overdue` notices) and whether the last deadline was missed.
+fn unit_rows(
+    app: &AppState,
+    received: &[(Ts, serde_json::Value)],
+    overdue: &[Notice],
+) -> Vec<UnitRow> {
+    app.cfg
         .units
         .iter()
         .flat_map(|u| u.plans.iter().map(move |p| (u, p)))
@@ -447,29 +499,12 @@ pub async fn reports(
                 late_now,
             )
         })
-        .collect();
-    let body = html! {
-        (flash(&f))
-        h1 { "落实情况上报" }
-        @if app.cfg.units.is_empty() { p.muted { "未配置上报单位。" } }
-        @else {
-            div.wrap { table {
-                tr { th { "单位" } th { "预案" } th { "已收到" } th { "最近一次" } th { "逾期次数" } th { "状态" } }
-                @for (unit, plan, n, last, missed, late) in &rows {
-                    tr {
-                        td { (unit) } td { (plan) } td { (n) "份" }
-                        td { @if let Some(t) = last { (zh_time(*t)) } }
-                        td { (missed) }
-                        td { @if *late { span.bad { "逾期未报" } } @else { span.ok { "正常" } } }
-                    }
-                }
-            } }
-        }
-        h2 { "逾期记录" }
-        @if overdue.is_empty() { p.muted { "无" } }
-        @for n in overdue.iter().rev().take(10) {
-            p.bad { (zh_time(n.at)) " " (n.plan.name_zh()) "：" (units_text(&n.evidence["units"])) }
-        }
+        .collect()
+}
+
+/// The last hundred reports received, newest first.
+fn received_table(app: &AppState, received: &[(Ts, serde_json::Value)]) -> Markup {
+    html! {
         h2 { "已收到的报告" }
         @if received.is_empty() { p.muted { "尚无" } }
         div.wrap { table {
@@ -480,26 +515,29 @@ pub async fn reports(
                     td { (plan_zh(v["plan"].as_str().unwrap_or(""))) }
                     td { (v["unit"].as_str().unwrap_or("")) }
                     td { (v["text"].as_str().unwrap_or("")) }
-                    td { (operator_name(&app, v["by"].as_str().unwrap_or(""))) }
+                    td { (operator_name(app, v["by"].as_str().unwrap_or(""))) }
                 }
             }
         } }
-        @if let Some(s) = duty {
-            h2 { "录入电话报告" }
-            form method="post" action="report" {
-                input type="hidden" name="csrf" value=(s.csrf);
-                p { "地区 " select name="region" { @for r in &app.cfg.regions { option value=(r.id) { (region_zh(&app, &r.id)) } } }
-                    " 预案 " select name="plan" {
-                        option value="coal_supply" { "煤炭保供" }
-                        option value="heavy_pollution" { "重污染天气" }
-                    } }
-                p { "单位 " select name="unit" required { @for u in &app.cfg.units { option value=(u.name) { (u.name) } } } }
-                p { "内容 " textarea name="text" rows="3" cols="40" required {} }
-                button type="submit" { "提交" }
-            }
+    }
+}
+
+/// The duty officer's form for a report taken by phone.
+fn report_form(app: &AppState, s: &Session) -> Markup {
+    html! {
+        h2 { "录入电话报告" }
+        form method="post" action="report" {
+            input type="hidden" name="csrf" value=(s.csrf);
+            p { "地区 " select name="region" { @for r in &app.cfg.regions { option value=(r.id) { (region_zh(app, &r.id)) } } }
+                " 预案 " select name="plan" {
+                    option value="coal_supply" { "煤炭保供" }
+                    option value="heavy_pollution" { "重污染天气" }
+                } }
+            p { "单位 " select name="unit" required { @for u in &app.cfg.units { option value=(u.name) { (u.name) } } } }
+            p { "内容 " textarea name="text" rows="3" cols="40" required {} }
+            button type="submit" { "提交" }
         }
-    };
-    page(&app, s.as_ref(), "落实情况", body)
+    }
 }
 
 /// Unit, plan, reports received, the last one, deadlines missed, late at the last one.
@@ -592,8 +630,8 @@ pub async fn history(
                     td { (region_zh(&app, &n.region)) }
                     td { (n.plan.name_zh()) }
                     td { (track_zh(&n.track)) }
-                    td { (n.kind.name_zh()) }
-                    td { (level_zh(&n.level)) }
+                    td { (Said::of(n).kind_zh()) }
+                    td { (level_zh(n.plan, &n.track, &n.level)) }
                     td { (n.reason) }
                 }
             }
@@ -671,7 +709,7 @@ pub async fn notice(
     };
     let body = html! {
         h1 { (render::subject(&app.cfg, &n)) }
-        div.card { pre { (render::text_for(&app.cfg, &n, render::Reader::Group)) } }
+        div.card { pre { (render::text_for(&app.cfg, None, &n, render::Reader::Group)) } }
         details { summary { "原始记录" } pre { (serde_json::to_string_pretty(&n).unwrap_or_default()) } }
     };
     page(&app, s.as_ref(), "通知全文", body)

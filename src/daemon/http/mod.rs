@@ -36,7 +36,7 @@ use crate::daemon::CoreEvent;
 pub struct App {
     pub cfg: Arc<Config>,
     /// Key of the acknowledgement links.
-    pub link_key: Vec<u8>,
+    pub link_key: crate::daemon::ack::AckKey,
     /// The way to the core thread.
     pub core: std::sync::mpsc::Sender<CoreEvent>,
     /// The core's latest picture.

@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use crate::clock;
 use crate::config::{Config, Operator};
 use crate::daemon::ack::{random, sign, to_hex, verify};
-use crate::daemon::mqtt::secret;
+use crate::secret::secret;
 
 pub const COOKIE: &str = "yj_session";
 pub const PRE_COOKIE: &str = "yj_login";

@@ -47,6 +47,37 @@ struct Rig {
     journal: std::path::PathBuf,
 }
 
+/// A core thread for the server under test: answers link clicks (publishing the new
+/// picture first) and register exports.
+fn serve_core(mut core: Core) -> (watch::Receiver<Arc<View>>, mpsc::Sender<CoreEvent>) {
+    let (view_tx, view_rx) = watch::channel(Arc::new(core.view(true, 1)));
+    let (tx, rx) = mpsc::channel::<CoreEvent>();
+    std::thread::spawn(move || {
+        let mut version = 1;
+        while let Ok(ev) = rx.recv() {
+            match ev {
+                CoreEvent::Link(l) => {
+                    let (_, out) = core
+                        .link_ack::<()>(&l.region, &l.call_id, &l.person, clock::now())
+                        .unwrap();
+                    version += 1;
+                    view_tx.send_replace(Arc::new(core.view(true, version)));
+                    let _ = l.reply.send(out);
+                }
+                CoreEvent::RegisterCsv {
+                    region,
+                    event,
+                    reply,
+                } => {
+                    let _ = reply.send(core.register_csv(&region, &event));
+                }
+                _ => {}
+            }
+        }
+    });
+    (view_rx, tx)
+}
+
 fn rig(name: &str, extra: &str) -> Rig {
     let cfg = cfg(extra);
     let dir = std::env::temp_dir().join(format!("yingji-http-{name}-{}", std::process::id()));
@@ -80,34 +111,10 @@ fn rig(name: &str, extra: &str) -> Rig {
         .0
         .as_ref()
         .clone();
-    let (view_tx, view_rx) = watch::channel(Arc::new(core.view(true, 1)));
-    let (tx, rx) = mpsc::channel::<CoreEvent>();
-    std::thread::spawn(move || {
-        let mut version = 1;
-        while let Ok(ev) = rx.recv() {
-            match ev {
-                CoreEvent::Link(l) => {
-                    let (_, out) = core
-                        .link_ack::<()>(&l.region, &l.call_id, &l.person, clock::now())
-                        .unwrap();
-                    version += 1;
-                    view_tx.send_replace(Arc::new(core.view(true, version)));
-                    let _ = l.reply.send(out);
-                }
-                CoreEvent::RegisterCsv {
-                    region,
-                    event,
-                    reply,
-                } => {
-                    let _ = reply.send(core.register_csv(&region, &event));
-                }
-                _ => {}
-            }
-        }
-    });
+    let (view_rx, tx) = serve_core(core);
     let app = Arc::new(App {
         cfg: Arc::clone(&cfg),
-        link_key: KEY.to_vec(),
+        link_key: ack::AckKey::new(KEY),
         core: tx,
         view: view_rx,
         limits: limit::Limits::default(),
@@ -152,7 +159,7 @@ async fn post(app: &AppState, form: &str) -> (u16, String) {
 
 /// The path and query of the call's link.
 fn link(r: &Rig) -> String {
-    let u = ack::url(&r.app.cfg, KEY, &r.call).unwrap();
+    let u = r.app.link_key.url(&r.app.cfg, &r.call).unwrap();
     u.strip_prefix("http://yj.test").unwrap().to_string()
 }
 

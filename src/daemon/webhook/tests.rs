@@ -75,10 +75,10 @@ fn filters_pick_the_webhooks_of_each_notice() {
 
 #[test]
 fn wecom_robot_is_a_group_copy_without_link_or_codes() {
-    crate::daemon::ack::install_key(b"webhook-test-key-0123456789".to_vec());
+    let key = AckKey::new(b"webhook-test-key-0123456789".to_vec());
     let c = cfg();
     let n = call("yjj", "phone", 2);
-    let b = body(&c, "wecom", &n).unwrap();
+    let b = body(&c, Some(&key), "wecom", &n).unwrap();
     assert_eq!(b["msgtype"], "markdown");
     let t = b["markdown"]["content"].as_str().unwrap();
     assert!(
@@ -99,10 +99,10 @@ fn wecom_robot_is_a_group_copy_without_link_or_codes() {
 
 #[test]
 fn phone_and_generic_bodies() {
-    crate::daemon::ack::install_key(b"webhook-test-key-0123456789".to_vec());
+    let key = AckKey::new(b"webhook-test-key-0123456789".to_vec());
     let c = cfg();
     let n = call("yjj", "phone", 3);
-    let p = body(&c, "phone", &n).unwrap();
+    let p = body(&c, Some(&key), "phone", &n).unwrap();
     assert_eq!(p["to"], "13800000000");
     assert_eq!(p["person"], "yjj");
     assert_eq!(p["call_id"], "w1/1");
@@ -120,8 +120,8 @@ fn phone_and_generic_bodies() {
         script.contains("请回复收到") && !script.contains('“'),
         "{script}"
     );
-    assert!(body(&c, "phone", &call("nophone", "phone", 1)).is_none());
-    let g = body(&c, "generic", &n).unwrap();
+    assert!(body(&c, Some(&key), "phone", &call("nophone", "phone", 1)).is_none());
+    let g = body(&c, Some(&key), "generic", &n).unwrap();
     assert_eq!(g["id"], n.id);
     assert_eq!(g["kind"], "call");
     assert_eq!(g["contact"]["name"], "张三");
@@ -130,7 +130,7 @@ fn phone_and_generic_bodies() {
         "a group message carries no link: {g}"
     );
     let coal = Notice::new(Plan::CoalSupply, "supply", Kind::ReportFollowup, "L2");
-    let g = body(&c, "generic", &coal).unwrap();
+    let g = body(&c, Some(&key), "generic", &coal).unwrap();
     assert!(g.get("contact").is_none() && g.get("ack_url").is_none());
 }
 
@@ -145,7 +145,7 @@ fn drill_mode_sends_nothing_to_the_phone_gateway() {
         .filter(|s| s.starts_with(render::SINK_WEBHOOK))
         .collect();
     assert_eq!(s, ["webhook:wecom-0"]);
-    let b = body(&c, "wecom", &n).unwrap();
+    let b = body(&c, None, "wecom", &n).unwrap();
     assert!(b["markdown"]["content"]
         .as_str()
         .unwrap()
@@ -214,7 +214,7 @@ fn wecom_api() -> (String, Seen) {
 
 #[test]
 fn wecom_app_messages_go_to_the_person_with_a_cached_refreshed_token() {
-    crate::daemon::ack::install_key(b"webhook-test-key-0123456789".to_vec());
+    let key = AckKey::new(b"webhook-test-key-0123456789".to_vec());
     let (base, seen) = wecom_api();
     let c = Config::from_toml(&format!(
         r#"
@@ -245,8 +245,8 @@ timeout_s = 5
         &c.webhooks[0],
         &call("yjj", "phone", 2)
     ));
-    post(&c, &hs[0], &n).unwrap();
-    post(&c, &hs[0], &n).unwrap();
+    post(&c, Some(&key), &hs[0], &n).unwrap();
+    post(&c, Some(&key), &hs[0], &n).unwrap();
     let seen = seen.lock().unwrap().clone();
     let paths: Vec<&str> = seen
         .iter()
@@ -314,7 +314,7 @@ fn long_report_texts_are_cut_for_wecom() {
     n.region = "shuozhou".into();
     n.id = "coal_supply/shuozhou/supply/3".into();
     n.text = Some("煤炭".repeat(3000));
-    let t = render::wecom_text(&cfg(), &n, render::Reader::Group, true);
+    let t = render::wecom_text(&cfg(), None, &n, render::Reader::Group, true);
     assert!(t.len() <= 4096, "{} bytes", t.len());
     assert!(t.contains("…"));
     assert_eq!(render::cut("叫应", 4), "叫…");

@@ -55,6 +55,22 @@ impl Level {
             Level::L1 => "一级",
         }
     }
+    /// The warning as §4.2.1 names it: 二级预警, 一级预警.
+    pub fn warning_zh(self) -> &'static str {
+        match self {
+            Level::None => "无预警",
+            Level::L2 => "二级预警",
+            Level::L1 => "一级预警",
+        }
+    }
+    /// The response that goes with the warning (§5.2.1 二级响应, §5.2.2 一级响应).
+    pub fn response_zh(self) -> Option<&'static str> {
+        match self {
+            Level::None => None,
+            Level::L2 => Some("二级响应"),
+            Level::L1 => Some("一级响应"),
+        }
+    }
 }
 
 /// Timers of this plan.

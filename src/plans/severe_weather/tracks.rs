@@ -58,14 +58,14 @@ pub fn triggers(hazard: &Hazard, c: Color) -> bool {
     }
 }
 
-/// Chinese name of a hazard.
+/// Chinese name of a hazard code ([`Hazard::name_zh`]).
 pub fn hazard_zh(h: &str) -> &'static str {
-    match h {
-        "rainstorm" => "暴雨",
-        "blizzard" => "暴雪",
-        "thunderstorm_gale" => "雷暴大风",
-        _ => "其他灾害",
-    }
+    Hazard::parse(h).name_zh()
+}
+
+/// A warning as the call mechanism names it (65号 §二): 暴雨红色预警.
+pub fn warning_zh(h: &Hazard, c: Color) -> String {
+    format!("{}{}预警", h.name_zh(), c.name_zh())
 }
 
 /// The clause of §二 that names this hazard's trigger.
