@@ -177,6 +177,14 @@ impl Store {
         Ok(Store { conn })
     }
 
+    /// `synchronous = FULL` (`true`, what the journal needs) or `NORMAL` for the next
+    /// transactions on this connection (see [`Store::open_sink`]).
+    pub fn set_synced(&self, full: bool) -> anyhow::Result<()> {
+        let mode = if full { "FULL" } else { "NORMAL" };
+        self.conn.pragma_update(None, "synchronous", mode)?;
+        Ok(())
+    }
+
     /// Opens the store for a sink (MQTT out, email, webhooks), which only reads the outbox
     /// and marks deliveries: its commits are not synced one by one (`synchronous =
     /// NORMAL`; in WAL mode a commit still survives a crash of the process, and it is
@@ -186,7 +194,7 @@ impl Store {
     /// the restart (a duplicate the consumer drops by id, never a loss).
     pub fn open_sink(path: &Path) -> anyhow::Result<Store> {
         let store = Self::open(path)?;
-        store.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        store.set_synced(false)?;
         Ok(store)
     }
 
