@@ -538,3 +538,64 @@ url = "http://127.0.0.1:{hook}/phone"
         .unwrap()
         .starts_with(&format!("http://127.0.0.1:{http}/ack?")));
 }
+
+/// SIGTERM while a webhook POST is in hand: the daemon waits for the endpoint's answer and
+/// marks the delivery, so nothing is sent again after the restart (the webhook sender used
+/// to be a thread nobody waited for: the POST was cut and its mark lost).
+#[test]
+fn sigterm_lets_the_webhook_post_in_hand_finish() {
+    let tmp = TempDir::new("hooks-term");
+    let dir = tmp.path();
+    let broker = Mosquitto::start(dir);
+    let (http, hook) = (free_port(), free_port());
+    // The endpoint holds each request until the test lets it answer.
+    let l = TcpListener::bind(("127.0.0.1", hook)).unwrap();
+    let (got_tx, got_rx) = std::sync::mpsc::channel();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            let _ = got_tx.send(());
+            if go_rx.recv().is_err() {
+                return;
+            }
+            read_request(s);
+        }
+    });
+    let hooks = format!(
+        r#"
+[[webhook]]
+kind = "generic"
+name = "all"
+url = "http://127.0.0.1:{hook}/all"
+kinds = ["activate"]
+timeout_s = 30
+"#
+    );
+    let timing = "ack_timeout_s = 1\nphone_retry_s = 1\nphone_attempts = 2";
+    let cfg = hooks_config(dir, broker.port, "hooks-term", http, timing, &hooks);
+    let mut d = Daemon::start(dir, &cfg, &[]);
+    d.wait_ready();
+    publish(broker.port, &[warning("ht-rain")]);
+    got_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the activation POSTed");
+    sigterm(d.pid());
+    d.wait_log(
+        "stopping: waiting for the delivery attempt in hand",
+        Duration::from_secs(60),
+    );
+    go_tx.send(()).unwrap();
+    let st = d.wait_exit(Duration::from_secs(60)).expect("exits");
+    assert!(st.success(), "exit status {st}:\n{}", d.log_text());
+    assert_eq!(pending_hooks(dir), 0, "the answered POST is marked");
+    let made = Store::open(&dir.join("yingji.db"))
+        .unwrap()
+        .notices()
+        .unwrap();
+    let act = made.iter().find(|n| n.kind.as_str() == "activate").unwrap();
+    assert!(Store::open(&dir.join("yingji.db"))
+        .unwrap()
+        .is_delivered(&act.id, "webhook:all")
+        .unwrap());
+    assert!(got_rx.try_recv().is_err(), "one POST");
+}

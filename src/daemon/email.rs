@@ -4,48 +4,43 @@
 //! with backoff, and what is still pending at a restart is sent after it. Sending never
 //! blocks the plans (its own task, its own database connection).
 
-use std::collections::VecDeque;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use lettre::message::{header, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
-use tokio::time::Instant;
 
-use crate::clock;
 use crate::config::Config;
 use crate::daemon::ack::AckKey;
+use crate::daemon::metrics;
 use crate::daemon::render;
+use crate::daemon::retry::driver::{Delivery, Driver, Sink};
+use crate::daemon::retry::Backoff;
 use crate::daemon::store::Store;
 use crate::notice::Notice;
 use crate::secret::{expand_env, secret};
+use prometheus_client::metrics::counter::Counter;
 
 type Smtp = AsyncSmtpTransport<Tokio1Executor>;
 
-/// The email sink's name in the health registry.
+/// The email sink's name in the health registry (one for every address).
 const SINK: &str = "email";
 
-struct Job {
-    notice: Arc<Notice>,
-    addr: String,
-    attempts: u32,
-    next_try: Instant,
-}
-
-/// Handle on the email sender.
+/// Handle on the email sender: the shared retry driver (retry/driver.rs) over SMTP.
 #[derive(Clone)]
 pub struct Mailer {
-    tx: mpsc::UnboundedSender<(Arc<Notice>, String)>,
-    task: Arc<Mutex<Option<JoinHandle<()>>>>,
-    /// Set on shutdown: no new attempt starts; the one in hand finishes (within its
-    /// deadline), so an email the server accepted is marked and not sent again.
-    stopping: Arc<std::sync::atomic::AtomicBool>,
-    wake: Arc<tokio::sync::Notify>,
-    deadline: Duration,
+    driver: Driver,
+}
+
+/// One attempt at one email: the message to its address over SMTP.
+struct Email {
+    cfg: Arc<Config>,
+    smtp: Smtp,
+    from: Mailbox,
+    /// The key that signs a recipient's acknowledgement link (None: no links).
+    links: Option<AckKey>,
 }
 
 /// The SMTP transport from `smtp_url` (`smtp://`, `smtps://`, `?tls=required`) and the
@@ -93,50 +88,74 @@ impl Mailer {
             return Ok(None);
         };
         let store = Store::open_sink(db)?;
-        let now = crate::clock::monotonic();
-        let queue: VecDeque<Job> = store
+        let pending = store
             .pending(render::SINK_EMAIL)?
             .into_iter()
-            .map(|p| Job {
-                addr: p.sink[render::SINK_EMAIL.len()..].to_string(),
-                notice: Arc::new(p.notice),
-                attempts: p.attempts,
-                next_try: now,
+            .map(|p| {
+                let d = Delivery {
+                    notice: Arc::new(p.notice),
+                    sink: p.sink,
+                };
+                (d, p.attempts)
             })
             .collect();
-        let (tx, rx) = mpsc::unbounded_channel();
-        let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let deadline = deadline(&cfg);
-        let wake = Arc::new(tokio::sync::Notify::new());
-        let stop = (Arc::clone(&stopping), Arc::clone(&wake));
-        let task = tokio::spawn(run(cfg, smtp, (from, links), store, queue, rx, stop));
-        Ok(Some(Mailer {
-            tx,
-            task: Arc::new(Mutex::new(Some(task))),
-            stopping,
-            wake,
-            deadline,
-        }))
+        let email = Email {
+            cfg,
+            smtp,
+            from,
+            links,
+        };
+        let driver = Driver::start(email, Backoff::EMAIL, store, pending);
+        Ok(Some(Mailer { driver }))
     }
 
+    /// Queues the email of `notice` to `addr`.
     pub fn submit(&self, notice: Arc<Notice>, addr: String) {
-        let _ = self.tx.send((notice, addr));
+        let sink = format!("{}{addr}", render::SINK_EMAIL);
+        self.driver.submit(notice, sink);
     }
 
     /// Stops sending; what is not sent stays in the outbox for the next start.
     /// An attempt in progress is let finish (at most its deadline): aborting it after the
     /// server accepted the message would send it again after the restart.
     pub async fn stop(&self) {
-        self.stopping
-            .store(true, std::sync::atomic::Ordering::SeqCst);
-        self.wake.notify_one();
-        let task = self.task.lock().expect("task lock").take();
-        if let Some(mut t) = task {
-            let wait = self.deadline + Duration::from_secs(1);
-            if tokio::time::timeout(wait, &mut t).await.is_err() {
-                t.abort();
-                let _ = t.await;
-            }
+        self.driver.stop().await;
+    }
+}
+
+impl Sink for Email {
+    const KIND: &'static str = "email";
+    const SENT: &'static str = "email sent";
+    const NOT_SENT: &'static str = "email not sent";
+
+    fn health_name(&self, _: &Delivery) -> String {
+        SINK.to_string()
+    }
+
+    fn grace(&self) -> Duration {
+        deadline(&self.cfg)
+    }
+
+    fn counters(&self) -> (&'static Counter, &'static Counter) {
+        let m: &'static metrics::Metrics = &metrics::METRICS;
+        (&m.emails_sent, &m.emails_failed)
+    }
+
+    async fn attempt(&self, d: &Delivery) -> Result<(), String> {
+        let addr = d.sink.strip_prefix(render::SINK_EMAIL).unwrap_or(&d.sink);
+        let m = message(
+            &self.cfg,
+            (&self.from, self.links.as_ref()),
+            &d.notice,
+            addr,
+        )
+        .map_err(|e| e.to_string())?;
+        // One deadline over every network step: lettre's own timeout did not cover a
+        // server that accepts and never greets.
+        let deadline = deadline(&self.cfg);
+        match tokio::time::timeout(deadline, self.smtp.send(m)).await {
+            Ok(r) => r.map(|_| ()).map_err(|e| e.to_string()),
+            Err(_) => Err(format!("no answer within {} s", deadline.as_secs())),
         }
     }
 }
@@ -174,74 +193,6 @@ pub fn message(
 /// The deadline of one email's whole exchange (`[email] timeout_s`).
 fn deadline(cfg: &Config) -> Duration {
     Duration::from_secs(cfg.email.as_ref().map_or(30, |e| e.timeout_s.max(1)))
-}
-
-fn backoff(attempts: u32) -> Duration {
-    Duration::from_secs(1u64 << attempts.min(8)).min(Duration::from_secs(300))
-}
-
-async fn run(
-    cfg: Arc<Config>,
-    smtp: Smtp,
-    (from, links): (Mailbox, Option<AckKey>),
-    store: Store,
-    mut queue: VecDeque<Job>,
-    mut rx: mpsc::UnboundedReceiver<(Arc<Notice>, String)>,
-    (stopping, wake): (Arc<std::sync::atomic::AtomicBool>, Arc<tokio::sync::Notify>),
-) {
-    let stop = || stopping.load(std::sync::atomic::Ordering::SeqCst);
-    while !stop() {
-        let next = queue.iter().map(|j| j.next_try).min();
-        let wake_at = next.unwrap_or_else(|| crate::clock::monotonic() + Duration::from_secs(3600));
-        tokio::select! {
-            m = rx.recv() => match m {
-                Some((notice, addr)) => queue.push_back(Job { notice, addr, attempts: 0, next_try: crate::clock::monotonic() }),
-                None => return,
-            },
-            _ = tokio::time::sleep_until(wake_at), if next.is_some() => {}
-            _ = wake.notified() => {}
-        }
-        let now = crate::clock::monotonic();
-        let mut rest = VecDeque::new();
-        while let Some(mut job) = queue.pop_front() {
-            if job.next_try > now || stop() {
-                rest.push_back(job);
-                continue;
-            }
-            let sink = format!("{}{}", render::SINK_EMAIL, job.addr);
-            let deadline = deadline(&cfg);
-            let sent = match message(&cfg, (&from, links.as_ref()), &job.notice, &job.addr) {
-                // One deadline over every network step: lettre's own timeout did not
-                // cover a server that accepts and never greets.
-                Ok(m) => match tokio::time::timeout(deadline, smtp.send(m)).await {
-                    Ok(r) => r.map(|_| ()).map_err(|e| e.to_string()),
-                    Err(_) => Err(format!("no answer within {} s", deadline.as_secs())),
-                },
-                Err(e) => Err(e.to_string()),
-            };
-            match sent {
-                Ok(()) => {
-                    tracing::info!(id = %job.notice.id, to = %job.addr, "email sent");
-                    crate::daemon::metrics::inc(&crate::daemon::metrics::METRICS.emails_sent, 1);
-                    crate::daemon::health::sink_ok(SINK);
-                    if let Err(e) = store.mark_delivered(&job.notice.id, &sink, clock::now()) {
-                        tracing::error!(error = %e, "could not mark an email sent");
-                    }
-                }
-                Err(e) => {
-                    job.attempts += 1;
-                    crate::daemon::metrics::inc(&crate::daemon::metrics::METRICS.emails_failed, 1);
-                    crate::daemon::health::sink_failed(SINK, &e);
-                    let d = backoff(job.attempts);
-                    tracing::warn!(id = %job.notice.id, to = %job.addr, error = %e, retry_in_s = d.as_secs(), "email not sent");
-                    let _ = store.mark_failed(&job.notice.id, &sink, &e);
-                    job.next_try = crate::clock::monotonic() + d;
-                    rest.push_back(job);
-                }
-            }
-        }
-        queue = rest;
-    }
 }
 
 #[cfg(test)]

@@ -30,6 +30,7 @@ pub mod metrics;
 pub mod mqtt;
 pub mod outbound;
 pub mod render;
+pub mod retry;
 pub mod store;
 pub mod systemd;
 pub mod view;
@@ -224,7 +225,7 @@ async fn run_async(cfg: Arc<Config>, init: bool) -> anyhow::Result<()> {
         cfg: Arc::clone(&cfg),
         publisher: publisher.clone(),
         mailer: mailer.clone(),
-        hooks,
+        hooks: hooks.clone(),
         acks: ack_tx,
         view: view_tx,
     };
@@ -236,6 +237,7 @@ async fn run_async(cfg: Arc<Config>, init: bool) -> anyhow::Result<()> {
         inbound,
         publisher,
         mailer,
+        hooks,
         claims,
     }
     .until_stopped()
@@ -266,13 +268,14 @@ struct Running {
     inbound: inbound::Inbound,
     publisher: Publisher,
     mailer: Option<email::Mailer>,
+    hooks: Option<webhook::Hooks>,
     claims: Option<claims::Claims>,
 }
 
 impl Running {
     /// Runs until the core thread ends, a signal comes or a region claim is contested;
-    /// then stops taking input, lets the core finish, flushes the outbox and the mail
-    /// queue and releases the claims.
+    /// then stops taking input, lets the core finish, flushes the outbox, lets an email
+    /// or webhook attempt in hand finish and releases the claims.
     async fn until_stopped(mut self) -> anyhow::Result<()> {
         let mut refused = None;
         let result = tokio::select! {
@@ -298,9 +301,7 @@ impl Running {
         drop(self.core_tx);
         self.inbound.disconnect().await;
         self.publisher.flush_and_stop(Duration::from_secs(5)).await;
-        if let Some(m) = self.mailer {
-            m.stop().await;
-        }
+        stop_senders(self.mailer, self.hooks).await;
         if let Some(c) = self.claims {
             c.release().await;
         }
@@ -355,6 +356,21 @@ async fn contested(claims: &mut Option<claims::Claims>) -> claims::Refused {
         Some(c) => c.contested().await,
         None => std::future::pending().await,
     }
+}
+
+/// Stops email and webhooks together, each letting its attempt in hand finish.
+async fn stop_senders(mailer: Option<email::Mailer>, hooks: Option<webhook::Hooks>) {
+    let mail = async {
+        if let Some(m) = mailer {
+            m.stop().await;
+        }
+    };
+    let posts = async {
+        if let Some(h) = hooks {
+            h.stop().await;
+        }
+    };
+    tokio::join!(mail, posts);
 }
 
 async fn shutdown_signal() -> &'static str {

@@ -5,13 +5,13 @@
 //! still pending. The daemon only delivers what the notices say: which notices go where
 //! is `render::webhook_wants`; the texts are below.
 //!
+//! Deliveries are queued and retried by the retry driver that email uses too
+//! (retry/driver.rs), on the daemon's runtime with its own database connection, so a slow
+//! endpoint never blocks the plans, and a stop lets the attempt in hand finish.
 //! HTTP client: `ureq` 2 (blocking, small, rustls with the ring provider that lettre
-//! already brings; no second TLS stack, no async runtime needed), on its own thread with
-//! its own database connection, so a slow endpoint never blocks the plans.
+//! already brings; no second TLS stack); each attempt runs on the runtime's blocking pool.
 
-use std::collections::VecDeque;
 use std::path::Path;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,11 +20,14 @@ use serde_json::{json, Value};
 use crate::clock;
 use crate::config::Config;
 use crate::daemon::ack::{self, AckKey};
+use crate::daemon::metrics;
+use crate::daemon::render;
+use crate::daemon::retry::driver::{Delivery, Driver, Sink};
+use crate::daemon::retry::Backoff;
 use crate::daemon::store::Store;
-use crate::daemon::{metrics, render};
 use crate::notice::{Kind, Notice};
 use crate::secret::{expand_env, secret};
-use crate::time::Ts;
+use prometheus_client::metrics::counter::Counter;
 
 /// A webhook ready to post to: its sink name and resolved URL (with `?key=`).
 struct Hook {
@@ -32,6 +35,8 @@ struct Hook {
     kind: String,
     url: String,
     agent: ureq::Agent,
+    /// The deadline of each request (connect and the whole exchange).
+    timeout: Duration,
     /// `wecom_app`: the application's credentials and its cached access token.
     app: Option<App>,
 }
@@ -49,17 +54,21 @@ struct App {
 /// WeCom error codes of an invalid or expired access token.
 const TOKEN_ERRORS: [i64; 3] = [40001, 40014, 42001];
 
-struct Job {
-    notice: Arc<Notice>,
-    hook: usize,
-    attempts: u32,
-    next_try: Ts,
-}
-
-/// Handle on the webhook sender thread.
+/// Handle on the webhook sender: the shared retry driver over HTTP.
 #[derive(Clone)]
 pub struct Hooks {
-    tx: Sender<(Arc<Notice>, String)>,
+    driver: Driver,
+    /// The sink names of the configured webhooks.
+    sinks: Arc<Vec<String>>,
+}
+
+/// One attempt at one webhook delivery: a POST (or, for `wecom_app`, up to two token
+/// requests and two sends) on the blocking pool.
+struct Posts {
+    cfg: Arc<Config>,
+    /// The key that signs the called person's acknowledgement link (None: no links).
+    links: Option<AckKey>,
+    hooks: Arc<Vec<Hook>>,
 }
 
 /// The resolved webhooks of the config; an unknown `kind` or unreadable key is an error.
@@ -113,6 +122,7 @@ fn hooks(cfg: &Config) -> anyhow::Result<Vec<Hook>> {
             kind: w.kind.clone(),
             url: url.trim_end_matches('/').to_string(),
             agent,
+            timeout: t,
             app,
         });
     }
@@ -131,100 +141,76 @@ impl Hooks {
         if hooks.is_empty() {
             return Ok(None);
         }
+        let sinks: Vec<String> = hooks.iter().map(|h| h.sink.clone()).collect();
         let store = Store::open_sink(db)?;
-        let mut queue = VecDeque::new();
+        let mut pending = Vec::new();
         for p in store.pending(render::SINK_WEBHOOK)? {
-            match hooks.iter().position(|h| h.sink == p.sink) {
-                Some(hook) => queue.push_back(Job {
+            if sinks.contains(&p.sink) {
+                let d = Delivery {
                     notice: Arc::new(p.notice),
-                    hook,
-                    attempts: p.attempts,
-                    next_try: clock::now(),
-                }),
-                None => {
-                    tracing::warn!(id = %p.notice.id, sink = %p.sink, "pending delivery to a webhook no longer configured: left in the outbox")
-                }
+                    sink: p.sink,
+                };
+                pending.push((d, p.attempts));
+            } else {
+                tracing::warn!(id = %p.notice.id, sink = %p.sink, "pending delivery to a webhook no longer configured: left in the outbox");
             }
         }
-        let (tx, rx) = mpsc::channel();
-        std::thread::Builder::new()
-            .name("webhooks".into())
-            .spawn(move || run((&cfg, links.as_ref()), &hooks, &store, queue, &rx))?;
-        Ok(Some(Hooks { tx }))
+        let posts = Posts {
+            cfg,
+            links,
+            hooks: Arc::new(hooks),
+        };
+        let driver = Driver::start(posts, Backoff::WEBHOOK, store, pending);
+        Ok(Some(Hooks {
+            driver,
+            sinks: Arc::new(sinks),
+        }))
     }
 
-    /// Queues a delivery of `notice` to the webhook sink `sink`.
+    /// Queues a delivery of `notice` to the webhook sink `sink` (one not configured is
+    /// left in the outbox).
     pub fn submit(&self, notice: Arc<Notice>, sink: String) {
-        let _ = self.tx.send((notice, sink));
+        if self.sinks.contains(&sink) {
+            self.driver.submit(notice, sink);
+        }
+    }
+
+    /// Stops sending; what is not delivered stays in the outbox for the next start. An
+    /// attempt in progress is let finish (at most its requests' deadlines).
+    pub async fn stop(&self) {
+        self.driver.stop().await;
     }
 }
 
-fn backoff(attempts: u32) -> Duration {
-    Duration::from_secs(1u64 << attempts.min(6)).min(Duration::from_secs(60))
-}
+impl Sink for Posts {
+    const KIND: &'static str = "webhook";
+    const SENT: &'static str = "webhook delivered";
+    const NOT_SENT: &'static str = "webhook not delivered";
 
-fn run(
-    (cfg, links): (&Config, Option<&AckKey>),
-    hooks: &[Hook],
-    store: &Store,
-    mut queue: VecDeque<Job>,
-    rx: &Receiver<(Arc<Notice>, String)>,
-) {
-    loop {
-        let wait = queue
-            .iter()
-            .map(|j| clock::until(j.next_try))
-            .min()
-            .unwrap_or(Duration::from_secs(3600));
-        match rx.recv_timeout(wait) {
-            Ok(m) => enqueue(hooks, &mut queue, m),
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => return,
-        }
-        while let Ok(m) = rx.try_recv() {
-            enqueue(hooks, &mut queue, m);
-        }
-        let now = clock::now();
-        let mut rest = VecDeque::new();
-        while let Some(mut job) = queue.pop_front() {
-            if job.next_try > now {
-                rest.push_back(job);
-                continue;
-            }
-            let h = &hooks[job.hook];
-            match post(cfg, links, h, &job.notice) {
-                Ok(()) => {
-                    tracing::info!(id = %job.notice.id, sink = %h.sink, "webhook delivered");
-                    metrics::inc(&metrics::METRICS.webhooks_sent, 1);
-                    crate::daemon::health::sink_ok(&h.sink);
-                    if let Err(e) = store.mark_delivered(&job.notice.id, &h.sink, clock::now()) {
-                        tracing::error!(error = %e, "could not mark a webhook delivery");
-                    }
-                }
-                Err(e) => {
-                    job.attempts += 1;
-                    metrics::inc(&metrics::METRICS.webhooks_failed, 1);
-                    crate::daemon::health::sink_failed(&h.sink, &e);
-                    let d = backoff(job.attempts);
-                    tracing::warn!(id = %job.notice.id, sink = %h.sink, error = %e, retry_in_s = d.as_secs(), "webhook not delivered");
-                    let _ = store.mark_failed(&job.notice.id, &h.sink, &e);
-                    job.next_try = clock::now() + chrono::Duration::from_std(d).unwrap_or_default();
-                    rest.push_back(job);
-                }
-            }
-        }
-        queue = rest;
+    fn health_name(&self, d: &Delivery) -> String {
+        d.sink.clone()
     }
-}
 
-fn enqueue(hooks: &[Hook], queue: &mut VecDeque<Job>, (notice, sink): (Arc<Notice>, String)) {
-    if let Some(hook) = hooks.iter().position(|h| h.sink == sink) {
-        queue.push_back(Job {
-            notice,
-            hook,
-            attempts: 0,
-            next_try: clock::now(),
-        });
+    /// A `wecom_app` attempt may make four requests (token, send, token again, send).
+    fn grace(&self) -> Duration {
+        let requests = |h: &Hook| if h.app.is_some() { 4 } else { 1 };
+        let each = self.hooks.iter().map(|h| h.timeout * requests(h));
+        each.max().unwrap_or_default()
+    }
+
+    fn counters(&self) -> (&'static Counter, &'static Counter) {
+        let m: &'static metrics::Metrics = &metrics::METRICS;
+        (&m.webhooks_sent, &m.webhooks_failed)
+    }
+
+    async fn attempt(&self, d: &Delivery) -> Result<(), String> {
+        let hook = self.hooks.iter().position(|h| h.sink == d.sink);
+        let hook = hook.ok_or_else(|| format!("{} is not configured", d.sink))?;
+        let (cfg, links) = (Arc::clone(&self.cfg), self.links.clone());
+        let (hooks, n) = (Arc::clone(&self.hooks), Arc::clone(&d.notice));
+        tokio::task::spawn_blocking(move || post(&cfg, links.as_ref(), &hooks[hook], &n))
+            .await
+            .unwrap_or_else(|e| Err(format!("the attempt failed: {e}")))
     }
 }
 
