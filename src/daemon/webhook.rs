@@ -138,7 +138,7 @@ impl Hooks {
             return Ok(None);
         }
         let sinks: Vec<String> = hooks.iter().map(|h| h.sink.clone()).collect();
-        let store = Store::open(db)?;
+        let store = Store::open_sink(db)?;
         let mut pending = Vec::new();
         for p in store.pending(render::SINK_WEBHOOK)? {
             if sinks.contains(&p.sink) {
