@@ -129,7 +129,8 @@ mkdir -p "$tmp/store"
 
 daemon_pid=
 start_daemon() {
-  "$bin" run --json-logs --config "$tmp/yingji.toml" >> "$tmp/daemon.log" 2>&1 &
+  # yingji::timing: one line per batch of inputs (daemon_us, commit_us), read below.
+  RUST_LOG=info,yingji::timing=debug "$bin" run --json-logs --config "$tmp/yingji.toml" >> "$tmp/daemon.log" 2>&1 &
   daemon_pid=$!
   pids+=($daemon_pid)
 }
@@ -169,7 +170,29 @@ print(f"drain of {n:,} QoS 1 messages: mosquitto_sub {t1 - t0:.2f} s ({b:,.0f}/s
 print(f"daemon peak RSS after the drain: {hwm / 1024:.1f} MiB")
 PY
 echo "load average $(cut -d' ' -f1-3 /proc/loadavg)"
+logged=$(wc -l < "$tmp/daemon.log")
 "$client" roundtrip "$mport" "$region" "$rounds" "$tmp/store"
+# The daemon's share of each round trip: from the command's arrival off the network until
+# its notices were handed to the output connection, and the journal commit (disk sync)
+# within it.
+tail -n +$((logged + 1)) "$tmp/daemon.log" | python3 -c '
+import json, math, sys
+rows = []
+for line in sys.stdin:
+    if "batch handled" in line:
+        f = json.loads(line)
+        rows.append((int(f["daemon_us"]), int(f["commit_us"])))
+def pct(v, p):  # nearest rank, as bench_live prints the round trip
+    v = sorted(v)
+    return v[min(max(math.ceil(p / 100 * len(v)), 1), len(v)) - 1] / 1000
+def show(name, v):
+    print(f"{name}: n={len(v)} p50={pct(v, 50):.2f} ms p90={pct(v, 90):.2f} ms "
+          f"p99={pct(v, 99):.2f} ms max={max(v) / 1000:.2f} ms")
+if rows:
+    show("daemon, arrival to notice handed out", [d for d, _ in rows])
+    show("  of which the journal commit (sync)", [c for _, c in rows])
+    show("  the daemon without the commit", [d - c for d, c in rows])
+'
 hwm=$(awk '/VmHWM/ {print $2}' "/proc/$daemon_pid/status")
 echo "daemon peak RSS at the end: $((hwm / 1024)) MiB; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 stop_daemon

@@ -11,11 +11,19 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveTime;
 use serde::{Deserialize, Serialize};
 
-/// A configuration problem, naming the key it is about.
+use crate::aqi::Standard;
+use crate::levels::{CoalLevel, Lv, Tier};
+use crate::notice::{Kind, Plan};
+
+/// A configuration problem, naming the key it is about: what stops the config from
+/// loading (startup, `replay`, `yingji check`) and what `yingji check` reports besides
+/// ([`crate::check::problems`]) are this one type, with one key style.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{key}: {message}")]
 pub struct ConfigError {
-    /// Dotted path of the key, e.g. `coal.daily_quota_t` or `contact[2].tier`.
+    /// The TOML path of the offending key, e.g. `coal.daily_quota_t`,
+    /// `contact[2].tier`, `unit[0].plans[1]` (array items by their index in the file);
+    /// the table or array itself (`contact`, `webhook`) for what no one key holds.
     pub key: String,
     /// What is wrong, in words an operator understands.
     pub message: String,
@@ -27,6 +35,16 @@ impl ConfigError {
             key: key.into(),
             message: message.into(),
         }
+    }
+}
+
+/// Problems found so far, in the order found.
+#[derive(Debug, Default)]
+pub struct Problems(pub Vec<ConfigError>);
+
+impl Problems {
+    pub fn add(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.0.push(ConfigError::new(key, message));
     }
 }
 
@@ -238,7 +256,7 @@ impl Default for EmailConfig {
 #[serde(default)]
 pub struct EmailRoute {
     /// Plans matched (empty: all).
-    pub plans: Vec<String>,
+    pub plans: Vec<Plan>,
     /// Levels matched (empty: all).
     pub levels: Vec<String>,
     /// Department / unit matched against a notice's recipients' units (empty: all).
@@ -249,8 +267,9 @@ pub struct EmailRoute {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct WebhookConfig {
-    /// `wecom` (WeCom group robot), `phone` (a phone / SMS gateway) or `generic`.
-    pub kind: String,
+    /// `wecom` (WeCom group robot), `wecom_app`, `phone` (a phone / SMS gateway) or
+    /// `generic`.
+    pub kind: WebhookKind,
     /// Name of its outbox sink (`webhook:{name}`); default `{kind}-{index}`. Keep it stable.
     pub name: Option<String>,
     pub url: String,
@@ -258,9 +277,9 @@ pub struct WebhookConfig {
     pub key: Option<String>,
     pub key_file: Option<PathBuf>,
     /// Plans whose notices go here (empty: all).
-    pub plans: Vec<String>,
+    pub plans: Vec<Plan>,
     /// Notice kinds that go here, e.g. `["call", "call_unreached"]` (empty: all).
-    pub kinds: Vec<String>,
+    pub kinds: Vec<Kind>,
     /// Per-request timeout in seconds.
     pub timeout_s: u64,
     /// `wecom_app` (WeCom application messages to one person, `message/send`): the
@@ -275,7 +294,7 @@ pub struct WebhookConfig {
 impl Default for WebhookConfig {
     fn default() -> Self {
         Self {
-            kind: "generic".into(),
+            kind: WebhookKind::Generic,
             name: None,
             url: String::new(),
             key: None,
@@ -291,12 +310,86 @@ impl Default for WebhookConfig {
     }
 }
 
+/// What a `[[webhook]]` talks to; the TOML spelling is the snake_case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookKind {
+    /// A WeCom group robot (`?key=`): every notice, calls as text.
+    Wecom,
+    /// WeCom application messages to one person (`message/send`).
+    WecomApp,
+    /// A phone / SMS gateway: calls by phone only.
+    Phone,
+    /// Any HTTP endpoint taking the notice JSON.
+    Generic,
+}
+
+impl WebhookKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookKind::Wecom => "wecom",
+            WebhookKind::WecomApp => "wecom_app",
+            WebhookKind::Phone => "phone",
+            WebhookKind::Generic => "generic",
+        }
+    }
+}
+
+impl std::fmt::Display for WebhookKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The annual daily guarantee quota (年度每日保供量): one number or a table by year.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(untagged)]
+#[serde(untagged, try_from = "RawQuota")]
 pub enum Quota {
     Flat(f64),
+    ByYear(BTreeMap<Year, f64>),
+}
+
+/// [`Quota`] as TOML writes it, before its keys are read as years.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawQuota {
+    Flat(f64),
     ByYear(BTreeMap<String, f64>),
+}
+
+impl TryFrom<RawQuota> for Quota {
+    type Error = String;
+    fn try_from(raw: RawQuota) -> Result<Self, String> {
+        Ok(match raw {
+            RawQuota::Flat(q) => Quota::Flat(q),
+            RawQuota::ByYear(t) => Quota::ByYear(
+                t.into_iter()
+                    .map(|(y, q)| Ok((Year::try_from(y)?, q)))
+                    .collect::<Result<_, String>>()?,
+            ),
+        })
+    }
+}
+
+/// A year as a key of `coal.daily_quota_t` (`{ 2023 = 500000 }`: TOML keys are text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Year(pub i32);
+
+impl TryFrom<String> for Year {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.trim()
+            .parse()
+            .map(Year)
+            .map_err(|_| format!("key must be a year, got {s:?}"))
+    }
+}
+
+impl From<Year> for String {
+    fn from(y: Year) -> String {
+        y.0.to_string()
+    }
 }
 
 impl Quota {
@@ -305,12 +398,7 @@ impl Quota {
     pub fn for_year(&self, year: i32) -> Option<f64> {
         match self {
             Quota::Flat(q) => Some(*q),
-            Quota::ByYear(t) => t
-                .iter()
-                .filter_map(|(y, q)| y.trim().parse::<i32>().ok().map(|y| (y, *q)))
-                .filter(|(y, _)| *y <= year)
-                .max_by_key(|(y, _)| *y)
-                .map(|(_, q)| q),
+            Quota::ByYear(t) => t.range(..=Year(year)).next_back().map(|(_, q)| *q),
         }
     }
 }
@@ -386,12 +474,50 @@ impl Default for CoalConfig {
     }
 }
 
+impl CoalConfig {
+    /// `[coal]`: a positive quota (each year's, when a table), a price window, a
+    /// missed-days count, and bounds in order.
+    fn validate(&self, e: &mut Problems) {
+        match &self.daily_quota_t {
+            Quota::Flat(q) => {
+                if !(q.is_finite() && *q > 0.0) {
+                    e.add("coal.daily_quota_t", format!("must be > 0, got {q}"));
+                }
+            }
+            Quota::ByYear(t) => {
+                if t.is_empty() {
+                    e.add("coal.daily_quota_t", "the table by year is empty");
+                }
+                for (y, q) in t {
+                    if !(q.is_finite() && *q > 0.0) {
+                        e.add(
+                            format!("coal.daily_quota_t.{}", y.0),
+                            format!("must be > 0, got {q}"),
+                        );
+                    }
+                }
+            }
+        }
+        if self.price_window_days == 0 {
+            e.add("coal.price_window_days", "must be >= 1");
+        }
+        if self.beyond_l1_missed_days == 0 {
+            e.add("coal.beyond_l1_missed_days", "must be >= 1");
+        }
+        if let (Some(lo), Some(hi)) = (self.price_min_cny_t, self.price_max_cny_t) {
+            if lo > hi {
+                e.add("coal.price_min_cny_t", "must be <= coal.price_max_cny_t");
+            }
+        }
+    }
+}
+
 /// A member unit's task at a coal response level (plan text, quoted).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 #[serde(default)]
 pub struct UnitTask {
     /// `L2` or `L1`.
-    pub level: String,
+    pub level: CoalLevel,
     /// Unit name as in the plan, e.g. `市能源局`; matched with contacts' `unit`.
     pub unit: String,
     /// Clause, e.g. `§5.2.1(2)`.
@@ -404,8 +530,9 @@ pub struct UnitTask {
 pub struct PollutionConfig {
     pub horizon_hours: u32,
     pub require_approval: bool,
-    #[serde(deserialize_with = "string_or_int")]
-    pub aqi_standard: String,
+    /// `"2026"` (HJ 633-2026) or `"2012"`; a bare year is read the same.
+    #[serde(with = "aqi_year")]
+    pub aqi_standard: Standard,
     pub aqi_gap_hours: f64,
     pub forecast_stale_hours: f64,
     /// Reminder for a pending proposal after this many hours (§3.3.2: 2 h).
@@ -422,7 +549,7 @@ impl Default for PollutionConfig {
         Self {
             horizon_hours: 72,
             require_approval: false,
-            aqi_standard: "2026".into(),
+            aqi_standard: Standard::Hj2026,
             aqi_gap_hours: 3.0,
             forecast_stale_hours: 36.0,
             reminder_hours: 2.0,
@@ -437,7 +564,7 @@ impl Default for PollutionConfig {
 #[serde(default)]
 pub struct Measure {
     /// `yellow`, `orange`, `red`, `ozone` or `so2`.
-    pub level: String,
+    pub level: Lv,
     /// 健康防护, 倡议性, 强制性 (the plan's three kinds of measure) or 应急响应 (§4).
     pub category: String,
     /// The member unit that answers for it, named as the gazette names it.
@@ -558,19 +685,20 @@ impl Default for MaxAgeDays {
 }
 
 impl MaxAgeDays {
-    /// (key, bound) of the feed `suffix` (`coal/stock`, ...); `None` for commands.
-    pub fn of(&self, suffix: &str) -> Option<(&'static str, f64)> {
-        Some(match suffix {
-            "weather/warning" => ("weather_warning", self.weather_warning),
-            "weather/obs" => ("weather_obs", self.weather_obs),
-            "air/aqi" => ("air_aqi", self.air_aqi),
-            "air/forecast" => ("air_forecast", self.air_forecast),
-            "air/province" => ("air_province", self.air_province),
-            "coal/stock" => ("coal_stock", self.coal_stock),
-            "coal/storage" => ("coal_storage", self.coal_storage),
-            "coal/output" => ("coal_output", self.coal_output),
-            "coal/price" => ("coal_price", self.coal_price),
-            _ => return None,
+    /// (key, bound) of the feed `topic`; `None` for commands.
+    pub fn of(&self, topic: crate::topic::Topic) -> Option<(&'static str, f64)> {
+        use crate::topic::Topic;
+        Some(match topic {
+            Topic::WeatherWarning => ("weather_warning", self.weather_warning),
+            Topic::WeatherObs => ("weather_obs", self.weather_obs),
+            Topic::AirAqi => ("air_aqi", self.air_aqi),
+            Topic::AirForecast => ("air_forecast", self.air_forecast),
+            Topic::AirProvince => ("air_province", self.air_province),
+            Topic::CoalStock => ("coal_stock", self.coal_stock),
+            Topic::CoalStorage => ("coal_storage", self.coal_storage),
+            Topic::CoalOutput => ("coal_output", self.coal_output),
+            Topic::CoalPrice => ("coal_price", self.coal_price),
+            Topic::Cmd => return None,
         })
     }
 }
@@ -583,14 +711,14 @@ pub struct Contact {
     pub name: String,
     pub unit: String,
     /// `A`, `B` or `C` (PLANS.md §3); absent: never called.
-    pub tier: Option<String>,
+    pub tier: Option<Tier>,
     pub role: Option<String>,
     pub backup: Option<String>,
     pub wechat: Option<String>,
     pub phone: Option<String>,
     pub email: Option<String>,
     /// Plans whose notices this contact also receives by email.
-    pub plans: Vec<String>,
+    pub plans: Vec<Plan>,
     /// Levels whose notices this contact receives (empty: all); extension.
     pub levels: Vec<String>,
 }
@@ -604,7 +732,7 @@ pub struct UnitConfig {
     /// Other names the plans use for it, e.g. `市工信局`.
     pub aliases: Vec<String>,
     /// Plans it reports on: `coal_supply`, `heavy_pollution`.
-    pub plans: Vec<String>,
+    pub plans: Vec<Plan>,
     /// A county, city or district government (县(市、区)).
     pub county: bool,
 }
@@ -615,8 +743,14 @@ impl UnitConfig {
         self.name == name || self.aliases.iter().any(|a| a == name)
     }
 
-    pub fn reports_on(&self, plan: &str) -> bool {
-        self.plans.iter().any(|p| p == plan)
+    pub fn reports_on(&self, plan: Plan) -> bool {
+        self.plans.contains(&plan)
+    }
+
+    /// Its plans as the config spells them, `coal_supply, heavy_pollution`.
+    pub fn plan_names(&self) -> String {
+        let names: Vec<&str> = self.plans.iter().map(|p| p.as_str()).collect();
+        names.join(", ")
     }
 }
 
@@ -635,18 +769,34 @@ pub const CALL_ROLES: &[(&str, &str)] = &[
     ("mayor", "市政府主要领导"),
 ];
 
-/// `"2026"` or `2026`: a year may be written either way.
-fn string_or_int<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Either {
-        S(String),
-        I(i64),
+/// `pollution.aqi_standard`: the edition's year, `"2026"` or `2026` (either way).
+mod aqi_year {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::aqi::Standard;
+
+    pub fn serialize<S: Serializer>(v: &Standard, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(match v {
+            Standard::Hj2012 => "2012",
+            Standard::Hj2026 => "2026",
+        })
     }
-    Ok(match Either::deserialize(d)? {
-        Either::S(s) => s,
-        Either::I(i) => i.to_string(),
-    })
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Standard, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Either {
+            S(String),
+            I(i64),
+        }
+        let year = match Either::deserialize(d)? {
+            Either::S(s) => s,
+            Either::I(i) => i.to_string(),
+        };
+        Standard::parse(&year).ok_or_else(|| {
+            serde::de::Error::custom(format!("must be \"2026\" or \"2012\", got {year:?}"))
+        })
+    }
 }
 
 mod hhmm {
@@ -681,10 +831,14 @@ pub const DEFAULT_PATH: &str = "config/yingji.toml";
 impl Config {
     /// Parses TOML text and validates it.
     pub fn from_toml(text: &str) -> Result<Loaded, Vec<ConfigError>> {
-        let de = toml::Deserializer::parse(text).map_err(|e| vec![toml_error(e, text)])?;
+        let de = toml::Deserializer::parse(text).map_err(|e| vec![toml_error(e, None, text)])?;
         let mut unknown = Vec::new();
-        let config: Config = serde_ignored::deserialize(de, |path| unknown.push(path.to_string()))
-            .map_err(|e| vec![toml_error(e, text)])?;
+        let mut ignored = |path: serde_ignored::Path| unknown.push(toml_path(&path));
+        let de = serde_ignored::Deserializer::new(de, &mut ignored);
+        let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            vec![toml_error(e.into_inner(), Some(path), text)]
+        })?;
         let config = config.finish()?;
         Ok(Loaded {
             config,
@@ -736,17 +890,35 @@ impl Config {
         }
     }
 
+    /// What the types cannot say: ranges, uniqueness, references. Values that are not
+    /// one of a key's spellings (a tier, a plan, a level, a year) never get here: the
+    /// parse refuses them, naming the key.
     fn validate(&self) -> Vec<ConfigError> {
-        let mut e = Vec::new();
-        let mut err = |k: String, m: String| e.push(ConfigError::new(k, m));
+        let mut e = Problems::default();
+        self.validate_topics(&mut e);
+        self.validate_operators(&mut e);
+        self.validate_http(&mut e);
+        self.coal.validate(&mut e);
+        self.validate_periods(&mut e);
+        self.validate_limits(&mut e);
+        self.validate_contacts(&mut e);
+        self.validate_units(&mut e);
+        self.validate_plan_texts(&mut e);
+        // A `backup` or `escalate_to` id without a contact is not fatal (CONTRACT.md's own
+        // example names a backup it does not list): `yingji check` reports it.
+        e.0
+    }
+
+    /// `topic_root` and `[[region]]`: each id a slug, once.
+    fn validate_topics(&self, e: &mut Problems) {
         if self.topic_root.is_empty()
             || self.topic_root.contains(['+', '#'])
             || self.topic_root.starts_with('/')
             || self.topic_root.ends_with('/')
         {
-            err(
-                "topic_root".into(),
-                "must be a non-empty topic prefix without wildcards or leading/trailing '/'".into(),
+            e.add(
+                "topic_root",
+                "must be a non-empty topic prefix without wildcards or leading/trailing '/'",
             );
         }
         let mut seen = std::collections::BTreeSet::new();
@@ -758,7 +930,7 @@ impl Config {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
             {
-                err(
+                e.add(
                     format!("region[{i}].id"),
                     format!(
                         "must be a slug of letters, digits, '-' or '_', not starting with '_' (kept for the daemon's own topics), got {:?}",
@@ -767,95 +939,69 @@ impl Config {
                 );
             }
             if !seen.insert(&r.id) {
-                err(
+                e.add(
                     format!("region[{i}].id"),
                     format!("duplicate region {:?}", r.id),
                 );
             }
         }
-        // [[operator]]
+    }
+
+    /// `[[operator]]`: unique ids, known roles, a password hash.
+    fn validate_operators(&self, e: &mut Problems) {
         let mut ids = std::collections::BTreeSet::new();
         for (i, o) in self.operators.iter().enumerate() {
             if o.id.trim().is_empty() || !ids.insert(o.id.as_str()) {
-                err(
+                e.add(
                     format!("operator[{i}].id"),
                     format!("must be non-empty and unique, got {:?}", o.id),
                 );
             }
             for r in &o.roles {
                 if !OPERATOR_ROLES.contains(&r.as_str()) {
-                    err(
+                    e.add(
                         format!("operator[{i}].roles"),
                         format!("unknown role {r:?} (one of {})", OPERATOR_ROLES.join(", ")),
                     );
                 }
             }
             if o.password_hash.is_none() && o.password_hash_file.is_none() {
-                err(
+                e.add(
                     format!("operator[{i}].password_hash"),
-                    "missing (make one with `yingji passwd`)".into(),
+                    "missing (make one with `yingji passwd`)",
                 );
             }
         }
-        if !(self.http.ack_link_hours.is_finite() && self.http.ack_link_hours > 0.0) {
-            err(
-                "http.ack_link_hours".into(),
-                format!("must be > 0, got {}", self.http.ack_link_hours),
-            );
-        }
-        if !(self.http.session_hours.is_finite() && self.http.session_hours > 0.0) {
-            err(
-                "http.session_hours".into(),
-                format!("must be > 0, got {}", self.http.session_hours),
-            );
+    }
+
+    /// `[http]`: positive durations, at least one connection.
+    fn validate_http(&self, e: &mut Problems) {
+        for (k, v) in [
+            ("http.ack_link_hours", self.http.ack_link_hours),
+            ("http.session_hours", self.http.session_hours),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                e.add(k, format!("must be > 0, got {v}"));
+            }
         }
         if self.http.max_connections == 0 {
-            err("http.max_connections".into(), "must be at least 1".into());
+            e.add("http.max_connections", "must be at least 1");
         }
-        // [coal]
-        let c = &self.coal;
-        match &c.daily_quota_t {
-            Quota::Flat(q) if !(q.is_finite() && *q > 0.0) => {
-                err("coal.daily_quota_t".into(), format!("must be > 0, got {q}"))
-            }
-            Quota::ByYear(t) => {
-                if t.is_empty() {
-                    err(
-                        "coal.daily_quota_t".into(),
-                        "the table by year is empty".into(),
-                    );
-                }
-                for (y, q) in t {
-                    if y.trim().parse::<i32>().is_err() {
-                        err(
-                            format!("coal.daily_quota_t.{y}"),
-                            "key must be a year".into(),
-                        );
-                    }
-                    if !(q.is_finite() && *q > 0.0) {
-                        err(
-                            format!("coal.daily_quota_t.{y}"),
-                            format!("must be > 0, got {q}"),
-                        );
-                    }
-                }
-            }
-            _ => {}
-        }
-        // Periods that arm timers must be positive; thresholds and holds may be 0.
+    }
+
+    /// Periods that arm timers must be positive; thresholds and holds may be 0.
+    fn validate_periods(&self, e: &mut Problems) {
+        let (c, p) = (&self.coal, &self.pollution);
         for (k, v) in [
             ("coal.output_gap_days", c.output_gap_days),
             ("coal.stock_gap_days", c.stock_gap_days),
-            ("pollution.aqi_gap_hours", self.pollution.aqi_gap_hours),
-            (
-                "pollution.forecast_stale_hours",
-                self.pollution.forecast_stale_hours,
-            ),
-            ("pollution.reminder_hours", self.pollution.reminder_hours),
+            ("pollution.aqi_gap_hours", p.aqi_gap_hours),
+            ("pollution.forecast_stale_hours", p.forecast_stale_hours),
+            ("pollution.reminder_hours", p.reminder_hours),
             ("coal.decision_reminder_hours", c.decision_reminder_hours),
         ] {
             if !(v.is_finite() && v > 0.0) {
-                err(k.into(), format!("must be a positive number, got {v}"));
+                e.add(k, format!("must be a positive number, got {v}"));
             }
         }
         for (k, v) in [
@@ -868,103 +1014,101 @@ impl Config {
             ("feedback_grace_hours", self.feedback_grace_hours),
         ] {
             if !(v.is_finite() && v >= 0.0) {
-                err(k.into(), format!("must be a number >= 0, got {v}"));
+                e.add(k, format!("must be a number >= 0, got {v}"));
             }
-        }
-        if c.price_window_days == 0 {
-            err("coal.price_window_days".into(), "must be >= 1".into());
-        }
-        if c.beyond_l1_missed_days == 0 {
-            err("coal.beyond_l1_missed_days".into(), "must be >= 1".into());
-        }
-        if let (Some(lo), Some(hi)) = (c.price_min_cny_t, c.price_max_cny_t) {
-            if lo > hi {
-                err(
-                    "coal.price_min_cny_t".into(),
-                    "must be <= coal.price_max_cny_t".into(),
-                );
-            }
-        }
-        // [pollution]
-        if !matches!(self.pollution.aqi_standard.as_str(), "2026" | "2012") {
-            err(
-                "pollution.aqi_standard".into(),
-                format!(
-                    "must be \"2026\" or \"2012\", got {:?}",
-                    self.pollution.aqi_standard
-                ),
-            );
         }
         // [weather_call]: phone_attempts = 0 is valid (PLANS.md §3's formula with n = 0:
         // WeChat at t0, call_unreached at t0 + a).
-        // [limits]
+    }
+
+    /// `[store]` retention and `[limits]`.
+    fn validate_limits(&self, e: &mut Problems) {
         if self.store.retain_days == 0 {
-            err(
-                "store.retain_days".into(),
-                "must be at least 1 (days)".into(),
-            );
+            e.add("store.retain_days", "must be at least 1 (days)");
         }
         if self.limits.max_payload_bytes == 0 {
-            err("limits.max_payload_bytes".into(), "must be > 0".into());
+            e.add("limits.max_payload_bytes", "must be > 0");
         }
-        for suffix in crate::input::TOPIC_SUFFIXES {
-            if let Some((key, days)) = self.limits.max_age_days.of(suffix) {
+        for topic in crate::topic::Topic::all() {
+            if let Some((key, days)) = self.limits.max_age_days.of(*topic) {
                 if !(days.is_finite() && days > 0.0) {
-                    err(
+                    e.add(
                         format!("limits.max_age_days.{key}"),
                         format!("must be a number of days > 0, got {days}"),
                     );
                 }
             }
         }
-        // [[contact]]
+    }
+
+    /// `[[contact]]`: unique, non-empty ids. An unknown `role` only matters to `yingji
+    /// check` (PLANS.md §3 "Recipients kept current"), which reports it; it does not stop
+    /// the config from loading.
+    fn validate_contacts(&self, e: &mut Problems) {
         let mut ids = std::collections::BTreeSet::new();
         for (i, ct) in self.contacts.iter().enumerate() {
             if ct.id.is_empty() {
-                err(format!("contact[{i}].id"), "is required".into());
+                e.add(format!("contact[{i}].id"), "is required");
             } else if !ids.insert(ct.id.as_str()) {
-                err(
+                e.add(
                     format!("contact[{i}].id"),
                     format!("duplicate contact id {:?}", ct.id),
                 );
             }
-            if let Some(t) = &ct.tier {
-                if !matches!(t.as_str(), "A" | "B" | "C") {
-                    err(
-                        format!("contact[{i}].tier"),
-                        format!("must be A, B or C, got {t:?}"),
-                    );
+        }
+    }
+
+    /// Coal tasks and pollution measures name a response level of their plan; `none` is
+    /// a spelling of the level type but no response has tasks or measures.
+    fn validate_plan_texts(&self, e: &mut Problems) {
+        for (i, t) in self.coal.tasks.iter().flatten().enumerate() {
+            match t.level {
+                CoalLevel::L2 | CoalLevel::L1 => {}
+                CoalLevel::None => {
+                    e.add(format!("coal.tasks[{i}].level"), "must be \"L2\" or \"L1\"")
                 }
             }
-            // An unknown `role` only matters to `yingji check` (PLANS.md §3 "Recipients kept
-            // current"), which reports it; it does not stop the config from loading.
         }
-        // [[unit]]: names are unique across names and aliases; plans are reporting plans.
+        for (i, m) in self.pollution.measures.iter().flatten().enumerate() {
+            match m.level {
+                Lv::Yellow | Lv::Orange | Lv::Red | Lv::Ozone | Lv::So2 => {}
+                Lv::None => e.add(
+                    format!("pollution.measures[{i}].level"),
+                    "must be \"yellow\", \"orange\", \"red\", \"ozone\" or \"so2\"",
+                ),
+            }
+        }
+    }
+
+    /// `[[unit]]`: names are unique across names and aliases; plans are the reporting
+    /// plans (PLANS.md §5.2: coal and pollution; the call service has no report-back).
+    fn validate_units(&self, e: &mut Problems) {
         let mut names = std::collections::BTreeSet::new();
         for (i, u) in self.units.iter().enumerate() {
             if u.name.trim().is_empty() {
-                err(format!("unit[{i}].name"), "is required".into());
+                e.add(format!("unit[{i}].name"), "is required");
             }
             for n in std::iter::once(&u.name).chain(&u.aliases) {
                 if !n.is_empty() && !names.insert(n.as_str()) {
-                    err(
+                    e.add(
                         format!("unit[{i}]"),
                         format!("name or alias {n:?} is used by another unit"),
                     );
                 }
             }
             for (j, p) in u.plans.iter().enumerate() {
-                if !matches!(p.as_str(), "coal_supply" | "heavy_pollution") {
-                    err(
+                match p {
+                    Plan::CoalSupply | Plan::HeavyPollution => {}
+                    Plan::SevereWeather => e.add(
                         format!("unit[{i}].plans[{j}]"),
-                        format!("must be \"coal_supply\" or \"heavy_pollution\", got {p:?}"),
-                    );
+                        format!(
+                            "must be \"coal_supply\" or \"heavy_pollution\", got {:?}",
+                            p.as_str()
+                        ),
+                    ),
                 }
             }
         }
-        // A `backup` or `escalate_to` id without a contact is not fatal (CONTRACT.md's own
-        // example names a backup it does not list): `yingji check` reports it.
-        e
     }
 
     /// Index of region `id`.
@@ -986,7 +1130,10 @@ impl Config {
 /// A TOML error with its line number, but never the offending line itself nor, on a
 /// line whose key may hold a secret (password, key, secret, token, url, username), the
 /// value quoted in the message.
-fn toml_error(e: toml::de::Error, text: &str) -> ConfigError {
+///
+/// `path` is the TOML path serde was at when the value was refused (`contact[3].tier`);
+/// without one (a syntax error), the offending line's key or the key the message names.
+fn toml_error(e: toml::de::Error, path: Option<String>, text: &str) -> ConfigError {
     let mut msg = e.message().trim().replace('\n', " ");
     let line_no = e
         .span()
@@ -1005,12 +1152,30 @@ fn toml_error(e: toml::de::Error, text: &str) -> ConfigError {
     if line_key.as_deref().is_some_and(secretish) {
         msg = redact_quoted(&msg);
     }
-    // The key: the offending line's, else the one toml's message names ("unknown field").
-    let key = line_key
+    // The key: serde's path, else the offending line's, else the one toml's message names.
+    let key = path
+        .filter(|p| !p.is_empty() && p != ".")
+        .or(line_key)
         .or_else(|| msg.split('`').nth(1).map(str::to_string))
         .unwrap_or_else(|| "(file)".into());
     let at = line_no.map(|n| format!("line {n}: ")).unwrap_or_default();
     ConfigError::new(key, format!("{at}{msg}"))
+}
+
+/// An ignored key's TOML path (`contact[0].tire`), in the style of every other key.
+fn toml_path(path: &serde_ignored::Path) -> String {
+    use serde_ignored::Path as P;
+    match path {
+        P::Root => String::new(),
+        P::Seq { parent, index } => format!("{}[{index}]", toml_path(parent)),
+        P::Map { parent, key } => match toml_path(parent) {
+            p if p.is_empty() => key.clone(),
+            p => format!("{p}.{key}"),
+        },
+        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => {
+            toml_path(parent)
+        }
+    }
 }
 
 /// `msg` with every `...` and "..." part replaced by `…`.
@@ -1048,7 +1213,7 @@ mod tests {
         assert!(l.unknown_keys.is_empty(), "{:?}", l.unknown_keys);
         assert_eq!(l.config.contacts[0].backup.as_deref(), Some("yjj-deputy"));
         let l = Config::from_toml("[pollution]\naqi_standard = 2012\n").unwrap();
-        assert_eq!(l.config.pollution.aqi_standard, "2012");
+        assert_eq!(l.config.pollution.aqi_standard, Standard::Hj2012);
         let l = Config::from_toml("[coal]\nlift_hold_hours = 0\nprice_large_pct = 5\n").unwrap();
         assert_eq!(l.config.coal.lift_hold_hours, 0.0);
     }
@@ -1130,7 +1295,7 @@ mod tests {
                 .unwrap_or_else(|| panic!("no [[unit]] {}", t.unit));
             assert_eq!(u.name, t.unit, "tasks use the unit's name, not an alias");
             if u.name != c.coal.office_unit {
-                assert!(u.reports_on("coal_supply"), "{} reports on coal", u.name);
+                assert!(u.reports_on(Plan::CoalSupply), "{} reports on coal", u.name);
             }
         }
         for (alias, name) in [
@@ -1139,11 +1304,11 @@ mod tests {
         ] {
             assert_eq!(c.unit(alias).map(|u| u.name.as_str()), Some(name));
         }
-        assert!(!c.unit("市能源局").unwrap().reports_on("coal_supply"));
+        assert!(!c.unit("市能源局").unwrap().reports_on(Plan::CoalSupply));
         assert!(!c
             .unit("市生态环境局")
             .unwrap()
-            .reports_on("heavy_pollution"));
+            .reports_on(Plan::HeavyPollution));
         assert!(c.units.iter().filter(|u| u.county).count() >= 6);
     }
 
@@ -1165,5 +1330,98 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e[0].key, "unit[1]");
+    }
+
+    /// Every value with a fixed set of spellings is read once, by the parse, and a wrong
+    /// one is refused naming its TOML path (the same key style as validation and `check`).
+    #[test]
+    fn wrong_spellings_are_refused_at_their_toml_path() {
+        for (text, key) in [
+            (
+                "[[contact]]\nid = \"a\"\n[[contact]]\nid = \"b\"\ntier = \"a\"\n",
+                "contact[1].tier",
+            ),
+            (
+                "[[contact]]\nid = \"a\"\nplans = [\"coal\"]\n",
+                "contact[0].plans[0]",
+            ),
+            (
+                "[pollution]\naqi_standard = 2019\n",
+                "pollution.aqi_standard",
+            ),
+            (
+                "[[pollution.measures]]\nlevel = \"purple\"\n",
+                "pollution.measures[0].level",
+            ),
+            ("[[coal.tasks]]\nlevel = \"L3\"\n", "coal.tasks[0].level"),
+            ("[[webhook]]\nkind = \"pager\"\n", "webhook[0].kind"),
+            ("[[webhook]]\nkinds = [\"calls\"]\n", "webhook[0].kinds[0]"),
+            (
+                "[email]\n[[email.route]]\nplans = [\"weather\"]\n",
+                "email.route[0].plans[0]",
+            ),
+            (
+                "[coal]\ndaily_quota_t = { 2023 = 1, next = 2 }\n",
+                "coal.daily_quota_t",
+            ),
+        ] {
+            let e = Config::from_toml(text).unwrap_err();
+            assert_eq!(e.len(), 1, "{text}: {e:?}");
+            assert_eq!(e[0].key, key, "{text}: {e:?}");
+        }
+        for (text, key) in [
+            ("[[coal.tasks]]\nunit = \"x\"\n", "coal.tasks[0].level"),
+            (
+                "[[pollution.measures]]\nlevel = \"none\"\n",
+                "pollution.measures[0].level",
+            ),
+        ] {
+            let e = Config::from_toml(text).unwrap_err();
+            assert_eq!(e[0].key, key, "{text}: {e:?}");
+        }
+        let e = Config::from_toml("[coal]\ndaily_quota_t = { 2023 = 1, next = 2 }\n").unwrap_err();
+        assert!(e[0].message.contains("year"), "{e:?}");
+        // The accepted spellings, read into their types.
+        let c = Config::from_toml(
+            "[[contact]]\nid = \"a\"\ntier = \"C\"\nplans = [\"severe_weather\"]\n\
+             [[coal.tasks]]\nlevel = \"L1\"\n[[pollution.measures]]\nlevel = \"so2\"\n\
+             [[webhook]]\nkind = \"wecom_app\"\nkinds = [\"call_unreached\"]\n",
+        )
+        .unwrap()
+        .config;
+        assert_eq!(c.contacts[0].tier, Some(Tier::C));
+        assert_eq!(c.contacts[0].plans, [Plan::SevereWeather]);
+        assert_eq!(c.coal.tasks.unwrap()[0].level, CoalLevel::L1);
+        assert_eq!(c.pollution.measures.unwrap()[0].level, Lv::So2);
+        assert_eq!(c.webhooks[0].kind, WebhookKind::WecomApp);
+        assert_eq!(c.webhooks[0].kinds, [Kind::CallUnreached]);
+    }
+
+    /// Unknown keys inside arrays of tables are named like every other key.
+    #[test]
+    fn unknown_keys_in_arrays_use_the_toml_path() {
+        let l =
+            Config::from_toml("[[contact]]\nid = \"a\"\n[[contact]]\nid = \"b\"\ntire = \"A\"\n")
+                .unwrap();
+        assert_eq!(l.unknown_keys, ["contact[1].tire"]);
+    }
+
+    /// Each feed's age bound is keyed by its topic (`coal/stock` -> `coal_stock`);
+    /// commands have none.
+    #[test]
+    fn max_age_bounds_by_topic() {
+        use crate::topic::Topic;
+        let m = MaxAgeDays {
+            coal_stock: 2.5,
+            ..MaxAgeDays::default()
+        };
+        assert_eq!(m.of(Topic::CoalStock), Some(("coal_stock", 2.5)));
+        assert_eq!(m.of(Topic::WeatherWarning), Some(("weather_warning", 1.0)));
+        for t in Topic::all() {
+            match m.of(*t) {
+                Some((key, _)) => assert_eq!(key, t.as_str().replace('/', "_")),
+                None => assert_eq!(*t, Topic::Cmd),
+            }
+        }
     }
 }

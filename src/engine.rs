@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, RegionConfig};
-use crate::input::{Command, Input, Message, Rejection};
+use crate::input::{Command, Input, Message, Rejection, RejectionClass};
 use crate::notice::{Kind, Notice, Plan};
 use crate::plans::{coal_supply, heavy_pollution, severe_weather, PlanTimer};
 use crate::time::Ts;
@@ -429,19 +429,14 @@ impl Engine {
             )),
         });
         r.map_err(|reason| Rejection {
-            topic: format!(
-                "{}/{}/{}",
-                cfg.topic_root,
-                region.id,
-                topic_suffix(&msg.input)
-            ),
+            topic: format!("{}/{}/{}", cfg.topic_root, region.id, msg.input.topic()),
             region: Some(region.id.clone()),
             // A report for a plan with no deadline series running is a bad value
             // (PLANS.md §5.2); other refusals name something the plan does not know.
             class: if matches!(msg.input, Input::Cmd(Command::Report(_))) {
-                "bad_value"
+                RejectionClass::BadValue
             } else {
-                "refused"
+                RejectionClass::Refused
             },
             reason,
         })
@@ -468,21 +463,6 @@ fn route(input: &Input) -> Option<Plan> {
             }
         },
     })
-}
-
-fn topic_suffix(input: &Input) -> &'static str {
-    match input {
-        Input::CoalStock(_) => "coal/stock",
-        Input::CoalOutput(_) => "coal/output",
-        Input::CoalPrice(_) => "coal/price",
-        Input::CoalStorage(_) => "coal/storage",
-        Input::AirAqi(_) => "air/aqi",
-        Input::AirForecast(_) => "air/forecast",
-        Input::AirProvince(_) => "air/province",
-        Input::WeatherWarning(_) => "weather/warning",
-        Input::WeatherObs(_) => "weather/obs",
-        Input::Cmd(_) => "cmd",
-    }
 }
 
 #[cfg(test)]

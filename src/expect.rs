@@ -160,72 +160,75 @@ pub fn compare(expected: &[Expected], produced: &[Notice]) -> Result<(), String>
     if positional_ok {
         return Ok(());
     }
-    let mut out = String::new();
-    out.push_str(&format!(
+    let mut out = format!(
         "notices differ: expected {} of kinds {{{}}}, produced {}\n",
         expected.len(),
         kinds.iter().cloned().collect::<Vec<_>>().join(", "),
         kept.len()
-    ));
-    // Align on (plan, track, kind, level, at) with a longest common subsequence, so a
-    // missing or extra notice shows as one line instead of a cascade.
-    let (n, m) = (expected.len(), kept.len());
-    let script: Vec<Op> = if n.saturating_mul(m) <= 16_000_000 {
-        lcs_script(expected, &kept)
-    } else {
-        (0..n.max(m))
-            .map(|i| match (i < n, i < m) {
-                (true, true) => Op::Pair(i, i),
-                (true, false) => Op::Missing(i),
-                _ => Op::Extra(i),
-            })
-            .collect()
-    };
+    );
     let mut shown = 0;
-    for op in script {
+    for op in align(expected, &kept) {
         if shown >= 60 {
             out.push_str("  … (more differences not shown)\n");
             break;
         }
-        match op {
-            Op::Pair(i, j) => {
-                let d = differences(&expected[i], &values[j]);
-                if !d.is_empty() {
-                    shown += 1;
-                    out.push_str(&format!(
-                        "~ expected line {}: {}\n",
-                        expected[i].line,
-                        summary_expected(&expected[i])
-                    ));
-                    out.push_str(&format!(
-                        "  produced #{}: {}\n",
-                        j + 1,
-                        summary_produced(kept[j])
-                    ));
-                    for x in d {
-                        out.push_str(&format!("    {x}\n"));
-                    }
-                }
-            }
-            Op::Missing(i) => {
-                shown += 1;
-                out.push_str(&format!(
-                    "- missing (expected line {}): {}\n",
-                    expected[i].line,
-                    summary_expected(&expected[i])
-                ));
-            }
-            Op::Extra(j) => {
-                shown += 1;
-                out.push_str(&format!(
-                    "+ unexpected (produced #{}): {}\n",
-                    j + 1,
-                    summary_produced(kept[j])
-                ));
-            }
+        if let Some(text) = describe(op, expected, &kept, &values) {
+            shown += 1;
+            out.push_str(&text);
         }
     }
     Err(out)
+}
+
+/// Aligns on (plan, track, kind, level, at) with a longest common subsequence, so a
+/// missing or extra notice shows as one line instead of a cascade; position by position
+/// when the table would be too large.
+fn align(expected: &[Expected], kept: &[&Notice]) -> Vec<Op> {
+    let (n, m) = (expected.len(), kept.len());
+    if n.saturating_mul(m) <= 16_000_000 {
+        return lcs_script(expected, kept);
+    }
+    (0..n.max(m))
+        .map(|i| match (i < n, i < m) {
+            (true, true) => Op::Pair(i, i),
+            (true, false) => Op::Missing(i),
+            _ => Op::Extra(i),
+        })
+        .collect()
+}
+
+/// The lines of the diff for one aligned pair, missing or extra notice; `None` for a pair
+/// that matches.
+fn describe(op: Op, expected: &[Expected], kept: &[&Notice], values: &[Value]) -> Option<String> {
+    Some(match op {
+        Op::Pair(i, j) => {
+            let d = differences(&expected[i], &values[j]);
+            if d.is_empty() {
+                return None;
+            }
+            let mut s = format!(
+                "~ expected line {}: {}\n  produced #{}: {}\n",
+                expected[i].line,
+                summary_expected(&expected[i]),
+                j + 1,
+                summary_produced(kept[j])
+            );
+            for x in d {
+                s.push_str(&format!("    {x}\n"));
+            }
+            s
+        }
+        Op::Missing(i) => format!(
+            "- missing (expected line {}): {}\n",
+            expected[i].line,
+            summary_expected(&expected[i])
+        ),
+        Op::Extra(j) => format!(
+            "+ unexpected (produced #{}): {}\n",
+            j + 1,
+            summary_produced(kept[j])
+        ),
+    })
 }
 
 enum Op {

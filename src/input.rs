@@ -6,11 +6,15 @@ use std::collections::BTreeMap;
 
 use chrono::{Duration, NaiveDate};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
-use crate::aqi::{self, Concentrations, Pollutant, Standard};
+use crate::aqi::{self, Concentrations, Pollutant};
 use crate::config::{Config, StockRule};
+use crate::levels::Lv;
 use crate::time::{day_start, parse_date, parse_ts, Ts};
+
+mod json;
+pub use crate::topic::Topic;
+use json::Json;
 
 /// Why an input was refused. It changes no state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,9 +23,80 @@ pub struct Rejection {
     /// The region named by the topic, when it is a configured one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
-    /// Rejection class, e.g. `bad_json`, `missing_field`, `out_of_range`.
-    pub class: &'static str,
+    pub class: RejectionClass,
     pub reason: String,
+}
+
+/// The class of a rejection: the `class` published on `{root}/{region}/rejected`
+/// (CONTRACT.md "Input topics"), in snake case (`bad_json`, `missing_field`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectionClass {
+    /// The topic is not `{root}/{region}/{feed}` with a known feed.
+    UnknownTopic,
+    /// The topic names a region that is not configured.
+    UnknownRegion,
+    /// The payload is over `limits.max_payload_bytes`.
+    TooLarge,
+    /// The payload is not JSON, or not a JSON object.
+    BadJson,
+    /// An object repeats a key (at any depth).
+    DuplicateKey,
+    MissingField,
+    WrongType,
+    OutOfRange,
+    BadValue,
+    /// The message's own time is more than 1 day after its arrival (PLANS.md §4).
+    Future,
+    /// The message's own time is beyond `limits.max_age_days` before its arrival.
+    TooOld,
+    /// The plan refused it (e.g. an ack for an unknown call).
+    Refused,
+    /// Handling it panicked; the daemon refused it and kept its state (the panic boundary).
+    Internal,
+}
+
+impl RejectionClass {
+    pub const ALL: [RejectionClass; 13] = [
+        RejectionClass::UnknownTopic,
+        RejectionClass::UnknownRegion,
+        RejectionClass::TooLarge,
+        RejectionClass::BadJson,
+        RejectionClass::DuplicateKey,
+        RejectionClass::MissingField,
+        RejectionClass::WrongType,
+        RejectionClass::OutOfRange,
+        RejectionClass::BadValue,
+        RejectionClass::Future,
+        RejectionClass::TooOld,
+        RejectionClass::Refused,
+        RejectionClass::Internal,
+    ];
+
+    /// The published name, as serde writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectionClass::UnknownTopic => "unknown_topic",
+            RejectionClass::UnknownRegion => "unknown_region",
+            RejectionClass::TooLarge => "too_large",
+            RejectionClass::BadJson => "bad_json",
+            RejectionClass::DuplicateKey => "duplicate_key",
+            RejectionClass::MissingField => "missing_field",
+            RejectionClass::WrongType => "wrong_type",
+            RejectionClass::OutOfRange => "out_of_range",
+            RejectionClass::BadValue => "bad_value",
+            RejectionClass::Future => "future",
+            RejectionClass::TooOld => "too_old",
+            RejectionClass::Refused => "refused",
+            RejectionClass::Internal => "internal",
+        }
+    }
+}
+
+impl std::fmt::Display for RejectionClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl std::fmt::Display for Rejection {
@@ -159,8 +234,8 @@ pub enum ProvinceAction {
 pub struct ProvinceNotice {
     pub ts: Ts,
     pub action: ProvinceAction,
-    /// `yellow`, `orange` or `red`; required for issue and adjust.
-    pub level: Option<String>,
+    /// `yellow`, `orange` or `red` (a graded level, §3.2); required for issue and adjust.
+    pub level: Option<Lv>,
     pub start: Option<Ts>,
     pub reference: Option<String>,
 }
@@ -334,89 +409,125 @@ pub enum ManualLevel {
     None,
 }
 
-/// The input topics below `{root}/{region}/`.
-pub const TOPIC_SUFFIXES: &[&str] = &[
-    "coal/stock",
-    "coal/output",
-    "coal/price",
-    "coal/storage",
-    "air/aqi",
-    "air/forecast",
-    "air/province",
-    "weather/warning",
-    "weather/obs",
-    "cmd",
-];
+impl Input {
+    /// The feed a message came in on.
+    pub fn topic(&self) -> Topic {
+        match self {
+            Input::CoalStock(_) => Topic::CoalStock,
+            Input::CoalOutput(_) => Topic::CoalOutput,
+            Input::CoalPrice(_) => Topic::CoalPrice,
+            Input::CoalStorage(_) => Topic::CoalStorage,
+            Input::AirAqi(_) => Topic::AirAqi,
+            Input::AirForecast(_) => Topic::AirForecast,
+            Input::AirProvince(_) => Topic::AirProvince,
+            Input::WeatherWarning(_) => Topic::WeatherWarning,
+            Input::WeatherObs(_) => Topic::WeatherObs,
+            Input::Cmd(_) => Topic::Cmd,
+        }
+    }
+}
 
 /// Parses one message that arrived at `at`.
 pub fn parse(cfg: &Config, topic: &str, payload: &[u8], at: Ts) -> Result<Message, Rejection> {
-    let reject = |region: Option<&str>, class: &'static str, reason: String| Rejection {
+    let reject = |region: Option<&str>, class, reason| Rejection {
         topic: topic.to_string(),
         region: region.map(str::to_string),
         class,
         reason,
     };
+    let (region, region_id, suffix) =
+        route_topic(cfg, topic).map_err(|(class, reason)| reject(None, class, reason))?;
+    let rj = |(class, reason): Bad| reject(Some(region_id), class, reason);
+    let feed = Topic::parse(suffix).ok_or_else(|| {
+        rj((
+            RejectionClass::UnknownTopic,
+            format!("unknown feed {suffix:?}"),
+        ))
+    })?;
+    let json = parse_json(payload, cfg.limits.max_payload_bytes).map_err(rj)?;
+    let input = parse_payload(cfg, feed, &Obj(&json), at).map_err(rj)?;
+    check_age(cfg, feed, &input, at).map_err(rj)?;
+    Ok(Message { region, input })
+}
+
+/// `{root}/{region}/{feed}` -> (region index, region id, feed).
+fn route_topic<'t>(cfg: &Config, topic: &'t str) -> Result<(usize, &'t str, &'t str), Bad> {
+    let unknown = |reason: String| (RejectionClass::UnknownTopic, reason);
     let rest = topic
         .strip_prefix(cfg.topic_root.as_str())
         .and_then(|r| r.strip_prefix('/'))
-        .ok_or_else(|| {
-            reject(
-                None,
-                "unknown_topic",
-                format!("topic is not under the root {:?}", cfg.topic_root),
-            )
-        })?;
+        .ok_or_else(|| unknown(format!("topic is not under the root {:?}", cfg.topic_root)))?;
     let (region_id, suffix) = rest
         .split_once('/')
-        .ok_or_else(|| reject(None, "unknown_topic", "topic has no region and feed".into()))?;
+        .ok_or_else(|| unknown("topic has no region and feed".into()))?;
     let region = cfg.region_index(region_id).ok_or_else(|| {
-        reject(
-            None,
-            "unknown_region",
+        (
+            RejectionClass::UnknownRegion,
             format!(
                 "unknown region {region_id:?} (configured: {})",
                 region_list(cfg)
             ),
         )
     })?;
-    let rj = |class, reason| reject(Some(region_id), class, reason);
-    if !TOPIC_SUFFIXES.contains(&suffix) {
-        return Err(rj("unknown_topic", format!("unknown feed {suffix:?}")));
-    }
-    if payload.len() > cfg.limits.max_payload_bytes {
-        return Err(rj(
-            "too_large",
+    Ok((region, region_id, suffix))
+}
+
+/// The payload as one JSON object, parsed once; a repeated key at any depth is refused.
+fn parse_json(payload: &[u8], max_bytes: usize) -> Result<json::Object<'_>, Bad> {
+    if payload.len() > max_bytes {
+        return Err((
+            RejectionClass::TooLarge,
             format!(
-                "payload of {} bytes is over max_payload_bytes = {}",
-                payload.len(),
-                cfg.limits.max_payload_bytes
+                "payload of {} bytes is over max_payload_bytes = {max_bytes}",
+                payload.len()
             ),
         ));
     }
-    let value: Value = serde_json::from_slice(payload)
-        .map_err(|e| rj("bad_json", format!("payload is not valid JSON: {e}")))?;
-    let Value::Object(map) = value else {
-        return Err(rj("bad_json", "payload must be a JSON object".into()));
+    match serde_json::from_slice::<Json>(payload) {
+        Ok(Json::Object(o)) => Ok(o),
+        Ok(_) => Err(not_an_object()),
+        // Not JSON at all, or JSON with a repeated key: which one decides the class, and
+        // a syntax error after the repeated key is still `bad_json` (as a full parse
+        // says). Only refused payloads pay for the second parse.
+        Err(e) => Err(match serde_json::from_slice::<serde_json::Value>(payload) {
+            Err(e) => bad_json(e),
+            Ok(v) if !v.is_object() => not_an_object(),
+            Ok(_) => (RejectionClass::DuplicateKey, e.to_string()),
+        }),
+    }
+}
+
+fn bad_json(e: serde_json::Error) -> Bad {
+    (
+        RejectionClass::BadJson,
+        format!("payload is not valid JSON: {e}"),
+    )
+}
+
+fn not_an_object() -> Bad {
+    (
+        RejectionClass::BadJson,
+        "payload must be a JSON object".into(),
+    )
+}
+
+/// `limits.max_age_days`: a message whose own time is that far before its arrival.
+fn check_age(cfg: &Config, feed: Topic, input: &Input, at: Ts) -> Result<(), Bad> {
+    let (Some((key, days)), Some(t)) = (cfg.limits.max_age_days.of(feed), own_time(input)) else {
+        return Ok(());
     };
-    if let Err(e) = serde_json::from_slice::<NoDuplicateKeys>(payload) {
-        return Err(rj("duplicate_key", e.to_string()));
+    let bound = Duration::milliseconds((days * 86_400_000.0) as i64);
+    if t < at - bound {
+        return Err((
+            RejectionClass::TooOld,
+            format!(
+                "{} is more than {days} day(s) before arrival {} (limits.max_age_days.{key})",
+                crate::time::fmt_ts(t),
+                crate::time::fmt_ts(at)
+            ),
+        ));
     }
-    let o = Obj(&map);
-    let input = parse_payload(cfg, suffix, &o, at).map_err(|(class, reason)| rj(class, reason))?;
-    if let (Some((key, days)), Some(t)) = (cfg.limits.max_age_days.of(suffix), own_time(&input)) {
-        let bound = Duration::milliseconds((days * 86_400_000.0) as i64);
-        if t < at - bound {
-            return Err(rj(
-                "too_old",
-                format!(
-                    "{} is more than {days} day(s) before arrival {} (limits.max_age_days.{key})",
-                    crate::time::fmt_ts(t),
-                    crate::time::fmt_ts(at)
-                ),
-            ));
-        }
-    }
-    Ok(Message { region, input })
+    Ok(())
 }
 
 /// The message's own time, checked against `limits.max_age_days`: `ts`, a forecast's
@@ -436,59 +547,6 @@ fn own_time(i: &Input) -> Option<Ts> {
     })
 }
 
-/// Deserializes any JSON, failing on an object that repeats a key (at any depth):
-/// `{"aqi": 50, "aqi": 500}` must not mean 500.
-struct NoDuplicateKeys;
-
-impl<'de> Deserialize<'de> for NoDuplicateKeys {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(NoDupVisitor)
-    }
-}
-
-struct NoDupVisitor;
-
-impl<'de> serde::de::Visitor<'de> for NoDupVisitor {
-    type Value = NoDuplicateKeys;
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("any JSON value")
-    }
-    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(NoDuplicateKeys)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(NoDuplicateKeys)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(NoDuplicateKeys)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(NoDuplicateKeys)
-    }
-    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(NoDuplicateKeys)
-    }
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(NoDuplicateKeys)
-    }
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
-        while a.next_element::<NoDuplicateKeys>()?.is_some() {}
-        Ok(NoDuplicateKeys)
-    }
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
-        let mut keys = std::collections::BTreeSet::new();
-        while let Some(k) = a.next_key::<String>()? {
-            a.next_value::<NoDuplicateKeys>()?;
-            if !keys.insert(k.clone()) {
-                return Err(serde::de::Error::custom(format!(
-                    "duplicate key {k:?} (a repeated key is ambiguous)"
-                )));
-            }
-        }
-        Ok(NoDuplicateKeys)
-    }
-}
-
 fn region_list(cfg: &Config) -> String {
     cfg.regions
         .iter()
@@ -497,19 +555,19 @@ fn region_list(cfg: &Config) -> String {
         .join(", ")
 }
 
-type Bad = (&'static str, String);
+type Bad = (RejectionClass, String);
 
-fn parse_payload(cfg: &Config, suffix: &str, o: &Obj, at: Ts) -> Result<Input, Bad> {
-    Ok(match suffix {
-        "coal/stock" => Input::CoalStock(parse_stock(cfg, o, at)?),
-        "coal/output" => {
+fn parse_payload(cfg: &Config, feed: Topic, o: &Obj, at: Ts) -> Result<Input, Bad> {
+    Ok(match feed {
+        Topic::CoalStock => Input::CoalStock(parse_stock(cfg, o, at)?),
+        Topic::CoalOutput => {
             let date = o.date("date", at)?;
             Input::CoalOutput(OutputReport {
                 date,
                 output_t: o.num_min("output_t", 0.0, "tonnes cannot be negative")?,
             })
         }
-        "coal/price" => {
+        Topic::CoalPrice => {
             let date = o.date("date", at)?;
             let p = o.num("price_cny_t")?;
             if p <= 0.0 {
@@ -520,15 +578,15 @@ fn parse_payload(cfg: &Config, suffix: &str, o: &Obj, at: Ts) -> Result<Input, B
                 price_cny_t: p,
             })
         }
-        "coal/storage" => Input::CoalStorage(StorageReport {
+        Topic::CoalStorage => Input::CoalStorage(StorageReport {
             ts: o.ts("ts", at)?,
             storage_t: o.num_min("storage_t", 0.0, "tonnes cannot be negative")?,
         }),
-        "air/aqi" => Input::AirAqi(parse_aqi(cfg, o, at)?),
-        "air/forecast" => Input::AirForecast(parse_forecast(o, at)?),
-        "air/province" => Input::AirProvince(parse_province(o, at)?),
-        "weather/warning" => Input::WeatherWarning(parse_warning(o, at)?),
-        "weather/obs" => Input::WeatherObs(WeatherObs {
+        Topic::AirAqi => Input::AirAqi(parse_aqi(cfg, o, at)?),
+        Topic::AirForecast => Input::AirForecast(parse_forecast(o, at)?),
+        Topic::AirProvince => Input::AirProvince(parse_province(o, at)?),
+        Topic::WeatherWarning => Input::WeatherWarning(parse_warning(o, at)?),
+        Topic::WeatherObs => Input::WeatherObs(WeatherObs {
             ts: o.ts("ts", at)?,
             station: o.nonempty_str("station")?,
             rain_mm: o.opt_num_min("rain_mm", 0.0)?,
@@ -536,8 +594,7 @@ fn parse_payload(cfg: &Config, suffix: &str, o: &Obj, at: Ts) -> Result<Input, B
             wind_ms: o.opt_num_min("wind_ms", 0.0)?,
             gust_ms: o.opt_num_min("gust_ms", 0.0)?,
         }),
-        "cmd" => Input::Cmd(parse_cmd(cfg, o)?),
-        _ => unreachable!("checked against TOPIC_SUFFIXES"),
+        Topic::Cmd => Input::Cmd(parse_cmd(cfg, o)?),
     })
 }
 
@@ -568,14 +625,14 @@ fn parse_stock(cfg: &Config, o: &Obj, at: Ts) -> Result<StockReport, Bad> {
     } else if o.has("stock_days") {
         if cfg.coal.stock_rule == StockRule::Aggregate {
             return Err((
-                "missing_field",
+                RejectionClass::MissingField,
                 "coal.stock_rule = \"aggregate\" needs stock_t and burn_t_per_day; stock_days alone cannot be aggregated".into(),
             ));
         }
         Stock::Days(o.num_min("stock_days", 0.0, "stock days cannot be negative")?)
     } else {
         return Err((
-            "missing_field",
+            RejectionClass::MissingField,
             "missing field: either stock_t + burn_t_per_day, or stock_days".into(),
         ));
     };
@@ -590,7 +647,7 @@ fn parse_aqi(cfg: &Config, o: &Obj, at: Ts) -> Result<AqiObs, Bad> {
         Some("fireworks") => Some(Cause::Fireworks),
         Some(c) => {
             return Err((
-                "bad_value",
+                RejectionClass::BadValue,
                 format!("cause must be \"dust\" or \"fireworks\", got {c:?}"),
             ))
         }
@@ -625,13 +682,9 @@ fn parse_aqi(cfg: &Config, o: &Obj, at: Ts) -> Result<AqiObs, Bad> {
             iaqi: None,
         })
     } else if any_conc {
-        let std = if cfg.pollution.aqi_standard == "2012" {
-            Standard::Hj2012
-        } else {
-            Standard::Hj2026
-        };
+        let std = cfg.pollution.aqi_standard;
         let r = aqi::compute(&conc, std).ok_or((
-            "missing_field",
+            RejectionClass::MissingField,
             "no pollutant concentration to compute the AQI from".to_string(),
         ))?;
         Ok(AqiObs {
@@ -644,7 +697,7 @@ fn parse_aqi(cfg: &Config, o: &Obj, at: Ts) -> Result<AqiObs, Bad> {
         })
     } else {
         Err((
-            "missing_field",
+            RejectionClass::MissingField,
             "missing field: aqi (or pollutant concentrations pm25 pm10 so2 no2 co o3)".into(),
         ))
     }
@@ -665,19 +718,24 @@ fn parse_forecast(o: &Obj, at: Ts) -> Result<Forecast, Bad> {
         (None, Some(d)) => (true, d),
         (Some(_), Some(_)) => {
             return Err((
-                "bad_value",
+                RejectionClass::BadValue,
                 "a forecast gives either hours or days, not both".into(),
             ))
         }
-        (None, None) => return Err(("missing_field", "missing field: hours (or days)".into())),
+        (None, None) => {
+            return Err((
+                RejectionClass::MissingField,
+                "missing field: hours (or days)".into(),
+            ))
+        }
     };
     let key = if daily { "days" } else { "hours" };
-    let Value::Array(items) = list else {
+    let Json::Array(items) = list else {
         return Err(wrong_type(key, "an array", list));
     };
     let mut hours = Vec::new();
     for (i, item) in items.iter().enumerate() {
-        let Value::Object(m) = item else {
+        let Json::Object(m) = item else {
             return Err(wrong_type(&format!("{key}[{i}]"), "an object", item));
         };
         let e = Obj(m);
@@ -701,7 +759,7 @@ fn parse_forecast(o: &Obj, at: Ts) -> Result<Forecast, Bad> {
             let ts = e.ts_any("ts").map_err(ctx)?;
             if ts != crate::time::floor_hour(ts) {
                 return Err(ctx((
-                    "bad_value",
+                    RejectionClass::BadValue,
                     format!("ts must be a whole hour, got {}", crate::time::fmt_ts(ts)),
                 )));
             }
@@ -739,7 +797,7 @@ fn forecast_value(e: &Obj) -> Result<(f64, Option<f64>), Bad> {
         return Ok((hi, Some(lo)));
     }
     Err((
-        "missing_field",
+        RejectionClass::MissingField,
         "missing field: aqi (or aqi_low + aqi_high)".into(),
     ))
 }
@@ -752,29 +810,29 @@ fn parse_province(o: &Obj, at: Ts) -> Result<ProvinceNotice, Bad> {
         "lift" => ProvinceAction::Lift,
         a => {
             return Err((
-                "bad_value",
+                RejectionClass::BadValue,
                 format!("action must be issue, adjust or lift, got {a:?}"),
             ))
         }
     };
     let level = match o.opt_str("level")? {
-        Some(l @ ("yellow" | "orange" | "red")) => Some(l.to_string()),
+        Some(l @ ("yellow" | "orange" | "red")) => Lv::parse_graded(l),
         Some(l) => {
             return Err((
-                "bad_value",
+                RejectionClass::BadValue,
                 format!("level must be yellow, orange or red, got {l:?}"),
             ))
         }
         None if action != ProvinceAction::Lift => {
             return Err((
-                "missing_field",
+                RejectionClass::MissingField,
                 "missing field: level (required for issue and adjust)".into(),
             ))
         }
         None => None,
     };
     let start = match o.get("start") {
-        None | Some(Value::Null) => None,
+        None | Some(Json::Null) => None,
         Some(_) => Some(o.ts_any("start")?),
     };
     Ok(ProvinceNotice {
@@ -796,22 +854,22 @@ fn parse_warning(o: &Obj, at: Ts) -> Result<Warning, Bad> {
         "lift" => WarningAction::Lift,
         a => {
             return Err((
-                "bad_value",
+                RejectionClass::BadValue,
                 format!("action must be issue, update or lift, got {a:?}"),
             ))
         }
     };
     let color = match o.opt_str("color")? {
         Some(c) => Some(Color::parse(c).ok_or((
-            "bad_value",
+            RejectionClass::BadValue,
             format!("color must be blue, yellow, orange or red, got {c:?}"),
         ))?),
         None if action == WarningAction::Lift => None,
-        None => return Err(("missing_field", "missing field: color".into())),
+        None => return Err((RejectionClass::MissingField, "missing field: color".into())),
     };
     let extreme = match o.get("extreme") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
+        None | Some(Json::Null) => false,
+        Some(Json::Bool(b)) => *b,
         Some(v) => return Err(wrong_type("extreme", "true or false", v)),
     };
     Ok(Warning {
@@ -851,7 +909,7 @@ fn parse_cmd(cfg: &Config, o: &Obj) -> Result<Command, Bad> {
                 "coal_supply" => {}
                 p => {
                     return Err((
-                        "bad_value",
+                        RejectionClass::BadValue,
                         format!("manual warnings exist only for plan \"coal_supply\", got {p:?}"),
                     ))
                 }
@@ -862,7 +920,7 @@ fn parse_cmd(cfg: &Config, o: &Obj) -> Result<Command, Bad> {
                 "none" => ManualLevel::None,
                 l => {
                     return Err((
-                        "bad_value",
+                        RejectionClass::BadValue,
                         format!("level must be L2, L1 or none, got {l:?}"),
                     ))
                 }
@@ -876,7 +934,7 @@ fn parse_cmd(cfg: &Config, o: &Obj) -> Result<Command, Bad> {
         "report" => Command::Report(parse_report(cfg, o)?),
         c => {
             return Err((
-                "bad_value",
+                RejectionClass::BadValue,
                 format!("unknown command {c:?} (ack, approve, reject, confirm, manual, report)"),
             ))
         }
@@ -892,13 +950,13 @@ fn parse_report(cfg: &Config, o: &Obj) -> Result<UnitReport, Bad> {
         Some(p @ (Plan::CoalSupply | Plan::HeavyPollution)) => p,
         Some(Plan::SevereWeather) => {
             return Err((
-                "bad_value",
+                RejectionClass::BadValue,
                 "severe_weather has no report-back deadlines; units report on coal_supply or heavy_pollution".into(),
             ))
         }
         None => {
             return Err((
-                "bad_value",
+                RejectionClass::BadValue,
                 format!("plan must be coal_supply or heavy_pollution, got {plan_s:?}"),
             ))
         }
@@ -906,31 +964,31 @@ fn parse_report(cfg: &Config, o: &Obj) -> Result<UnitReport, Bad> {
     let name = o.req_str("unit")?;
     let unit = cfg.unit(name.trim()).ok_or_else(|| {
         (
-            "bad_value",
+            RejectionClass::BadValue,
             format!("unknown unit {name:?} (not a [[unit]] name or alias)"),
         )
     })?;
-    if !unit.reports_on(plan.as_str()) {
+    if !unit.reports_on(plan) {
         return Err((
-            "bad_value",
+            RejectionClass::BadValue,
             format!(
                 "unit {:?} does not report on {} (its plans: {})",
                 unit.name,
                 plan.as_str(),
-                unit.plans.join(", ")
+                unit.plan_names()
             ),
         ));
     }
     let text = o.req_str("text")?;
     if text.trim().is_empty() {
-        return Err(("bad_value", "text must not be empty".into()));
+        return Err((RejectionClass::BadValue, "text must not be empty".into()));
     }
     let enterprises = match o.get("enterprises") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(a)) => a
+        None | Some(Json::Null) => Vec::new(),
+        Some(Json::Array(a)) => a
             .iter()
             .map(|v| match v {
-                Value::String(s) => Ok(s.clone()),
+                Json::String(s) => Ok(s.to_string()),
                 v => Err(wrong_type("enterprises[]", "a string", v)),
             })
             .collect::<Result<_, _>>()?,
@@ -940,7 +998,7 @@ fn parse_report(cfg: &Config, o: &Obj) -> Result<UnitReport, Bad> {
         let c = o.num("cut_pct")?;
         if !(0.0..=100.0).contains(&c) {
             return Err((
-                "bad_value",
+                RejectionClass::BadValue,
                 format!("cut_pct = {c} is out of range: an emission cut is within 0..=100"),
             ));
         }
@@ -959,9 +1017,9 @@ fn parse_report(cfg: &Config, o: &Obj) -> Result<UnitReport, Bad> {
 }
 
 /// `primary`: a pollutant name, a list of them, or null/absent.
-fn pollutants(v: Option<&Value>, key: &str) -> Result<Vec<Pollutant>, Bad> {
-    let one = |v: &Value| -> Result<Pollutant, Bad> {
-        let Value::String(s) = v else {
+fn pollutants(v: Option<&Json>, key: &str) -> Result<Vec<Pollutant>, Bad> {
+    let one = |v: &Json| -> Result<Pollutant, Bad> {
+        let Json::String(s) = v else {
             return Err(wrong_type(
                 key,
                 "a pollutant name, a list of them, or null",
@@ -969,13 +1027,13 @@ fn pollutants(v: Option<&Value>, key: &str) -> Result<Vec<Pollutant>, Bad> {
             ));
         };
         Pollutant::parse(s).ok_or((
-            "bad_value",
+            RejectionClass::BadValue,
             format!("{key}: unknown pollutant {s:?} (PM2.5 PM10 O3 SO2 NO2 CO)"),
         ))
     };
     match v {
-        None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::Array(a)) => {
+        None | Some(Json::Null) => Ok(Vec::new()),
+        Some(Json::Array(a)) => {
             let mut out: Vec<Pollutant> = Vec::with_capacity(a.len());
             for x in a {
                 let p = one(x)?;
@@ -989,69 +1047,69 @@ fn pollutants(v: Option<&Value>, key: &str) -> Result<Vec<Pollutant>, Bad> {
     }
 }
 
-fn wrong_type(key: &str, want: &str, got: &Value) -> Bad {
-    let kind = match got {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    };
-    ("wrong_type", format!("{key} must be {want}, got {kind}"))
+fn wrong_type(key: &str, want: &str, got: &Json) -> Bad {
+    (
+        RejectionClass::WrongType,
+        format!("{key} must be {want}, got {}", got.kind()),
+    )
 }
 
 fn out_of_range(key: &str, v: f64, why: &str) -> Bad {
     (
-        "out_of_range",
+        RejectionClass::OutOfRange,
         format!("{key} = {v} is out of range: {why}"),
     )
 }
 
 /// Accessors over a JSON object that turn problems into operator-readable reasons.
-struct Obj<'a>(&'a Map<String, Value>);
+struct Obj<'j, 'a>(&'j json::Object<'a>);
 
-impl<'a> Obj<'a> {
-    fn get(&self, k: &str) -> Option<&'a Value> {
+impl<'j, 'a> Obj<'j, 'a> {
+    fn get(&self, k: &str) -> Option<&'j Json<'a>> {
         self.0.get(k)
     }
     fn has(&self, k: &str) -> bool {
-        !matches!(self.0.get(k), None | Some(Value::Null))
+        !matches!(self.0.get(k), None | Some(Json::Null))
     }
-    fn req(&self, k: &str) -> Result<&'a Value, Bad> {
+    fn req(&self, k: &str) -> Result<&'j Json<'a>, Bad> {
         match self.0.get(k) {
-            None | Some(Value::Null) => Err(("missing_field", format!("missing field: {k}"))),
+            None | Some(Json::Null) => {
+                Err((RejectionClass::MissingField, format!("missing field: {k}")))
+            }
             Some(v) => Ok(v),
         }
     }
-    fn req_str(&self, k: &str) -> Result<&'a str, Bad> {
+    fn req_str(&self, k: &str) -> Result<&'j str, Bad> {
         match self.req(k)? {
-            Value::String(s) => Ok(s),
+            Json::String(s) => Ok(s),
             v => Err(wrong_type(k, "a string", v)),
         }
     }
     fn nonempty_str(&self, k: &str) -> Result<String, Bad> {
         let s = self.req_str(k)?;
         if s.trim().is_empty() {
-            return Err(("bad_value", format!("{k} must not be empty")));
+            return Err((RejectionClass::BadValue, format!("{k} must not be empty")));
         }
         Ok(s.to_string())
     }
-    fn opt_str(&self, k: &str) -> Result<Option<&'a str>, Bad> {
+    fn opt_str(&self, k: &str) -> Result<Option<&'j str>, Bad> {
         match self.0.get(k) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s)),
+            None | Some(Json::Null) => Ok(None),
+            Some(Json::String(s)) => Ok(Some(s)),
             Some(v) => Err(wrong_type(k, "a string", v)),
         }
     }
     fn num(&self, k: &str) -> Result<f64, Bad> {
         match self.req(k)? {
-            Value::Number(n) => {
-                let f = n.as_f64().unwrap_or(f64::NAN);
+            Json::Number(f) => {
+                let f = *f;
                 if f.is_finite() {
                     Ok(f)
                 } else {
-                    Err(("out_of_range", format!("{k} is not a finite number")))
+                    Err((
+                        RejectionClass::OutOfRange,
+                        format!("{k} is not a finite number"),
+                    ))
                 }
             }
             v => Err(wrong_type(k, "a number", v)),
@@ -1072,7 +1130,7 @@ impl<'a> Obj<'a> {
     }
     fn ts_any(&self, k: &str) -> Result<Ts, Bad> {
         let s = self.req_str(k)?;
-        parse_ts(s).map_err(|e| ("bad_value", format!("{k}: {e}")))
+        parse_ts(s).map_err(|e| (RejectionClass::BadValue, format!("{k}: {e}")))
     }
     /// A message's own timestamp: at most 1 day after its arrival (PLANS.md §4).
     fn ts(&self, k: &str, at: Ts) -> Result<Ts, Bad> {
@@ -1082,7 +1140,7 @@ impl<'a> Obj<'a> {
     }
     fn date_any(&self, k: &str) -> Result<NaiveDate, Bad> {
         let s = self.req_str(k)?;
-        parse_date(s).map_err(|e| ("bad_value", format!("{k}: {e}")))
+        parse_date(s).map_err(|e| (RejectionClass::BadValue, format!("{k}: {e}")))
     }
     /// A message's own date; D counts as D 00:00 for the future check.
     fn date(&self, k: &str, at: Ts) -> Result<NaiveDate, Bad> {
@@ -1095,7 +1153,7 @@ impl<'a> Obj<'a> {
 fn future_check(k: &str, t: Ts, at: Ts) -> Result<(), Bad> {
     if t > at + Duration::days(1) {
         return Err((
-            "future",
+            RejectionClass::Future,
             format!(
                 "{k} {} is more than 1 day after arrival {}",
                 crate::time::fmt_ts(t),

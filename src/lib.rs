@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod engine;
 pub mod expect;
 pub mod input;
+pub mod levels;
 pub mod notice;
 pub mod plans;
 pub mod progress;
@@ -16,6 +17,7 @@ pub mod replay;
 pub mod secret;
 pub mod time;
 pub mod timeline;
+pub mod topic;
 pub mod wording;
 
 pub use config::Config;

@@ -439,7 +439,7 @@ fn check(config: Option<PathBuf>) -> ExitCode {
     let mut ps = yingji::check::problems(&loaded);
     // Webhooks are resolved as the daemon would (key files, ${ENV} references).
     if let Err(e) = yingji::daemon::webhook::validate(&loaded.config) {
-        ps.push(yingji::check::Problem {
+        ps.push(yingji::config::ConfigError {
             key: "webhook".into(),
             message: e.to_string(),
         });
@@ -447,14 +447,14 @@ fn check(config: Option<PathBuf>) -> ExitCode {
     // The broker and SMTP URLs as `run` reads them; the messages never show a secret.
     if let Some(m) = &loaded.config.mqtt {
         if let Err(e) = yingji::daemon::mqtt::Settings::from_config(m, "check") {
-            ps.push(yingji::check::Problem {
+            ps.push(yingji::config::ConfigError {
                 key: "mqtt.url".into(),
                 message: e.to_string(),
             });
         }
     }
     if let Err(e) = yingji::daemon::email::validate(&loaded.config) {
-        ps.push(yingji::check::Problem {
+        ps.push(yingji::config::ConfigError {
             key: "email.smtp_url".into(),
             message: e.to_string(),
         });

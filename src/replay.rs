@@ -146,9 +146,13 @@ pub fn feed_scenario_watched<R: BufRead>(
     on_reject: &mut dyn FnMut(Ts, &Rejection),
     watch: &mut Watch,
 ) -> Result<Stats, ScenarioError> {
-    let cfg = Arc::clone(engine.config());
-    let cfg = &cfg;
-    let mut stats = Stats::default();
+    let mut feed = Feed {
+        engine,
+        sink,
+        on_reject,
+        watch,
+        stats: Stats::default(),
+    };
     let mut buf = String::new();
     let mut lineno = 0usize;
     let mut last: Option<Ts> = None;
@@ -172,74 +176,91 @@ pub fn feed_scenario_watched<R: BufRead>(
         // A byte-order mark (editors on Windows add one) is not part of the first line.
         let text = buf.trim().trim_start_matches('\u{feff}');
         if text.is_empty() || text.starts_with("//") {
-            if let Some(p) = watch.progress {
-                p.tick(Tick {
-                    bytes: n,
-                    message: false,
-                    at: last,
-                });
-            }
+            feed.tick(n, false, last);
             continue;
         }
         let ev = parse_line(text).map_err(|m| bad(lineno, m))?;
-        let at = match &ev {
-            Event::Message { at, .. } | Event::End { at } => *at,
-        };
-        if let Some(prev) = last {
-            if at < prev {
-                return Err(bad(
-                    lineno,
-                    format!(
-                        "at {} is earlier than the previous line's {}",
-                        fmt_ts(at),
-                        fmt_ts(prev)
-                    ),
-                ));
-            }
+        let at = ev.at();
+        if let Some(prev) = last.filter(|prev| at < *prev) {
+            let m = format!(
+                "at {} is earlier than the previous line's {}",
+                fmt_ts(at),
+                fmt_ts(prev)
+            );
+            return Err(bad(lineno, m));
         }
         last = Some(at);
         let is_message = matches!(ev, Event::Message { .. });
-        let mut emit = |ns: &[Notice], rec: &mut Option<&mut Recorder>| {
-            for n in ns {
-                sink(n);
-                if let Some(r) = rec {
-                    r.notice(n);
-                }
-            }
-            stats.notices += ns.len() as u64;
-        };
-        if let Some(r) = watch.timeline.as_deref_mut() {
-            r.saw(at);
+        feed.event(ev);
+        feed.tick(n, is_message, Some(at));
+    }
+    Ok(feed.stats)
+}
+
+impl Event<'_> {
+    /// The line's `at`.
+    pub fn at(&self) -> Ts {
+        match self {
+            Event::Message { at, .. } | Event::End { at } => *at,
+        }
+    }
+}
+
+/// One replay's engine and where its output goes.
+struct Feed<'a, 'w> {
+    engine: &'a mut Engine,
+    sink: &'a mut dyn FnMut(&Notice),
+    on_reject: &'a mut dyn FnMut(Ts, &Rejection),
+    watch: &'a mut Watch<'w>,
+    stats: Stats,
+}
+
+impl Feed<'_, '_> {
+    /// An end line advances the clock; a message goes through the one ingest path.
+    fn event(&mut self, ev: Event) {
+        if let Some(r) = self.watch.timeline.as_deref_mut() {
+            r.saw(ev.at());
         }
         match ev {
-            Event::End { at } => emit(&engine.advance_to(at), &mut watch.timeline),
+            Event::End { at } => {
+                let notices = self.engine.advance_to(at);
+                self.emit(&notices);
+            }
             Event::Message { at, topic, payload } => {
-                stats.messages += 1;
-                let step = engine.ingest(at, &topic, &payload);
-                emit(&step.notices, &mut watch.timeline);
+                self.stats.messages += 1;
+                let step = self.engine.ingest(at, &topic, &payload);
+                self.emit(&step.notices);
                 match (step.rejection, step.message) {
                     (Some(r), _) => {
-                        stats.rejected += 1;
-                        on_reject(at, &r);
+                        self.stats.rejected += 1;
+                        (self.on_reject)(at, &r);
                     }
                     (None, Some(msg)) => {
-                        if let Some(rec) = watch.timeline.as_deref_mut() {
-                            rec.input(cfg, at, &msg);
+                        if let Some(rec) = self.watch.timeline.as_deref_mut() {
+                            rec.input(self.engine.config(), at, &msg);
                         }
                     }
                     (None, None) => {}
                 }
             }
         }
-        if let Some(p) = watch.progress {
-            p.tick(Tick {
-                bytes: n,
-                message: is_message,
-                at: Some(at),
-            });
+    }
+
+    fn emit(&mut self, notices: &[Notice]) {
+        for n in notices {
+            (self.sink)(n);
+            if let Some(r) = self.watch.timeline.as_deref_mut() {
+                r.notice(n);
+            }
+        }
+        self.stats.notices += notices.len() as u64;
+    }
+
+    fn tick(&self, bytes: usize, message: bool, at: Option<Ts>) {
+        if let Some(p) = self.watch.progress {
+            p.tick(Tick { bytes, message, at });
         }
     }
-    Ok(stats)
 }
 
 /// Runs scenario files one after another, each on a fresh engine, writing JSONL notices to

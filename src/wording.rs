@@ -14,51 +14,7 @@ use crate::plans::coal_supply::Level as CoalLevel;
 use crate::plans::heavy_pollution::types::Lv;
 use crate::time::{cst, Ts};
 
-/// Who is called (§三 of the call mechanism): A the departments' responsible persons,
-/// B the city leaders in charge of meteorology and flood control, C the top leaders of the
-/// city party committee and government (extreme events). Config and the call register
-/// keep the letter; the texts use these words.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tier {
-    A,
-    B,
-    C,
-}
-
-impl Tier {
-    /// `A`, `B` or `C`; anything else is never called (CONTRACT.md), read as C's wording
-    /// only by callers that already hold a called tier.
-    pub fn parse(s: &str) -> Option<Tier> {
-        match s {
-            "A" => Some(Tier::A),
-            "B" => Some(Tier::B),
-            "C" => Some(Tier::C),
-            _ => None,
-        }
-    }
-    /// Who calls (§三.1: 分管领导; §三.2, §三.3: 主要负责人).
-    pub fn caller_zh(self) -> &'static str {
-        match self {
-            Tier::A => "市气象局分管领导",
-            _ => "市气象局主要负责人",
-        }
-    }
-    /// Who is called.
-    pub fn called_zh(self) -> &'static str {
-        match self {
-            Tier::A => "相关涉灾部门责任人",
-            Tier::B => "分管气象工作和防汛工作的市政府领导",
-            Tier::C => "市委、市政府主要领导(直通式报告)",
-        }
-    }
-    pub fn clause(self) -> &'static str {
-        match self {
-            Tier::A => "§三.1",
-            Tier::B => "§三.2",
-            Tier::C => "§三.3",
-        }
-    }
-}
+pub use crate::levels::Tier;
 
 /// A notice's level, typed: the plan that made the notice names it. Renderers print
 /// [`Level::name_zh`] and [`Level::response_zh`] and never compose a level's name.

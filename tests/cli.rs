@@ -131,7 +131,7 @@ fn check_reports_problems_with_exit_1() {
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("contact(a)") && text.contains("role = mayor"),
+        text.contains("problem: contact[0]: ") && text.contains("role = mayor"),
         "{text}"
     );
     let hook = tmp(

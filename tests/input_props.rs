@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 use yingji::config::Config;
-use yingji::input::{parse, TOPIC_SUFFIXES};
+use yingji::input::{parse, Topic};
 use yingji::time::parse_ts;
 
 fn cfg() -> Config {
@@ -100,10 +100,10 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
     #[test]
-    fn arbitrary_bytes_never_panic(i in 0..TOPIC_SUFFIXES.len(), bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+    fn arbitrary_bytes_never_panic(i in 0..Topic::all().len(), bytes in prop::collection::vec(any::<u8>(), 0..200)) {
         let c = cfg();
         let at = parse_ts("2023-12-01T08:05:00+08:00").unwrap();
-        let topic = format!("ers/shuozhou/{}", TOPIC_SUFFIXES[i]);
+        let topic = format!("ers/shuozhou/{}", Topic::all()[i]);
         if let Err(r) = parse(&c, &topic, &bytes, at) {
             prop_assert!(!r.reason.is_empty());
         }
@@ -111,7 +111,7 @@ proptest! {
 
     #[test]
     fn arbitrary_objects_never_panic(
-        i in 0..TOPIC_SUFFIXES.len(),
+        i in 0..Topic::all().len(),
         fields in prop::collection::vec((0..KEYS.len(), json_value()), 0..8),
     ) {
         let c = cfg();
@@ -119,7 +119,7 @@ proptest! {
         let obj: serde_json::Map<String, serde_json::Value> =
             fields.into_iter().map(|(k, v)| (KEYS[k].to_string(), v)).collect();
         let bytes = serde_json::to_vec(&obj).unwrap();
-        let topic = format!("ers/shuozhou/{}", TOPIC_SUFFIXES[i]);
+        let topic = format!("ers/shuozhou/{}", Topic::all()[i]);
         match parse(&c, &topic, &bytes, at) {
             Ok(m) => prop_assert_eq!(m.region, 0),
             Err(r) => {

@@ -135,12 +135,10 @@ pub fn proof_topic(cfg: &Config, client_id: &str) -> String {
 /// earlier CAP message of its track's warning, read from the store.
 pub fn payload(cfg: &Config, store: &Store, n: &Notice, sink: &str) -> Vec<u8> {
     if sink == render::SINK_CAP {
-        let history = store
-            .track_notices(n.plan.as_str(), &n.region, &n.track)
-            .unwrap_or_else(|e| {
-                tracing::error!(error = %e, "could not read the track's notices for CAP references");
-                Vec::new()
-            });
+        let history = store.cap_history(n).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "could not read the track's notices for CAP references");
+            Vec::new()
+        });
         crate::daemon::cap::xml(cfg, n, &history).into_bytes()
     } else {
         n.to_json_line().into_bytes()

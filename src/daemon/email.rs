@@ -87,7 +87,7 @@ impl Mailer {
         let Some((smtp, from)) = transport(&cfg)? else {
             return Ok(None);
         };
-        let store = Store::open(db)?;
+        let store = Store::open_sink(db)?;
         let pending = store
             .pending(render::SINK_EMAIL)?
             .into_iter()

@@ -199,7 +199,7 @@ async fn run_async(cfg: Arc<Config>, init: bool) -> anyhow::Result<()> {
     let publisher = Publisher::start(
         Arc::clone(&cfg),
         &settings,
-        Store::open(&path)?,
+        Store::open_sink(&path)?,
         echo_key.clone(),
     );
     forward_ops(ops_topic(&cfg), publisher.clone());
@@ -434,6 +434,18 @@ fn state_outs(
 }
 
 impl Sinks {
+    /// The effects of inputs handled while the echoes still drain: acks, rejections,
+    /// emails and webhooks go now; MQTT notices wait in the outbox and go out when the
+    /// daemon goes live, after what was undelivered before (the order they were made),
+    /// and so do the state documents (`go_live`).
+    fn apply_draining(&self, mut fx: Effects<InToken>) {
+        for (_, sinks) in &mut fx.notices {
+            sinks.retain(|s| !s.starts_with("mqtt:"));
+        }
+        fx.states.clear();
+        self.apply(fx);
+    }
+
     /// Publishes the core's picture when it changed (`changed`) or went live.
     fn show(&self, core: &Core, live: bool, changed: bool) {
         let cur = self.view.borrow().clone();
@@ -449,7 +461,7 @@ impl Sinks {
         }
         let mut outs = Vec::new();
         for (at, r) in &fx.rejections {
-            tracing::warn!(topic = %r.topic, class = r.class, reason = %r.reason, "input rejected");
+            tracing::warn!(topic = %r.topic, class = r.class.as_str(), reason = %r.reason, "input rejected");
             outs.push(Out::Plain {
                 topic: render::rejected_topic(&self.cfg, r),
                 payload: render::rejected_json(*at, r),
@@ -558,8 +570,8 @@ fn confirm_echoes(
 /// The core thread: batches of inputs, echoes, timers, snapshots; returns on Shutdown.
 ///
 /// Until the echoes queued while the daemon was away are drained (or `DRAIN_WAIT`
-/// passed), inputs are held and timers wait: then what is still undelivered is sent,
-/// first, in the order it was made.
+/// passed), inputs are handled but their MQTT notices wait, and timers, links and console
+/// commands wait: then what is still undelivered is sent, first, in the order it was made.
 fn core_loop(mut core: Core, rx: Receiver<CoreEvent>, sinks: Sinks) -> anyhow::Result<()> {
     let mut l = Loop::new();
     let mut watchdog = systemd::Watchdog::from_env();
@@ -577,6 +589,7 @@ fn core_loop(mut core: Core, rx: Receiver<CoreEvent>, sinks: Sinks) -> anyhow::R
         confirm_echoes(&mut core, &sinks, &mut l.proofs, &mut a)?;
         l.go_live_when_due(&core, &sinks, a.drained)?;
         l.held.append(&mut a.inputs);
+        l.drain_step(&mut core, &sinks)?;
         l.held_links.append(&mut a.links);
         l.held_cmds.append(&mut a.cmds);
         for (region, event, reply) in a.csv {
@@ -608,6 +621,8 @@ struct Loop {
     held_cmds: Vec<ConsoleCmd>,
     next_retention: Ts,
     summary: Summary,
+    /// Levels moved by inputs handled during the drain: published after its notices.
+    states_held: bool,
 }
 
 impl Loop {
@@ -623,6 +638,7 @@ impl Loop {
             held_cmds: Vec::new(),
             next_retention: now,
             summary: Summary::new(),
+            states_held: false,
         }
     }
 
@@ -640,17 +656,30 @@ impl Loop {
         let now = clock::now();
         if !drained && self.drain_until.is_some_and(|t| now >= t) {
             tracing::warn!("echoes did not drain in time: sending what is undelivered now");
-            self.live = go_live(core, sinks)?;
+            self.live = go_live(core, sinks, std::mem::take(&mut self.states_held))?;
         } else if !drained && self.drain_until.is_none() && now >= self.started + CONNECT_WAIT {
             tracing::error!(
                 "no connection to the broker since the start: going live without draining echoes"
             );
-            self.live = go_live(core, sinks)?;
+            self.live = go_live(core, sinks, std::mem::take(&mut self.states_held))?;
         } else if drained {
-            self.live = go_live(core, sinks)?;
+            self.live = go_live(core, sinks, std::mem::take(&mut self.states_held))?;
             sinks.show(core, self.live, true);
             systemd::ready();
         }
+        Ok(())
+    }
+
+    /// Before going live: inputs flow while the echoes drain (the marker is queued
+    /// behind them); their MQTT notices wait for `go_live` (`Sinks::apply_draining`).
+    fn drain_step(&mut self, core: &mut Core, sinks: &Sinks) -> anyhow::Result<()> {
+        if self.live || self.held.is_empty() {
+            return Ok(());
+        }
+        let fx = core.ingest(std::mem::take(&mut self.held), clock::now())?;
+        self.summary.inputs(&fx);
+        self.states_held |= !fx.states.is_empty();
+        sinks.apply_draining(fx);
         Ok(())
     }
 
@@ -662,6 +691,7 @@ impl Loop {
         // gets a link by webhook or email and opens it at once finds the round on the page.
         let mut effects = Vec::new();
         let batch = std::mem::take(&mut self.held);
+        let first = batch.iter().filter_map(|i| i.arrived).min();
         if !batch.is_empty() {
             changed = true;
             let fx = core.ingest(batch, clock::now())?;
@@ -692,6 +722,7 @@ impl Loop {
         for fx in effects {
             sinks.apply(fx);
         }
+        timing(first, core.last_commit());
         for (reply, outcome) in replies {
             let _ = reply.send(outcome);
         }
@@ -776,8 +807,10 @@ fn retain(core: &mut Core) {
     }
 }
 
-/// Sends every delivery the outbox still has for MQTT, in order; returns true.
-fn go_live(core: &Core, sinks: &Sinks) -> anyhow::Result<bool> {
+/// Sends every delivery the outbox still has for MQTT, in order (what was undelivered
+/// before the start, then what the inputs handled during the drain made), then, when
+/// those inputs moved levels (`states`), every state document; returns true.
+fn go_live(core: &Core, sinks: &Sinks, states: bool) -> anyhow::Result<bool> {
     let pending = core.store().pending("mqtt:")?;
     tracing::info!(
         undelivered = pending.len(),
@@ -790,7 +823,28 @@ fn go_live(core: &Core, sinks: &Sinks) -> anyhow::Result<bool> {
             notice: Arc::new(p.notice),
             sink: p.sink,
         }));
+    if states {
+        sinks
+            .publisher
+            .submit(state_outs(&sinks.cfg, core.all_states()));
+    }
     Ok(true)
+}
+
+/// Where a batch's time went, for `scripts/bench-live.sh` (target `yingji::timing`,
+/// debug): from the first input's arrival off the network until its effects were handed
+/// to the sinks (`daemon_us`), and the journal commit within it (`commit_us`, the disk
+/// sync: the daemon's own share is the difference).
+fn timing(first_arrival: Option<crate::time::Ts>, commit: Duration) {
+    if let Some(t) = first_arrival {
+        let total = (clock::now() - t).num_microseconds().unwrap_or(i64::MAX);
+        tracing::debug!(
+            target: "yingji::timing",
+            daemon_us = total,
+            commit_us = commit.as_micros() as u64,
+            "batch handled"
+        );
+    }
 }
 
 #[cfg(test)]

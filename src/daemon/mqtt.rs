@@ -249,6 +249,7 @@ pub fn client_with_will(
         if let Some(u) = &s.username {
             o.set_credentials(u, s.password.clone().unwrap_or_default());
         }
+        o.set_network_options(network());
         let (c, e) = r5::AsyncClient::new(o, CAP);
         (Client::V5(c), EventLoop::V5(Box::new(e)))
     } else {
@@ -275,9 +276,18 @@ pub fn client_with_will(
         if let Some(u) = &s.username {
             o.set_credentials(u, s.password.clone().unwrap_or_default());
         }
-        let (c, e) = rumqttc::AsyncClient::new(o, CAP);
+        let (c, mut e) = rumqttc::AsyncClient::new(o, CAP);
+        e.set_network_options(network());
         (Client::V4(c), EventLoop::V4(Box::new(e)))
     }
+}
+
+/// TCP_NODELAY: a notice, its proof and an acknowledgement are small writes that must
+/// go out at once, not wait (Nagle) for the broker to acknowledge the previous one.
+fn network() -> rumqttc::NetworkOptions {
+    let mut n = rumqttc::NetworkOptions::new();
+    n.set_tcp_nodelay(true);
+    n
 }
 
 impl EventLoop {

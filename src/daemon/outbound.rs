@@ -40,6 +40,9 @@ pub enum Out {
 struct Item {
     order: u64,
     out: Out,
+    /// A tracked notice's payload, rendered once when submitted (its proof is of these
+    /// bytes).
+    rendered: Option<Vec<u8>>,
 }
 
 impl Item {
@@ -102,29 +105,23 @@ impl Publisher {
     /// Queues messages, in order. Each notice goes after its proof (echo.rs).
     pub fn submit(&self, outs: impl IntoIterator<Item = Out>) {
         let mut st = self.state.lock().expect("publisher lock");
-        let outs: Vec<Out> = outs
-            .into_iter()
-            .flat_map(|out| {
-                let proof = match &out {
-                    Out::Tracked { notice, sink } => {
-                        let payload = echo::payload(&st.cfg, &st.store, notice, sink);
-                        let p = echo::proof(&st.echo_key, sink, &notice.id, &payload);
-                        Some(Out::Plain {
-                            topic: st.proof_topic.clone(),
-                            payload: p.into_bytes(),
-                            qos1: true,
-                            retain: false,
-                        })
-                    }
-                    Out::Plain { .. } => None,
-                };
-                proof.into_iter().chain([out])
-            })
-            .collect();
         for out in outs {
-            let order = st.next_order;
-            st.next_order += 1;
-            st.waiting.push_back(Item { order, out });
+            let rendered = match &out {
+                Out::Tracked { notice, sink } => {
+                    let payload = echo::payload(&st.cfg, &st.store, notice, sink);
+                    let p = echo::proof(&st.echo_key, sink, &notice.id, &payload);
+                    let proof = Out::Plain {
+                        topic: st.proof_topic.clone(),
+                        payload: p.into_bytes(),
+                        qos1: true,
+                        retain: false,
+                    };
+                    st.queue(proof, None);
+                    Some(payload)
+                }
+                Out::Plain { .. } => None,
+            };
+            st.queue(out, rendered);
         }
         st.pump();
     }
@@ -174,17 +171,31 @@ impl Publisher {
 }
 
 impl State {
-    fn render(&self, out: &Out) -> (String, Vec<u8>, bool, bool) {
-        match out {
+    fn queue(&mut self, out: Out, rendered: Option<Vec<u8>>) {
+        let order = self.next_order;
+        self.next_order += 1;
+        self.waiting.push_back(Item {
+            order,
+            out,
+            rendered,
+        });
+    }
+
+    fn render(&self, item: &Item) -> (String, Vec<u8>, bool, bool) {
+        let payload = |notice: &Notice, sink: &str| match &item.rendered {
+            Some(p) => p.clone(),
+            None => echo::payload(&self.cfg, &self.store, notice, sink),
+        };
+        match &item.out {
             Out::Tracked { notice, sink } if sink == render::SINK_CAP => (
                 render::cap_topic(&self.cfg, notice),
-                echo::payload(&self.cfg, &self.store, notice, sink),
+                payload(notice, sink),
                 true,
                 false,
             ),
             Out::Tracked { notice, sink } => (
                 render::notice_topic(&self.cfg, notice),
-                echo::payload(&self.cfg, &self.store, notice, sink),
+                payload(notice, sink),
                 true,
                 false,
             ),
@@ -203,7 +214,7 @@ impl State {
             let Some(item) = self.waiting.front() else {
                 break;
             };
-            let (topic, payload, qos1, retain) = self.render(&item.out);
+            let (topic, payload, qos1, retain) = self.render(item);
             if self
                 .client
                 .try_publish(&topic, qos1, retain, payload)

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::json;
 
-use crate::config::{Config, Contact, WebhookConfig};
+use crate::config::{Config, Contact, WebhookConfig, WebhookKind};
 use crate::daemon::ack::AckKey;
 use crate::input::Rejection;
 use crate::notice::{Kind, Notice, Plan};
@@ -99,27 +99,27 @@ pub fn webhook_name(i: usize, w: &WebhookConfig) -> String {
 /// phone number (none in drill mode), a `wecom_app` only `call` notices on the WeChat
 /// channel of a contact with a WeCom user id.
 pub fn webhook_wants(cfg: &Config, w: &WebhookConfig, n: &Notice) -> bool {
-    let plan_ok = w.plans.is_empty() || w.plans.iter().any(|p| p == n.plan.as_str());
-    let kind_ok = w.kinds.is_empty() || w.kinds.iter().any(|k| k == n.kind.as_str());
+    let plan_ok = w.plans.is_empty() || w.plans.contains(&n.plan);
+    let kind_ok = w.kinds.is_empty() || w.kinds.contains(&n.kind);
     if !(plan_ok && kind_ok) {
         return false;
     }
     let contact = || n.person.as_deref().and_then(|p| cfg.contact(p));
-    match w.kind.as_str() {
+    match w.kind {
         // Drill mode: nothing goes to a phone gateway (CONTRACT.md).
-        "phone" => {
+        WebhookKind::Phone => {
             !cfg.drill
                 && n.kind == Kind::Call
                 && n.channel.as_deref() == Some("phone")
                 && contact().is_some_and(|c| c.phone.is_some())
         }
         // A WeCom application message goes to the called person alone (叫应 "点对点").
-        "wecom_app" => {
+        WebhookKind::WecomApp => {
             n.kind == Kind::Call
                 && n.channel.as_deref() == Some("wechat")
                 && contact().is_some_and(|c| c.wechat.is_some())
         }
-        _ => true,
+        WebhookKind::Wecom | WebhookKind::Generic => true,
     }
 }
 
@@ -131,11 +131,10 @@ pub fn email_recipients(cfg: &Config, n: &Notice) -> BTreeSet<String> {
     let Some(email) = &cfg.email else {
         return out;
     };
-    let plan = n.plan.as_str();
     let level_ok = |levels: &[String]| levels.is_empty() || levels.iter().any(|l| l == &n.level);
     for c in &cfg.contacts {
         let Some(addr) = &c.email else { continue };
-        let by_plan = c.plans.iter().any(|p| p == plan) && level_ok(&c.levels);
+        let by_plan = c.plans.contains(&n.plan) && level_ok(&c.levels);
         let named = n.recipients.iter().any(|r| r == &c.id);
         let called = n.kind == Kind::Call && n.person.as_deref() == Some(c.id.as_str());
         if by_plan || named || called {
@@ -154,7 +153,7 @@ pub fn email_recipients(cfg: &Config, n: &Notice) -> BTreeSet<String> {
         })
         .collect();
     for route in &email.routes {
-        let plan_ok = route.plans.is_empty() || route.plans.iter().any(|p| p == plan);
+        let plan_ok = route.plans.is_empty() || route.plans.contains(&n.plan);
         let dept_ok = route.departments.is_empty()
             || route.departments.iter().any(|d| units.contains(d.as_str()));
         if plan_ok && level_ok(&route.levels) && dept_ok {

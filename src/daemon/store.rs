@@ -80,6 +80,44 @@ pub fn scenario_line(r: &JournalRow) -> String {
         .to_string()
 }
 
+/// The latest snapshot on `conn` (a store, or a transaction: its own rows included).
+pub fn latest_snapshot(conn: &Connection) -> anyhow::Result<Option<(i64, Vec<u8>)>> {
+    Ok(conn
+        .query_row(
+            "SELECT seq, state FROM snapshots ORDER BY id DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?)
+}
+
+/// Journal rows after `seq` on `conn` (a store, or a transaction: its own rows included).
+pub fn journal_after(conn: &Connection, seq: i64) -> anyhow::Result<Vec<JournalRow>> {
+    let mut st = conn.prepare_cached(
+        "SELECT seq, at, topic, payload FROM journal WHERE seq > ?1 ORDER BY seq",
+    )?;
+    let rows = st.query_map([seq], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, Vec<u8>>(3)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (seq, at, topic, payload) = row?;
+        let at = parse_ts(&at).map_err(anyhow::Error::msg)?;
+        out.push(JournalRow {
+            seq,
+            at,
+            topic,
+            payload,
+        });
+    }
+    Ok(out)
+}
+
 /// A delivery still to make: the notice and the sink it goes to.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pending {
@@ -100,6 +138,23 @@ pub enum Outboxed {
     Conflict,
 }
 
+/// Waits for another connection's write transaction: short sleeps, about 10 s in all.
+/// (SQLite's own busy timeout sleeps 1, 2, 5, 10 … 100 ms between tries, without being
+/// woken when the lock is freed: a journal commit behind a delivery mark that held the
+/// lock for 1 ms waited up to tens of ms.)
+fn busy(tries: i32) -> bool {
+    const FAST_TRIES: i32 = 1_000;
+    const FAST: Duration = Duration::from_micros(100);
+    const SLOW: Duration = Duration::from_millis(1);
+    // 1,000 x 0.1 ms, then 9,900 x 1 ms: about 10 s.
+    const MAX_TRIES: i32 = FAST_TRIES + 9_900;
+    if tries >= MAX_TRIES {
+        return false;
+    }
+    std::thread::sleep(if tries < FAST_TRIES { FAST } else { SLOW });
+    true
+}
+
 /// A handle on the database file.
 pub struct Store {
     conn: Connection,
@@ -117,9 +172,30 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // FULL: a committed journal row survives a power loss, so acking after commit is safe.
         conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.busy_handler(Some(busy))?;
         conn.execute_batch(SCHEMA)?;
         Ok(Store { conn })
+    }
+
+    /// `synchronous = FULL` (`true`, what the journal needs) or `NORMAL` for the next
+    /// transactions on this connection (see [`Store::open_sink`]).
+    pub fn set_synced(&self, full: bool) -> anyhow::Result<()> {
+        let mode = if full { "FULL" } else { "NORMAL" };
+        self.conn.pragma_update(None, "synchronous", mode)?;
+        Ok(())
+    }
+
+    /// Opens the store for a sink (MQTT out, email, webhooks), which only reads the outbox
+    /// and marks deliveries: its commits are not synced one by one (`synchronous =
+    /// NORMAL`; in WAL mode a commit still survives a crash of the process, and it is
+    /// synced with the core's next commit, which syncs the whole log). So a delivery
+    /// mark never makes the core's next journal commit wait for a disk sync of its own.
+    /// What a power loss can cost: a delivery made just before it is made again after
+    /// the restart (a duplicate the consumer drops by id, never a loss).
+    pub fn open_sink(path: &Path) -> anyhow::Result<Store> {
+        let store = Self::open(path)?;
+        store.set_synced(false)?;
+        Ok(store)
     }
 
     /// The connection, for the modules that keep their own tables (history.rs).
@@ -158,41 +234,12 @@ impl Store {
 
     /// The latest snapshot: (journal seq it includes, engine state).
     pub fn latest_snapshot(&self) -> anyhow::Result<Option<(i64, Vec<u8>)>> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT seq, state FROM snapshots ORDER BY id DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?)
+        latest_snapshot(&self.conn)
     }
 
     /// Journal rows after `seq`, in order.
     pub fn journal_after(&self, seq: i64) -> anyhow::Result<Vec<JournalRow>> {
-        let mut st = self
-            .conn
-            .prepare("SELECT seq, at, topic, payload FROM journal WHERE seq > ?1 ORDER BY seq")?;
-        let rows = st.query_map([seq], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, Vec<u8>>(3)?,
-            ))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (seq, at, topic, payload) = row?;
-            let at = parse_ts(&at).map_err(anyhow::Error::msg)?;
-            out.push(JournalRow {
-                seq,
-                at,
-                topic,
-                payload,
-            });
-        }
-        Ok(out)
+        journal_after(&self.conn, seq)
     }
 
     /// The stored notice with this id.
@@ -305,24 +352,29 @@ impl Store {
         Ok(out)
     }
 
-    /// The notices of one track (ids `{plan}/{region}/{track}/…`), in the order made.
-    pub fn track_notices(
-        &self,
-        plan: &str,
-        region: &str,
-        track: &str,
-    ) -> anyhow::Result<Vec<Notice>> {
-        let lo = format!("{plan}/{region}/{track}/");
+    /// The notices of `n`'s track a CAP message of `n` may reference: from the track's
+    /// last `activate` up to `n`, in order (all of the track up to `n` when it has none).
+    /// Read backwards from `n`, so the cost does not grow with the track's history.
+    pub fn cap_history(&self, n: &Notice) -> anyhow::Result<Vec<Notice>> {
+        let lo = format!("{}/{}/{}/", n.plan.as_str(), n.region, n.track);
         // '0' follows '/': every id with the prefix sorts in [lo, hi).
-        let hi = format!("{plan}/{region}/{track}0");
-        let mut st = self
-            .conn
-            .prepare("SELECT json FROM notices WHERE id >= ?1 AND id < ?2 ORDER BY n")?;
-        let rows = st.query_map([lo, hi], |r| r.get::<_, String>(0))?;
+        let hi = format!("{}/{}/{}0", n.plan.as_str(), n.region, n.track);
+        let mut st = self.conn.prepare_cached(
+            "SELECT json FROM notices WHERE id >= ?1 AND id < ?2
+             AND n <= COALESCE((SELECT n FROM notices WHERE id = ?3), 9223372036854775807)
+             ORDER BY n DESC",
+        )?;
+        let mut rows = st.query(params![lo, hi, n.id])?;
         let mut out = Vec::new();
-        for row in rows {
-            out.push(serde_json::from_str(&row?)?);
+        while let Some(row) = rows.next()? {
+            let e: Notice = serde_json::from_str(&row.get::<_, String>(0)?)?;
+            let first = e.kind == crate::notice::Kind::Activate;
+            out.push(e);
+            if first {
+                break;
+            }
         }
+        out.reverse();
         Ok(out)
     }
 
@@ -370,6 +422,11 @@ fn digest(payload: &[u8]) -> Vec<u8> {
 pub struct Tx<'a>(Transaction<'a>);
 
 impl Tx<'_> {
+    /// The transaction's connection, for reads that must see its own rows.
+    pub fn conn(&self) -> &Connection {
+        &self.0
+    }
+
     /// Appends an input to the journal; returns its seq.
     pub fn journal(&self, at: Ts, topic: &str, payload: &[u8]) -> anyhow::Result<i64> {
         self.0

@@ -18,7 +18,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::clock;
-use crate::config::Config;
+use crate::config::{Config, WebhookKind};
 use crate::daemon::ack::{self, AckKey};
 use crate::daemon::metrics;
 use crate::daemon::render;
@@ -32,7 +32,7 @@ use prometheus_client::metrics::counter::Counter;
 /// A webhook ready to post to: its sink name and resolved URL (with `?key=`).
 struct Hook {
     sink: String,
-    kind: String,
+    kind: WebhookKind,
     url: String,
     agent: ureq::Agent,
     /// The deadline of each request (connect and the whole exchange).
@@ -71,15 +71,11 @@ struct Posts {
     hooks: Arc<Vec<Hook>>,
 }
 
-/// The resolved webhooks of the config; an unknown `kind` or unreadable key is an error.
+/// The resolved webhooks of the config; an unreadable key is an error (an unknown
+/// `kind` does not load).
 fn hooks(cfg: &Config) -> anyhow::Result<Vec<Hook>> {
     let mut out = Vec::new();
     for (i, w) in cfg.webhooks.iter().enumerate() {
-        anyhow::ensure!(
-            matches!(w.kind.as_str(), "wecom" | "wecom_app" | "phone" | "generic"),
-            "webhook {i}: kind {:?} is not wecom, wecom_app, phone or generic",
-            w.kind
-        );
         let mut url = expand_env(&w.url)?;
         anyhow::ensure!(
             url.starts_with("http://") || url.starts_with("https://"),
@@ -89,7 +85,7 @@ fn hooks(cfg: &Config) -> anyhow::Result<Vec<Hook>> {
             url += if url.contains('?') { "&key=" } else { "?key=" };
             url += &ack::pct(&k);
         }
-        let app = if w.kind == "wecom_app" {
+        let app = if w.kind == WebhookKind::WecomApp {
             let corp_id = w
                 .corp_id
                 .clone()
@@ -119,7 +115,7 @@ fn hooks(cfg: &Config) -> anyhow::Result<Vec<Hook>> {
             .build();
         out.push(Hook {
             sink: format!("{}{}", render::SINK_WEBHOOK, render::webhook_name(i, w)),
-            kind: w.kind.clone(),
+            kind: w.kind,
             url: url.trim_end_matches('/').to_string(),
             agent,
             timeout: t,
@@ -142,7 +138,7 @@ impl Hooks {
             return Ok(None);
         }
         let sinks: Vec<String> = hooks.iter().map(|h| h.sink.clone()).collect();
-        let store = Store::open(db)?;
+        let store = Store::open_sink(db)?;
         let mut pending = Vec::new();
         for p in store.pending(render::SINK_WEBHOOK)? {
             if sinks.contains(&p.sink) {
@@ -219,12 +215,12 @@ fn post(cfg: &Config, links: Option<&AckKey>, h: &Hook, n: &Notice) -> Result<()
     if let Some(app) = &h.app {
         return post_app(cfg, links, h, app, n);
     }
-    let body = match body(cfg, links, &h.kind, n) {
+    let body = match body(cfg, links, h.kind, n) {
         Some(b) => b,
         None => return Err("nothing to send (contact without phone?)".into()),
     };
     let text = send(h, &h.url, &body)?;
-    if h.kind == "wecom" {
+    if h.kind == WebhookKind::Wecom {
         wecom_ok(&text).map_err(|(_, t)| t)?;
     }
     Ok(())
@@ -349,13 +345,13 @@ fn redact(e: &str, url: &str) -> String {
 /// (a phone call or application message to a contact without a number or user id).
 /// Group messages (the WeCom robot, the generic webhook) carry no acknowledgement link;
 /// messages to the called person alone (phone gateway, WeCom application) do.
-pub fn body(cfg: &Config, links: Option<&AckKey>, kind: &str, n: &Notice) -> Option<Value> {
+pub fn body(cfg: &Config, links: Option<&AckKey>, kind: WebhookKind, n: &Notice) -> Option<Value> {
     match kind {
-        "wecom" => Some(json!({"msgtype": "markdown",
+        WebhookKind::Wecom => Some(json!({"msgtype": "markdown",
             "markdown": {"content": render::wecom_text(cfg, None, n, render::Reader::Group, true)}})),
-        "phone" => phone_json(cfg, links, n),
-        "wecom_app" => app_json(cfg, links, n, 0),
-        _ => Some(generic_json(cfg, n)),
+        WebhookKind::Phone => phone_json(cfg, links, n),
+        WebhookKind::WecomApp => app_json(cfg, links, n, 0),
+        WebhookKind::Generic => Some(generic_json(cfg, n)),
     }
 }
 

@@ -27,12 +27,12 @@ fn rejected(topic: &str, payload: &str) -> Rejection {
 #[test]
 fn bad_json() {
     let r = rejected("ers/shuozhou/air/aqi", "{\"ts\": ");
-    assert_eq!(r.class, "bad_json");
+    assert_eq!(r.class, RejectionClass::BadJson);
     assert_eq!(r.region.as_deref(), Some("shuozhou"));
     let r = rejected("ers/shuozhou/air/aqi", "[1, 2]");
-    assert_eq!(r.class, "bad_json");
+    assert_eq!(r.class, RejectionClass::BadJson);
     let r = rejected("ers/shuozhou/air/aqi", "{\"aqi\": NaN}");
-    assert_eq!(r.class, "bad_json");
+    assert_eq!(r.class, RejectionClass::BadJson);
 }
 
 #[test]
@@ -41,12 +41,12 @@ fn missing_field() {
         "ers/shuozhou/air/aqi",
         r#"{"ts": "2023-12-01T08:00:00+08:00"}"#,
     );
-    assert_eq!(r.class, "missing_field");
+    assert_eq!(r.class, RejectionClass::MissingField);
     assert!(r.reason.contains("aqi"), "{}", r.reason);
     let r = rejected("ers/shuozhou/coal/output", r#"{"output_t": 1}"#);
     assert_eq!(
         (r.class, r.reason.as_str()),
-        ("missing_field", "missing field: date")
+        (RejectionClass::MissingField, "missing field: date")
     );
     let r = rejected("ers/shuozhou/cmd", r#"{"cmd": "ack", "person": "p"}"#);
     assert!(r.reason.contains("call_id"));
@@ -54,7 +54,7 @@ fn missing_field() {
         "ers/shuozhou/air/province",
         r#"{"ts": "2023-12-01T08:00:00+08:00", "action": "issue"}"#,
     );
-    assert_eq!(r.class, "missing_field");
+    assert_eq!(r.class, RejectionClass::MissingField);
 }
 
 #[test]
@@ -63,7 +63,7 @@ fn wrong_type() {
         "ers/shuozhou/air/aqi",
         r#"{"ts": "2023-12-01T08:00:00+08:00", "aqi": "high", "primary": null}"#,
     );
-    assert_eq!(r.class, "wrong_type");
+    assert_eq!(r.class, RejectionClass::WrongType);
     assert!(
         r.reason.contains("aqi must be a number, got a string"),
         "{}",
@@ -73,18 +73,18 @@ fn wrong_type() {
         "ers/shuozhou/weather/warning",
         r#"{"ts": "2023-12-01T08:00:00+08:00", "id": "w", "hazard": "rainstorm", "color": "red", "action": "issue", "extreme": "yes"}"#,
     );
-    assert_eq!(r.class, "wrong_type");
+    assert_eq!(r.class, RejectionClass::WrongType);
 }
 
 #[test]
 fn unknown_region_and_topic() {
     let r = rejected("ers/datong/air/aqi", "{}");
-    assert_eq!(r.class, "unknown_region");
+    assert_eq!(r.class, RejectionClass::UnknownRegion);
     assert!(r.region.is_none());
     let r = rejected("ers/shuozhou/air/pollen", "{}");
-    assert_eq!(r.class, "unknown_topic");
+    assert_eq!(r.class, RejectionClass::UnknownTopic);
     let r = rejected("other/shuozhou/air/aqi", "{}");
-    assert_eq!(r.class, "unknown_topic");
+    assert_eq!(r.class, RejectionClass::UnknownTopic);
 }
 
 #[test]
@@ -93,29 +93,36 @@ fn out_of_range() {
         r#"{"ts": "2023-12-01T08:00:00+08:00", "aqi": -1, "primary": null}"#,
         r#"{"ts": "2023-12-01T08:00:00+08:00", "aqi": 1001, "primary": null}"#,
     ] {
-        assert_eq!(rejected("ers/shuozhou/air/aqi", p).class, "out_of_range");
+        assert_eq!(
+            rejected("ers/shuozhou/air/aqi", p).class,
+            RejectionClass::OutOfRange
+        );
     }
     let r = rejected(
         "ers/shuozhou/coal/stock",
         r#"{"ts": "2023-12-01T08:00:00+08:00", "plant": "p", "stock_t": -5, "burn_t_per_day": 10}"#,
     );
-    assert_eq!(r.class, "out_of_range");
+    assert_eq!(r.class, RejectionClass::OutOfRange);
     let r = rejected(
         "ers/shuozhou/coal/stock",
         r#"{"ts": "2023-12-01T08:00:00+08:00", "plant": "p", "stock_t": 5, "burn_t_per_day": 0}"#,
     );
-    assert_eq!(r.class, "out_of_range");
+    assert_eq!(r.class, RejectionClass::OutOfRange);
     assert!(r.reason.contains("burn"));
     let r = rejected(
         "ers/shuozhou/coal/output",
         r#"{"date": "2023-12-01", "output_t": -1}"#,
     );
-    assert_eq!(r.class, "out_of_range");
+    assert_eq!(r.class, RejectionClass::OutOfRange);
     let r = rejected(
         "ers/shuozhou/air/aqi",
         r#"{"ts": "2023-12-01T08:00:00+08:00", "aqi": 1e400}"#,
     );
-    assert_eq!(r.class, "bad_json", "serde_json refuses infinities");
+    assert_eq!(
+        r.class,
+        RejectionClass::BadJson,
+        "serde_json refuses infinities"
+    );
 }
 
 #[test]
@@ -124,7 +131,10 @@ fn too_large() {
         r#"{{"ts": "2023-12-01T08:00:00+08:00", "aqi": 50, "text": "{}"}}"#,
         "x".repeat(70_000)
     );
-    assert_eq!(rejected("ers/shuozhou/air/aqi", &big).class, "too_large");
+    assert_eq!(
+        rejected("ers/shuozhou/air/aqi", &big).class,
+        RejectionClass::TooLarge
+    );
 }
 
 #[test]
@@ -134,7 +144,7 @@ fn future_timestamps() {
         "ers/shuozhou/air/aqi",
         r#"{"ts": "2023-12-02T08:06:00+08:00", "aqi": 50, "primary": null}"#,
     );
-    assert_eq!(r.class, "future");
+    assert_eq!(r.class, RejectionClass::Future);
     ok(
         "ers/shuozhou/air/aqi",
         r#"{"ts": "2023-12-02T08:05:00+08:00", "aqi": 50, "primary": null}"#,
@@ -150,7 +160,7 @@ fn future_timestamps() {
             r#"{"date": "2023-12-03", "output_t": 1}"#
         )
         .class,
-        "future"
+        RejectionClass::Future
     );
     // Forecast hours may lie ahead; `issued` may not.
     ok(
@@ -163,7 +173,7 @@ fn future_timestamps() {
             r#"{"issued": "2023-12-03T08:00:00+08:00", "hours": []}"#
         )
         .class,
-        "future"
+        RejectionClass::Future
     );
 }
 
@@ -173,29 +183,29 @@ fn bad_values() {
         "ers/shuozhou/air/aqi",
         r#"{"ts": "2023-12-01T08:00:00+08:00", "aqi": 50, "primary": "pollen"}"#,
     );
-    assert_eq!(r.class, "bad_value");
+    assert_eq!(r.class, RejectionClass::BadValue);
     let r = rejected(
         "ers/shuozhou/weather/warning",
         r#"{"ts": "2023-12-01T08:00:00+08:00", "id": "w", "hazard": "rainstorm", "color": "purple", "action": "issue"}"#,
     );
-    assert_eq!(r.class, "bad_value");
+    assert_eq!(r.class, RejectionClass::BadValue);
     let r = rejected(
         "ers/shuozhou/cmd",
         r#"{"cmd": "manual", "plan": "heavy_pollution", "level": "L2"}"#,
     );
-    assert_eq!(r.class, "bad_value");
+    assert_eq!(r.class, RejectionClass::BadValue);
     let r = rejected("ers/shuozhou/cmd", r#"{"cmd": "reboot"}"#);
-    assert_eq!(r.class, "bad_value");
+    assert_eq!(r.class, RejectionClass::BadValue);
     let r = rejected(
         "ers/shuozhou/air/aqi",
         r#"{"ts": "2023-12-01 08:00", "aqi": 50}"#,
     );
-    assert_eq!(r.class, "bad_value");
+    assert_eq!(r.class, RejectionClass::BadValue);
     let r = rejected(
         "ers/shuozhou/air/forecast",
         r#"{"issued": "2023-12-01T08:00:00+08:00", "hours": [{"ts": "2023-12-01T09:00:00+08:00", "aqi_low": 200, "aqi_high": 150}]}"#,
     );
-    assert_eq!(r.class, "out_of_range");
+    assert_eq!(r.class, RejectionClass::OutOfRange);
 }
 
 #[test]
@@ -209,7 +219,7 @@ fn aggregate_rule_rejects_stock_days_only() {
         at(),
     )
     .unwrap_err();
-    assert_eq!(r.class, "missing_field");
+    assert_eq!(r.class, RejectionClass::MissingField);
 }
 
 #[test]
@@ -286,13 +296,13 @@ fn duplicate_keys_are_rejected_at_any_depth() {
         "ers/shuozhou/air/aqi",
         r#"{"ts": "2023-12-01T08:00:00+08:00", "aqi": 50, "aqi": 500, "primary": "PM2.5"}"#,
     );
-    assert_eq!(r.class, "duplicate_key", "{r}");
+    assert_eq!(r.class, RejectionClass::DuplicateKey, "{r}");
     assert!(r.reason.contains("\"aqi\""), "{r}");
     let r = rejected(
         "ers/shuozhou/air/forecast",
         r#"{"issued": "2023-12-01T08:00:00+08:00", "hours": [{"ts": "2023-12-01T10:00:00+08:00", "aqi": 50, "primary": null, "ts": "2023-12-01T11:00:00+08:00"}]}"#,
     );
-    assert_eq!(r.class, "duplicate_key", "{r}");
+    assert_eq!(r.class, RejectionClass::DuplicateKey, "{r}");
     // The same key in sibling objects is fine.
     ok(
         "ers/shuozhou/air/forecast",
@@ -307,7 +317,7 @@ fn old_timestamps_are_rejected_per_feed() {
         "ers/shuozhou/air/aqi",
         r#"{"ts": "1900-01-01T08:00:00+08:00", "aqi": 300, "primary": "PM2.5"}"#,
     );
-    assert_eq!(r.class, "too_old", "{r}");
+    assert_eq!(r.class, RejectionClass::TooOld, "{r}");
     assert!(r.reason.contains("air_aqi"), "names the key: {r}");
     // A weather warning: 1 day. 25 h old is refused, 23 h old accepted.
     let w = |ts: &str| {
@@ -321,7 +331,7 @@ fn old_timestamps_are_rejected_per_feed() {
             &w("2023-11-30T07:05:00+08:00")
         )
         .class,
-        "too_old"
+        RejectionClass::TooOld
     );
     ok(
         "ers/shuozhou/weather/warning",
@@ -338,7 +348,7 @@ fn old_timestamps_are_rejected_per_feed() {
             r#"{"date": "2023-09-15", "output_t": 100}"#
         )
         .class,
-        "too_old"
+        RejectionClass::TooOld
     );
     // Configurable.
     let c = Config::from_toml("[limits.max_age_days]\nair_aqi = 0.5\n")
@@ -350,7 +360,7 @@ fn old_timestamps_are_rejected_per_feed() {
         parse(&c, "ers/shuozhou/air/aqi", p, at())
             .unwrap_err()
             .class,
-        "too_old"
+        RejectionClass::TooOld
     );
 }
 
@@ -361,7 +371,7 @@ fn infinite_stock_days_are_rejected() {
         "ers/shuozhou/coal/stock",
         r#"{"ts": "2023-12-01T08:00:00+08:00", "plant": "p", "stock_t": 1e308, "burn_t_per_day": 1e-308}"#,
     );
-    assert_eq!(r.class, "out_of_range", "{r}");
+    assert_eq!(r.class, RejectionClass::OutOfRange, "{r}");
 }
 
 /// Issue 9 item 5: a forecast is never rejected for reaching far ahead, but hours more
@@ -451,7 +461,7 @@ fn report_command_resolves_aliases_and_rejects_bad_values() {
         ),
     ] {
         let r = p(payload).unwrap_err();
-        assert_eq!(r.class, "bad_value", "{payload}");
+        assert_eq!(r.class, RejectionClass::BadValue, "{payload}");
         assert!(r.reason.contains(why), "{payload}: {}", r.reason);
     }
 }

@@ -47,7 +47,7 @@ pub struct Cursor {
 /// Whether any unit reports on `plan`: without one there is no series (the built-in
 /// default, so configurations without `[[unit]]` behave as before).
 pub fn enabled(cfg: &Config, plan: Plan) -> bool {
-    cfg.units.iter().any(|u| u.reports_on(plan.as_str()))
+    cfg.units.iter().any(|u| u.reports_on(plan))
 }
 
 /// The first deadline of a series started at `start`: the first `feedback_time` strictly
@@ -99,7 +99,7 @@ impl Series {
         let overdue: Vec<String> = cfg
             .units
             .iter()
-            .filter(|u| u.reports_on(plan.as_str()) && !self.since.contains(&u.name))
+            .filter(|u| u.reports_on(plan) && !self.since.contains(&u.name))
             .map(|u| u.name.clone())
             .collect();
         self.since.clear();
@@ -144,7 +144,7 @@ impl Series {
         let rows: Vec<Value> = cfg
             .units
             .iter()
-            .filter(|u| u.reports_on(plan.as_str()))
+            .filter(|u| u.reports_on(plan))
             .map(|u| {
                 json!({"unit": u.name,
                     "reports": reports.iter().filter(|r| r.report.unit == u.name).count(),
@@ -163,7 +163,7 @@ pub fn office(cfg: &Config, plan: Plan, office_unit: &str) -> Vec<String> {
         .iter()
         .filter(|c| {
             (c.unit == office_unit || unit.is_some_and(|u| u.named(&c.unit)))
-                && c.plans.iter().any(|p| p == plan.as_str())
+                && c.plans.contains(&plan)
         })
         .map(|c| c.id.clone())
         .collect()

@@ -1,6 +1,7 @@
 //! The core without I/O: journal, rejections, recovery, clock jumps.
 
 use super::*;
+use crate::input::RejectionClass;
 use crate::time::parse_ts;
 
 fn cfg() -> Arc<Config> {
@@ -49,7 +50,7 @@ fn parsed_inputs_are_journaled_rejected_ones_are_not_and_all_are_acked() {
         .unwrap();
     assert_eq!(fx.acks, vec![7, 7]);
     assert_eq!(fx.rejections.len(), 1);
-    assert_eq!(fx.rejections[0].1.class, "bad_json");
+    assert_eq!(fx.rejections[0].1.class, RejectionClass::BadJson);
     let rows = core.store().journal_after(0).unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].topic, "ers/shuozhou/air/aqi");
@@ -447,7 +448,7 @@ fn an_input_whose_handling_panics_is_refused_and_leaves_no_trace() {
     let r = &fx.rejections[0].1;
     assert_eq!(
         (r.class, r.region.as_deref()),
-        ("internal", Some("shuozhou"))
+        (RejectionClass::Internal, Some("shuozhou"))
     );
     assert_eq!(r.topic, "ers/shuozhou/air/aqi");
     assert!(fx.notices.is_empty());
@@ -568,4 +569,50 @@ fn a_proof_without_its_echo_is_acked_after_the_hold() {
         .unwrap();
     assert_eq!(fx.acks, vec![2]);
     assert!(proofs.is_empty());
+}
+
+/// The engine is not copied before each input: after a panic it is rebuilt from the
+/// snapshot and the journal as the open transaction sees them. An input handled earlier
+/// in the same batch (journaled, not yet committed) must survive the rebuild, and the
+/// timers that fired before the input must not fire twice.
+#[test]
+fn a_panic_keeps_what_the_batch_did_before_it() {
+    let stock = r#"{"ts": "2023-12-01T08:00:00+08:00", "plant": "plant-01", "stock_t": 250000, "burn_t_per_day": 10000}"#;
+    let t = parse_ts("2023-12-01T08:05:00+08:00").unwrap();
+    let (_p, store) = tmp_store("panic-batch");
+    let mut core = Core::recover(cfg(), store, t).unwrap();
+    let (_q, clean_store) = tmp_store("panic-batch-clean");
+    let mut clean = Core::recover(cfg(), clean_store, t).unwrap();
+    let later = parse_ts("2023-12-01T09:05:00+08:00").unwrap();
+    let tick = clean.tick::<u32>(later).unwrap();
+    assert_eq!(
+        core.tick::<u32>(later).unwrap().notices.len(),
+        tick.notices.len()
+    );
+    let want = clean
+        .ingest(vec![msg("ers/shuozhou/coal/stock", stock)], later)
+        .unwrap();
+    core.engine.fault = Some("air/aqi".into());
+    let fx = core
+        .ingest(
+            vec![
+                msg("ers/shuozhou/coal/stock", stock),
+                msg("ers/shuozhou/air/aqi", AQI),
+            ],
+            later,
+        )
+        .unwrap();
+    assert_eq!(fx.acks, vec![7, 7]);
+    assert_eq!(
+        fx.rejections.len(),
+        1,
+        "only the panicking input is refused"
+    );
+    assert_eq!(fx.notices.len(), want.notices.len());
+    assert_eq!(core.store().journal_after(0).unwrap().len(), 1);
+    assert_eq!(
+        core.engine().snapshot(),
+        clean.engine().snapshot(),
+        "the stock reading kept, the air reading not applied"
+    );
 }

@@ -336,7 +336,7 @@ pub async fn calls(
                     @for p in &round.persons {
                         tr {
                             td { (p.name) @if !p.unit.is_empty() { "（" (p.unit) "）" } }
-                            td { (crate::wording::Tier::parse(&p.tier).map_or("", |t| t.called_zh())) }
+                            td { (p.tier.called_zh()) }
                             td { @match p.channel { Some(c) if c.as_str() == "phone" => "电话", Some(_) => "微信", None => "" } }
                             td { "第" (p.attempts) "次" }
                             td {
@@ -481,18 +481,18 @@ fn unit_rows(
                 })
                 .collect();
             let named = |n: &&Notice| {
-                n.plan.as_str() == plan
+                n.plan == *plan
                     && n.evidence["units"]
                         .as_array()
                         .is_some_and(|a| a.iter().any(|x| x.as_str().is_some_and(|x| u.named(x))))
             };
             let missed = overdue.iter().filter(named).count();
-            let last_deadline = overdue.iter().rev().find(|n| n.plan.as_str() == plan);
+            let last_deadline = overdue.iter().rev().find(|n| n.plan == *plan);
             let late_now =
                 last_deadline.is_some_and(|n| named(&n) && !mine.iter().any(|(t, _)| *t > n.at));
             (
                 u.name.clone(),
-                plan_zh(plan),
+                plan.name_zh(),
                 mine.len(),
                 mine.last().map(|(t, _)| *t),
                 missed,

@@ -27,50 +27,7 @@ pub use text::{default_tasks, EVERY_UNIT};
 /// The plan's only track.
 pub const TRACK: &str = "supply";
 
-/// Warning / response levels: none < L2 (二级) < L1 (一级, highest) (§4.2.1, §5.2).
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
-pub enum Level {
-    #[default]
-    #[serde(rename = "none")]
-    None,
-    L2,
-    L1,
-}
-
-impl Level {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Level::None => "none",
-            Level::L2 => "L2",
-            Level::L1 => "L1",
-        }
-    }
-    pub fn name_zh(self) -> &'static str {
-        match self {
-            Level::None => "无预警",
-            Level::L2 => "二级",
-            Level::L1 => "一级",
-        }
-    }
-    /// The warning as §4.2.1 names it: 二级预警, 一级预警.
-    pub fn warning_zh(self) -> &'static str {
-        match self {
-            Level::None => "无预警",
-            Level::L2 => "二级预警",
-            Level::L1 => "一级预警",
-        }
-    }
-    /// The response that goes with the warning (§5.2.1 二级响应, §5.2.2 一级响应).
-    pub fn response_zh(self) -> Option<&'static str> {
-        match self {
-            Level::None => None,
-            Level::L2 => Some("二级响应"),
-            Level::L1 => Some("一级响应"),
-        }
-    }
-}
+pub use crate::levels::CoalLevel as Level;
 
 /// Timers of this plan.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

@@ -66,8 +66,8 @@ pub fn tasks(cfg: &Config, level: Level) -> Vec<&UnitTask> {
     let all: &[UnitTask] = cfg.coal.tasks.as_deref().unwrap_or(default_tasks());
     all.iter()
         .filter(|t| match level {
-            Level::L1 => t.level == "L1" || t.level == "L2",
-            Level::L2 => t.level == "L2",
+            Level::L1 => matches!(t.level, Level::L1 | Level::L2),
+            Level::L2 => t.level == Level::L2,
             Level::None => false,
         })
         .collect()
@@ -102,7 +102,7 @@ pub fn unit_contacts(cfg: &Config, unit: &str) -> Vec<String> {
 pub fn recipients(cfg: &Config, units: &[&str]) -> Vec<String> {
     cfg.contacts
         .iter()
-        .filter(|c| units.contains(&c.unit.as_str()) || c.plans.iter().any(|p| p == "coal_supply"))
+        .filter(|c| units.contains(&c.unit.as_str()) || c.plans.contains(&Plan::CoalSupply))
         .map(|c| c.id.clone())
         .collect()
 }

@@ -28,7 +28,7 @@ fn recipients(cfg: &Config) -> Vec<String> {
     r.extend(
         cfg.contacts
             .iter()
-            .filter(|c| c.plans.iter().any(|p| p == "heavy_pollution"))
+            .filter(|c| c.plans.contains(&Plan::HeavyPollution))
             .map(|c| c.id.clone()),
     );
     r

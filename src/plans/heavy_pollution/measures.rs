@@ -30,7 +30,7 @@ pub fn defaults() -> &'static [Measure] {
 pub fn for_level(cfg: &Config, level: Lv) -> Vec<Value> {
     let all: &[Measure] = cfg.pollution.measures.as_deref().unwrap_or(defaults());
     all.iter()
-        .filter(|m| m.level == level.as_str())
+        .filter(|m| m.level == level)
         .map(|m| {
             let mut v = json!({
                 "category": m.category,

@@ -297,7 +297,7 @@ impl HeavyPollution {
     /// Rule 5: the province / ministry floor (§3.3.2, §3.5.1, §3.5.2).
     fn apply_province(&mut self, now: Ts, p: &ProvinceNotice) {
         let h0 = floor_hour(now);
-        let level = p.level.as_deref().and_then(Lv::parse_graded);
+        let level = p.level;
         match (p.action, level) {
             (ProvinceAction::Issue, Some(l)) => {
                 self.floor = Some(Floor {

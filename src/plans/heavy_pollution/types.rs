@@ -14,76 +14,7 @@ pub fn clause(sections: &str) -> String {
     format!("{DOC} {sections}")
 }
 
-/// A track's level. Graded levels are ordered yellow < orange < red (§3.2.1);
-/// `Ozone` and `So2` are the one-level tracks' levels.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Lv {
-    #[default]
-    None,
-    Yellow,
-    Orange,
-    Red,
-    Ozone,
-    So2,
-}
-
-impl Lv {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Lv::None => "none",
-            Lv::Yellow => "yellow",
-            Lv::Orange => "orange",
-            Lv::Red => "red",
-            Lv::Ozone => "ozone",
-            Lv::So2 => "so2",
-        }
-    }
-
-    pub fn parse_graded(s: &str) -> Option<Lv> {
-        match s {
-            "yellow" => Some(Lv::Yellow),
-            "orange" => Some(Lv::Orange),
-            "red" => Some(Lv::Red),
-            _ => None,
-        }
-    }
-
-    /// Name in Chinese.
-    pub fn zh(self) -> &'static str {
-        match self {
-            Lv::None => "无",
-            Lv::Yellow => "黄色预警",
-            Lv::Orange => "橙色预警",
-            Lv::Red => "红色预警",
-            Lv::Ozone => "臭氧重污染天气预警",
-            Lv::So2 => "二氧化硫针对性管控",
-        }
-    }
-
-    /// Response level (§4.1): yellow III, orange II, red I.
-    pub fn response(self) -> Option<&'static str> {
-        match self {
-            Lv::Yellow => Some("III"),
-            Lv::Orange => Some("II"),
-            Lv::Red => Some("I"),
-            _ => None,
-        }
-    }
-
-    pub fn response_zh(self) -> &'static str {
-        match self {
-            Lv::Yellow => "三级应急响应",
-            Lv::Orange => "二级应急响应",
-            Lv::Red => "一级应急响应",
-            Lv::Ozone => "臭氧污染减排措施",
-            Lv::So2 => "二氧化硫污染减排措施",
-            Lv::None => "无",
-        }
-    }
-}
+pub use crate::levels::Lv;
 
 /// The three tracks (§3.2.1, §3.2.2, §3.2.3), in notice order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -58,7 +58,7 @@ pub enum RoundStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PersonCall {
     pub person: String,
-    pub tier: String,
+    pub tier: Tier,
     /// Name and unit when the round started (for the register).
     pub name: String,
     pub unit: String,
@@ -80,7 +80,7 @@ pub struct Round {
     /// The colour the round started with (its `level` for ever).
     pub color: Color,
     pub extreme: bool,
-    pub tiers: Vec<String>,
+    pub tiers: Vec<Tier>,
     pub t0: Ts,
     pub status: RoundStatus,
     /// The call's content (§三: situation, trend, warning service, risk, advice).
@@ -105,20 +105,6 @@ pub fn channel_for(c: Option<&Contact>, attempt: u32) -> Channel {
         _ if !ph && wx => Channel::Wechat,
         _ => Channel::Phone,
     }
-}
-
-/// §三: who calls a tier.
-fn caller(tier: &str) -> &'static str {
-    tier_of(tier).caller_zh()
-}
-
-/// A called person's tier (a round only holds A, B and C).
-fn tier_of(tier: &str) -> Tier {
-    Tier::parse(tier).unwrap_or(Tier::C)
-}
-
-fn tier_clause(tier: &str) -> &'static str {
-    tier_of(tier).clause()
 }
 
 /// Due time of the step after attempt `m` (see the module doc).
@@ -153,17 +139,12 @@ fn by_zh(cfg: &Config, by: &str, person: &str) -> String {
 /// are reported the situation, the responses started and advice (§三.2); C: the top
 /// leaders get a direct report of an extreme event (§三.3). "Responses started" are what
 /// this round does: the tiers it calls, with their numbers. Every call asks for "收到".
-fn tier_text(tier: &str, round: &Round) -> String {
-    let tier = tier_of(tier);
+fn tier_text(tier: Tier, round: &Round) -> String {
     let others: Vec<String> = [Tier::A, Tier::B, Tier::C]
         .into_iter()
         .filter(|t| *t != tier)
         .filter_map(|t| {
-            let n = round
-                .persons
-                .iter()
-                .filter(|p| tier_of(&p.tier) == t)
-                .count();
+            let n = round.persons.iter().filter(|p| p.tier == t).count();
             (n > 0).then(|| format!("{}{n}人", t.called_zh()))
         })
         .collect();
@@ -207,21 +188,16 @@ impl SevereWeather {
         color: Color,
         extreme: bool,
     ) -> Round {
-        let mut tiers = vec!["A".to_string(), "B".to_string()];
+        let mut tiers = vec![Tier::A, Tier::B];
         if extreme {
-            tiers.push("C".to_string());
+            tiers.push(Tier::C);
         }
         let mut persons = Vec::new();
         for t in &tiers {
-            for c in cx
-                .cfg
-                .contacts
-                .iter()
-                .filter(|c| c.tier.as_ref() == Some(t))
-            {
+            for c in cx.cfg.contacts.iter().filter(|c| c.tier == Some(*t)) {
                 persons.push(PersonCall {
                     person: c.id.clone(),
-                    tier: t.clone(),
+                    tier: *t,
                     name: c.name.clone(),
                     unit: c.unit.clone(),
                     attempts: 0,
@@ -391,10 +367,10 @@ fn attempt_words(cfg: &Config, round: &Round, p: &PersonCall, ch: Channel) -> (S
     let k = p.attempts;
     if k == 1 {
         (
-            format!("{DOC} {}; {DOC} §四.2", tier_clause(&p.tier)),
+            format!("{DOC} {}; {DOC} §四.2", p.tier.clause()),
             format!(
                 "{}通过{}叫应{},请及时回应",
-                caller(&p.tier),
+                p.tier.caller_zh(),
                 ch.zh(),
                 who(cfg, &p.person)
             ),
@@ -434,9 +410,9 @@ fn attempt(cx: &mut Cx, round: &mut Round, i: usize) -> Entry {
         Channel::Phone
     };
     let (clause, reason) = attempt_words(cx.cfg, round, p, ch);
-    let n = call_notice(round, p, Kind::Call, ch, Some(tier_text(&p.tier, round)))
+    let n = call_notice(round, p, Kind::Call, ch, Some(tier_text(p.tier, round)))
         .clause(clause)
-        .authority(caller(&p.tier))
+        .authority(p.tier.caller_zh())
         .reason(reason)
         .evidence(json!({
             "tier": p.tier, "round_start": fmt_ts(round.t0), "substituted": ch != nominal,

@@ -57,6 +57,30 @@ const RULES: [Rule; 2] = [
     },
 ];
 
+impl Rule {
+    fn value(&self, h: &Hour) -> i64 {
+        if self.hazard == "rainstorm" {
+            h.rain_um
+        } else {
+            h.snow_um
+        }
+    }
+
+    /// The start of the window ending at `t`: it holds the stamps in (from, t].
+    fn from(&self, t: i64) -> i64 {
+        t - self.hours * 3600
+    }
+
+    /// The window's sum; a missing hour counts as 0. At most N readings, so the sum is
+    /// taken afresh, in integers (exact). Saturating: an absurd reading (the input sets
+    /// no upper bound) must not overflow.
+    fn sum(&self, hours: &BTreeMap<i64, Hour>, t: i64) -> i64 {
+        hours
+            .range(self.from(t) + 1..=t)
+            .fold(0i64, |a, (_, h)| a.saturating_add(self.value(h)))
+    }
+}
+
 fn um(mm: Option<f64>) -> i64 {
     (mm.unwrap_or(0.0) * 1000.0).round() as i64
 }
@@ -88,18 +112,22 @@ impl SevereWeather {
             snow_um: um(o.snow_mm),
         };
         // A second observation for a stamp replaces the first. The station's key is
-        // cloned only the first time it reports.
-        match self.suggest.obs.get_mut(&o.station) {
+        // cloned only the first time it reports. Each rule's sum over its window comes
+        // from the one map lookup.
+        let sums = match self.suggest.obs.get_mut(&o.station) {
             Some(hours) => {
                 hours.insert(t, hour);
+                RULES.each_ref().map(|rule| rule.sum(hours, t))
             }
             None => {
                 let hours = BTreeMap::from([(t, hour)]);
+                let sums = RULES.each_ref().map(|rule| rule.sum(&hours, t));
                 self.suggest.obs.insert(o.station.clone(), hours);
+                sums
             }
-        }
-        for rule in &RULES {
-            self.apply_rule(cx, rule, &o.station, t);
+        };
+        for (rule, sum) in RULES.iter().zip(sums) {
+            self.apply_rule(cx, rule, &o.station, t, sum);
         }
         // Pruned after the rules, so a late reading counts in its own window. The map is
         // ordered: drop from the front what lies KEEP_SECS or more behind the latest.
@@ -108,20 +136,8 @@ impl SevereWeather {
         }
     }
 
-    fn apply_rule(&mut self, cx: &mut Cx, rule: &Rule, station: &str, t: i64) {
-        let from = t - rule.hours * 3600;
-        let value = |h: &Hour| {
-            if rule.hazard == "rainstorm" {
-                h.rain_um
-            } else {
-                h.snow_um
-            }
-        };
-        // Stamps in (t − N h, t]; a missing hour counts as 0. At most N readings: the sum
-        // is taken afresh, in integers (exact), and the window is only listed for a notice.
-        let window = || self.suggest.obs[station].range(from + 1..=t);
-        // Saturating: an absurd reading (the input sets no upper bound) must not overflow.
-        let sum: i64 = window().fold(0i64, |a, (_, h)| a.saturating_add(value(h)));
+    /// Applies `rule` whose window (t − N h, t] sums to `sum` (see [`Rule::sum`]).
+    fn apply_rule(&mut self, cx: &mut Cx, rule: &Rule, station: &str, t: i64, sum: i64) {
         let reached = rule.levels.iter().find(|(_, th)| sum >= *th).copied();
         let rec = self
             .suggest
@@ -129,13 +145,20 @@ impl SevereWeather {
             .get(station)
             .and_then(|m| m.get(rule.hazard))
             .copied();
-        let active = self
-            .tracks
-            .get(rule.hazard)
-            .and_then(|tr| tr.highest_active());
         match reached {
-            Some((c, th)) if Some(c) > rec && !matches!(active, Some(a) if a >= c) => {
-                let listed: Vec<(i64, i64)> = window().map(|(s, h)| (*s, value(h))).collect();
+            Some((c, th)) if Some(c) > rec => {
+                let active = self
+                    .tracks
+                    .get(rule.hazard)
+                    .and_then(|tr| tr.highest_active());
+                if matches!(active, Some(a) if a >= c) {
+                    return;
+                }
+                let from = rule.from(t);
+                let listed: Vec<(i64, i64)> = self.suggest.obs[station]
+                    .range(from + 1..=t)
+                    .map(|(s, h)| (*s, rule.value(h)))
+                    .collect();
                 self.record_suggested(station, rule.hazard, Some(c));
                 let n = suggestion(rule, station, c, th, sum, &listed, from, t, active);
                 cx.emit(n);

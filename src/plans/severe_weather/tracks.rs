@@ -162,11 +162,7 @@ impl SevereWeather {
         };
         // §三: 1 the departments' responsible persons, 2 the city leaders in charge, 3 the
         // top leaders (extreme events).
-        let whom: Vec<&str> = plan
-            .tiers
-            .iter()
-            .filter_map(|t| crate::wording::Tier::parse(t).map(crate::wording::Tier::called_zh))
-            .collect();
+        let whom: Vec<&str> = plan.tiers.iter().map(|t| t.called_zh()).collect();
         let reason = format!(
             "{MET_BUREAU}于{}发布{}{}预警(编号 {}),达到叫应服务启动标准({}),{verb};\
              叫应{}共{}人(第{}轮叫应)",
