@@ -215,15 +215,21 @@ phone = "+8613800000001"
 /// click is answered from the register without a journal row (issue 9 item 10, a
 /// thousand clicks were a thousand rows); an unknown call is refused. The journal replays
 /// to the same notices. Once the round is over, the link has expired: nothing journaled.
+/// A red rainstorm warning issued at `ts` (w1), handled at `t`.
+fn red_warning(core: &mut Core, ts: &str, t: Ts) -> Effects<u32> {
+    let warning = format!(
+        r#"{{"ts": "{ts}", "id": "w1", "hazard": "rainstorm", "action": "issue", "color": "red"}}"#
+    );
+    core.ingest(vec![msg("ers/shuozhou/weather/warning", &warning)], t)
+        .unwrap()
+}
+
 #[test]
 fn link_ack_goes_through_the_journal_and_says_what_the_engine_did() {
     let (_path, store) = tmp_store("link");
     let t = parse_ts("2023-07-01T10:00:00+08:00").unwrap();
     let mut core = Core::recover(call_cfg(), store, t).unwrap();
-    let warning = r#"{"ts": "2023-07-01T10:00:00+08:00", "id": "w1", "hazard": "rainstorm", "action": "issue", "color": "red"}"#;
-    let fx = core
-        .ingest(vec![msg("ers/shuozhou/weather/warning", warning)], t)
-        .unwrap();
+    let fx = red_warning(&mut core, "2023-07-01T10:00:00+08:00", t);
     let call = fx
         .notices
         .iter()
@@ -486,10 +492,7 @@ fn a_proof_is_acked_only_once_the_echo_it_proves_is_marked() {
     let (path, store) = tmp_store("proof");
     let t = parse_ts("2024-07-10T02:00:00+08:00").unwrap();
     let mut core = Core::recover(cfg(), store, t).unwrap();
-    let warning = r#"{"ts": "2024-07-10T01:59:00+08:00", "id": "w1", "hazard": "rainstorm", "action": "issue", "color": "red"}"#;
-    let fx = core
-        .ingest(vec![msg("ers/shuozhou/weather/warning", warning)], t)
-        .unwrap();
+    let fx = red_warning(&mut core, "2024-07-10T01:59:00+08:00", t);
     let n = Arc::clone(&fx.notices.first().expect("a red warning makes a notice").0);
     let sink = render::SINK_NOTICE;
     let key = b"echo key";
