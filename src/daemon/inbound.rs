@@ -224,7 +224,7 @@ impl Loop {
         if self.closed.load(Ordering::SeqCst) {
             return Flow::Go;
         }
-        let received = std::time::Instant::now();
+        let received = crate::clock::monotonic().into_std();
         let mut token = InToken {
             gen: self.gen.load(Ordering::SeqCst),
             seq: self.seq,
@@ -413,7 +413,7 @@ mod tests {
             gen,
             seq,
             token: AckToken::V4(Box::new(p)),
-            received: std::time::Instant::now(),
+            received: crate::clock::monotonic().into_std(),
             permit: None,
         }
     }

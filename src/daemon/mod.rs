@@ -868,7 +868,7 @@ struct Timing {
 
 impl Timing {
     fn start(first: Option<std::time::Instant>) -> Timing {
-        let now = std::time::Instant::now();
+        let now = crate::clock::monotonic().into_std();
         Timing {
             first,
             marks: [now; 5],
@@ -877,7 +877,7 @@ impl Timing {
     }
     fn mark(&mut self, i: usize) {
         if self.first.is_some() {
-            self.marks[i] = std::time::Instant::now();
+            self.marks[i] = crate::clock::monotonic().into_std();
         }
     }
     fn ingested(&mut self, commit: Duration) {
