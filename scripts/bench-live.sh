@@ -180,8 +180,7 @@ import json, math, sys
 rows = []
 for line in sys.stdin:
     if "batch handled" in line:
-        f = json.loads(line)
-        rows.append((int(f["daemon_us"]), int(f["commit_us"])))
+        rows.append(json.loads(line))
 def pct(v, p):  # nearest rank, as bench_live prints the round trip
     v = sorted(v)
     return v[min(max(math.ceil(p / 100 * len(v)), 1), len(v)) - 1] / 1000
@@ -189,9 +188,17 @@ def show(name, v):
     print(f"{name}: n={len(v)} p50={pct(v, 50):.2f} ms p90={pct(v, 90):.2f} ms "
           f"p99={pct(v, 99):.2f} ms max={max(v) / 1000:.2f} ms")
 if rows:
-    show("daemon, arrival to notice handed out", [d for d, _ in rows])
-    show("  of which the journal commit (sync)", [c for _, c in rows])
-    show("  the daemon without the commit", [d - c for d, c in rows])
+    col = lambda k: [int(r.get(k, 0)) for r in rows]
+    show("daemon, arrival to notice handed out", col("daemon_us"))
+    show("  of which the journal commit (sync)", col("commit_us"))
+    show("  the daemon without the commit", [r["daemon_us"] - r["commit_us"] for r in rows])
+    for k, what in [("wait_us", "arrival until the core takes it up"),
+                    ("ingest_us", "handling incl. the commit"),
+                    ("tick_us", "links, commands, timers"),
+                    ("show_us", "console picture"),
+                    ("apply_us", "handing to the sinks")]:
+        if k in rows[0]:
+            show(f"  {k[:-3]}: {what}", col(k))
 '
 hwm=$(awk '/VmHWM/ {print $2}' "/proc/$daemon_pid/status")
 echo "daemon peak RSS at the end: $((hwm / 1024)) MiB; load average $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
@@ -85,6 +85,32 @@ pub struct InToken {
     /// The message's place in its connection's arrival order (0, 1, …).
     seq: u64,
     token: AckToken,
+    /// When it came off the network (monotonic, for the bench's timing line).
+    received: std::time::Instant,
+    /// Its place in the input connection's window to the core ([`IN_FLIGHT`]).
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+/// How many messages of the input connection may wait for the core (handed on, not yet
+/// taken by the core). When the core is behind, the input task stops polling the
+/// connection: rumqttc stops reading, the socket's buffers fill and TCP holds the broker
+/// back, so a queue of any length waits in the broker, not in the daemon's memory. Two
+/// core batches: the next one is ready while the core handles one.
+pub const IN_FLIGHT: usize = 2 * crate::daemon::MAX_BATCH;
+
+impl InToken {
+    /// When the message came off the network.
+    pub fn received(&self) -> std::time::Instant {
+        self.received
+    }
+
+    /// The core took the message off its channel: its place in the window is free.
+    /// Released on receipt, not on the ack, so that nothing the core holds back (an echo
+    /// waiting for the drain, an input waiting for an earlier commit) can stop the input
+    /// connection from reading what the core waits for (the marker).
+    pub fn taken(&mut self) {
+        self.permit = None;
+    }
 }
 
 /// Puts acknowledgements back in arrival order. MQTT requires QoS 1 PUBACKs in the order
@@ -142,6 +168,8 @@ struct Loop {
     cfg: Arc<Config>,
     client: Client,
     core: std::sync::mpsc::Sender<CoreEvent>,
+    /// The window of messages handed to the core and not yet taken ([`IN_FLIGHT`]).
+    window: Arc<Semaphore>,
     /// Weak: the ack task ends once the core (the strong sender) is gone and its acks sent.
     acks: mpsc::WeakUnboundedSender<InToken>,
     /// Connection generation: one more on every CONNACK.
@@ -192,16 +220,29 @@ impl Loop {
         }
     }
 
-    fn on_message(&mut self, m: mqtt::InMsg) -> Flow {
+    async fn on_message(&mut self, m: mqtt::InMsg) -> Flow {
         if self.closed.load(Ordering::SeqCst) {
             return Flow::Go;
         }
-        let token = InToken {
+        let received = crate::clock::monotonic().into_std();
+        let mut token = InToken {
             gen: self.gen.load(Ordering::SeqCst),
             seq: self.seq,
             token: m.token,
+            received,
+            permit: None,
         };
         self.seq += 1;
+        let r = route(&self.cfg, &m.topic);
+        let to_core = m.topic == self.proof || (m.topic != self.marker && r != Route::Ignore);
+        if to_core {
+            // Waits while the core is behind (backpressure); the ack path never waits
+            // here (acks go core → ack task → client, none through this task's sends).
+            match Arc::clone(&self.window).acquire_owned().await {
+                Ok(p) => token.permit = Some(p),
+                Err(_) => return Flow::Stop,
+            }
+        }
         let ev = if m.topic == self.marker {
             let ours = m.payload == self.nonce.as_bytes();
             if let Some(a) = self.acks.upgrade() {
@@ -215,7 +256,7 @@ impl Loop {
         } else if m.topic == self.proof {
             CoreEvent::Proof(m.payload, token)
         } else {
-            match route(&self.cfg, &m.topic) {
+            match r {
                 Route::Echo(sink) => CoreEvent::Echo(sink, m.payload, token),
                 Route::Ignore => {
                     tracing::debug!(topic = %m.topic, "not an input: acked and ignored");
@@ -251,7 +292,7 @@ impl Loop {
                     self.on_connack(session_present);
                 }
                 Ok(Ev::Message(m)) => {
-                    if let Flow::Stop = self.on_message(m) {
+                    if let Flow::Stop = self.on_message(m).await {
                         break;
                     }
                 }
@@ -301,6 +342,7 @@ pub fn start(
         cfg: Arc::new(cfg.clone()),
         client: client.clone(),
         core,
+        window: Arc::new(Semaphore::new(IN_FLIGHT)),
         acks: ack_tx.downgrade(),
         gen,
         seq: 0,
@@ -371,6 +413,8 @@ mod tests {
             gen,
             seq,
             token: AckToken::V4(Box::new(p)),
+            received: crate::clock::monotonic().into_std(),
+            permit: None,
         }
     }
 

@@ -99,7 +99,7 @@ const DRAIN_WAIT: chrono::Duration = chrono::Duration::seconds(10);
 const CONNECT_WAIT: chrono::Duration = chrono::Duration::minutes(5);
 
 /// Inputs handled in one transaction at most.
-const MAX_BATCH: usize = 512;
+pub(crate) const MAX_BATCH: usize = 512;
 /// The core looks at the clock at least this often (a clock jump is noticed within it).
 const MAX_SLEEP: Duration = Duration::from_secs(1);
 
@@ -524,9 +524,18 @@ fn collect(rx: &Receiver<CoreEvent>, sleep: Duration) -> Arrived {
             },
         };
         match ev {
-            CoreEvent::Input(i) => a.inputs.push(i),
-            CoreEvent::Echo(sink, payload, token) => a.echoes.push((sink, payload, token)),
-            CoreEvent::Proof(p, token) => a.proofs.push((p, token)),
+            CoreEvent::Input(mut i) => {
+                i.token.taken();
+                a.inputs.push(i);
+            }
+            CoreEvent::Echo(sink, payload, mut token) => {
+                token.taken();
+                a.echoes.push((sink, payload, token));
+            }
+            CoreEvent::Proof(p, mut token) => {
+                token.taken();
+                a.proofs.push((p, token));
+            }
             CoreEvent::Connected => a.connected = true,
             CoreEvent::Link(l) => a.links.push(l),
             CoreEvent::Command(c) => a.cmds.push(c),
@@ -691,13 +700,14 @@ impl Loop {
         // gets a link by webhook or email and opens it at once finds the round on the page.
         let mut effects = Vec::new();
         let batch = std::mem::take(&mut self.held);
-        let first = batch.iter().filter_map(|i| i.arrived).min();
+        let mut t = Timing::start(batch.iter().map(|i| i.token.received()).min());
         if !batch.is_empty() {
             changed = true;
             let fx = core.ingest(batch, clock::now())?;
             self.summary.inputs(&fx);
             effects.push(fx);
         }
+        t.ingested(core.last_commit());
         let mut replies = Vec::new();
         for l in std::mem::take(&mut self.held_links) {
             let (fx, outcome) = core.link_ack(&l.region, &l.call_id, &l.person, clock::now())?;
@@ -718,11 +728,13 @@ impl Loop {
         changed |= !fx.notices.is_empty();
         effects.push(fx);
         // The page that answers a click reads the picture: publish it first.
+        t.ticked();
         sinks.show(core, self.live, changed);
+        t.shown();
         for fx in effects {
             sinks.apply(fx);
         }
-        timing(first, core.last_commit());
+        t.log();
         for (reply, outcome) in replies {
             let _ = reply.send(outcome);
         }
@@ -832,16 +844,57 @@ fn go_live(core: &Core, sinks: &Sinks, states: bool) -> anyhow::Result<bool> {
 }
 
 /// Where a batch's time went, for `scripts/bench-live.sh` (target `yingji::timing`,
-/// debug): from the first input's arrival off the network until its effects were handed
-/// to the sinks (`daemon_us`), and the journal commit within it (`commit_us`, the disk
-/// sync: the daemon's own share is the difference).
-fn timing(first_arrival: Option<crate::time::Ts>, commit: Duration) {
-    if let Some(t) = first_arrival {
-        let total = (clock::now() - t).num_microseconds().unwrap_or(i64::MAX);
+/// debug), on the monotonic clock from the first input's arrival off the network
+/// (`daemon_us`: until its effects were handed to the sinks): `wait_us` until the core
+/// took the batch up, `ingest_us` the handling with the journal commit (`commit_us`, the
+/// disk sync), `tick_us` links, commands and timers, `show_us` the console's picture,
+/// `apply_us` handing the effects to the sinks.
+struct Timing {
+    first: Option<std::time::Instant>,
+    marks: [std::time::Instant; 5],
+    commit: Duration,
+}
+
+impl Timing {
+    fn start(first: Option<std::time::Instant>) -> Timing {
+        let now = crate::clock::monotonic().into_std();
+        Timing {
+            first,
+            marks: [now; 5],
+            commit: Duration::ZERO,
+        }
+    }
+    fn mark(&mut self, i: usize) {
+        if self.first.is_some() {
+            self.marks[i] = crate::clock::monotonic().into_std();
+        }
+    }
+    fn ingested(&mut self, commit: Duration) {
+        self.commit = commit;
+        self.mark(1);
+    }
+    fn ticked(&mut self) {
+        self.mark(2);
+    }
+    fn shown(&mut self) {
+        self.mark(3);
+    }
+    fn log(mut self) {
+        self.mark(4);
+        let Some(first) = self.first else { return };
+        let m = self.marks;
+        let us = |a: std::time::Instant, b: std::time::Instant| {
+            b.saturating_duration_since(a).as_micros() as u64
+        };
         tracing::debug!(
             target: "yingji::timing",
-            daemon_us = total,
-            commit_us = commit.as_micros() as u64,
+            daemon_us = us(first, m[4]),
+            wait_us = us(first, m[0]),
+            ingest_us = us(m[0], m[1]),
+            commit_us = self.commit.as_micros() as u64,
+            tick_us = us(m[1], m[2]),
+            show_us = us(m[2], m[3]),
+            apply_us = us(m[3], m[4]),
             "batch handled"
         );
     }
