@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{SevereWeather, MET_BUREAU};
-use crate::engine::Cx;
 use crate::input::{Color, Hazard, WeatherObs};
 use crate::notice::{Kind, Notice, Plan};
+use crate::plans::cx::Cx;
 use crate::time::{at_secs, fmt_ts};
 
 const CLAUSE: &str = "中国气象局令第16号 气象灾害预警信号发布与传播办法 附件 (PLANS.md §4)";
