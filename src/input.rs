@@ -240,7 +240,9 @@ pub struct ProvinceNotice {
     pub reference: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+/// A weather hazard. Serialized as its code (`"rainstorm"`, …; the severe-weather plan keys
+/// its snapshot maps by it). Ordered by that code, not by declaration (see the `Ord` impl).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Hazard {
     Rainstorm,
@@ -248,6 +250,22 @@ pub enum Hazard {
     ThunderstormGale,
     /// Accepted and ignored by the plans.
     Other(String),
+}
+
+/// Hazards order as their codes do (`blizzard` < `rainstorm` < `thunderstorm_gale`): the
+/// severe-weather plan's maps keyed by hazard iterate in this order, and it must stay the
+/// string order they had when they were keyed by the code, so that the engine snapshot and
+/// the order of notices at one instant (PLANS.md §4) do not change.
+impl Ord for Hazard {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl PartialOrd for Hazard {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
 }
 
 impl Hazard {

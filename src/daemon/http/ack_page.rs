@@ -22,7 +22,6 @@ use crate::clock;
 use crate::daemon::core::LinkOutcome;
 use crate::daemon::metrics::{self, METRICS};
 use crate::daemon::{CoreEvent, LinkAck};
-use crate::input::Hazard;
 use crate::plans::severe_weather::{warning_zh, Round};
 
 /// How long a click waits for the core (it may be recovering or draining echoes).
@@ -127,7 +126,7 @@ fn who(round: Option<&Round>, person: &str) -> String {
 fn what(round: &Round) -> String {
     format!(
         "{}第{}轮叫应",
-        warning_zh(&Hazard::parse(&round.hazard), round.color),
+        warning_zh(&round.hazard, round.color),
         round.number
     )
 }

@@ -31,7 +31,6 @@ use super::AppState;
 use crate::daemon::metrics::{self, METRICS};
 use crate::daemon::store::Store;
 use crate::daemon::{render, ConsoleCmd, CoreEvent};
-use crate::input::Hazard;
 use crate::notice::{Kind, Notice, Plan};
 use crate::plans::authority::{decider, role_zh};
 use crate::plans::severe_weather::{hazard_zh, warning_zh, RoundStatus};
@@ -322,7 +321,7 @@ pub async fn calls(
             @let round = &r.round;
             div.card {
                 h2 {
-                    (region_zh(&app, &r.region)) " · " (warning_zh(&Hazard::parse(&round.hazard), round.color)) " 第" (round.number) "轮"
+                    (region_zh(&app, &r.region)) " · " (warning_zh(&round.hazard, round.color)) " 第" (round.number) "轮"
                     @match round.status {
                         RoundStatus::Current => { span.bad { "（进行中）" } }
                         RoundStatus::Superseded => { span.muted { "（已被升级取代）" } }

@@ -13,10 +13,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::register::{Entry, EntryKind};
-use super::tracks::hazard_zh;
 use super::{SevereWeather, Timer, DOC, MET_BUREAU};
 use crate::config::{Config, Contact};
-use crate::input::{Color, Warning};
+use crate::input::{Color, Hazard, Warning};
 use crate::levels::Tier;
 use crate::notice::{Kind, Notice, Plan};
 use crate::plans::cx::Cx;
@@ -76,7 +75,8 @@ pub struct Round {
     pub call_id: String,
     pub warning_id: String,
     pub number: u32,
-    pub hazard: String,
+    /// Serialized as its code, as when it was a string.
+    pub hazard: Hazard,
     /// The colour the round started with (its `level` for ever).
     pub color: Color,
     pub extreme: bool,
@@ -171,7 +171,7 @@ fn tier_text(tier: Tier, round: &Round) -> String {
         Tier::C => format!(
             "{}直通式报告:当前出现极端{}天气,影响严重、情况紧急。{}{started}防范建议:统筹组织做好防灾避险工作。{ask}",
             tier.caller_zh(),
-            hazard_zh(&round.hazard),
+            round.hazard.name_zh(),
             round.content
         ),
     }
@@ -183,7 +183,7 @@ impl SevereWeather {
     pub(super) fn plan_round(
         &self,
         cx: &Cx,
-        hz: &str,
+        hz: &Hazard,
         w: &Warning,
         color: Color,
         extreme: bool,
@@ -212,7 +212,7 @@ impl SevereWeather {
         let content = format!(
             "{MET_BUREAU}于{}发布{}{}预警(编号 {}){}。",
             crate::time::time_zh(w.ts),
-            hazard_zh(hz),
+            hz.name_zh(),
             color.name_zh(),
             w.id,
             w.text
@@ -224,7 +224,7 @@ impl SevereWeather {
             call_id: format!("{}/{number}", w.id),
             warning_id: w.id.clone(),
             number,
-            hazard: hz.to_string(),
+            hazard: hz.clone(),
             color,
             extreme,
             tiers,
@@ -258,7 +258,7 @@ impl SevereWeather {
     }
 
     /// Ends the track's current round: cancels its pending calls (attempts and unreached).
-    pub(super) fn end_current_round(&mut self, cx: &mut Cx, hz: &str, status: RoundStatus) {
+    pub(super) fn end_current_round(&mut self, cx: &mut Cx, hz: &Hazard, status: RoundStatus) {
         let Some(id) = self.tracks.get_mut(hz).and_then(|t| t.round.take()) else {
             return;
         };
@@ -349,7 +349,7 @@ fn call_notice(
 ) -> Notice {
     let mut n = Notice::new(
         Plan::SevereWeather,
-        &round.hazard,
+        round.hazard.as_str(),
         kind,
         round.color.as_str(),
     );

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, RegionConfig};
-use crate::input::{Command, Input};
+use crate::input::{Command, Hazard, Input};
 use crate::plans::cx::Cx;
 
 mod calls;
@@ -56,8 +56,10 @@ pub struct SevereWeather {
     /// The region's id (for the register's CSV).
     #[serde(default)]
     pub region: String,
-    /// Hazard (`rainstorm`, `blizzard`, `thunderstorm_gale`) -> its track.
-    pub tracks: BTreeMap<String, tracks::Track>,
+    /// Hazard -> its track (never `Hazard::Other`, which the plan ignores). Serialized keyed
+    /// by the hazard's code; iterated in the codes' string order (`Hazard`'s `Ord`), as when
+    /// the key was the code itself.
+    pub tracks: BTreeMap<Hazard, tracks::Track>,
     /// Every round ever started, by `call_id`.
     pub rounds: BTreeMap<String, Round>,
     /// Rounds started per warning id (rounds are numbered 1, 2, … per warning id).

@@ -88,7 +88,7 @@ pub fn to_csv(s: &SevereWeather, event: &str) -> Option<String> {
             event.to_string(),
             e.call_id.clone(),
             r.number.to_string(),
-            r.hazard.clone(),
+            r.hazard.as_str().to_string(),
             r.color.as_str().to_string(),
             e.person.clone(),
             name.to_string(),

@@ -8,9 +8,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::tracks::hazard_zh;
 use super::{SevereWeather, MET_BUREAU};
-use crate::input::{Color, WeatherObs};
+use crate::input::{Color, Hazard, WeatherObs};
 use crate::notice::{Kind, Notice, Plan};
 use crate::plans::cx::Cx;
 use crate::time::{at_secs, fmt_ts};
@@ -32,13 +31,14 @@ pub struct Hour {
 pub struct Suggestions {
     /// station -> hour stamp (Unix seconds) -> reading.
     pub obs: BTreeMap<String, BTreeMap<i64, Hour>>,
-    /// station -> hazard -> colour recorded (only when suggested).
-    pub recorded: BTreeMap<String, BTreeMap<String, Color>>,
+    /// station -> hazard -> colour recorded (only when suggested). Serialized keyed by the
+    /// hazard's code, in the codes' string order (`Hazard`'s `Ord`).
+    pub recorded: BTreeMap<String, BTreeMap<Hazard, Color>>,
 }
 
 /// A rule of CMA Order No. 16 on a sum over `hours` hours.
 struct Rule {
-    hazard: &'static str,
+    hazard: Hazard,
     hours: i64,
     /// (colour, threshold in micrometres), highest first.
     levels: &'static [(Color, i64)],
@@ -46,12 +46,12 @@ struct Rule {
 
 const RULES: [Rule; 2] = [
     Rule {
-        hazard: "rainstorm",
+        hazard: Hazard::Rainstorm,
         hours: 3,
         levels: &[(Color::Red, 100_000), (Color::Orange, 50_000)],
     },
     Rule {
-        hazard: "blizzard",
+        hazard: Hazard::Blizzard,
         hours: 6,
         levels: &[(Color::Red, 15_000)],
     },
@@ -59,7 +59,7 @@ const RULES: [Rule; 2] = [
 
 impl Rule {
     fn value(&self, h: &Hour) -> i64 {
-        if self.hazard == "rainstorm" {
+        if self.hazard == Hazard::Rainstorm {
             h.rain_um
         } else {
             h.snow_um
@@ -143,13 +143,13 @@ impl SevereWeather {
             .suggest
             .recorded
             .get(station)
-            .and_then(|m| m.get(rule.hazard))
+            .and_then(|m| m.get(&rule.hazard))
             .copied();
         match reached {
             Some((c, th)) if Some(c) > rec => {
                 let active = self
                     .tracks
-                    .get(rule.hazard)
+                    .get(&rule.hazard)
                     .and_then(|tr| tr.highest_active());
                 if matches!(active, Some(a) if a >= c) {
                     return;
@@ -159,13 +159,13 @@ impl SevereWeather {
                     .range(from + 1..=t)
                     .map(|(s, h)| (*s, rule.value(h)))
                     .collect();
-                self.record_suggested(station, rule.hazard, Some(c));
+                self.record_suggested(station, &rule.hazard, Some(c));
                 let n = suggestion(rule, station, c, th, sum, &listed, from, t, active);
                 cx.emit(n);
             }
             // The record drops to the colour the sum still reaches (possibly none).
             _ if reached.map(|r| r.0) < rec => {
-                self.record_suggested(station, rule.hazard, reached.map(|r| r.0))
+                self.record_suggested(station, &rule.hazard, reached.map(|r| r.0))
             }
             _ => {}
         }
@@ -173,15 +173,15 @@ impl SevereWeather {
 
     /// Sets (or clears) the colour recorded for a station and hazard; a station with no
     /// record left is dropped.
-    fn record_suggested(&mut self, station: &str, hazard: &str, c: Option<Color>) {
+    fn record_suggested(&mut self, station: &str, hazard: &Hazard, c: Option<Color>) {
         let recorded = &mut self.suggest.recorded;
         match c {
             Some(c) => match recorded.get_mut(station) {
                 Some(records) => {
-                    records.insert(hazard.to_string(), c);
+                    records.insert(hazard.clone(), c);
                 }
                 None => {
-                    let records = BTreeMap::from([(hazard.to_string(), c)]);
+                    let records = BTreeMap::from([(hazard.clone(), c)]);
                     recorded.insert(station.to_string(), records);
                 }
             },
@@ -209,7 +209,7 @@ fn suggestion(
     t: i64,
     active: Option<Color>,
 ) -> Notice {
-    let what = if rule.hazard == "rainstorm" {
+    let what = if rule.hazard == Hazard::Rainstorm {
         "降雨量"
     } else {
         "降雪量(雪水当量)"
@@ -220,9 +220,9 @@ fn suggestion(
         rule.hours,
         mm(sum),
         mm(th),
-        hazard_zh(rule.hazard),
+        rule.hazard.name_zh(),
         c.name_zh(),
-        hazard_zh(rule.hazard),
+        rule.hazard.name_zh(),
         c.name_zh(),
     );
     let hours: BTreeMap<String, f64> = window
@@ -231,7 +231,7 @@ fn suggestion(
         .collect();
     Notice::new(
         Plan::SevereWeather,
-        rule.hazard,
+        rule.hazard.as_str(),
         Kind::Suggestion,
         c.as_str(),
     )

@@ -471,6 +471,31 @@ fn two_hazards_are_independent() {
     );
 }
 
+/// Tracks keyed by `Hazard` keep the snapshot of string keys: the codes as keys, in the
+/// codes' order (blizzard before rainstorm, though `Rainstorm` is declared first), and a
+/// snapshot round-trips. What would break: a derived `Ord` on `Hazard` (declaration order)
+/// would put rainstorm first and change the snapshot and the order of notices at one
+/// instant (PLANS.md §4).
+#[test]
+fn hazard_keys_keep_string_order_and_form() {
+    let mut r = Run::new(CFG);
+    r.warn("10:00:00", "rs", "rainstorm", Some("orange"), "issue");
+    r.warn("10:00:00", "bz", "blizzard", Some("red"), "issue");
+    r.take();
+    let w = &r.e.state().regions[0].weather;
+    let keys: Vec<&str> = w.tracks.keys().map(input::Hazard::as_str).collect();
+    assert_eq!(keys, ["blizzard", "rainstorm"]);
+    let json = serde_json::to_string(w).unwrap();
+    let (b, rs) = (
+        json.find("\"blizzard\":{").unwrap(),
+        json.find("\"rainstorm\":{").unwrap(),
+    );
+    assert!(b < rs, "{json}");
+    assert!(json.contains("\"hazard\":\"rainstorm\""), "{json}");
+    let back: super::SevereWeather = serde_json::from_str(&json).unwrap();
+    assert_eq!(serde_json::to_string(&back).unwrap(), json);
+}
+
 /// The register survives a snapshot, and a restored engine makes the same notices.
 #[test]
 fn snapshot_restore_mid_round_and_csv() {
@@ -709,7 +734,7 @@ fn huge_readings_do_not_overflow_the_sum() {
     assert!(r.take().is_empty()); // red already recorded at 10:00, still red
     let w = &r.e.state().regions[0].weather;
     assert_eq!(
-        w.suggest.recorded["S1"]["rainstorm"],
+        w.suggest.recorded["S1"][&input::Hazard::Rainstorm],
         crate::input::Color::Red
     );
 }

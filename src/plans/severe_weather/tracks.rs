@@ -58,7 +58,8 @@ pub fn triggers(hazard: &Hazard, c: Color) -> bool {
     }
 }
 
-/// Chinese name of a hazard code ([`Hazard::name_zh`]).
+/// Chinese name of a hazard code ([`Hazard::name_zh`]), for a notice's `track` read back
+/// by the shell (the console); the plan itself holds [`Hazard`]s.
 pub fn hazard_zh(h: &str) -> &'static str {
     Hazard::parse(h).name_zh()
 }
@@ -68,21 +69,24 @@ pub fn warning_zh(h: &Hazard, c: Color) -> String {
     format!("{}{}预警", h.name_zh(), c.name_zh())
 }
 
-/// The clause of §二 that names this hazard's trigger.
-pub fn trigger_clause(h: &str) -> String {
-    let n = match h {
-        "rainstorm" => "1",
-        "blizzard" => "2",
-        _ => "3",
-    };
-    format!("{DOC} §二.{n}")
+/// The clause of §二 that names this hazard's trigger (an other hazard never triggers, see
+/// [`triggers`]: it names §二 as a whole).
+pub fn trigger_clause(h: &Hazard) -> String {
+    match h {
+        Hazard::Rainstorm => format!("{DOC} §二.1"),
+        Hazard::Blizzard => format!("{DOC} §二.2"),
+        Hazard::ThunderstormGale => format!("{DOC} §二.3"),
+        Hazard::Other(_) => format!("{DOC} §二"),
+    }
 }
 
-fn trigger_zh(h: &str) -> &'static str {
+/// The trigger of §二 in the plan's words (empty for an other hazard, which never triggers).
+fn trigger_zh(h: &Hazard) -> &'static str {
     match h {
-        "rainstorm" => "暴雨橙色及以上预警",
-        "blizzard" => "暴雪红色预警",
-        _ => "雷暴大风红色预警",
+        Hazard::Rainstorm => "暴雨橙色及以上预警",
+        Hazard::Blizzard => "暴雪红色预警",
+        Hazard::ThunderstormGale => "雷暴大风红色预警",
+        Hazard::Other(_) => "",
     }
 }
 
@@ -97,7 +101,7 @@ impl SevereWeather {
         if matches!(w.hazard, Hazard::Other(_)) {
             return;
         }
-        let hz = w.hazard.as_str().to_string();
+        let hz = &w.hazard;
         let track = self.tracks.entry(hz.clone()).or_default();
         match (w.action, w.color) {
             (WarningAction::Lift, _) => {
@@ -125,10 +129,10 @@ impl SevereWeather {
         }
         track.level = new;
         match (old, new) {
-            (None, Some(c)) => self.start_move(cx, &hz, w, Kind::Activate, None, c),
-            (Some(o), Some(c)) if c > o => self.start_move(cx, &hz, w, Kind::Escalate, Some(o), c),
-            (Some(o), Some(c)) => self.downgrade(cx, &hz, w, o, c),
-            (Some(o), None) => self.terminate(cx, &hz, w, o),
+            (None, Some(c)) => self.start_move(cx, hz, w, Kind::Activate, None, c),
+            (Some(o), Some(c)) if c > o => self.start_move(cx, hz, w, Kind::Escalate, Some(o), c),
+            (Some(o), Some(c)) => self.downgrade(cx, hz, w, o, c),
+            (Some(o), None) => self.terminate(cx, hz, w, o),
             (None, None) => {}
         }
     }
@@ -137,7 +141,7 @@ impl SevereWeather {
     fn start_move(
         &mut self,
         cx: &mut Cx,
-        hz: &str,
+        hz: &Hazard,
         w: &Warning,
         kind: Kind,
         old: Option<Color>,
@@ -147,11 +151,7 @@ impl SevereWeather {
             // PLANS.md §3 "Upgrade": the old round's pending calls are cancelled.
             self.end_current_round(cx, hz, super::RoundStatus::Superseded);
         } else {
-            self.tracks
-                .entry(hz.to_string())
-                .or_default()
-                .episode
-                .clear();
+            self.tracks.entry(hz.clone()).or_default().episode.clear();
         }
         let extreme = self.is_extreme(cx, hz, w, color);
         let plan = self.plan_round(cx, hz, w, color, extreme);
@@ -167,7 +167,7 @@ impl SevereWeather {
             "{MET_BUREAU}于{}发布{}{}预警(编号 {}),达到叫应服务启动标准({}),{verb};\
              叫应{}共{}人(第{}轮叫应)",
             crate::time::time_zh(w.ts),
-            hazard_zh(hz),
+            hz.name_zh(),
             color.name_zh(),
             w.id,
             trigger_zh(hz),
@@ -180,13 +180,13 @@ impl SevereWeather {
         } else {
             trigger_clause(hz)
         };
-        let n = Notice::new(Plan::SevereWeather, hz, kind, color.as_str())
+        let n = Notice::new(Plan::SevereWeather, hz.as_str(), kind, color.as_str())
             .previous(level_str(old))
             .clause(clause)
             .authority(MET_BUREAU)
             .reason(reason)
             .evidence(json!({
-                "warning_id": w.id, "action": action_str(w.action), "hazard": hz,
+                "warning_id": w.id, "action": action_str(w.action), "hazard": hz.as_str(),
                 "color": color.as_str(), "warning_ts": fmt_ts(w.ts), "extreme": extreme,
                 "warning_extreme": w.extreme, "call_id": plan.call_id, "tiers": plan.tiers,
             }))
@@ -196,20 +196,20 @@ impl SevereWeather {
     }
 
     /// §三.3: a warning marked extreme, or (local default) a red rainstorm.
-    fn is_extreme(&self, cx: &Cx, hz: &str, w: &Warning, color: Color) -> bool {
+    fn is_extreme(&self, cx: &Cx, hz: &Hazard, w: &Warning, color: Color) -> bool {
         w.extreme
-            || (hz == "rainstorm"
+            || (*hz == Hazard::Rainstorm
                 && color == Color::Red
                 && cx.cfg.weather_call.red_rainstorm_is_extreme)
     }
 
     /// A downgrade that still triggers: notified to those already called; calls go on.
-    fn downgrade(&mut self, cx: &mut Cx, hz: &str, w: &Warning, old: Color, new: Color) {
+    fn downgrade(&mut self, cx: &mut Cx, hz: &Hazard, w: &Warning, old: Color, new: Color) {
         let called = self.called_in_episode(hz);
         let reason = format!(
             "{}预警由{}降为{}(编号 {} {}),仍达到叫应服务启动标准({}),叫应服务继续,\
              通报已叫应对象 {} 人",
-            hazard_zh(hz),
+            hz.name_zh(),
             old.name_zh(),
             new.name_zh(),
             w.id,
@@ -217,36 +217,41 @@ impl SevereWeather {
             trigger_zh(hz),
             called.len()
         );
-        let n = Notice::new(Plan::SevereWeather, hz, Kind::Downgrade, new.as_str())
-            .previous(old.as_str())
-            .clause(trigger_clause(hz))
-            .authority(MET_BUREAU)
-            .reason(reason)
-            .evidence(self.move_evidence(hz, w))
-            .recipients(called);
+        let n = Notice::new(
+            Plan::SevereWeather,
+            hz.as_str(),
+            Kind::Downgrade,
+            new.as_str(),
+        )
+        .previous(old.as_str())
+        .clause(trigger_clause(hz))
+        .authority(MET_BUREAU)
+        .reason(reason)
+        .evidence(self.move_evidence(hz, w))
+        .recipients(called);
         cx.emit(n);
     }
 
     /// A lift or a downgrade below the triggers: terminate, cancel every pending call.
-    fn terminate(&mut self, cx: &mut Cx, hz: &str, w: &Warning, old: Color) {
+    fn terminate(&mut self, cx: &mut Cx, hz: &Hazard, w: &Warning, old: Color) {
         let called = self.called_in_episode(hz);
         let now_level = self.tracks[hz].highest_active();
         let reason = format!(
             "{}预警{}(编号 {}),{},叫应服务结束,未完成的叫应全部取消",
-            hazard_zh(hz),
+            hz.name_zh(),
             action_zh(w.action),
             w.id,
             match now_level {
                 Some(c) => format!(
                     "现有{}{}预警,低于叫应服务启动标准({})",
-                    hazard_zh(hz),
+                    hz.name_zh(),
                     c.name_zh(),
                     trigger_zh(hz)
                 ),
-                None => format!("现已无{}预警", hazard_zh(hz)),
+                None => format!("现已无{}预警", hz.name_zh()),
             },
         );
-        let n = Notice::new(Plan::SevereWeather, hz, Kind::Terminate, "none")
+        let n = Notice::new(Plan::SevereWeather, hz.as_str(), Kind::Terminate, "none")
             .previous(old.as_str())
             .clause(trigger_clause(hz))
             .authority(MET_BUREAU)
@@ -257,7 +262,7 @@ impl SevereWeather {
         self.end_current_round(cx, hz, super::RoundStatus::Closed);
     }
 
-    fn move_evidence(&self, hz: &str, w: &Warning) -> serde_json::Value {
+    fn move_evidence(&self, hz: &Hazard, w: &Warning) -> serde_json::Value {
         let t = &self.tracks[hz];
         let active: BTreeMap<&String, &str> = t
             .warnings
@@ -265,14 +270,14 @@ impl SevereWeather {
             .map(|(id, a)| (id, a.color.as_str()))
             .collect();
         json!({
-            "warning_id": w.id, "action": action_str(w.action), "hazard": hz,
+            "warning_id": w.id, "action": action_str(w.action), "hazard": hz.as_str(),
             "color": w.color.map(Color::as_str), "warning_ts": fmt_ts(w.ts),
             "active_warnings": active, "call_id": t.round,
         })
     }
 
     /// Persons called in the rounds since activation, in call order, once each.
-    fn called_in_episode(&self, hz: &str) -> Vec<String> {
+    fn called_in_episode(&self, hz: &Hazard) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         for id in &self.tracks[hz].episode {
             for p in &self.rounds[id].persons {
