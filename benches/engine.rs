@@ -5,6 +5,8 @@
 //!
 //! `cargo bench --bench engine` (add `-- parse` etc. to filter).
 
+#![warn(clippy::too_many_lines)]
+
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;

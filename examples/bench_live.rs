@@ -9,6 +9,7 @@
 //! `fill` ends with a `manual L2` command, so the L2 notice that `await` sees marks the end
 //! of the drain: the daemon handles its input in order.
 
+#![warn(clippy::too_many_lines)]
 // A benchmark measures wall-clock time; it is a client of the daemon, not part of the core
 // that clippy.toml keeps off the clock.
 #![allow(clippy::disallowed_methods)]

@@ -4,6 +4,8 @@
 //!
 //!     cargo run --release --example parse_baseline -- FILE.jsonl
 
+#![warn(clippy::too_many_lines)]
+
 use std::io::{BufRead, BufReader};
 
 fn main() -> std::io::Result<()> {

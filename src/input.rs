@@ -944,23 +944,7 @@ fn parse_cmd(cfg: &Config, o: &Obj) -> Result<Command, Bad> {
 /// `report` (PLANS.md §5.2): what can be checked without the plans' state. Whether the
 /// plan has a deadline series running is checked by the plan.
 fn parse_report(cfg: &Config, o: &Obj) -> Result<UnitReport, Bad> {
-    use crate::notice::Plan;
-    let plan_s = o.req_str("plan")?;
-    let plan = match Plan::parse(plan_s) {
-        Some(p @ (Plan::CoalSupply | Plan::HeavyPollution)) => p,
-        Some(Plan::SevereWeather) => {
-            return Err((
-                RejectionClass::BadValue,
-                "severe_weather has no report-back deadlines; units report on coal_supply or heavy_pollution".into(),
-            ))
-        }
-        None => {
-            return Err((
-                RejectionClass::BadValue,
-                format!("plan must be coal_supply or heavy_pollution, got {plan_s:?}"),
-            ))
-        }
-    };
+    let plan = report_plan(o)?;
     let name = o.req_str("unit")?;
     let unit = cfg.unit(name.trim()).ok_or_else(|| {
         (
@@ -1014,6 +998,24 @@ fn parse_report(cfg: &Config, o: &Obj) -> Result<UnitReport, Bad> {
         enterprises,
         cut_pct,
     })
+}
+
+/// The plan a `report` is on (PLANS.md §5.2): only coal supply and heavy pollution set
+/// report-back deadlines.
+fn report_plan(o: &Obj) -> Result<crate::notice::Plan, Bad> {
+    use crate::notice::Plan;
+    let plan_s = o.req_str("plan")?;
+    match Plan::parse(plan_s) {
+        Some(p @ (Plan::CoalSupply | Plan::HeavyPollution)) => Ok(p),
+        Some(Plan::SevereWeather) => Err((
+            RejectionClass::BadValue,
+            "severe_weather has no report-back deadlines; units report on coal_supply or heavy_pollution".into(),
+        )),
+        None => Err((
+            RejectionClass::BadValue,
+            format!("plan must be coal_supply or heavy_pollution, got {plan_s:?}"),
+        )),
+    }
 }
 
 /// `primary`: a pollutant name, a list of them, or null/absent.

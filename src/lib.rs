@@ -1,6 +1,8 @@
 //! yingji (应急): Shuozhou's emergency plans as a deterministic engine, with a replay
 //! tool and a daemon around it. See README.md and docs/interface.md for the interface.
 
+#![warn(clippy::too_many_lines)]
+
 pub mod aqi;
 pub mod check;
 pub mod clock;

@@ -1,6 +1,8 @@
 //! The `yingji` command line: parses arguments and calls into the library. Exit codes:
 //! 0 success, 1 a check or comparison failed, 2 bad usage, config or scenario.
 
+#![warn(clippy::too_many_lines)]
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1,10 +1,11 @@
 //! Time in the core: instants are `chrono::DateTime<FixedOffset>` normalised to
 //! China Standard Time (UTC+8, Asia/Shanghai has had no DST since 1991), so that
-//! "a day" and "an hour stamp" are computed in the plans' own zone (PLANS.md preamble).
+//! "a day" and "an hour stamp" are computed in the plans' own zone (PLANS.md preamble);
+//! and times and dates as a duty officer reads them (`time_zh`: 12月1日8时05分).
 //!
 //! Nothing here reads a clock.
 
-use chrono::{DateTime, Duration, FixedOffset, NaiveDate, NaiveTime, TimeZone, Timelike};
+use chrono::{DateTime, Datelike, Duration, FixedOffset, NaiveDate, NaiveTime, TimeZone, Timelike};
 
 /// An instant, always carried with the +08:00 offset.
 pub type Ts = DateTime<FixedOffset>;
@@ -89,6 +90,23 @@ pub fn fmt_ts(t: Ts) -> String {
     }
 }
 
+/// A time as people read it: `12月1日8时05分`.
+pub fn time_zh(t: Ts) -> String {
+    let t = t.with_timezone(&cst());
+    format!(
+        "{}月{}日{}时{:02}分",
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute()
+    )
+}
+
+/// A date as people read it: `12月1日`.
+pub fn date_zh(d: NaiveDate) -> String {
+    format!("{}月{}日", d.month(), d.day())
+}
+
 /// Serde helper: serialise a `Ts` with [`fmt_ts`].
 pub mod serde_ts {
     use super::*;
@@ -139,5 +157,12 @@ mod tests {
     #[test]
     fn rejects_missing_offset() {
         assert!(parse_ts("2023-12-01T08:00:00").is_err());
+    }
+
+    #[test]
+    fn times_read_as_month_day_hour_minute() {
+        let t = parse_ts("2023-12-01T00:05:09Z").unwrap();
+        assert_eq!(time_zh(t), "12月1日8时05分");
+        assert_eq!(date_zh(local_date(t)), "12月1日");
     }
 }

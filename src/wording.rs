@@ -1,18 +1,16 @@
 //! The plans' own words for what a notice is: the level as each plan names it (coal
 //! 二级/一级预警 §4.2.1; pollution 黄色/橙色/红色预警, 臭氧重污染天气预警, 二氧化硫针对性管控
 //! §3.2; weather 暴雨红色预警 …), the report names (pollution 初报/日报/终报 §4.3, coal
-//! 首报/续报/终报 §5.1), hazards, and times as a duty officer reads them (12月1日8时05分).
+//! 首报/续报/终报 §5.1), and hazards (times as a duty officer reads them, 12月1日8时05分, are
+//! [`crate::time::time_zh`]).
 //!
 //! The notice's codes (`plan`, `track`, `level`) are parsed once into [`Said`]; renderers
 //! print what it says and never re-derive names from strings.
-
-use chrono::{Datelike, Timelike};
 
 use crate::input::{Color, Hazard};
 use crate::notice::{Kind, Notice, Plan};
 use crate::plans::coal_supply::Level as CoalLevel;
 use crate::plans::heavy_pollution::types::Lv;
-use crate::time::{cst, Ts};
 
 pub use crate::levels::Tier;
 
@@ -141,23 +139,6 @@ impl Said {
     }
 }
 
-/// A time as people read it: `12月1日8时05分`.
-pub fn time_zh(t: Ts) -> String {
-    let t = t.with_timezone(&cst());
-    format!(
-        "{}月{}日{}时{:02}分",
-        t.month(),
-        t.day(),
-        t.hour(),
-        t.minute()
-    )
-}
-
-/// A date as people read it: `12月1日`.
-pub fn date_zh(d: chrono::NaiveDate) -> String {
-    format!("{}月{}日", d.month(), d.day())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,11 +194,5 @@ mod tests {
         assert_eq!(s.level.response_zh(), Some("一级响应"));
         let s = n(Plan::HeavyPollution, "graded", Kind::Activate, "yellow");
         assert_eq!(s.level.response_zh(), Some("三级应急响应"));
-    }
-
-    #[test]
-    fn times_read_as_month_day_hour_minute() {
-        let t = crate::time::parse_ts("2023-12-01T00:05:09Z").unwrap();
-        assert_eq!(time_zh(t), "12月1日8时05分");
     }
 }

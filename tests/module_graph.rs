@@ -32,33 +32,12 @@ fn no_import_cycle_between_modules() {
         "found only {} source files under src/",
         files.len()
     );
-    let (known, new): (Vec<_>, Vec<_>) = components(&files)
-        .into_iter()
-        .partition(|(scc, _)| within_known(scc));
-    for (_, text) in &known {
-        eprintln!("known cycle, to break: {text}");
-    }
-    let new: Vec<String> = new.into_iter().map(|(_, text)| text).collect();
+    let found = cycles(&files);
     assert!(
-        new.is_empty(),
+        found.is_empty(),
         "import cycles between modules:\n{}",
-        new.join("\n")
+        found.join("\n")
     );
-}
-
-/// Cycles inside the engine's own modules that this test found when it was written, left to
-/// the changes that own those files (issue 10): each entry is the modules of one cycle; a
-/// cycle among a subset of them passes, any other fails. Remove an entry once it is broken.
-/// - `engine` ⇄ `plans`: the plans take `crate::engine::Cx`, the engine calls the plans
-///   (moving `Cx` next to the plans breaks it);
-/// - `plans` ⇄ `wording`: the plans write dates with `wording::time_zh`/`date_zh`, wording
-///   names the plans' levels;
-const KNOWN: &[&[&str]] = &[&["crate::engine", "crate::plans", "crate::wording"]];
-
-fn within_known(scc: &[Module]) -> bool {
-    KNOWN
-        .iter()
-        .any(|k| scc.iter().all(|m| k.contains(&name(m).as_str())))
 }
 
 #[test]

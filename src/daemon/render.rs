@@ -9,8 +9,8 @@ use crate::config::{Config, Contact, WebhookConfig, WebhookKind};
 use crate::daemon::ack::AckKey;
 use crate::input::Rejection;
 use crate::notice::{Kind, Notice, Plan};
-use crate::time::{fmt_ts, Ts};
-use crate::wording::{time_zh, Said};
+use crate::time::{fmt_ts, time_zh, Ts};
+use crate::wording::Said;
 
 /// Sink of the notice topic (JSON) and of the CAP topic.
 pub const SINK_NOTICE: &str = "mqtt:notice";

@@ -1,4 +1,5 @@
 use super::*;
+use crate::notice::Kind;
 use crate::plans::severe_weather;
 use crate::time::parse_ts;
 
@@ -71,15 +72,14 @@ fn ids_count_per_track_and_proposals_apart() {
     let mut timers = Timers::default();
     let mut ids = IdCounters::default();
     let mut out = Vec::new();
-    let mut cx = Cx {
-        now: t("2023-12-01T09:00:00+08:00"),
-        cfg: &cfg,
-        region: &cfg.regions[0],
-        region_idx: 0,
-        timers: &mut timers,
-        ids: &mut ids,
-        out: &mut out,
-    };
+    let mut cx = Cx::new(
+        t("2023-12-01T09:00:00+08:00"),
+        &cfg,
+        0,
+        &mut timers,
+        &mut ids,
+        &mut out,
+    );
     let a = cx.emit(Notice::new(
         Plan::HeavyPollution,
         "graded",

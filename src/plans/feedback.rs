@@ -8,9 +8,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::config::Config;
-use crate::engine::Cx;
 use crate::input::UnitReport;
 use crate::notice::{Notice, Plan};
+use crate::plans::cx::Cx;
 use crate::plans::PlanTimer;
 use crate::time::{fmt_ts, next_local_time, Ts};
 
@@ -188,9 +188,9 @@ pub fn deadline_due<T: Into<PlanTimer>>(
 pub fn overdue(n: Notice, (units, since): (Vec<String>, Ts), cx: &Cx, office_unit: &str) -> Notice {
     let reason = format!(
         "截至{},{}未报送{}以来的落实情况",
-        crate::wording::time_zh(cx.now),
+        crate::time::time_zh(cx.now),
         units.join("、"),
-        crate::wording::time_zh(since)
+        crate::time::time_zh(since)
     );
     let plan = n.plan;
     n.reason(reason)

@@ -9,6 +9,7 @@ use crate::notice::Kind;
 
 pub mod authority;
 pub mod coal_supply;
+pub mod cx;
 pub mod feed;
 pub mod feedback;
 pub mod heavy_pollution;

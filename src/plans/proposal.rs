@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use serde_json::json;
 
-use crate::engine::Cx;
 use crate::notice::{Kind, Notice};
+use crate::plans::cx::Cx;
 use crate::plans::PlanTimer;
 use crate::time::{fmt_ts, Ts};
 

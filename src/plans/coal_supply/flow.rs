@@ -7,9 +7,9 @@
 use chrono::NaiveDate;
 use serde_json::json;
 
-use crate::engine::Cx;
 use crate::input::{OutputReport, StockReport};
 use crate::notice::{Kind, Plan};
+use crate::plans::cx::Cx;
 use crate::plans::feed::{Clock, Period, Watched};
 use crate::plans::feedback;
 use crate::time::{fmt_ts, hours, next_local_time, Ts};
@@ -317,7 +317,7 @@ impl CoalSupply {
             .authority(text::COMMANDER)
             .reason(format!(
                 "决策提醒:{}提请指挥长决定的{}尚未决定,请指挥长决定",
-                crate::wording::time_zh(p.made),
+                crate::time::time_zh(p.made),
                 match p.decision.kind {
                     Kind::Terminate => "解除预警和响应".to_string(),
                     k => format!("{}至{}响应", k.name_zh(), p.decision.level.name_zh()),
@@ -449,7 +449,7 @@ impl CoalSupply {
     fn log_move(&mut self, cx: &Cx, kind: Kind, (from, to): (Level, Level), authority: &str) {
         self.log.push(format!(
             "{} {}{}({})",
-            crate::wording::time_zh(cx.now),
+            crate::time::time_zh(cx.now),
             kind.name_zh(),
             if kind == Kind::Terminate {
                 format!("{}响应", from.name_zh())
@@ -638,7 +638,7 @@ impl CoalSupply {
                 k => format!("决定{}{}响应", k.name_zh(), d.level.name_zh()),
             };
             self.log
-                .push(format!("{} {by}{what}", crate::wording::time_zh(cx.now)));
+                .push(format!("{} {by}{what}", crate::time::time_zh(cx.now)));
         }
         let end = End::Confirmed(by);
         self.approved = d.commander.then(|| id.to_string());
@@ -679,7 +679,7 @@ impl CoalSupply {
         if self.level != Level::None && !c.l2() {
             self.log.push(format!(
                 "{} 市能源局解除人工预警({reason}{})",
-                crate::wording::time_zh(cx.now),
+                crate::time::time_zh(cx.now),
                 if by.is_empty() {
                     String::new()
                 } else {
@@ -714,7 +714,7 @@ impl CoalSupply {
             .reason(format!(
                 "{}响应目标未达:{}全市煤炭日产量{}吨,低于{}吨",
                 self.level.name_zh(),
-                crate::wording::date_zh(r.date),
+                crate::time::date_zh(r.date),
                 r.output_t,
                 t
             ))
@@ -772,7 +772,7 @@ impl CoalSupply {
             .reason(format!(
                 "{}数据恢复报送(上次{})",
                 feed_zh(plant),
-                crate::wording::time_zh(last)
+                crate::time::time_zh(last)
             ))
             .evidence(watched(cx, plant).resumed_evidence(last, cx.now))
             .recipients(recipients(cx.cfg, &[]));
@@ -788,8 +788,8 @@ impl CoalSupply {
             .reason(format!(
                 "全市煤炭日产量缺报{}天({}至{}),连续天数计算中断",
                 skipped.len(),
-                crate::wording::date_zh(skipped[0]),
-                crate::wording::date_zh(skipped[skipped.len() - 1])
+                crate::time::date_zh(skipped[0]),
+                crate::time::date_zh(skipped[skipped.len() - 1])
             ))
             .evidence(json!({"feed": "coal/output", "date": r.date.to_string(),
                 "missing_dates": shown, "missing_count": skipped.len()}))
@@ -814,7 +814,7 @@ impl CoalSupply {
             .reason(format!(
                 "{}自{}起{}天未报送",
                 feed_zh(plant),
-                crate::wording::time_zh(last),
+                crate::time::time_zh(last),
                 gap_days(cx, plant)
             ))
             .evidence(w.gap_evidence(last))

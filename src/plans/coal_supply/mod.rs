@@ -16,8 +16,8 @@ pub mod text;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, RegionConfig};
-use crate::engine::Cx;
 use crate::input::{Command, Input, ManualLevel};
+use crate::plans::cx::Cx;
 use crate::plans::feedback;
 use crate::plans::proposal::Decisions;
 use crate::time::{hours, Ts};
@@ -188,7 +188,7 @@ impl CoalSupply {
         self.data.manual = Some(l);
         self.log.push(format!(
             "{} 市能源局人工发布{}预警({reason}{})",
-            crate::wording::time_zh(cx.now),
+            crate::time::time_zh(cx.now),
             l.name_zh(),
             if by.is_empty() {
                 String::new()

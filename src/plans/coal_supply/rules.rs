@@ -205,7 +205,7 @@ fn output_cond(d: &Data, cfg: &CoalConfig) -> Option<Cond> {
         rule: "output",
         text: format!(
             "全市煤炭日产量自{}起连续{}天低于年度每日保供量",
-            crate::wording::date_zh(first),
+            crate::time::date_zh(first),
             run.len()
         ),
         evidence: json!({"run_days": run.len(), "dates": dates}),
@@ -249,13 +249,13 @@ fn price_cond(d: &Data, cfg: &CoalConfig) -> Option<Cond> {
         (Level::None, _, _) | (_, None, _) | (_, _, None) => {
             format!(
                 "{}煤炭价格{p}元/吨,超出合理区间,出现异常波动",
-                crate::wording::date_zh(date)
+                crate::time::date_zh(date)
             )
         }
         (l, Some(p7), Some(c)) => format!(
             "{}煤炭价格{p}元/吨,较{}的{p7}元/吨变化{c:.1}%,出现{}",
-            crate::wording::date_zh(date),
-            crate::wording::date_zh(earlier),
+            crate::time::date_zh(date),
+            crate::time::date_zh(earlier),
             if l == Level::L1 {
                 "大幅波动"
             } else {

@@ -170,7 +170,7 @@ pub fn status_zh(d: &Data, cfg: &Config) -> String {
             .unwrap_or_else(|| "未配置".into());
         parts.push(format!(
             "全市煤炭日产量({}){}吨,年度每日保供量{q},连续{}天低于保供量",
-            crate::wording::date_zh(date),
+            crate::time::date_zh(date),
             d.outputs.get(&date).copied().unwrap_or_default(),
             rules::output_run(d, &cfg.coal).len()
         ));
@@ -178,7 +178,7 @@ pub fn status_zh(d: &Data, cfg: &Config) -> String {
     if let Some(date) = d.latest_price {
         parts.push(format!(
             "煤炭价格({}){}元/吨",
-            crate::wording::date_zh(date),
+            crate::time::date_zh(date),
             d.prices.get(&date).copied().unwrap_or_default()
         ));
     }
@@ -212,7 +212,7 @@ pub fn report(r: &Report, d: &Data, cfg: &Config) -> Notice {
         "【煤炭保供{}{}】时间:{};地点:{};信息来源:{source};资源供需现状:{};预警情况:{situation};影响范围:{scope};发展趋势:{};已经采取的措施:{}",
         r.level.name_zh(),
         r.kind.name_zh(),
-        crate::wording::time_zh(r.now),
+        crate::time::time_zh(r.now),
         r.place,
         status_zh(d, cfg),
         r.trend,
@@ -251,7 +251,7 @@ pub fn report(r: &Report, d: &Data, cfg: &Config) -> Notice {
             .map(|(p, s)| {
                 format!(
                     "{p}库存数据已逾期(最近报送于{})",
-                    crate::wording::time_zh(s.ts)
+                    crate::time::time_zh(s.ts)
                 )
             })
             .collect();

@@ -4,8 +4,8 @@
 use serde_json::{json, Value};
 
 use crate::config::Config;
-use crate::engine::Cx;
 use crate::notice::{Kind, Notice, Plan};
+use crate::plans::cx::Cx;
 use crate::time::{floor_hour, fmt_ts, next_local_time};
 
 use super::graded::lead_hours;
@@ -116,7 +116,7 @@ impl HeavyPollution {
         .authority(OFFICE)
         .reason(format!(
             "审批提醒:{}提交的审批({})尚未签发",
-            crate::wording::time_zh(p.made),
+            crate::time::time_zh(p.made),
             proposed_zh(&p.decision)
         ))
         .recipients(vec!["市人民政府".to_string()]);

@@ -241,7 +241,7 @@ pub fn decide_graded(
         // rule 3: lift (§3.5.2, §4.4.1); never while a province floor is in force
         let reason = format!(
             "{}起未来36小时空气质量均为优良(AQI<=100),且未来{}小时无预警条件,解除{},应急响应终止",
-            crate::wording::time_zh(ts_of(v.h0)),
+            crate::time::time_zh(ts_of(v.h0)),
             v.horizon,
             active.zh()
         );
@@ -282,8 +282,8 @@ fn rule_1_2(
         let (Some(first), true) = (o.first, o.highest >= Lv::Yellow) else {
             return None;
         };
-        let h0 = crate::wording::time_zh(ts_of(v.h0));
-        let first = crate::wording::time_zh(ts_of(first));
+        let h0 = crate::time::time_zh(ts_of(v.h0));
+        let first = crate::time::time_zh(ts_of(first));
         let sec = if province { "§3.3.2" } else { "§3.2.1 §3.4" };
         let reason = format!(
             "{h0}起未来{}小时内预测(监测)空气质量达到{}条件,预计{first}开始,按高级别启动{}",
@@ -293,7 +293,7 @@ fn rule_1_2(
         );
         return Some((Kind::Activate, o.highest, sec, reason));
     }
-    let h0 = crate::wording::time_zh(ts_of(v.h0));
+    let h0 = crate::time::time_zh(ts_of(v.h0));
     let sec = if province {
         "§3.3.2 §3.5.1"
     } else {
@@ -319,7 +319,7 @@ pub fn decide_ozone(v: &View, active: Lv, province: bool) -> Option<Decision> {
     if o.first.is_some() != (active == Lv::None) {
         return None;
     }
-    let h0 = crate::wording::time_zh(ts_of(v.h0));
+    let h0 = crate::time::time_zh(ts_of(v.h0));
     let mk = |kind, level, sections: &str, reason: String| Decision {
         kind,
         level,
@@ -340,7 +340,7 @@ pub fn decide_ozone(v: &View, active: Lv, province: bool) -> Option<Decision> {
         let reason = format!(
             "{h0}起未来{}小时内预测以臭氧为首要污染物的AQI日均值>200或>150持续48小时,预计{}开始,启动臭氧重污染天气预警",
             v.horizon,
-            crate::wording::time_zh(ts_of(first))
+            crate::time::time_zh(ts_of(first))
         );
         return Some(mk(Kind::Activate, Lv::Ozone, "§3.2.2 §3.4", reason));
     }

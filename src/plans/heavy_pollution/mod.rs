@@ -23,9 +23,9 @@ mod tests;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, RegionConfig};
-use crate::engine::Cx;
 use crate::input::{Command, Input, ProvinceAction, ProvinceNotice};
 use crate::notice::{Kind, Notice, Plan};
+use crate::plans::cx::Cx;
 use crate::time::{floor_hour, Ts};
 
 use crate::plans::feed::{Clock, Period};

@@ -108,7 +108,7 @@ pub fn first(track: TrackId, level: Lv, ep: &Episode, now: Ts, primary: &str) ->
     let mut n = report(track, Kind::ReportFirst, level).reason(format!(
         "初报:{}于{}发布,启动{},主要污染物{primary}",
         level.zh(),
-        crate::wording::time_zh(now),
+        crate::time::time_zh(now),
         level.response_zh()
     ));
     n.evidence = json!({"level": level.as_str(), "response": level.response(),
@@ -126,10 +126,10 @@ pub fn daily(track: TrackId, level: Lv, ep: &Episode, now: Ts) -> Notice {
         .collect();
     let mut n = report(track, Kind::ReportFollowup, level).reason(format!(
         "日报:截至{},{}持续中({}),自{}启动以来级别变化{}次,主要污染物{}",
-        crate::wording::time_zh(now),
+        crate::time::time_zh(now),
         level.zh(),
         level.response_zh(),
-        ep.start.map(crate::wording::time_zh).unwrap_or_default(),
+        ep.start.map(crate::time::time_zh).unwrap_or_default(),
         ep.segments.len().saturating_sub(1),
         ep.primary()
     ));
@@ -143,8 +143,8 @@ pub fn final_report(track: TrackId, ended: Lv, ep: &Episode, now: Ts) -> Notice 
     let mut n = report(track, Kind::ReportFinal, ended).reason(format!(
         "终报:{}于{}解除,应急响应终止(自{}启动),主要污染物{},详见应急响应统计表",
         ended.zh(),
-        crate::wording::time_zh(now),
-        ep.start.map(crate::wording::time_zh).unwrap_or_default(),
+        crate::time::time_zh(now),
+        ep.start.map(crate::time::time_zh).unwrap_or_default(),
         ep.primary()
     ));
     n.evidence = json!({"level": ended.as_str(), "statistics": ep.table(now)});
@@ -195,8 +195,8 @@ pub fn data_gap(feed: Feed, level: Lv, last: Ts, period_h: f64, now: Ts) -> Noti
     let mut n = gap_notice(Kind::DataGap, level).reason(format!(
         "{}自{}起已中断{period_h}小时(至{}),请核查监测预报数据传输",
         feed.zh(),
-        crate::wording::time_zh(last),
-        crate::wording::time_zh(now)
+        crate::time::time_zh(last),
+        crate::time::time_zh(now)
     ));
     n.evidence = feed.watched(period_h).gap_evidence(last);
     n
@@ -206,8 +206,8 @@ pub fn data_resumed(feed: Feed, level: Lv, last: Ts, period_h: f64, now: Ts) -> 
     let mut n = gap_notice(Kind::DataResumed, level).reason(format!(
         "{}已于{}恢复(上次收到{})",
         feed.zh(),
-        crate::wording::time_zh(now),
-        crate::wording::time_zh(last)
+        crate::time::time_zh(now),
+        crate::time::time_zh(last)
     ));
     n.evidence = feed.watched(period_h).resumed_evidence(last, now);
     n

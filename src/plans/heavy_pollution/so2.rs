@@ -48,14 +48,14 @@ pub fn decide_so2(v: &View, active: Lv) -> Option<Decision> {
             Lv::So2,
             format!(
                 "SO2小时浓度超过150微克/立方米(最高{max}微克/立方米,首个小时{}),采取二氧化硫针对性应急管控措施",
-                crate::wording::time_zh(ts_of(first))
+                crate::time::time_zh(ts_of(first))
             ),
             Some(first),
         )),
         (Lv::So2, None) => Some(mk(
             Kind::Terminate,
             Lv::None,
-            format!("{}前24小时至未来预测时段内SO2小时浓度均不超过150微克/立方米,结束二氧化硫针对性管控", crate::wording::time_zh(ts_of(v.h0))),
+            format!("{}前24小时至未来预测时段内SO2小时浓度均不超过150微克/立方米,结束二氧化硫针对性管控", crate::time::time_zh(ts_of(v.h0))),
             None,
         )),
         _ => None,

@@ -16,11 +16,11 @@ use super::register::{Entry, EntryKind};
 use super::tracks::hazard_zh;
 use super::{SevereWeather, Timer, DOC, MET_BUREAU};
 use crate::config::{Config, Contact};
-use crate::engine::Cx;
 use crate::input::{Color, Warning};
+use crate::levels::Tier;
 use crate::notice::{Kind, Notice, Plan};
+use crate::plans::cx::Cx;
 use crate::time::{fmt_ts, Ts};
-use crate::wording::Tier;
 
 /// A call channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -211,7 +211,7 @@ impl SevereWeather {
         // §三: the situation — the warning as issued, its text (雨情, trend, risk).
         let content = format!(
             "{MET_BUREAU}于{}发布{}{}预警(编号 {}){}。",
-            crate::wording::time_zh(w.ts),
+            crate::time::time_zh(w.ts),
             hazard_zh(hz),
             color.name_zh(),
             w.id,
@@ -381,7 +381,7 @@ fn attempt_words(cfg: &Config, round: &Round, p: &PersonCall, ch: Channel) -> (S
             format!(
                 "{}于{}叫应后未回应,第{}次叫应,通过{}继续叫应(第{}次电话叫应)",
                 who(cfg, &p.person),
-                crate::wording::time_zh(round.t0),
+                crate::time::time_zh(round.t0),
                 k,
                 ch.zh(),
                 k - 1
@@ -462,7 +462,7 @@ fn unreached(cx: &mut Cx, round: &mut Round, i: usize) -> Entry {
     let reason = format!(
         "{}自{}起经{}次叫应(最后一次为{})仍未回应,叫应未到位;通报{}",
         who(cx.cfg, &p.person),
-        crate::wording::time_zh(round.t0),
+        crate::time::time_zh(round.t0),
         p.attempts,
         ch.zh(),
         if to.is_empty() {

@@ -13,8 +13,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, RegionConfig};
-use crate::engine::Cx;
 use crate::input::{Command, Input};
+use crate::plans::cx::Cx;
 
 mod calls;
 mod register;

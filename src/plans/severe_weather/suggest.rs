@@ -10,9 +10,9 @@ use serde_json::json;
 
 use super::tracks::hazard_zh;
 use super::{SevereWeather, MET_BUREAU};
-use crate::engine::Cx;
 use crate::input::{Color, WeatherObs};
 use crate::notice::{Kind, Notice, Plan};
+use crate::plans::cx::Cx;
 use crate::time::{at_secs, fmt_ts};
 
 const CLAUSE: &str = "中国气象局令第16号 气象灾害预警信号发布与传播办法 附件 (PLANS.md §4)";

@@ -7,9 +7,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{SevereWeather, DOC, MET_BUREAU};
-use crate::engine::Cx;
 use crate::input::{Color, Hazard, Warning, WarningAction};
 use crate::notice::{Kind, Notice, Plan};
+use crate::plans::cx::Cx;
 use crate::time::fmt_ts;
 
 /// One active warning of a hazard, tracked by its id.
@@ -166,7 +166,7 @@ impl SevereWeather {
         let reason = format!(
             "{MET_BUREAU}于{}发布{}{}预警(编号 {}),达到叫应服务启动标准({}),{verb};\
              叫应{}共{}人(第{}轮叫应)",
-            crate::wording::time_zh(w.ts),
+            crate::time::time_zh(w.ts),
             hazard_zh(hz),
             color.name_zh(),
             w.id,
