@@ -15,6 +15,8 @@
 //! it did not, the echo is not trusted and the notice is sent again (a duplicate a
 //! consumer drops by id, never a loss).
 
+use std::collections::BTreeMap;
+
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -22,6 +24,97 @@ use crate::config::Config;
 use crate::daemon::render;
 use crate::daemon::store::Store;
 use crate::notice::Notice;
+use crate::time::Ts;
+
+/// How long a proof's message stays unacknowledged waiting for the echo it proves. The
+/// echo follows its proof within milliseconds; a proof whose echo never comes (its notice
+/// already delivered when the output connection re-sent it, an echo that does not match)
+/// must not hold back the input connection's acknowledgements, which go in arrival order.
+pub const PROOF_HOLD: chrono::Duration = chrono::Duration::seconds(10);
+/// Proofs waiting for their echo at most (all are let go when over).
+pub const MAX_PROOFS: usize = 100_000;
+
+/// Proofs seen and not yet used, each with the acknowledgements of the messages that
+/// carried it (`T`: the input connection's ack token).
+///
+/// A proof's message is acknowledged only once the echo it proves was handled (its
+/// delivery mark committed), or after [`PROOF_HOLD`]. Acknowledged at once, a SIGKILL
+/// between the proof and its echo lost the proof (the broker does not send an acked
+/// message again) while the echo came back after the restart: without its proof it
+/// confirmed nothing, and the notice was published a second time.
+#[derive(Debug)]
+pub struct Proofs<T> {
+    held: BTreeMap<String, Held<T>>,
+}
+
+#[derive(Debug)]
+struct Held<T> {
+    since: Ts,
+    tokens: Vec<T>,
+}
+
+impl<T> Default for Proofs<T> {
+    fn default() -> Self {
+        Proofs {
+            held: BTreeMap::new(),
+        }
+    }
+}
+
+impl<T> Proofs<T> {
+    /// A proof arrived at `now` (the same proof again: the notice was sent again). Returns
+    /// the tokens to acknowledge now: all of them when too many proofs wait.
+    pub fn see(&mut self, proof: String, token: T, now: Ts) -> Vec<T> {
+        let mut due = Vec::new();
+        if self.held.len() >= MAX_PROOFS && !self.held.contains_key(&proof) {
+            tracing::warn!("many proofs without their echo: all let go");
+            due = self.release_all();
+        }
+        let h = self.held.entry(proof).or_insert_with(|| Held {
+            since: now,
+            tokens: Vec::new(),
+        });
+        h.tokens.push(token);
+        due
+    }
+
+    /// Uses a proof for its echo: the tokens of the messages that carried it (to
+    /// acknowledge once the echo's delivery mark committed), `None` when it was not seen.
+    pub fn take(&mut self, proof: &str) -> Option<Vec<T>> {
+        self.held.remove(proof).map(|h| h.tokens)
+    }
+
+    /// The tokens of proofs held since [`PROOF_HOLD`] before `now` (or after `now`: the
+    /// clock went back), which stop waiting for their echo.
+    pub fn expire(&mut self, now: Ts) -> Vec<T> {
+        let old = |h: &Held<T>| now - h.since >= PROOF_HOLD || h.since > now;
+        if !self.held.values().any(old) {
+            return Vec::new();
+        }
+        let (gone, kept) = std::mem::take(&mut self.held)
+            .into_iter()
+            .partition(|(_, h)| old(h));
+        self.held = kept;
+        let gone: BTreeMap<String, Held<T>> = gone;
+        tracing::debug!(proofs = gone.len(), "proofs without their echo let go");
+        gone.into_values().flat_map(|h| h.tokens).collect()
+    }
+
+    fn release_all(&mut self) -> Vec<T> {
+        std::mem::take(&mut self.held)
+            .into_values()
+            .flat_map(|h| h.tokens)
+            .collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.held.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.held.is_empty()
+    }
+}
 
 /// Store `meta` key of this instance's echo key.
 const META_KEY: &str = "echo_key";

@@ -97,8 +97,6 @@ const DRAIN_WAIT: chrono::Duration = chrono::Duration::seconds(10);
 /// Without any connection to the broker for this long after start, the core goes live
 /// anyway (timers fire; emails and webhooks go), and says so.
 const CONNECT_WAIT: chrono::Duration = chrono::Duration::minutes(5);
-/// Proofs kept waiting for their echo at most (older ones are dropped when over).
-const MAX_PROOFS: usize = 100_000;
 
 /// Inputs handled in one transaction at most.
 const MAX_BATCH: usize = 512;
@@ -552,30 +550,20 @@ fn collect(rx: &Receiver<CoreEvent>, sleep: Duration) -> Arrived {
     a
 }
 
-/// Marks the deliveries the echoes prove (echo.rs), then acks them and the proofs.
+/// Marks the deliveries the echoes prove (echo.rs), then acks them and their proofs
+/// (a proof waits for its echo, at most `echo::PROOF_HOLD`).
 fn confirm_echoes(
     core: &mut Core,
     sinks: &Sinks,
-    proven: &mut std::collections::BTreeSet<String>,
+    proofs: &mut echo::Proofs<InToken>,
     a: &mut Arrived,
 ) -> anyhow::Result<()> {
-    let mut acks = Vec::new();
-    for (p, token) in std::mem::take(&mut a.proofs) {
-        if proven.len() >= MAX_PROOFS {
-            tracing::warn!("many proofs without their echo: the oldest dropped");
-            proven.clear();
-        }
-        proven.insert(String::from_utf8_lossy(&p).into_owned());
-        acks.push(token);
-    }
+    let arrived = std::mem::take(&mut a.proofs);
     let echoes = std::mem::take(&mut a.echoes);
-    let mut fx = if echoes.is_empty() {
-        Effects::default()
-    } else {
-        core.confirm(echoes, &sinks.echo_key, proven, clock::now())?
-    };
-    fx.acks.extend(acks);
-    sinks.apply(fx);
+    let fx = core.confirm(arrived, echoes, &sinks.echo_key, proofs, clock::now())?;
+    if !fx.acks.is_empty() {
+        sinks.apply(fx);
+    }
     Ok(())
 }
 
@@ -598,7 +586,7 @@ fn core_loop(mut core: Core, rx: Receiver<CoreEvent>, sinks: Sinks) -> anyhow::R
         if a.connected && l.drain_until.is_none() {
             l.drain_until = Some(clock::now() + DRAIN_WAIT);
         }
-        confirm_echoes(&mut core, &sinks, &mut l.proven, &mut a)?;
+        confirm_echoes(&mut core, &sinks, &mut l.proofs, &mut a)?;
         l.go_live_when_due(&core, &sinks, a.drained)?;
         l.held.append(&mut a.inputs);
         l.drain_step(&mut core, &sinks)?;
@@ -626,7 +614,8 @@ struct Loop {
     /// The echo wait counts from the first CONNACK (a broker started after yingji must
     /// not make it resend what the broker already has).
     drain_until: Option<Ts>,
-    proven: std::collections::BTreeSet<String>,
+    /// Proofs waiting for their echo (echo.rs).
+    proofs: echo::Proofs<InToken>,
     held: Vec<Incoming<InToken>>,
     held_links: Vec<LinkAck>,
     held_cmds: Vec<ConsoleCmd>,
@@ -643,7 +632,7 @@ impl Loop {
             live: false,
             started: now,
             drain_until: None,
-            proven: std::collections::BTreeSet::new(),
+            proofs: echo::Proofs::default(),
             held: Vec::new(),
             held_links: Vec::new(),
             held_cmds: Vec::new(),

@@ -232,10 +232,24 @@ impl State {
         let mut all: Vec<Item> = self.handed.drain(..).collect();
         all.extend(std::mem::take(&mut self.inflight).into_values());
         all.extend(self.waiting.drain(..));
-        // Drop what the broker already proved it has (our echo subscription saw it).
+        // Drop what the broker already proved it has (our echo subscription saw it), and
+        // the proof just before it (submit): a proof without its echo would hold the input
+        // session's acks for echo::PROOF_HOLD.
         let store = &self.store;
+        let delivered: std::collections::BTreeSet<u64> = all
+            .iter()
+            .filter(|i| match &i.out {
+                Out::Tracked { notice, sink } => {
+                    store.is_delivered(&notice.id, sink).unwrap_or(false)
+                }
+                Out::Plain { .. } => false,
+            })
+            .map(|i| i.order)
+            .collect();
+        let proof_topic = &self.proof_topic;
         all.retain(|i| match &i.out {
-            Out::Tracked { notice, sink } => !store.is_delivered(&notice.id, sink).unwrap_or(false),
+            Out::Tracked { .. } => !delivered.contains(&i.order),
+            Out::Plain { topic, .. } if topic == proof_topic => !delivered.contains(&(i.order + 1)),
             Out::Plain { qos1, .. } => *qos1,
         });
         all.sort_by_key(|i| i.order);

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::config::Config;
+use crate::daemon::echo::Proofs;
 use crate::daemon::health;
 use crate::daemon::render;
 use crate::daemon::store::{Outboxed, Store, Tx};
@@ -470,51 +471,78 @@ impl Core {
             .register_csv(event)
     }
 
-    /// Records deliveries proven by the broker routing our own publications back to us
-    /// (`(notice id, sink, token)`), in one transaction; the tokens are then acked.
+    /// Takes the proofs that arrived (`(proof, token)`) into `proofs` and records the
+    /// deliveries proven by the broker routing our own publications back to us
+    /// (`(sink, payload, token)`), in one transaction; then the echoes are acked, each
+    /// with the messages that carried its proof, and the proofs that waited too long for
+    /// their echo (echo.rs: a proof acked before its echo's mark committed is lost to a
+    /// SIGKILL, and the echo redelivered after the restart proves nothing).
     ///
     /// An echo is trusted only when it is byte-identical to what this daemon renders for
-    /// that notice and sink and `proven` holds its proof under `key` (see echo.rs);
+    /// that notice and sink and `proofs` holds its proof under `key` (see echo.rs);
     /// anything else is logged, counted and acked, and confirms nothing.
     pub fn confirm<T>(
         &mut self,
+        arrived: Vec<(Vec<u8>, T)>,
         echoes: Vec<(&'static str, Vec<u8>, T)>,
         key: &[u8],
-        proven: &mut std::collections::BTreeSet<String>,
+        proofs: &mut Proofs<T>,
         now: Ts,
     ) -> anyhow::Result<Effects<T>> {
         let mut fx = Effects::default();
+        for (p, token) in arrived {
+            fx.acks
+                .extend(proofs.see(String::from_utf8_lossy(&p).into_owned(), token, now));
+        }
         let mut marks = Vec::new();
         for (sink, payload, token) in echoes {
             fx.acks.push(token);
             let id = crate::daemon::echo::echo_id(sink, &payload);
-            let n = match &id {
-                Some(id) => self.store.notice(id)?,
-                None => None,
-            };
-            let trusted = n.is_some_and(|n| {
-                crate::daemon::echo::payload(&self.cfg, &self.store, &n, sink) == payload
-                    && proven.remove(&crate::daemon::echo::proof(key, sink, &n.id, &payload))
-            });
-            match (trusted, id) {
-                (true, Some(id)) => marks.push((id, sink)),
+            match (
+                self.proof_tokens(id.as_deref(), sink, &payload, key, proofs)?,
+                id,
+            ) {
+                (Some(tokens), Some(id)) => {
+                    tracing::debug!(%id, %sink, "echo with its proof: delivery confirmed");
+                    fx.acks.extend(tokens);
+                    marks.push((id, sink));
+                }
                 (_, id) => {
                     tracing::warn!(id = ?id, %sink, bytes = payload.len(), "echo not trusted (not what this daemon published, or without its proof): confirms nothing");
                     health::count("echo_untrusted");
                 }
             }
         }
-        if marks.is_empty() {
-            return Ok(fx);
+        if !marks.is_empty() {
+            // Delivery marks, like the sinks' (Store::open_sink): not synced on their own,
+            // so an echo does not make the next input wait for a disk sync; the next
+            // journal commit syncs them. (Committed, they survive a SIGKILL.)
+            self.store.set_synced(false)?;
+            let marked = mark_delivered(&mut self.store, marks, now);
+            self.store.set_synced(true)?;
+            marked?;
         }
-        // Delivery marks, like the sinks' (Store::open_sink): not synced on their own, so
-        // an echo does not make the next input wait for a disk sync; the next journal
-        // commit syncs them.
-        self.store.set_synced(false)?;
-        let marked = mark_delivered(&mut self.store, marks, now);
-        self.store.set_synced(true)?;
-        marked?;
+        fx.acks.extend(proofs.expire(now));
         Ok(fx)
+    }
+
+    /// When an echo of notice `id` to `sink` is what this daemon renders for it and its
+    /// proof was seen: the proof, used up, as the tokens of the messages that carried it.
+    fn proof_tokens<T>(
+        &self,
+        id: Option<&str>,
+        sink: &str,
+        payload: &[u8],
+        key: &[u8],
+        proofs: &mut Proofs<T>,
+    ) -> anyhow::Result<Option<Vec<T>>> {
+        let Some(n) = id.map(|id| self.store.notice(id)).transpose()?.flatten() else {
+            return Ok(None);
+        };
+        if crate::daemon::echo::payload(&self.cfg, &self.store, &n, sink) != payload {
+            return Ok(None);
+        }
+        Ok(proofs.take(&crate::daemon::echo::proof(key, sink, &n.id, payload)))
     }
 
     /// Fires the timers due by wall time `now`. A clock that went backwards is logged

@@ -215,15 +215,21 @@ phone = "+8613800000001"
 /// click is answered from the register without a journal row (issue 9 item 10, a
 /// thousand clicks were a thousand rows); an unknown call is refused. The journal replays
 /// to the same notices. Once the round is over, the link has expired: nothing journaled.
+/// A red rainstorm warning issued at `ts` (w1), handled at `t`.
+fn red_warning(core: &mut Core, ts: &str, t: Ts) -> Effects<u32> {
+    let warning = format!(
+        r#"{{"ts": "{ts}", "id": "w1", "hazard": "rainstorm", "action": "issue", "color": "red"}}"#
+    );
+    core.ingest(vec![msg("ers/shuozhou/weather/warning", &warning)], t)
+        .unwrap()
+}
+
 #[test]
 fn link_ack_goes_through_the_journal_and_says_what_the_engine_did() {
     let (_path, store) = tmp_store("link");
     let t = parse_ts("2023-07-01T10:00:00+08:00").unwrap();
     let mut core = Core::recover(call_cfg(), store, t).unwrap();
-    let warning = r#"{"ts": "2023-07-01T10:00:00+08:00", "id": "w1", "hazard": "rainstorm", "action": "issue", "color": "red"}"#;
-    let fx = core
-        .ingest(vec![msg("ers/shuozhou/weather/warning", warning)], t)
-        .unwrap();
+    let fx = red_warning(&mut core, "2023-07-01T10:00:00+08:00", t);
     let call = fx
         .notices
         .iter()
@@ -475,6 +481,97 @@ fn an_input_whose_handling_panics_is_refused_and_leaves_no_trace() {
     assert!(a.rejections.is_empty());
     assert_eq!(a.notices.len(), b.notices.len());
     assert_eq!(core.engine().snapshot(), clean.engine().snapshot());
+}
+
+/// Regression (SIGKILL e2e test, 1 run in 10): the proof of a notice was acked as soon as
+/// it was seen; killed before the notice's echo was handled, the restarted daemon got the
+/// echo again but not its proof, confirmed nothing and published the notice a second
+/// time. A proof's message is acked only with its echo, after the mark committed.
+#[test]
+fn a_proof_is_acked_only_once_the_echo_it_proves_is_marked() {
+    let (path, store) = tmp_store("proof");
+    let t = parse_ts("2024-07-10T02:00:00+08:00").unwrap();
+    let mut core = Core::recover(cfg(), store, t).unwrap();
+    let fx = red_warning(&mut core, "2024-07-10T01:59:00+08:00", t);
+    let n = Arc::clone(&fx.notices.first().expect("a red warning makes a notice").0);
+    let sink = render::SINK_NOTICE;
+    let key = b"echo key";
+    let payload = crate::daemon::echo::payload(&core.cfg, core.store(), &n, sink);
+    let proof = crate::daemon::echo::proof(key, sink, &n.id, &payload).into_bytes();
+    let mut proofs = Proofs::default();
+    // An echo without its proof confirms nothing (and is acked).
+    let fx = core
+        .confirm(
+            vec![],
+            vec![(sink, payload.clone(), 0)],
+            key,
+            &mut proofs,
+            t,
+        )
+        .unwrap();
+    assert_eq!(fx.acks, vec![0]);
+    assert!(!core.store().is_delivered(&n.id, sink).unwrap());
+    // The proof comes alone (its echo is in the next batch): not acked yet.
+    let fx = core
+        .confirm(vec![(proof.clone(), 1)], vec![], key, &mut proofs, t)
+        .unwrap();
+    assert!(
+        fx.acks.is_empty(),
+        "proof acked before its echo: {:?}",
+        fx.acks
+    );
+    assert!(!core.store().is_delivered(&n.id, sink).unwrap());
+    // Killed here, the broker sends both again: the restarted daemon confirms the echo.
+    drop(core);
+    let mut core = Core::recover(cfg(), Store::open(&path).unwrap(), t).unwrap();
+    let mut proofs = Proofs::default();
+    let fx = core
+        .confirm(
+            vec![(proof.clone(), 3)],
+            vec![(sink, payload.clone(), 4)],
+            key,
+            &mut proofs,
+            t,
+        )
+        .unwrap();
+    let mut acks = fx.acks;
+    acks.sort();
+    assert_eq!(acks, vec![3, 4], "the echo and its proof, once marked");
+    assert!(core.store().is_delivered(&n.id, sink).unwrap());
+    assert!(proofs.is_empty(), "the proof is used up");
+}
+
+/// A proof whose echo never comes does not hold the input connection's acks (which go in
+/// arrival order) for longer than `PROOF_HOLD`.
+#[test]
+fn a_proof_without_its_echo_is_acked_after_the_hold() {
+    let (_p, store) = tmp_store("proof-hold");
+    let t = parse_ts("2024-07-10T02:00:00+08:00").unwrap();
+    let mut core = Core::recover(cfg(), store, t).unwrap();
+    let mut proofs = Proofs::default();
+    let hold = crate::daemon::echo::PROOF_HOLD;
+    let fx = core
+        .confirm(vec![(b"ab".to_vec(), 1)], vec![], b"k", &mut proofs, t)
+        .unwrap();
+    assert!(fx.acks.is_empty());
+    let later = t + hold - chrono::Duration::seconds(1);
+    let fx = core
+        .confirm(vec![(b"cd".to_vec(), 2)], vec![], b"k", &mut proofs, later)
+        .unwrap();
+    assert!(fx.acks.is_empty(), "still waiting");
+    let fx: Effects<u32> = core
+        .confirm(vec![], vec![], b"k", &mut proofs, t + hold)
+        .unwrap();
+    assert_eq!(
+        fx.acks,
+        vec![1],
+        "the first proof let go, the second still waits"
+    );
+    let fx: Effects<u32> = core
+        .confirm(vec![], vec![], b"k", &mut proofs, later + hold)
+        .unwrap();
+    assert_eq!(fx.acks, vec![2]);
+    assert!(proofs.is_empty());
 }
 
 /// The engine is not copied before each input: after a panic it is rebuilt from the
