@@ -90,6 +90,10 @@ pub struct Config {
     /// status Exercise, every subject and message starts with 【演练】, nothing goes to a
     /// phone gateway.
     pub drill: bool,
+    /// Region id -> index in `regions`, built by [`Config::finish`] (one lookup per
+    /// message instead of a scan over every region).
+    #[serde(skip)]
+    region_ids: BTreeMap<String, usize>,
 }
 
 impl Default for Config {
@@ -113,6 +117,7 @@ impl Default for Config {
             webhooks: Vec::new(),
             operators: Vec::new(),
             drill: false,
+            region_ids: BTreeMap::new(),
         }
     }
 }
@@ -884,6 +889,7 @@ impl Config {
         }
         let errors = self.validate();
         if errors.is_empty() {
+            self.index_regions();
             Ok(self)
         } else {
             Err(errors)
@@ -1113,7 +1119,19 @@ impl Config {
 
     /// Index of region `id`.
     pub fn region_index(&self, id: &str) -> Option<usize> {
-        self.regions.iter().position(|r| r.id == id)
+        match self.region_ids.get(id) {
+            // `regions` is public: trust the index only where it still agrees.
+            Some(&i) if self.regions.get(i).is_some_and(|r| r.id == id) => Some(i),
+            _ => self.regions.iter().position(|r| r.id == id),
+        }
+    }
+
+    /// (Re)builds the region index; the first of a repeated id wins, as a scan would.
+    pub fn index_regions(&mut self) {
+        self.region_ids.clear();
+        for (i, r) in self.regions.iter().enumerate() {
+            self.region_ids.entry(r.id.clone()).or_insert(i);
+        }
     }
 
     /// The unit named `name` (its name or an alias).

@@ -277,12 +277,12 @@ fn rule_1_2(
     active: Lv,
     province: bool,
 ) -> Option<(Kind, Lv, &'static str, String)> {
-    let h0 = crate::time::time_zh(ts_of(v.h0));
     if active == Lv::None {
         // The first warned hour exists exactly when the outlook reaches a level.
         let (Some(first), true) = (o.first, o.highest >= Lv::Yellow) else {
             return None;
         };
+        let h0 = crate::time::time_zh(ts_of(v.h0));
         let first = crate::time::time_zh(ts_of(first));
         let sec = if province { "§3.3.2" } else { "§3.2.1 §3.4" };
         let reason = format!(
@@ -293,6 +293,7 @@ fn rule_1_2(
         );
         return Some((Kind::Activate, o.highest, sec, reason));
     }
+    let h0 = crate::time::time_zh(ts_of(v.h0));
     let sec = if province {
         "§3.3.2 §3.5.1"
     } else {
@@ -313,7 +314,11 @@ fn rule_1_2(
 /// `province`: evaluated at a province message (rule 6: such a move skips approval).
 pub fn decide_ozone(v: &View, active: Lv, province: bool) -> Option<Decision> {
     let o = ozone_outlook(v);
-    let ev = outlook_evidence(v, &o, None);
+    // Nothing to decide for most evaluations: wording and evidence only for a notice.
+    // (Activation needs a warned hour; while active, only its absence can terminate.)
+    if o.first.is_some() != (active == Lv::None) {
+        return None;
+    }
     let h0 = crate::time::time_zh(ts_of(v.h0));
     let mk = |kind, level, sections: &str, reason: String| Decision {
         kind,
@@ -321,7 +326,7 @@ pub fn decide_ozone(v: &View, active: Lv, province: bool) -> Option<Decision> {
         previous: active,
         clause: clause(sections),
         reason,
-        evidence: ev.clone(),
+        evidence: outlook_evidence(v, &o, None),
         expected_start: if kind == Kind::Activate {
             o.first
         } else {

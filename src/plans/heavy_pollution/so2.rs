@@ -22,22 +22,22 @@ fn hot_stamps(v: &View) -> Vec<(Stamp, f64)> {
 
 pub fn decide_so2(v: &View, active: Lv) -> Option<Decision> {
     let hot = hot_stamps(v);
-    let h0 = fmt_ts(ts_of(v.h0));
+    // Most evaluations change nothing: decide first, build the evidence (and its
+    // formatted times) only for a notice.
+    if matches!(
+        (active, hot.is_empty()),
+        (Lv::None, true) | (Lv::So2, false)
+    ) {
+        return None;
+    }
     let max = hot.iter().map(|&(_, x)| x).fold(f64::MIN, f64::max);
-    let evidence = json!({
-        "h0": h0,
-        "window": [fmt_ts(ts_of(v.h0 - 24)), fmt_ts(ts_of(v.h0 + v.horizon))],
-        "limit_ug_m3": SO2_LIMIT,
-        "hours_above": hot.iter().map(|&(s, x)| json!({"ts": fmt_ts(ts_of(s)), "so2_ug_m3": x}))
-            .collect::<Vec<_>>(),
-    });
     let mk = |kind, level, reason: String, start: Option<Stamp>| Decision {
         kind,
         level,
         previous: active,
         clause: clause("§3.2.3 §4.2.5"),
         reason,
-        evidence: evidence.clone(),
+        evidence: so2_evidence(v, &hot),
         expected_start: start,
         province: false,
         causes: Vec::new(),
@@ -60,4 +60,15 @@ pub fn decide_so2(v: &View, active: Lv) -> Option<Decision> {
         )),
         _ => None,
     }
+}
+
+/// Numbers behind an SO2 decision, for `evidence`.
+fn so2_evidence(v: &View, hot: &[(Stamp, f64)]) -> serde_json::Value {
+    json!({
+        "h0": fmt_ts(ts_of(v.h0)),
+        "window": [fmt_ts(ts_of(v.h0 - 24)), fmt_ts(ts_of(v.h0 + v.horizon))],
+        "limit_ug_m3": SO2_LIMIT,
+        "hours_above": hot.iter().map(|&(s, x)| json!({"ts": fmt_ts(ts_of(s)), "so2_ug_m3": x}))
+            .collect::<Vec<_>>(),
+    })
 }
