@@ -99,6 +99,15 @@ impl Engine {
         serde_json::to_vec(&self.state).expect("state serialises")
     }
 
+    /// What a command to `region` can change, as JSON: that region's plans, the timers
+    /// and the notice counters (a plan sees only its own region through `Cx`). Compared
+    /// before and after a command instead of the whole state, whose size grows with every
+    /// region's history.
+    fn command_scope(&self, region: usize) -> Vec<u8> {
+        let s = &self.state;
+        serde_json::to_vec(&(&s.timers, &s.ids, s.regions.get(region))).expect("state serialises")
+    }
+
     pub fn config(&self) -> &Arc<Config> {
         &self.cfg
     }
@@ -217,10 +226,11 @@ impl Engine {
     /// command the plan refuses without effect is known as such (not journaled).
     fn handle_command(&mut self, at: Ts, msg: &Message) -> Step {
         let mut notices = self.advance_to(at);
-        let before = self.snapshot();
+        let before = self.command_scope(msg.region);
         let step = self.handle(at, msg);
-        let unchanged =
-            step.rejection.is_some() && step.notices.is_empty() && before == self.snapshot();
+        let unchanged = step.rejection.is_some()
+            && step.notices.is_empty()
+            && before == self.command_scope(msg.region);
         notices.extend(step.notices);
         Step {
             notices,
