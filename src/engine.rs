@@ -156,6 +156,12 @@ impl Engine {
             }
         }
         while let Some((due, key)) = self.state.timers.pop_due(t) {
+            // The engine's time never goes back (a timer armed in the past would fire
+            // before notices already made; tests/simulation.rs checks it from outside).
+            debug_assert!(
+                self.state.now.map_or(true, |now| due >= now),
+                "timer {key:?} due before the engine's time"
+            );
             self.state.now = Some(due);
             self.fire(due, key, out);
         }
@@ -189,6 +195,16 @@ impl Engine {
     /// handled as [`Engine::handle`] does; one that does not only advances the clock to
     /// `at` and comes back as the rejection.
     pub fn ingest(&mut self, at: Ts, topic: &str, payload: &[u8]) -> Step {
+        let step = self.ingest_unchecked(at, topic, payload);
+        debug_assert!(
+            step.notices.windows(2).all(|w| w[0].at <= w[1].at)
+                && step.notices.iter().all(|n| Some(n.at) <= self.state.now),
+            "a step's notices are in time order and not after the engine's time"
+        );
+        step
+    }
+
+    fn ingest_unchecked(&mut self, at: Ts, topic: &str, payload: &[u8]) -> Step {
         let msg = match crate::input::parse(&self.cfg, topic, payload, at) {
             Ok(msg) => msg,
             Err(r) => {
