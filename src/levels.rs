@@ -138,16 +138,6 @@ pub enum Tier {
 }
 
 impl Tier {
-    /// `A`, `B` or `C`; anything else is never called (CONTRACT.md), read as C's wording
-    /// only by callers that already hold a called tier.
-    pub fn parse(s: &str) -> Option<Tier> {
-        match s {
-            "A" => Some(Tier::A),
-            "B" => Some(Tier::B),
-            "C" => Some(Tier::C),
-            _ => None,
-        }
-    }
     /// The letter, as config and the call register write it.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -33,7 +33,7 @@ use crate::daemon::store::Store;
 use crate::daemon::{render, ConsoleCmd, CoreEvent};
 use crate::notice::{Kind, Notice, Plan};
 use crate::plans::authority::{decider, role_zh};
-use crate::plans::severe_weather::{hazard_zh, warning_zh, RoundStatus};
+use crate::plans::severe_weather::{warning_zh, RoundStatus};
 use crate::time::Ts;
 use crate::wording::{Level, Said};
 
@@ -82,7 +82,7 @@ pub fn track_zh(track: &str) -> &'static str {
         "graded" => "分级预警",
         "ozone" => "臭氧",
         "so2" => "二氧化硫",
-        t => hazard_zh(t),
+        t => crate::input::Hazard::parse(t).name_zh(),
     }
 }
 

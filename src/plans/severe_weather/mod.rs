@@ -26,7 +26,7 @@ mod tests;
 
 pub use calls::{Channel, PersonCall, Round, RoundStatus};
 pub use register::{Entry, EntryKind};
-pub use tracks::{hazard_zh, warning_zh};
+pub use tracks::warning_zh;
 
 /// The plan's document, as cited in every `clause`.
 pub(crate) const DOC: &str = "朔政办函〔2023〕65号";

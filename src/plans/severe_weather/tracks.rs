@@ -58,12 +58,6 @@ pub fn triggers(hazard: &Hazard, c: Color) -> bool {
     }
 }
 
-/// Chinese name of a hazard code ([`Hazard::name_zh`]), for a notice's `track` read back
-/// by the shell (the console); the plan itself holds [`Hazard`]s.
-pub fn hazard_zh(h: &str) -> &'static str {
-    Hazard::parse(h).name_zh()
-}
-
 /// A warning as the call mechanism names it (65号 §二): 暴雨红色预警.
 pub fn warning_zh(h: &Hazard, c: Color) -> String {
     format!("{}{}预警", h.name_zh(), c.name_zh())
