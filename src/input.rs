@@ -701,10 +701,12 @@ fn parse_aqi(cfg: &Config, o: &Obj, at: Ts) -> Result<AqiObs, Bad> {
         })
     } else if any_conc {
         let std = cfg.pollution.aqi_standard;
-        let r = aqi::compute(&conc, std).ok_or((
-            RejectionClass::MissingField,
-            "no pollutant concentration to compute the AQI from".to_string(),
-        ))?;
+        let r = aqi::compute(&conc, std).ok_or_else(|| {
+            (
+                RejectionClass::MissingField,
+                "no pollutant concentration to compute the AQI from".to_string(),
+            )
+        })?;
         Ok(AqiObs {
             ts,
             aqi: f64::from(r.aqi),
@@ -878,10 +880,12 @@ fn parse_warning(o: &Obj, at: Ts) -> Result<Warning, Bad> {
         }
     };
     let color = match o.opt_str("color")? {
-        Some(c) => Some(Color::parse(c).ok_or((
-            RejectionClass::BadValue,
-            format!("color must be blue, yellow, orange or red, got {c:?}"),
-        ))?),
+        Some(c) => Some(Color::parse(c).ok_or_else(|| {
+            (
+                RejectionClass::BadValue,
+                format!("color must be blue, yellow, orange or red, got {c:?}"),
+            )
+        })?),
         None if action == WarningAction::Lift => None,
         None => return Err((RejectionClass::MissingField, "missing field: color".into())),
     };
@@ -1046,10 +1050,13 @@ fn pollutants(v: Option<&Json>, key: &str) -> Result<Vec<Pollutant>, Bad> {
                 v,
             ));
         };
-        Pollutant::parse(s).ok_or((
-            RejectionClass::BadValue,
-            format!("{key}: unknown pollutant {s:?} (PM2.5 PM10 O3 SO2 NO2 CO)"),
-        ))
+        // `ok_or_else`: the reason is formatted only for a refusal, not for every value.
+        Pollutant::parse(s).ok_or_else(|| {
+            (
+                RejectionClass::BadValue,
+                format!("{key}: unknown pollutant {s:?} (PM2.5 PM10 O3 SO2 NO2 CO)"),
+            )
+        })
     };
     match v {
         None | Some(Json::Null) => Ok(Vec::new()),
