@@ -43,6 +43,14 @@ pub struct Engine {
     pub(crate) fault: Option<String>,
 }
 
+/// See [`Engine::command_scope`].
+#[derive(PartialEq)]
+struct CommandScope {
+    timers: (u64, usize),
+    notices: u64,
+    region: Vec<u8>,
+}
+
 /// What one [`Engine::ingest`] (or [`Engine::handle`]) produced.
 #[derive(Debug, Clone, Default)]
 pub struct Step {
@@ -99,13 +107,18 @@ impl Engine {
         serde_json::to_vec(&self.state).expect("state serialises")
     }
 
-    /// What a command to `region` can change, as JSON: that region's plans, the timers
-    /// and the notice counters (a plan sees only its own region through `Cx`). Compared
-    /// before and after a command instead of the whole state, whose size grows with every
-    /// region's history.
-    fn command_scope(&self, region: usize) -> Vec<u8> {
+    /// What a command to `region` can change: that region's plans (as JSON), the timers
+    /// and the notice counters (a plan sees only its own region through `Cx`), the last
+    /// two by their versions (each changes whenever its table does). Compared before and
+    /// after a command instead of the whole state, whose size grows with every region's
+    /// history (serializing every region's timers was most of a command's cost).
+    fn command_scope(&self, region: usize) -> CommandScope {
         let s = &self.state;
-        serde_json::to_vec(&(&s.timers, &s.ids, s.regions.get(region))).expect("state serialises")
+        CommandScope {
+            timers: s.timers.version(),
+            notices: s.ids.total(),
+            region: serde_json::to_vec(&s.regions.get(region)).expect("state serialises"),
+        }
     }
 
     pub fn config(&self) -> &Arc<Config> {

@@ -103,6 +103,12 @@ impl Timers {
         self.queue.len()
     }
 
+    /// Changes whenever the table changes: every `arm` takes a new sequence number, and
+    /// `cancel` and `pop_due` only remove entries. (Cheaper to compare than the table.)
+    pub fn version(&self) -> (u64, usize) {
+        (self.seq, self.queue.len())
+    }
+
     pub fn is_empty(&self) -> bool {
         self.queue.is_empty()
     }
@@ -111,6 +117,14 @@ impl Timers {
 /// Notice counters per `{plan}/{region}/{track}`: (notices, proposals).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct IdCounters(BTreeMap<String, (u64, u64)>);
+
+impl IdCounters {
+    /// How many notices were numbered in all: counters only grow, so this changes
+    /// whenever they change.
+    pub fn total(&self) -> u64 {
+        self.0.values().map(|(n, p)| n + p).sum()
+    }
+}
 
 /// What a plan sees while it handles one input or timer: the time, the configuration,
 /// and ways to arm timers and emit notices.
