@@ -30,82 +30,64 @@ fn on_track(v: &View, s: Stamp, track: TrackId) -> bool {
     v.m(s).ozone() == (track == TrackId::Ozone)
 }
 
-/// Run lengths of "M(s) > X on the track" ending at each stamp of [h0-48, h0+H].
-struct Runs {
-    r150: Vec<u32>,
-    r200: Vec<u32>,
-    /// Index of the latest stamp with M > 300, at or before each stamp.
-    last300: Vec<Option<usize>>,
+/// Run lengths of "M(s) > X on the track" ending at one stamp.
+#[derive(Default)]
+struct Run {
+    r150: u32,
+    r200: u32,
+    /// Index (from h0-48) of the latest stamp with M > 300, at or before this one.
+    last300: Option<usize>,
 }
 
-fn runs(v: &View, track: TrackId) -> Runs {
-    let n = v.means.len();
-    let mut r = Runs {
-        r150: vec![0; n],
-        r200: vec![0; n],
-        last300: vec![None; n],
-    };
-    for j in 0..n {
-        let s = v.h0 - 48 + j as Stamp;
-        let m = v.m(s);
-        let on = on_track(v, s, track);
-        let prev = |x: &Vec<u32>| if j == 0 { 0 } else { x[j - 1] };
-        r.r150[j] = if on && m.above(150.0) {
-            prev(&r.r150) + 1
-        } else {
-            0
-        };
-        r.r200[j] = if on && m.above(200.0) {
-            prev(&r.r200) + 1
-        } else {
-            0
-        };
-        r.last300[j] = if on && m.above(300.0) {
-            Some(j)
-        } else if j > 0 {
-            r.last300[j - 1]
-        } else {
-            None
-        };
+/// One pass along [h0-48, h0+H]: the runs ending at each stamp of the horizon h0..=h0+H,
+/// handed to `f` with the stamp's index from h0-48.
+fn scan_runs(v: &View, track: TrackId, mut f: impl FnMut(usize, &Run)) {
+    let mut r = Run::default();
+    for j in 0..=(48 + v.horizon) as usize {
+        let m = v.m(v.h0 - 48 + j as Stamp);
+        let on = on_track(v, v.h0 - 48 + j as Stamp, track);
+        r.r150 = if on && m.above(150.0) { r.r150 + 1 } else { 0 };
+        r.r200 = if on && m.above(200.0) { r.r200 + 1 } else { 0 };
+        if on && m.above(300.0) {
+            r.last300 = Some(j);
+        }
+        if j >= 48 {
+            f(j, &r);
+        }
     }
-    r
 }
 
-/// C(X, N) at index j: the last N-23 means are above X.
-fn c(run: &[u32], j: usize, n: u32) -> bool {
-    run[j] > n - 24
+/// C(X, N) for a run of M > X: the last N-23 means are above X.
+fn c(run: u32, n: u32) -> bool {
+    run > n - 24
 }
 
 /// Level(h) without the floor, for each h of the horizon (§3.2.1 table).
 pub fn graded_levels(v: &View) -> Vec<Lv> {
-    let r = runs(v, TrackId::Graded);
-    v.horizon_stamps()
-        .map(|h| {
-            let j = (h - (v.h0 - 48)) as usize;
-            // red: C(200,72) and M(s) > 300 for some s in [h-48h, h] (§3.2.1(3), "且")
-            let red300 = r.last300[j].is_some_and(|k| k + 48 >= j);
-            if c(&r.r200, j, 72) && red300 {
-                Lv::Red
-            } else if c(&r.r200, j, 48) || c(&r.r150, j, 72) {
-                Lv::Orange // §3.2.1(2)
-            } else if c(&r.r200, j, 24) || c(&r.r150, j, 48) {
-                Lv::Yellow // §3.2.1(1)
-            } else {
-                Lv::None
-            }
-        })
-        .collect()
+    let mut out = Vec::with_capacity(v.horizon as usize + 1);
+    scan_runs(v, TrackId::Graded, |j, r| {
+        // red: C(200,72) and M(s) > 300 for some s in [h-48h, h] (§3.2.1(3), "且")
+        let red300 = r.last300.is_some_and(|k| k + 48 >= j);
+        out.push(if c(r.r200, 72) && red300 {
+            Lv::Red
+        } else if c(r.r200, 48) || c(r.r150, 72) {
+            Lv::Orange // §3.2.1(2)
+        } else if c(r.r200, 24) || c(r.r150, 48) {
+            Lv::Yellow // §3.2.1(1)
+        } else {
+            Lv::None
+        });
+    });
+    out
 }
 
 /// The ozone condition C(200,24) or C(150,48) on the ozone track (§3.2.2).
 pub fn ozone_flags(v: &View) -> Vec<bool> {
-    let r = runs(v, TrackId::Ozone);
-    v.horizon_stamps()
-        .map(|h| {
-            let j = (h - (v.h0 - 48)) as usize;
-            c(&r.r200, j, 24) || c(&r.r150, j, 48)
-        })
-        .collect()
+    let mut out = Vec::with_capacity(v.horizon as usize + 1);
+    scan_runs(v, TrackId::Ozone, |_, r| {
+        out.push(c(r.r200, 24) || c(r.r150, 48));
+    });
+    out
 }
 
 /// What the horizon shows for a track.

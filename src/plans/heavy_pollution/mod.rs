@@ -33,7 +33,7 @@ use crate::plans::feedback::{self, Cursor};
 use crate::plans::proposal::Decisions;
 use graded::Floor;
 use reports::{Episode, Feed};
-use series::{stamp_of, Series, View};
+use series::{stamp_of, Series};
 use types::{Decision, Lv, TrackId};
 
 /// Timers of this plan.
@@ -330,7 +330,12 @@ impl HeavyPollution {
     fn evaluate(&mut self, cx: &mut Cx, province: bool, resumed: Option<(Feed, Ts)>) {
         let h0 = stamp_of(floor_hour(cx.now));
         self.series.prune(h0);
-        let view = View::new(&self.series, h0, i64::from(cx.cfg.pollution.horizon_hours));
+        // The view of the previous message, brought up to date (series.rs), given back
+        // at the end.
+        let cache = self
+            .series
+            .take_view(h0, i64::from(cx.cfg.pollution.horizon_hours));
+        let view = cache.view(h0);
         for t in [TrackId::Graded, TrackId::Ozone] {
             if let Some(ep) = self.track(t).episode.as_mut() {
                 ep.observe(&view, t);
@@ -354,6 +359,7 @@ impl HeavyPollution {
             ));
         }
         self.flush(cx, out);
+        self.series.put_back(cache);
     }
 
     /// Emits buffered notices; a proposal's id becomes its track's pending id.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use chrono::Duration;
 use serde_json::{json, Value};
 
-use super::series::{stamp_of, Series, View};
+use super::series::{stamp_of, Series, Stamp, View};
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::input::{self, Input};
@@ -807,5 +807,128 @@ fn embedded_measures_parse() {
     use super::types::Lv;
     for lv in [Lv::Yellow, Lv::Orange, Lv::Red] {
         assert!(!super::measures::for_level(&cfg, lv).is_empty(), "{lv:?}");
+    }
+}
+
+/// A small deterministic generator for the randomised test below (xorshift64).
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+    /// Mostly whole AQI values; one in eight has tenths, so sums would round.
+    fn aqi(&mut self) -> f64 {
+        if self.below(8) == 0 {
+            self.below(5000) as f64 * 0.1
+        } else {
+            self.below(500) as f64
+        }
+    }
+    fn primary(&mut self) -> Vec<crate::aqi::Pollutant> {
+        let all = crate::aqi::Pollutant::ALL;
+        (0..self.below(3))
+            .map(|_| all[self.below(all.len() as u64) as usize])
+            .collect()
+    }
+}
+
+impl Rng {
+    /// One observation (now and then of a dust or fireworks hour) of one of the last six
+    /// hours, or a forecast of up to 100 hours from about h0, issued up to 2 hours ago.
+    fn write(&mut self, s: &mut Series, h0: Stamp) {
+        use crate::time::at_secs;
+        if self.below(5) > 0 {
+            let cause = match self.below(15) {
+                0 => Some(input::Cause::Dust),
+                1 => Some(input::Cause::Fireworks),
+                _ => None,
+            };
+            s.add_obs(&input::AqiObs {
+                ts: at_secs((h0 - self.below(6) as i64) * 3600),
+                aqi: self.aqi(),
+                primary: self.primary(),
+                so2_ug_m3: Some(self.below(300) as f64),
+                cause,
+                iaqi: None,
+            });
+        } else {
+            let from = h0 - 2 + self.below(4) as i64;
+            let hours = (from..from + self.below(100) as i64)
+                .map(|st| input::ForecastHour {
+                    ts: at_secs(st * 3600),
+                    aqi: self.aqi(),
+                    aqi_low: None,
+                    primary: self.primary(),
+                    so2_ug_m3: (self.below(2) == 0).then_some(160.0),
+                })
+                .collect();
+            s.add_forecast(&input::Forecast {
+                issued: at_secs((h0 - self.below(3) as i64) * 3600),
+                daily: false,
+                hours,
+                ignored_hours: 0,
+            });
+        }
+    }
+}
+
+/// The same S and M, mean by mean (a sum of no value may differ in its sign of zero).
+fn assert_same_view(v: &View, fresh: &View) {
+    let h0 = v.h0;
+    assert_eq!(v.hours, fresh.hours, "S at h0 = {h0}");
+    assert_eq!(v.means.len(), fresh.means.len());
+    for (j, (a, b)) in v.means.iter().zip(fresh.means.iter()).enumerate() {
+        let same_sum = a.sum.to_bits() == b.sum.to_bits() || a.count == 0;
+        assert!(
+            same_sum && a.count == b.count,
+            "M({j}) at h0 = {h0}: {a:?} {b:?}"
+        );
+        assert_eq!(
+            (a.primary, a.fireworks, a.dust),
+            (b.primary, b.fireworks, b.dust),
+            "M({j}) at h0 = {h0}"
+        );
+    }
+}
+
+/// The view kept across messages (series.rs `ViewCache`) equals the view built afresh
+/// (`View::new`), hour by hour and mean by mean, on random series: whole and fractional
+/// AQI, dust and fireworks hours, observations replacing observations, forecasts
+/// replacing (or, issued earlier, not replacing) forecasts, h0 moving on by 0 to 3 hours
+/// or jumping, a view not given back, a cloned series, and bursts of writes between two
+/// views.
+#[test]
+fn the_cached_view_is_the_fresh_view() {
+    let mut r = Rng(0x9E37_79B9_7F4A_7C15);
+    for horizon in [72, 24, 120] {
+        let mut s = Series::default();
+        let mut h0 = stamp_of(t("2023-12-01T00:00:00+08:00"));
+        for _ in 0..2500 {
+            h0 += match r.below(40) {
+                0 => 60 + r.below(200) as i64,
+                1..=9 => 0,
+                10..=12 => 2 + r.below(2) as i64,
+                _ => 1,
+            };
+            let writes = if r.below(400) == 0 { 1100 } else { 1 };
+            for _ in 0..writes {
+                r.write(&mut s, h0);
+            }
+            s.prune(h0);
+            let cache = s.take_view(h0, horizon);
+            assert_same_view(&cache.view(h0), &View::new(&s, h0, horizon));
+            match r.below(50) {
+                0 => {} // not given back: built afresh next time
+                1 => {
+                    s.put_back(cache);
+                    s = s.clone();
+                }
+                _ => s.put_back(cache),
+            }
+        }
     }
 }
