@@ -208,7 +208,19 @@ impl Engine {
     /// handled as [`Engine::handle`] does; one that does not only advances the clock to
     /// `at` and comes back as the rejection.
     pub fn ingest(&mut self, at: Ts, topic: &str, payload: &[u8]) -> Step {
-        let step = self.ingest_unchecked(at, topic, payload);
+        let parsed = crate::input::parse(&self.cfg, topic, payload, at);
+        self.ingest_checked(at, topic, parsed)
+    }
+
+    /// [`Engine::ingest`] for a payload already parsed (a replay parses it with its
+    /// scenario line): the same step as for its bytes.
+    pub fn ingest_parsed(&mut self, at: Ts, topic: &str, payload: &crate::input::Parsed) -> Step {
+        let parsed = crate::input::parse_parsed(&self.cfg, topic, payload, at);
+        self.ingest_checked(at, topic, parsed)
+    }
+
+    fn ingest_checked(&mut self, at: Ts, topic: &str, parsed: Result<Message, Rejection>) -> Step {
+        let step = self.ingest_unchecked(at, topic, parsed);
         debug_assert!(
             step.notices.windows(2).all(|w| w[0].at <= w[1].at)
                 && step.notices.iter().all(|n| Some(n.at) <= self.state.now),
@@ -217,8 +229,13 @@ impl Engine {
         step
     }
 
-    fn ingest_unchecked(&mut self, at: Ts, topic: &str, payload: &[u8]) -> Step {
-        let msg = match crate::input::parse(&self.cfg, topic, payload, at) {
+    fn ingest_unchecked(
+        &mut self,
+        at: Ts,
+        #[cfg_attr(not(test), allow(unused_variables))] topic: &str,
+        parsed: Result<Message, Rejection>,
+    ) -> Step {
+        let msg = match parsed {
             Ok(msg) => msg,
             Err(r) => {
                 return Step {

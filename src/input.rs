@@ -2,6 +2,7 @@
 //! understands (CONTRACT.md "Input topics", "Commands" and the rejection rules).
 //! Parsing never touches engine state: a rejected message changes nothing.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use chrono::{Duration, NaiveDate};
@@ -447,6 +448,67 @@ impl Input {
 
 /// Parses one message that arrived at `at`.
 pub fn parse(cfg: &Config, topic: &str, payload: &[u8], at: Ts) -> Result<Message, Rejection> {
+    parse_with(cfg, topic, at, |max| {
+        parse_json(payload, max).map(Cow::Owned)
+    })
+}
+
+/// A payload that is a JSON object, parsed where it was read (a replay parses it inside
+/// its scenario line's own parse) the way [`parse`] parses payload bytes: the same tree,
+/// a repeated key refused. Anything else (not an object, a repeated key, bad JSON) does
+/// not deserialize into it: that payload goes to [`parse`] as bytes, which says why.
+pub struct Parsed<'a> {
+    object: json::Object<'a>,
+    /// At least the length of the payload's bytes.
+    bound: usize,
+}
+
+impl<'a> Parsed<'a> {
+    /// `bound`: at least the length of the payload's bytes (the scenario line's length),
+    /// for `limits.max_payload_bytes`.
+    pub fn with_bound(mut self, bound: usize) -> Self {
+        self.bound = bound;
+        self
+    }
+}
+
+impl<'de> Deserialize<'de> for Parsed<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Json::deserialize(d)? {
+            Json::Object(object) => Ok(Parsed {
+                object,
+                bound: usize::MAX,
+            }),
+            _ => Err(serde::de::Error::custom("payload is not a JSON object")),
+        }
+    }
+}
+
+/// [`parse`] for a payload already parsed: the same message or rejection as [`parse`]
+/// gives for its bytes. A payload whose bound is over `limits.max_payload_bytes` is
+/// refused as too large (its bytes would tell by how much: pass them to [`parse`]).
+pub fn parse_parsed(
+    cfg: &Config,
+    topic: &str,
+    payload: &Parsed,
+    at: Ts,
+) -> Result<Message, Rejection> {
+    parse_with(cfg, topic, at, |max| {
+        if payload.bound > max {
+            return Err(too_large(payload.bound, max));
+        }
+        Ok(Cow::Borrowed(&payload.object))
+    })
+}
+
+/// The steps of [`parse`] in their order (topic, region, feed, payload, fields, age);
+/// `payload` gives the JSON object given `limits.max_payload_bytes`.
+fn parse_with<'p>(
+    cfg: &Config,
+    topic: &str,
+    at: Ts,
+    payload: impl FnOnce(usize) -> Result<Cow<'p, json::Object<'p>>, Bad>,
+) -> Result<Message, Rejection> {
     let reject = |region: Option<&str>, class, reason| Rejection {
         topic: topic.to_string(),
         region: region.map(str::to_string),
@@ -462,7 +524,7 @@ pub fn parse(cfg: &Config, topic: &str, payload: &[u8], at: Ts) -> Result<Messag
             format!("unknown feed {suffix:?}"),
         ))
     })?;
-    let json = parse_json(payload, cfg.limits.max_payload_bytes).map_err(rj)?;
+    let json = payload(cfg.limits.max_payload_bytes).map_err(rj)?;
     let input = parse_payload(cfg, feed, &Obj(&json), at).map_err(rj)?;
     check_age(cfg, feed, &input, at).map_err(rj)?;
     Ok(Message { region, input })
@@ -493,13 +555,7 @@ fn route_topic<'t>(cfg: &Config, topic: &'t str) -> Result<(usize, &'t str, &'t 
 /// The payload as one JSON object, parsed once; a repeated key at any depth is refused.
 fn parse_json(payload: &[u8], max_bytes: usize) -> Result<json::Object<'_>, Bad> {
     if payload.len() > max_bytes {
-        return Err((
-            RejectionClass::TooLarge,
-            format!(
-                "payload of {} bytes is over max_payload_bytes = {max_bytes}",
-                payload.len()
-            ),
-        ));
+        return Err(too_large(payload.len(), max_bytes));
     }
     match serde_json::from_slice::<Json>(payload) {
         Ok(Json::Object(o)) => Ok(o),
@@ -513,6 +569,13 @@ fn parse_json(payload: &[u8], max_bytes: usize) -> Result<json::Object<'_>, Bad>
             Ok(_) => (RejectionClass::DuplicateKey, e.to_string()),
         }),
     }
+}
+
+fn too_large(len: usize, max_bytes: usize) -> Bad {
+    (
+        RejectionClass::TooLarge,
+        format!("payload of {len} bytes is over max_payload_bytes = {max_bytes}"),
+    )
 }
 
 fn bad_json(e: serde_json::Error) -> Bad {
