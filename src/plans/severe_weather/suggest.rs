@@ -71,14 +71,27 @@ impl Rule {
         t - self.hours * 3600
     }
 
-    /// The window's sum; a missing hour counts as 0. At most N readings, so the sum is
-    /// taken afresh, in integers (exact). Saturating: an absurd reading (the input sets
-    /// no upper bound) must not overflow.
-    fn sum(&self, hours: &BTreeMap<i64, Hour>, t: i64) -> i64 {
-        hours
-            .range(self.from(t) + 1..=t)
-            .fold(0i64, |a, (_, h)| a.saturating_add(self.value(h)))
+}
+
+/// Each rule's sum over its window (t − N h, t]; a missing hour counts as 0. At most 6
+/// readings, so the sums are taken afresh, in integers (exact), in one walk back from t
+/// (one search of the map for both rules). Saturating: an absurd reading (the input sets
+/// no upper bound) must not overflow; readings are never negative, so the order in which
+/// they are added does not change a saturated sum.
+fn window_sums(hours: &BTreeMap<i64, Hour>, t: i64) -> [i64; RULES.len()] {
+    let oldest = RULES.iter().map(|r| r.from(t)).min().unwrap_or(t);
+    let mut sums = [0i64; RULES.len()];
+    for (&s, h) in hours.range(..=t).rev() {
+        if s <= oldest {
+            break;
+        }
+        for (sum, rule) in sums.iter_mut().zip(&RULES) {
+            if s > rule.from(t) {
+                *sum = sum.saturating_add(rule.value(h));
+            }
+        }
     }
+    sums
 }
 
 fn um(mm: Option<f64>) -> i64 {
@@ -117,11 +130,11 @@ impl SevereWeather {
         let sums = match self.suggest.obs.get_mut(&o.station) {
             Some(hours) => {
                 hours.insert(t, hour);
-                RULES.each_ref().map(|rule| rule.sum(hours, t))
+                window_sums(hours, t)
             }
             None => {
                 let hours = BTreeMap::from([(t, hour)]);
-                let sums = RULES.each_ref().map(|rule| rule.sum(&hours, t));
+                let sums = window_sums(&hours, t);
                 self.suggest.obs.insert(o.station.clone(), hours);
                 sums
             }
@@ -136,7 +149,7 @@ impl SevereWeather {
         }
     }
 
-    /// Applies `rule` whose window (t − N h, t] sums to `sum` (see [`Rule::sum`]).
+    /// Applies `rule` whose window (t − N h, t] sums to `sum` (see [`window_sums`]).
     fn apply_rule(&mut self, cx: &mut Cx, rule: &Rule, station: &str, t: i64, sum: i64) {
         let reached = rule.levels.iter().find(|(_, th)| sum >= *th).copied();
         let rec = self
