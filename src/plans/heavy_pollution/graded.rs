@@ -39,20 +39,13 @@ struct Run {
     last300: Option<usize>,
 }
 
-/// One pass along [h0-48, h0+H]: the runs ending at each stamp of the horizon h0..=h0+H,
-/// handed to `f` with the stamp's index from h0-48.
-fn scan_runs(v: &View, track: TrackId, mut f: impl FnMut(usize, &Run)) {
-    let mut r = Run::default();
-    for j in 0..=(48 + v.horizon) as usize {
-        let m = v.m(v.h0 - 48 + j as Stamp);
-        let on = on_track(v, v.h0 - 48 + j as Stamp, track);
-        r.r150 = if on && m.above(150.0) { r.r150 + 1 } else { 0 };
-        r.r200 = if on && m.above(200.0) { r.r200 + 1 } else { 0 };
-        if on && m.above(300.0) {
-            r.last300 = Some(j);
-        }
-        if j >= 48 {
-            f(j, &r);
+impl Run {
+    /// The next stamp: its M is on this track or not, and above 150, 200, 300 or not.
+    fn next(&mut self, j: usize, on: bool, above: [bool; 3]) {
+        self.r150 = if on && above[0] { self.r150 + 1 } else { 0 };
+        self.r200 = if on && above[1] { self.r200 + 1 } else { 0 };
+        if on && above[2] {
+            self.last300 = Some(j);
         }
     }
 }
@@ -62,32 +55,43 @@ fn c(run: u32, n: u32) -> bool {
     run > n - 24
 }
 
-/// Level(h) without the floor, for each h of the horizon (§3.2.1 table).
-pub fn graded_levels(v: &View) -> Vec<Lv> {
-    let mut out = Vec::with_capacity(v.horizon as usize + 1);
-    scan_runs(v, TrackId::Graded, |j, r| {
+/// What the rules read off the horizon, for each h of h0..=h0+H: Level(h) of the graded
+/// track without the floor (§3.2.1 table) and the ozone condition C(200,24) or C(150,48)
+/// on the ozone track (§3.2.2). One pass along [h0-48, h0+H]: each M is on one track.
+pub struct Horizon {
+    pub graded: Vec<Lv>,
+    pub ozone: Vec<bool>,
+}
+
+pub fn horizon(v: &View) -> Horizon {
+    let n = v.horizon as usize + 1;
+    let mut h = Horizon {
+        graded: Vec::with_capacity(n),
+        ozone: Vec::with_capacity(n),
+    };
+    let (mut g, mut o) = (Run::default(), Run::default());
+    for j in 0..48 + n {
+        let m = v.m(v.h0 - 48 + j as Stamp);
+        let above = [150.0, 200.0, 300.0].map(|x| m.above(x));
+        g.next(j, !m.ozone(), above);
+        o.next(j, m.ozone(), above);
+        if j < 48 {
+            continue;
+        }
         // red: C(200,72) and M(s) > 300 for some s in [h-48h, h] (§3.2.1(3), "且")
-        let red300 = r.last300.is_some_and(|k| k + 48 >= j);
-        out.push(if c(r.r200, 72) && red300 {
+        let red300 = g.last300.is_some_and(|k| k + 48 >= j);
+        h.graded.push(if c(g.r200, 72) && red300 {
             Lv::Red
-        } else if c(r.r200, 48) || c(r.r150, 72) {
+        } else if c(g.r200, 48) || c(g.r150, 72) {
             Lv::Orange // §3.2.1(2)
-        } else if c(r.r200, 24) || c(r.r150, 48) {
+        } else if c(g.r200, 24) || c(g.r150, 48) {
             Lv::Yellow // §3.2.1(1)
         } else {
             Lv::None
         });
-    });
-    out
-}
-
-/// The ozone condition C(200,24) or C(150,48) on the ozone track (§3.2.2).
-pub fn ozone_flags(v: &View) -> Vec<bool> {
-    let mut out = Vec::with_capacity(v.horizon as usize + 1);
-    scan_runs(v, TrackId::Ozone, |_, r| {
-        out.push(c(r.r200, 24) || c(r.r150, 48));
-    });
-    out
+        h.ozone.push(c(o.r200, 24) || c(o.r150, 48));
+    }
+    h
 }
 
 /// What the horizon shows for a track.
@@ -103,11 +107,11 @@ pub struct Outlook {
     pub highest_at: Option<Stamp>,
 }
 
-pub fn graded_outlook(v: &View, floor: Option<&Floor>) -> Outlook {
-    let raw = graded_levels(v);
+/// `raw`: Level(h) without the floor ([`Horizon::graded`]).
+pub fn graded_outlook(v: &View, raw: &[Lv], floor: Option<&Floor>) -> Outlook {
     let levels: Vec<Lv> = v
         .horizon_stamps()
-        .zip(&raw)
+        .zip(raw)
         .map(|(h, &l)| match floor {
             Some(f) if f.applies(h) => l.max(f.level),
             _ => l,
@@ -116,10 +120,11 @@ pub fn graded_outlook(v: &View, floor: Option<&Floor>) -> Outlook {
     outlook_of(v, &levels, raw.iter().copied().max().unwrap_or(Lv::None))
 }
 
-pub fn ozone_outlook(v: &View) -> Outlook {
-    let levels: Vec<Lv> = ozone_flags(v)
-        .into_iter()
-        .map(|b| if b { Lv::Ozone } else { Lv::None })
+/// `flags`: the ozone condition ([`Horizon::ozone`]).
+pub fn ozone_outlook(v: &View, flags: &[bool]) -> Outlook {
+    let levels: Vec<Lv> = flags
+        .iter()
+        .map(|&b| if b { Lv::Ozone } else { Lv::None })
         .collect();
     let raw = levels.iter().copied().max().unwrap_or(Lv::None);
     outlook_of(v, &levels, raw)
@@ -201,11 +206,12 @@ pub fn outlook_evidence(v: &View, o: &Outlook, floor: Option<&Floor>) -> Value {
 /// message.
 pub fn decide_graded(
     v: &View,
+    hz: &Horizon,
     active: Lv,
     floor: Option<&Floor>,
     province: bool,
 ) -> Option<Decision> {
-    let o = graded_outlook(v, floor);
+    let o = graded_outlook(v, &hz.graded, floor);
     let mk = |kind, level, sections: &str, reason: String, by_floor: bool| Decision {
         kind,
         level,
@@ -294,8 +300,8 @@ fn rule_1_2(
 
 /// Rules 1 and 3 for the ozone track (§3.2.2, §3.5.2); no escalation or downgrade.
 /// `province`: evaluated at a province message (rule 6: such a move skips approval).
-pub fn decide_ozone(v: &View, active: Lv, province: bool) -> Option<Decision> {
-    let o = ozone_outlook(v);
+pub fn decide_ozone(v: &View, hz: &Horizon, active: Lv, province: bool) -> Option<Decision> {
+    let o = ozone_outlook(v, &hz.ozone);
     // Nothing to decide for most evaluations: wording and evidence only for a notice.
     // (Activation needs a warned hour; while active, only its absence can terminate.)
     if o.first.is_some() != (active == Lv::None) {

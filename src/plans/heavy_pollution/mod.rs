@@ -342,9 +342,11 @@ impl HeavyPollution {
             }
         }
         let mut out: Vec<Notice> = Vec::new();
-        let d = graded::decide_graded(&view, self.graded.level, self.floor.as_ref(), province);
+        let hz = graded::horizon(&view);
+        let floor = self.floor.as_ref();
+        let d = graded::decide_graded(&view, &hz, self.graded.level, floor, province);
         self.decide(cx, TrackId::Graded, d, &view, &mut out);
-        let d = graded::decide_ozone(&view, self.ozone.level, province);
+        let d = graded::decide_ozone(&view, &hz, self.ozone.level, province);
         self.decide(cx, TrackId::Ozone, d, &view, &mut out);
         let d = so2::decide_so2(&view, self.so2.level);
         self.decide(cx, TrackId::So2, d, &view, &mut out);
