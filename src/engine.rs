@@ -189,9 +189,9 @@ impl Engine {
         out: &mut Vec<Notice>,
         f: impl FnOnce(&mut RegionPlans, &mut Cx) -> R,
     ) -> R {
-        let cfg = Arc::clone(&self.cfg);
+        // Disjoint borrows of the two fields: no `Arc` clone (an atomic count) per message.
         let st = &mut self.state;
-        let mut cx = Cx::new(now, &cfg, region, &mut st.timers, &mut st.ids, out);
+        let mut cx = Cx::new(now, &self.cfg, region, &mut st.timers, &mut st.ids, out);
         f(&mut st.regions[region], &mut cx)
     }
 
@@ -308,17 +308,16 @@ impl Engine {
     }
 
     fn dispatch(&mut self, at: Ts, msg: &Message, out: &mut Vec<Notice>) -> Result<(), Rejection> {
-        let cfg = Arc::clone(&self.cfg);
-        let region = &cfg.regions[msg.region];
         let r = self.with_cx(msg.region, at, out, |plans, cx| match route(&msg.input) {
             Some(Plan::CoalSupply) => plans.coal.on_input(cx, &msg.input),
             Some(Plan::HeavyPollution) => plans.pollution.on_input(cx, &msg.input),
             Some(Plan::SevereWeather) => plans.weather.on_input(cx, &msg.input),
             None => Err(format!(
                 "no plan of region {} has a proposal or call named in this command",
-                region.id
+                cx.region.id
             )),
         });
+        let (cfg, region) = (&self.cfg, &self.cfg.regions[msg.region]);
         r.map_err(|reason| Rejection {
             topic: format!("{}/{}/{}", cfg.topic_root, region.id, msg.input.topic()),
             region: Some(region.id.clone()),

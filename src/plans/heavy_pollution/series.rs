@@ -165,12 +165,19 @@ impl Series {
     /// Drops what no rule can look at any more (before h0 - BACK).
     pub fn prune(&mut self, h0: Stamp) {
         let keep = h0 - BACK;
-        // Nothing to drop most of the time (one hour passes per hourly message).
-        if self.obs.first_key_value().is_some_and(|(s, _)| *s < keep) {
-            self.obs = self.obs.split_off(&keep);
+        // One hour or none leaves per hourly message: drop from the front (a `split_off`
+        // rebuilt the map each time).
+        while let Some(e) = self.obs.first_entry() {
+            if *e.key() >= keep {
+                break;
+            }
+            e.remove();
         }
-        if self.fc.first_key_value().is_some_and(|(s, _)| *s < keep) {
-            self.fc = self.fc.split_off(&keep);
+        while let Some(e) = self.fc.first_entry() {
+            if *e.key() >= keep {
+                break;
+            }
+            e.remove();
         }
     }
 
