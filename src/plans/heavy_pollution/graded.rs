@@ -70,9 +70,11 @@ pub fn horizon(v: &View) -> Horizon {
         ozone: Vec::with_capacity(n),
     };
     let (mut g, mut o) = (Run::default(), Run::default());
-    for j in 0..48 + n {
-        let m = v.m(v.h0 - 48 + j as Stamp);
-        let above = [150.0, 200.0, 300.0].map(|x| m.above(x));
+    // M(h0-48+j) is `v.means[j]`.
+    for (j, m) in v.means.iter().take(48 + n).enumerate() {
+        // `m.above(x)` for the three thresholds, its validity and count read once.
+        let (valid, count) = (m.valid(), f64::from(m.count));
+        let above = [150.0, 200.0, 300.0].map(|x| valid && m.sum > x * count);
         g.next(j, !m.ozone(), above);
         o.next(j, m.ozone(), above);
         if j < 48 {
