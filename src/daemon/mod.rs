@@ -31,6 +31,7 @@ pub mod mqtt;
 pub mod outbound;
 pub mod render;
 pub mod retry;
+pub mod sink;
 pub mod store;
 pub mod systemd;
 pub mod view;
