@@ -600,12 +600,9 @@ mod tests {
         );
     }
 
-    /// The outbox as an earlier version wrote it, sinks as plain strings (raw SQL): every
-    /// row is read as the same sink, marked under the same string, and a sink this
-    /// version does not know is left where it is, not a failure.
-    #[test]
-    fn deliveries_stored_as_strings_read_back_as_sinks() {
-        let dir = std::env::temp_dir().join(format!("yingji-store-sinks-{}", std::process::id()));
+    /// A new store in a temp dir of its own, and a notice (not stored).
+    fn store_with_notice(name: &str) -> (Store, Notice) {
+        let dir = std::env::temp_dir().join(format!("yingji-store-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let s = Store::open(&dir.join("y.db")).unwrap();
         let mut n = Notice::new(
@@ -615,6 +612,15 @@ mod tests {
             "L2",
         );
         n.id = "coal_supply/shuozhou/supply/1".into();
+        (s, n)
+    }
+
+    /// The outbox as an earlier version wrote it, sinks as plain strings (raw SQL): every
+    /// row is read as the same sink, marked under the same string, and a sink this
+    /// version does not know is left where it is, not a failure.
+    #[test]
+    fn deliveries_stored_as_strings_read_back_as_sinks() {
+        let (s, n) = store_with_notice("sinks");
         s.conn()
             .execute_batch(&format!(
                 "INSERT INTO notices (id, json) VALUES ('{}', '{}');
@@ -673,16 +679,7 @@ mod tests {
     /// What the outbox writes for each sink is the string an earlier version wrote.
     #[test]
     fn the_outbox_writes_each_sink_as_its_string() {
-        let dir = std::env::temp_dir().join(format!("yingji-store-outbox-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let mut s = Store::open(&dir.join("y.db")).unwrap();
-        let mut n = Notice::new(
-            crate::notice::Plan::CoalSupply,
-            "supply",
-            crate::notice::Kind::Activate,
-            "L2",
-        );
-        n.id = "coal_supply/shuozhou/supply/1".into();
+        let (mut s, n) = store_with_notice("outbox");
         let sinks = [
             Sink::Notice,
             Sink::Cap,
