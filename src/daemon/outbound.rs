@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 use crate::clock;
 use crate::config::Config;
 use crate::daemon::mqtt::{self, Backoff, Client, Ev, Settings};
+use crate::daemon::sink::{MqttSink, Sink};
 use crate::daemon::store::Store;
 use crate::daemon::{echo, metrics, render};
 use crate::notice::Notice;
@@ -26,8 +27,8 @@ use crate::notice::Notice;
 /// Something to publish.
 #[derive(Debug, Clone)]
 pub enum Out {
-    /// A notice to one `mqtt:*` sink of the outbox; marked delivered on PUBACK.
-    Tracked { notice: Arc<Notice>, sink: String },
+    /// A notice to one MQTT sink of the outbox; marked delivered on PUBACK.
+    Tracked { notice: Arc<Notice>, sink: MqttSink },
     /// Anything else (state, rejections).
     Plain {
         topic: String,
@@ -108,8 +109,8 @@ impl Publisher {
         for out in outs {
             let rendered = match &out {
                 Out::Tracked { notice, sink } => {
-                    let payload = echo::payload(&st.cfg, &st.store, notice, sink);
-                    let p = echo::proof(&st.echo_key, sink, &notice.id, &payload);
+                    let payload = echo::payload(&st.cfg, &st.store, notice, *sink);
+                    let p = echo::proof(&st.echo_key, *sink, &notice.id, &payload);
                     let proof = Out::Plain {
                         topic: st.proof_topic.clone(),
                         payload: p.into_bytes(),
@@ -182,23 +183,18 @@ impl State {
     }
 
     fn render(&self, item: &Item) -> (String, Vec<u8>, bool, bool) {
-        let payload = |notice: &Notice, sink: &str| match &item.rendered {
+        let payload = |notice: &Notice, sink: MqttSink| match &item.rendered {
             Some(p) => p.clone(),
             None => echo::payload(&self.cfg, &self.store, notice, sink),
         };
         match &item.out {
-            Out::Tracked { notice, sink } if sink == render::SINK_CAP => (
-                render::cap_topic(&self.cfg, notice),
-                payload(notice, sink),
-                true,
-                false,
-            ),
-            Out::Tracked { notice, sink } => (
-                render::notice_topic(&self.cfg, notice),
-                payload(notice, sink),
-                true,
-                false,
-            ),
+            Out::Tracked { notice, sink } => {
+                let topic = match sink {
+                    MqttSink::Notice => render::notice_topic(&self.cfg, notice),
+                    MqttSink::Cap => render::cap_topic(&self.cfg, notice),
+                };
+                (topic, payload(notice, *sink), true, false)
+            }
             Out::Plain {
                 topic,
                 payload,
@@ -239,9 +235,9 @@ impl State {
         let delivered: std::collections::BTreeSet<u64> = all
             .iter()
             .filter(|i| match &i.out {
-                Out::Tracked { notice, sink } => {
-                    store.is_delivered(&notice.id, sink).unwrap_or(false)
-                }
+                Out::Tracked { notice, sink } => store
+                    .is_delivered(&notice.id, &Sink::from(*sink))
+                    .unwrap_or(false),
                 Out::Plain { .. } => false,
             })
             .map(|i| i.order)
@@ -278,7 +274,10 @@ impl State {
                 }) = self.inflight.remove(&pkid)
                 {
                     metrics::inc(&metrics::METRICS.mqtt_delivered, 1);
-                    if let Err(e) = self.store.mark_delivered(&notice.id, &sink, clock::now()) {
+                    if let Err(e) =
+                        self.store
+                            .mark_delivered(&notice.id, &sink.into(), clock::now())
+                    {
                         tracing::error!(error = %e, id = %notice.id, "could not mark a delivery");
                     }
                 }
