@@ -11,7 +11,9 @@
 #      BENCH_CALLGRIND=1 also counts instructions with valgrind --tool=callgrind (slow:
 #      minutes; repeatable on a loaded machine, where CPU times are not);
 #      BENCH_ONLY=single|multi runs one scenario;
-#      BENCH_NO_BUILD=1 uses target/release/{yingji,examples/parse_baseline} as they are.
+#      BENCH_NO_BUILD=1 uses target/release/{yingji,examples/parse_baseline} as they are;
+#      BENCH_BIN=path replays with another yingji binary (a build of another commit, for a
+#      before/after comparison in the same minutes; the baseline stays the one built here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -n "${BENCH_DIR:-}" ]; then
@@ -54,12 +56,12 @@ fi
 
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 for name in "${names[@]}"; do
-  python3 - "$tmp" "$name" "${BENCH_RUNS:-3}" "${BENCH_CALLGRIND:-0}" <<'PY'
+  python3 - "$tmp" "$name" "${BENCH_RUNS:-3}" "${BENCH_CALLGRIND:-0}" "${BENCH_BIN:-target/release/yingji}" <<'PY'
 import os, subprocess, sys
 tmp, name, runs, cg = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1"
 scen = os.path.join(tmp, name + ".jsonl")
 base = ["target/release/examples/parse_baseline", scen]
-replay = ["target/release/yingji", "replay", scen, "--config", os.path.join(tmp, name + ".toml"),
+replay = [sys.argv[5], "replay", scen, "--config", os.path.join(tmp, name + ".toml"),
           "--quiet", "--out", os.path.join(tmp, name + ".out.jsonl")]
 
 def cpu(cmd):

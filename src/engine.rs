@@ -1,5 +1,6 @@
-//! The deterministic core: `ingest(at, topic, payload)` (the one way in for raw inputs),
-//! `handle(at, message)`, `advance_to(t)`, `next_deadline()`.
+//! The deterministic core: `ingest(at, topic, payload)` (the one way in for raw inputs;
+//! `ingest_parsed` when a replay has parsed the payload with its line), `handle(at,
+//! message)`, `advance_to(t)`, `next_deadline()`.
 //! No clock, no I/O. Timers fire at their exact due time, in the order PLANS.md §4 gives:
 //! by due time, then in the order they were last armed.
 
