@@ -30,16 +30,15 @@ pub fn parse_ts(s: &str) -> Result<Ts, String> {
 /// `None` for anything else, and for any field out of range: chrono then parses it (or
 /// says what is wrong), so the result is always chrono's (a unit test compares them).
 fn parse_plain(b: &[u8]) -> Option<Ts> {
-    // The two-digit number at `i` (the length is checked first, below).
-    let digit = |i: usize| {
-        let c = b[i].wrapping_sub(b'0');
-        (c < 10).then_some(u32::from(c))
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        b[r].iter().try_fold(0u32, |n, &c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
     };
-    let num2 = |i: usize| Some(digit(i)? * 10 + digit(i + 1)?);
     let offset = match (b.len(), b.get(19)) {
         (20, Some(b'Z')) => 0,
         (25, Some(b'+')) if b[22] == b':' => {
-            let (h, m) = (num2(20)?, num2(23)?);
+            let (h, m) = (num(20..22)?, num(23..25)?);
             if h > 23 || m > 59 {
                 return None;
             }
@@ -50,8 +49,8 @@ fn parse_plain(b: &[u8]) -> Option<Ts> {
     if [b[4], b[7], b[10], b[13], b[16]] != [b'-', b'-', b'T', b':', b':'] {
         return None;
     }
-    let (y, mo, d) = (i64::from(num2(0)? * 100 + num2(2)?), num2(5)?, num2(8)?);
-    let (h, mi, sec) = (num2(11)?, num2(14)?, num2(17)?);
+    let (y, mo, d) = (i64::from(num(0..4)?), num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
     let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
     let month_days = match mo {
         2 if leap => 29,
