@@ -1,6 +1,6 @@
 //! The deterministic core: `ingest(at, topic, payload)` (the one way in for raw inputs;
-//! `ingest_parsed` when a replay has parsed the payload with its line), `handle(at,
-//! message)`, `advance_to(t)`, `next_deadline()`.
+//! `ingest_checked` when a replay has parsed the payload ahead), `handle(at, message)`,
+//! `advance_to(t)`, `next_deadline()`.
 //! No clock, no I/O. Timers fire at their exact due time, in the order PLANS.md §4 gives:
 //! by due time, then in the order they were last armed.
 
@@ -213,14 +213,15 @@ impl Engine {
         self.ingest_checked(at, topic, parsed)
     }
 
-    /// [`Engine::ingest`] for a payload already parsed (a replay parses it with its
-    /// scenario line): the same step as for its bytes.
-    pub fn ingest_parsed(&mut self, at: Ts, topic: &str, payload: &crate::input::Parsed) -> Step {
-        let parsed = crate::input::parse_parsed(&self.cfg, topic, payload, at);
-        self.ingest_checked(at, topic, parsed)
-    }
-
-    fn ingest_checked(&mut self, at: Ts, topic: &str, parsed: Result<Message, Rejection>) -> Step {
+    /// [`Engine::ingest`] for a payload parsed beforehand by `input::parse` or
+    /// `input::parse_parsed` with the same `at` and `topic` (parsing reads no engine
+    /// state, so a replay parses a batch of lines ahead of the engine).
+    pub fn ingest_checked(
+        &mut self,
+        at: Ts,
+        topic: &str,
+        parsed: Result<Message, Rejection>,
+    ) -> Step {
         let step = self.ingest_unchecked(at, topic, parsed);
         debug_assert!(
             step.notices.windows(2).all(|w| w[0].at <= w[1].at)

@@ -99,11 +99,10 @@ struct FastLine<'a> {
     payload: FastPayload<'a>,
 }
 
-/// A payload as the fast read takes it: an object, parsed; a string (the payload's
-/// bytes, parsed by the engine); anything else is left to [`parse_line`].
+/// A payload as the fast read takes it: an object, parsed; anything else (a string
+/// standing for the payload's bytes, say) is left to [`parse_line`].
 enum FastPayload<'a> {
     Null,
-    Text(String),
     Object(crate::input::Parsed<'a>),
 }
 
@@ -118,13 +117,10 @@ struct FastPayloadVisitor;
 impl<'de> serde::de::Visitor<'de> for FastPayloadVisitor {
     type Value = FastPayload<'de>;
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a payload object, string or null")
+        f.write_str("a payload object or null")
     }
     fn visit_unit<E>(self) -> Result<Self::Value, E> {
         Ok(FastPayload::Null)
-    }
-    fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
-        Ok(FastPayload::Text(s.to_string()))
     }
     fn visit_map<A: serde::de::MapAccess<'de>>(self, a: A) -> Result<Self::Value, A::Error> {
         let d = serde::de::value::MapAccessDeserializer::new(a);
@@ -257,63 +253,160 @@ pub fn feed_scenario_watched<R: BufRead>(
         watch,
         stats: Stats::default(),
     };
-    let max_payload = feed.engine.config().limits.max_payload_bytes;
-    let mut buf = String::new();
+    let cfg = Arc::clone(feed.engine.config());
+    let mut batch = Batch::default();
     let mut lineno = 0usize;
-    let mut last: Option<Ts> = None;
-    let bad = |line, message: String| ScenarioError::Bad {
-        file: name.to_string(),
-        line,
-        message,
-    };
+    // The latest `at` read, and the latest fed (ticks of skipped lines report it).
+    let (mut last, mut fed_at): (Option<Ts>, Option<Ts>) = (None, None);
     loop {
-        buf.clear();
-        let n = reader
-            .read_line(&mut buf)
-            .map_err(|source| ScenarioError::Io {
-                file: name.to_string(),
-                source,
-            })?;
-        if n == 0 {
-            break;
+        // Read and parse up to BATCH lines (parsing reads no engine state), then feed
+        // them: each phase's code stays in the instruction cache for a whole batch.
+        let eof = batch.fill(&mut reader, name, &cfg, &mut lineno, &mut last);
+        for (i, item) in batch.items.drain(..).enumerate() {
+            match item {
+                Item::Skip { n } => feed.tick(n, false, fed_at),
+                Item::Parsed { n, at, topic, msg } => {
+                    let topic = &batch.bufs[i][topic];
+                    let step = feed.engine.ingest_checked(at, topic, msg);
+                    if let Some(r) = feed.watch.timeline.as_deref_mut() {
+                        r.saw(at);
+                    }
+                    feed.message(at, step);
+                    fed_at = Some(at);
+                    feed.tick(n, true, fed_at);
+                }
+                Item::Line { n } => {
+                    let text = line_text(&batch.bufs[i]);
+                    let ev = parse_line(text).expect("read before");
+                    let is_message = matches!(ev, Event::Message { .. });
+                    fed_at = Some(ev.at());
+                    feed.event(ev);
+                    feed.tick(n, is_message, fed_at);
+                }
+                Item::Bad(e) => return Err(e),
+            }
         }
-        lineno += 1;
-        // A byte-order mark (editors on Windows add one) is not part of the first line.
-        let text = buf.trim().trim_start_matches('\u{feff}');
-        if text.is_empty() || text.starts_with("//") {
-            feed.tick(n, false, last);
-            continue;
+        if eof {
+            return Ok(feed.stats);
         }
-        // The payload's bytes are part of the line: a line within the limit cannot carry
-        // a payload over it, so the payload's exact length is not needed.
-        let fast = (text.len() <= max_payload)
-            .then(|| read_fast(text))
-            .flatten();
-        let ev = match fast {
-            Some(f) => Err(f),
-            None => Ok(parse_line(text).map_err(|m| bad(lineno, m))?),
-        };
-        let at = match &ev {
-            Ok(ev) => ev.at(),
-            Err(f) => f.at,
-        };
-        if let Some(prev) = last.filter(|prev| at < *prev) {
-            let m = format!(
-                "at {} is earlier than the previous line's {}",
-                fmt_ts(at),
-                fmt_ts(prev)
-            );
-            return Err(bad(lineno, m));
-        }
-        last = Some(at);
-        let is_message = !matches!(ev, Ok(Event::End { .. }));
-        match ev {
-            Ok(ev) => feed.event(ev),
-            Err(f) => feed.fast(f, text.len()),
-        }
-        feed.tick(n, is_message, Some(at));
     }
-    Ok(feed.stats)
+}
+
+/// Lines read and parsed ahead of the engine, in their order.
+#[derive(Default)]
+struct Batch {
+    bufs: Vec<String>,
+    items: Vec<Item>,
+}
+
+/// One line of a batch (`n`: its bytes, for the progress display).
+enum Item {
+    /// Blank or a comment.
+    Skip { n: usize },
+    /// A message line read in one pass ([`read_fast`]) and its payload parsed (`topic`:
+    /// where the topic is in the line).
+    Parsed {
+        n: usize,
+        at: Ts,
+        topic: std::ops::Range<usize>,
+        msg: Result<crate::input::Message, Rejection>,
+    },
+    /// Any other line: read again by [`parse_line`] when it is fed.
+    Line { n: usize },
+    /// The replay stops here, after the lines before it were fed.
+    Bad(ScenarioError),
+}
+
+/// Lines per batch.
+const BATCH: usize = 128;
+
+/// A line without its surrounding blanks and a byte-order mark (editors on Windows add
+/// one to the first line).
+fn line_text(buf: &str) -> &str {
+    buf.trim().trim_start_matches('\u{feff}')
+}
+
+impl Batch {
+    /// Reads up to [`BATCH`] lines; `true` at the end of the input, or at a line (or a
+    /// read error) that stops the replay, which is then the batch's last item.
+    fn fill<R: BufRead>(
+        &mut self,
+        reader: &mut R,
+        name: &str,
+        cfg: &Config,
+        lineno: &mut usize,
+        last: &mut Option<Ts>,
+    ) -> bool {
+        let max_payload = cfg.limits.max_payload_bytes;
+        let bad = |line, message: String| ScenarioError::Bad {
+            file: name.to_string(),
+            line,
+            message,
+        };
+        for i in 0..BATCH {
+            if self.bufs.len() <= i {
+                self.bufs.push(String::new());
+            }
+            let buf = &mut self.bufs[i];
+            buf.clear();
+            let n = match reader.read_line(buf) {
+                Ok(n) => n,
+                // After the lines before it are fed, as a line that stops the replay.
+                Err(source) => {
+                    self.items.push(Item::Bad(ScenarioError::Io {
+                        file: name.to_string(),
+                        source,
+                    }));
+                    return true;
+                }
+            };
+            if n == 0 {
+                return true;
+            }
+            *lineno += 1;
+            let text = line_text(buf);
+            if text.is_empty() || text.starts_with("//") {
+                self.items.push(Item::Skip { n });
+                continue;
+            }
+            // The payload's bytes are part of the line: a line within the limit cannot
+            // carry a payload over it, so the payload's exact length is not needed.
+            let fast = (text.len() <= max_payload)
+                .then(|| read_fast(text))
+                .flatten();
+            let (at, item) = match fast {
+                Some(FastLine {
+                    at,
+                    topic,
+                    payload: FastPayload::Object(p),
+                }) => {
+                    let msg = crate::input::parse_parsed(cfg, topic, &p.with_bound(text.len()), at);
+                    let from = topic.as_ptr() as usize - buf.as_ptr() as usize;
+                    let topic = from..from + topic.len();
+                    (at, Item::Parsed { n, at, topic, msg })
+                }
+                _ => match parse_line(text) {
+                    Ok(ev) => (ev.at(), Item::Line { n }),
+                    Err(m) => {
+                        self.items.push(Item::Bad(bad(*lineno, m)));
+                        return true;
+                    }
+                },
+            };
+            if let Some(prev) = last.filter(|prev| at < *prev) {
+                let m = format!(
+                    "at {} is earlier than the previous line's {}",
+                    fmt_ts(at),
+                    fmt_ts(prev)
+                );
+                self.items.push(Item::Bad(bad(*lineno, m)));
+                return true;
+            }
+            *last = Some(at);
+            self.items.push(item);
+        }
+        false
+    }
 }
 
 impl Event<'_> {
@@ -350,22 +443,6 @@ impl Feed<'_, '_> {
                 self.message(at, step);
             }
         }
-    }
-
-    /// A message line read in one pass: the same as [`Feed::event`] with its [`Event`].
-    fn fast(&mut self, f: FastLine, line_len: usize) {
-        if let Some(r) = self.watch.timeline.as_deref_mut() {
-            r.saw(f.at);
-        }
-        let step = match f.payload {
-            FastPayload::Object(p) => {
-                let p = p.with_bound(line_len);
-                self.engine.ingest_parsed(f.at, f.topic, &p)
-            }
-            FastPayload::Text(t) => self.engine.ingest(f.at, f.topic, t.as_bytes()),
-            FastPayload::Null => unreachable!("read_fast takes no null payload"),
-        };
-        self.message(f.at, step);
     }
 
     fn message(&mut self, at: Ts, step: crate::engine::Step) {
@@ -553,11 +630,11 @@ mod tests {
     fn fast_step(cfg: &Arc<Config>, line: &str) -> Option<crate::engine::Step> {
         let mut e = Engine::new(Arc::clone(cfg));
         let f = (line.len() <= 200).then(|| read_fast(line)).flatten()?;
-        Some(match f.payload {
-            FastPayload::Object(p) => e.ingest_parsed(f.at, f.topic, &p.with_bound(line.len())),
-            FastPayload::Text(t) => e.ingest(f.at, f.topic, t.as_bytes()),
-            FastPayload::Null => panic!("no null payload"),
-        })
+        let FastPayload::Object(p) = f.payload else {
+            panic!("no null payload")
+        };
+        let msg = crate::input::parse_parsed(cfg, f.topic, &p.with_bound(line.len()), f.at);
+        Some(e.ingest_checked(f.at, f.topic, msg))
     }
 
     /// A line read by `parse_line`, its payload parsed from bytes, into a fresh engine.
@@ -598,11 +675,6 @@ mod tests {
             format!(r#"{{{at}, "topic": "ers/nowhere/air/aqi", "payload": {{}}}}"#),
             format!(r#"{{{at}, "topic": "ers/shuozhou/air/nothing", "payload": {{"a": 1}}}}"#),
             format!(
-                r#"{{{at}, {aqi}, "payload": "{{\"ts\": \"2023-12-01T08:00:00+08:00\", \"aqi\": 60}}"}}"#
-            ),
-            format!(r#"{{{at}, {aqi}, "payload": "{{not json"}}"#),
-            format!(r#"{{{at}, {aqi}, "payload": "{{\"aqi\": 1, \"aqi\": 2}}"}}"#),
-            format!(
                 r#"{{{at}, {aqi}, "payload": {{"ts": "2023-12-01T08:00:00+08:00", "aqi": 50, "primary": "smoke"}}}}"#
             ),
             format!(
@@ -611,6 +683,11 @@ mod tests {
             ),
         ];
         let left = [
+            format!(
+                r#"{{{at}, {aqi}, "payload": "{{\"ts\": \"2023-12-01T08:00:00+08:00\", \"aqi\": 60}}"}}"#
+            ),
+            format!(r#"{{{at}, {aqi}, "payload": "{{not json"}}"#),
+            format!(r#"{{{at}, {aqi}, "payload": "{{\"aqi\": 1, \"aqi\": 2}}"}}"#),
             format!(
                 r#"{{{at}, {aqi}, "payload": {{"ts": "2023-12-01T08:00:00+08:00", "aqi": 50, "aqi": 500}}}}"#
             ),
@@ -640,6 +717,27 @@ mod tests {
             );
             // It is still a line (or an error) for parse_line.
             let _ = parse_line(line);
+        }
+    }
+
+    /// Lines are parsed in batches ahead of the engine, but a line that stops the replay
+    /// still stops it only after every line before it was fed.
+    #[test]
+    fn lines_before_a_bad_line_are_fed() {
+        let msg = r#"{"at": "2023-12-01T08:05:00+08:00", "topic": "ers/nowhere/air/aqi", "payload": {"aqi": 1}}"#;
+        for bad in [
+            "{\"at\": 1}",
+            "{\"at\": \"2023-12-01T08:00:00+08:00\", \"end\": true}",
+        ] {
+            let s = format!("{msg}\n{msg}\n{bad}\n{msg}\n");
+            let mut rejected = 0;
+            let e = run_scenario(&cfg(), "s", s.as_bytes(), &mut |_| {}, &mut |_, _| {
+                rejected += 1
+            })
+            .unwrap_err()
+            .to_string();
+            assert!(e.starts_with("s:3: "), "{e}");
+            assert_eq!(rejected, 2, "the two lines before the bad one were fed");
         }
     }
 
