@@ -319,6 +319,15 @@ impl Store {
         Ok(())
     }
 
+    /// Marks deliveries made, in one transaction. Idempotent.
+    pub fn mark_all_delivered(&mut self, marks: &[(&str, &str)], at: Ts) -> anyhow::Result<()> {
+        let tx = self.begin()?;
+        for (id, sink) in marks {
+            tx.mark_delivered(id, sink, at)?;
+        }
+        tx.commit()
+    }
+
     /// Records a failed attempt.
     pub fn mark_failed(&self, notice_id: &str, sink: &str, error: &str) -> anyhow::Result<()> {
         self.conn.execute(
