@@ -163,8 +163,33 @@ fn summary(name: &str, mut ms: Vec<f64>) {
     );
 }
 
+/// A connection that only publishes (its event loop pumped by a thread of its own).
+fn publisher(port: u16, tag: &str) -> Client {
+    let (c, mut conn) = client(port, &format!("bench-{tag}-{}", std::process::id()));
+    std::thread::spawn(move || {
+        for ev in conn.iter() {
+            if let Err(e) = ev {
+                eprintln!("command connection: {e}");
+                return;
+            }
+        }
+    });
+    c
+}
+
 fn roundtrip(port: u16, region: &str, n: usize, dir: &str) {
-    let (c, rx) = notices(port, region, "rt");
+    // Commands and notices on two connections, as a console and a consumer would be:
+    // on one connection the broker's PUBACK of the command and the notice share a socket,
+    // and with mosquitto's default (`set_tcp_nodelay false`) the notice then waits for
+    // the client's delayed TCP ACK of the PUBACK (about 40 ms), which is neither the
+    // daemon's time nor the broker's work.
+    let (sub, rx) = notices(port, region, "rt");
+    // BENCH_RT_ONE_CONNECTION=1: the command on the notice connection (for comparison).
+    let c = if std::env::var_os("BENCH_RT_ONE_CONNECTION").is_some() {
+        sub.clone()
+    } else {
+        publisher(port, "rt-cmd")
+    };
     let topic = format!("ers/{region}/cmd");
     let mut ms = Vec::with_capacity(n);
     for i in 0..n {
@@ -182,6 +207,7 @@ fn roundtrip(port: u16, region: &str, n: usize, dir: &str) {
     }
     summary("round trip", ms);
     let _ = c.disconnect();
+    let _ = sub.disconnect();
     // The disk's share: what one synced write costs at least on this file system.
     let path = std::path::Path::new(dir).join("bench-fsync.tmp");
     let mut f = std::fs::File::create(&path).expect("create");

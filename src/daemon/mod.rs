@@ -569,9 +569,16 @@ fn confirm_echoes(
 ) -> anyhow::Result<()> {
     let arrived = std::mem::take(&mut a.proofs);
     let echoes = std::mem::take(&mut a.echoes);
+    let (n_proofs, n_echoes) = (arrived.len(), echoes.len());
+    let t = clock::monotonic();
     let fx = core.confirm(arrived, echoes, &sinks.echo_key, proofs, clock::now())?;
     if !fx.acks.is_empty() {
         sinks.apply(fx);
+    }
+    if n_proofs + n_echoes > 0 {
+        // For scripts/bench-live.sh: the core's time on echoes, which an input arriving
+        // meanwhile waits for.
+        tracing::debug!(target: "yingji::timing", confirm_us = t.elapsed().as_micros() as u64, proofs = n_proofs, echoes = n_echoes, "echoes confirmed");
     }
     Ok(())
 }
