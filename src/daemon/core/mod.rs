@@ -266,6 +266,11 @@ impl Core {
         self.last_commit
     }
 
+    /// Forgets the last commit's time (before a step that may not commit).
+    pub fn clear_last_commit(&mut self) {
+        self.last_commit = std::time::Duration::ZERO;
+    }
+
     pub fn engine(&self) -> &Engine {
         &self.engine
     }
@@ -517,10 +522,12 @@ impl Core {
             // Delivery marks, like the sinks' (Store::open_sink): not synced on their own,
             // so an echo does not make the next input wait for a disk sync; the next
             // journal commit syncs them. (Committed, they survive a SIGKILL.)
+            let t = crate::clock::monotonic();
             self.store.set_synced(false)?;
             let marked = mark_delivered(&mut self.store, marks, now);
             self.store.set_synced(true)?;
             marked?;
+            self.last_commit = t.elapsed();
         }
         fx.acks.extend(proofs.expire(now));
         Ok(fx)
