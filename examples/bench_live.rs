@@ -178,17 +178,12 @@ fn publisher(port: u16, tag: &str) -> Client {
 }
 
 fn roundtrip(port: u16, region: &str, n: usize, dir: &str) {
-    // Commands and notices on two connections, as a console and a consumer would be:
-    // on one connection the broker's PUBACK of the command and the notice share a socket,
-    // and with mosquitto's default (`set_tcp_nodelay false`) the notice then waits for
-    // the client's delayed TCP ACK of the PUBACK (about 40 ms), which is neither the
-    // daemon's time nor the broker's work.
     let (sub, rx) = notices(port, region, "rt");
-    // BENCH_RT_ONE_CONNECTION=1: the command on the notice connection (for comparison).
-    let c = if std::env::var_os("BENCH_RT_ONE_CONNECTION").is_some() {
-        sub.clone()
-    } else {
+    // BENCH_RT_SPLIT=1: the commands on a connection of their own (for comparison).
+    let c = if std::env::var_os("BENCH_RT_SPLIT").is_some() {
         publisher(port, "rt-cmd")
+    } else {
+        sub.clone()
     };
     let topic = format!("ers/{region}/cmd");
     let mut ms = Vec::with_capacity(n);

@@ -17,8 +17,8 @@
 #      BENCH_NODELAY=true sets mosquitto's set_tcp_nodelay (default false, as mosquitto's);
 #      BENCH_WRAP="heaptrack -o FILE" runs the daemon under a profiler (the RSS printed is
 #      then the wrapper's);
-#      BENCH_RT_ONE_CONNECTION=1 publishes the round trip's commands on the connection
-#      that receives the notices (default: a connection of their own; examples/bench_live.rs).
+#      BENCH_RT_SPLIT=1 publishes the round trip's commands on a connection of their own
+#      (default: on the connection that receives the notices).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-100000}
