@@ -14,6 +14,7 @@ use std::time::Duration;
 use e2e_support::scenario::*;
 use e2e_support::*;
 use serde_json::Value;
+use yingji::daemon::sink::SinkKind;
 use yingji::daemon::store::Store;
 use yingji::time::Ts;
 
@@ -280,7 +281,7 @@ fn broker_restart_mid_run_loses_nothing() {
     wait_last_gap(dir);
     wait_for(Duration::from_secs(60), "every notice delivered", || {
         let s = Store::open(&dir.join("yingji.db")).unwrap();
-        s.pending("mqtt:").unwrap().is_empty().then_some(())
+        s.pending(SinkKind::Mqtt).unwrap().is_empty().then_some(())
     });
     assert!(d.term().success());
     assert_all_delivered(dir);
@@ -406,7 +407,7 @@ fn emails_survive_a_down_server_and_a_restart() {
     d.wait_ready();
     wait_for(Duration::from_secs(60), "every email sent", || {
         let s = Store::open(&dir.join("yingji.db")).unwrap();
-        s.pending("email:").unwrap().is_empty().then_some(())
+        s.pending(SinkKind::Email).unwrap().is_empty().then_some(())
     });
     assert!(d.term().success());
     assert_eq!(stored(dir).len(), made, "no new notice after the restart");

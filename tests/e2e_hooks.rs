@@ -12,6 +12,7 @@ use std::time::Duration;
 use e2e_support::scenario::*;
 use e2e_support::*;
 use serde_json::Value;
+use yingji::daemon::sink::{self, SinkKind};
 use yingji::daemon::store::Store;
 
 /// A webhook endpoint: records (path, JSON body) of every POST and answers 200 with
@@ -413,7 +414,7 @@ fn counts(vals: Vec<String>) -> std::collections::BTreeMap<String, usize> {
 fn pending_hooks(dir: &Path) -> usize {
     Store::open(&dir.join("yingji.db"))
         .unwrap()
-        .pending("webhook:")
+        .pending(SinkKind::Webhook)
         .unwrap()
         .len()
 }
@@ -595,7 +596,7 @@ timeout_s = 30
     let act = made.iter().find(|n| n.kind.as_str() == "activate").unwrap();
     assert!(Store::open(&dir.join("yingji.db"))
         .unwrap()
-        .is_delivered(&act.id, "webhook:all")
+        .is_delivered(&act.id, &sink::Sink::Webhook("all".into()))
         .unwrap());
     assert!(got_rx.try_recv().is_err(), "one POST");
 }

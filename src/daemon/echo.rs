@@ -21,7 +21,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::config::Config;
-use crate::daemon::render;
+use crate::daemon::sink::MqttSink;
 use crate::daemon::store::Store;
 use crate::notice::Notice;
 use crate::time::Ts;
@@ -131,24 +131,26 @@ pub fn proof_topic(cfg: &Config, client_id: &str) -> String {
     format!("{}/_yingji/proof/{client_id}", cfg.topic_root)
 }
 
-/// The bytes published for a notice to an `mqtt:*` sink. A CAP message references every
+/// The bytes published for a notice to an MQTT sink. A CAP message references every
 /// earlier CAP message of its track's warning, read from the store.
-pub fn payload(cfg: &Config, store: &Store, n: &Notice, sink: &str) -> Vec<u8> {
-    if sink == render::SINK_CAP {
-        let history = store.cap_history(n).unwrap_or_else(|e| {
-            tracing::error!(error = %e, "could not read the track's notices for CAP references");
-            Vec::new()
-        });
-        crate::daemon::cap::xml(cfg, n, &history).into_bytes()
-    } else {
-        n.to_json_line().into_bytes()
+pub fn payload(cfg: &Config, store: &Store, n: &Notice, sink: MqttSink) -> Vec<u8> {
+    match sink {
+        MqttSink::Cap => {
+            let history = store.cap_history(n).unwrap_or_else(|e| {
+                tracing::error!(error = %e, "could not read the track's notices for CAP references");
+                Vec::new()
+            });
+            crate::daemon::cap::xml(cfg, n, &history).into_bytes()
+        }
+        MqttSink::Notice => n.to_json_line().into_bytes(),
     }
 }
 
-/// Hex HMAC-SHA256 of `sink \0 id \0 payload` under `key`.
-pub fn proof(key: &[u8], sink: &str, id: &str, payload: &[u8]) -> String {
+/// Hex HMAC-SHA256 of `sink \0 id \0 payload` under `key`, the sink in its stored form
+/// (`mqtt:notice`, `mqtt:cap`).
+pub fn proof(key: &[u8], sink: MqttSink, id: &str, payload: &[u8]) -> String {
     let mut m = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
-    m.update(sink.as_bytes());
+    m.update(sink.as_str().as_bytes());
     m.update(&[0]);
     m.update(id.as_bytes());
     m.update(&[0]);
@@ -157,22 +159,26 @@ pub fn proof(key: &[u8], sink: &str, id: &str, payload: &[u8]) -> String {
 }
 
 /// The notice id of an echoed notice (JSON) or CAP alert (XML).
-pub fn echo_id(sink: &str, payload: &[u8]) -> Option<String> {
-    if sink == crate::daemon::render::SINK_CAP {
-        let x = std::str::from_utf8(payload).ok()?;
-        let start = x.find("<identifier>")? + "<identifier>".len();
-        let end = start + x[start..].find("</identifier>")?;
-        return Some(
-            x[start..end]
-                .replace("&lt;", "<")
-                .replace("&gt;", ">")
-                .replace("&quot;", "\"")
-                .replace("&apos;", "'")
-                .replace("&amp;", "&"),
-        );
+pub fn echo_id(sink: MqttSink, payload: &[u8]) -> Option<String> {
+    match sink {
+        MqttSink::Cap => {
+            let x = std::str::from_utf8(payload).ok()?;
+            let start = x.find("<identifier>")? + "<identifier>".len();
+            let end = start + x[start..].find("</identifier>")?;
+            Some(
+                x[start..end]
+                    .replace("&lt;", "<")
+                    .replace("&gt;", ">")
+                    .replace("&quot;", "\"")
+                    .replace("&apos;", "'")
+                    .replace("&amp;", "&"),
+            )
+        }
+        MqttSink::Notice => {
+            let v: serde_json::Value = serde_json::from_slice(payload).ok()?;
+            v.get("id")?.as_str().map(str::to_string)
+        }
     }
-    let v: serde_json::Value = serde_json::from_slice(payload).ok()?;
-    v.get("id")?.as_str().map(str::to_string)
 }
 
 #[cfg(test)]
@@ -181,28 +187,48 @@ mod tests {
 
     #[test]
     fn proof_depends_on_key_sink_id_and_payload() {
-        let p = proof(b"k1", "mqtt:notice", "a/b/c/1", b"{}");
+        let p = proof(b"k1", MqttSink::Notice, "a/b/c/1", b"{}");
         assert_eq!(p.len(), 64);
-        assert_ne!(p, proof(b"k2", "mqtt:notice", "a/b/c/1", b"{}"));
-        assert_ne!(p, proof(b"k1", "mqtt:cap", "a/b/c/1", b"{}"));
-        assert_ne!(p, proof(b"k1", "mqtt:notice", "a/b/c/2", b"{}"));
-        assert_ne!(p, proof(b"k1", "mqtt:notice", "a/b/c/1", b"{ }"));
+        assert_ne!(p, proof(b"k2", MqttSink::Notice, "a/b/c/1", b"{}"));
+        assert_ne!(p, proof(b"k1", MqttSink::Cap, "a/b/c/1", b"{}"));
+        assert_ne!(p, proof(b"k1", MqttSink::Notice, "a/b/c/2", b"{}"));
+        assert_ne!(p, proof(b"k1", MqttSink::Notice, "a/b/c/1", b"{ }"));
+    }
+
+    /// The proof is signed over the sink's stored string, as before sinks were a type: a
+    /// proof published by an earlier version still confirms its echo. (Expected values:
+    /// HMAC-SHA256 of `mqtt:notice\0a/b/c/1\0{}` and `mqtt:cap\0…` under `k1`, computed
+    /// outside Rust with Python's `hmac`.)
+    #[test]
+    fn proofs_are_signed_over_the_stored_sink_string() {
+        assert_eq!(
+            proof(b"k1", MqttSink::Notice, "a/b/c/1", b"{}"),
+            "469cf52291acb3629604701c79cee5a2742d162b542fcd5f58fc0474b3ec82f8"
+        );
+        assert_eq!(
+            proof(b"k1", MqttSink::Cap, "a/b/c/1", b"{}"),
+            "b117b7c8d7b5ae53e5bdb43be0d32c23a338c19d9b0f23fceff68fceec8a2929"
+        );
     }
 
     #[test]
     fn echo_ids_of_notices_and_cap_alerts() {
         assert_eq!(
-            echo_id("mqtt:notice", br#"{"id": "coal_supply/shuozhou/supply/3"}"#).as_deref(),
+            echo_id(
+                MqttSink::Notice,
+                br#"{"id": "coal_supply/shuozhou/supply/3"}"#
+            )
+            .as_deref(),
             Some("coal_supply/shuozhou/supply/3")
         );
         assert_eq!(
             echo_id(
-                "mqtt:cap",
+                MqttSink::Cap,
                 b"<alert><identifier>a/b&amp;c</identifier></alert>"
             )
             .as_deref(),
             Some("a/b&c")
         );
-        assert_eq!(echo_id("mqtt:notice", b"junk"), None);
+        assert_eq!(echo_id(MqttSink::Notice, b"junk"), None);
     }
 }

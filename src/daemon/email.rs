@@ -16,17 +16,15 @@ use crate::config::Config;
 use crate::daemon::ack::AckKey;
 use crate::daemon::metrics;
 use crate::daemon::render;
-use crate::daemon::retry::driver::{Delivery, Driver, Sink};
+use crate::daemon::retry::driver::{Delivery, Driver, Transport};
 use crate::daemon::retry::Backoff;
+use crate::daemon::sink::{Sink, SinkKind};
 use crate::daemon::store::Store;
 use crate::notice::Notice;
 use crate::secret::{expand_env, secret};
 use prometheus_client::metrics::counter::Counter;
 
 type Smtp = AsyncSmtpTransport<Tokio1Executor>;
-
-/// The email sink's name in the health registry (one for every address).
-const SINK: &str = "email";
 
 /// Handle on the email sender: the shared retry driver (retry/driver.rs) over SMTP.
 #[derive(Clone)]
@@ -89,7 +87,7 @@ impl Mailer {
         };
         let store = Store::open_sink(db)?;
         let pending = store
-            .pending(render::SINK_EMAIL)?
+            .pending(SinkKind::Email)?
             .into_iter()
             .map(|p| {
                 let d = Delivery {
@@ -109,10 +107,9 @@ impl Mailer {
         Ok(Some(Mailer { driver }))
     }
 
-    /// Queues the email of `notice` to `addr`.
+    /// Queues the email of `notice` to `addr` (the sink [`Sink::Email`]).
     pub fn submit(&self, notice: Arc<Notice>, addr: String) {
-        let sink = format!("{}{addr}", render::SINK_EMAIL);
-        self.driver.submit(notice, sink);
+        self.driver.submit(notice, Sink::Email(addr));
     }
 
     /// Stops sending; what is not sent stays in the outbox for the next start.
@@ -123,13 +120,14 @@ impl Mailer {
     }
 }
 
-impl Sink for Email {
-    const KIND: &'static str = "email";
+impl Transport for Email {
+    const KIND: SinkKind = SinkKind::Email;
     const SENT: &'static str = "email sent";
     const NOT_SENT: &'static str = "email not sent";
 
+    /// One name for every address: `email`.
     fn health_name(&self, _: &Delivery) -> String {
-        SINK.to_string()
+        SinkKind::Email.to_string()
     }
 
     fn grace(&self) -> Duration {
@@ -142,7 +140,13 @@ impl Sink for Email {
     }
 
     async fn attempt(&self, d: &Delivery) -> Result<(), String> {
-        let addr = d.sink.strip_prefix(render::SINK_EMAIL).unwrap_or(&d.sink);
+        let addr = match &d.sink {
+            Sink::Email(addr) => addr,
+            // The mailer queues only its own sinks (`submit`, `pending`).
+            Sink::Notice | Sink::Cap | Sink::Webhook(_) => {
+                return Err(format!("{} is not an email", d.sink))
+            }
+        };
         let m = message(
             &self.cfg,
             (&self.from, self.links.as_ref()),

@@ -3,7 +3,8 @@
 //! `{root}/_yingji/ops` (never under a region's input topics; the daemon never takes
 //! `_`-prefixed segments as input, so it cannot loop).
 //!
-//! - A sink (`email`, `webhook:{name}`, `mqtt:out`) that failed
+//! - A sink (`email`, one for every address, or `webhook:{name}`: the retry driver's
+//!   `Transport::health_name`) that failed
 //!   [`DEGRADED_AFTER`] times in a row is degraded until it succeeds again.
 //! - Faults are counted: outbox id conflicts, snapshots that would not restore, echoes not
 //!   trusted, retained replays ignored.

@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use crate::config::Config;
 use crate::daemon::core::Incoming;
 use crate::daemon::mqtt::{self, AckToken, Backoff, Client, Ev, Settings};
+use crate::daemon::sink::MqttSink;
 use crate::daemon::{metrics, CoreEvent};
 
 /// What the input session subscribes to (besides the marker and proof topics): with
@@ -42,7 +43,7 @@ enum Route {
     /// An input (or what claims to be one: `input::parse` rejects unknown feeds/regions).
     Input,
     /// One of our own notices or CAP alerts routed back (the sink it belongs to).
-    Echo(&'static str),
+    Echo(MqttSink),
     /// Not ours to handle: our own outputs (state, rejected), `_`-prefixed segments
     /// (ops, other daemons' markers and proofs), other daemons' regions. Acked, nothing
     /// else: so a rejection can never loop.
@@ -62,8 +63,8 @@ fn route(cfg: &Config, topic: &str) -> Route {
     }
     let known = cfg.region_index(parts[0]).is_some();
     let output = match parts.get(1..) {
-        Some(["notice", _]) => Some(Some(crate::daemon::render::SINK_NOTICE)),
-        Some(["cap", _]) => Some(Some(crate::daemon::render::SINK_CAP)),
+        Some(["notice", _]) => Some(Some(MqttSink::Notice)),
+        Some(["cap", _]) => Some(Some(MqttSink::Cap)),
         Some(["state", ..]) | Some(["rejected"]) => Some(None),
         _ => None,
     };
@@ -446,11 +447,11 @@ mod tests {
         let cfg = Config::from_toml("").unwrap().config;
         assert_eq!(
             route(&cfg, "ers/shuozhou/notice/coal_supply"),
-            Route::Echo("mqtt:notice")
+            Route::Echo(MqttSink::Notice)
         );
         assert_eq!(
             route(&cfg, "ers/shuozhou/cap/coal_supply"),
-            Route::Echo("mqtt:cap")
+            Route::Echo(MqttSink::Cap)
         );
         assert_eq!(route(&cfg, "ers/shuozhou/air/aqi"), Route::Input);
         assert_eq!(route(&cfg, "ers/shuozhou/air/bogus"), Route::Input);

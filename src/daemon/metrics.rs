@@ -14,6 +14,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Metric, Registry};
 
+use crate::daemon::sink::SinkKind;
+
 type Labels = Vec<(String, String)>;
 
 /// The daemon's metrics; handles into one registry.
@@ -132,9 +134,9 @@ impl Metrics {
             inputs_accepted: labeled(&inputs, "result", "accepted"),
             inputs_rejected: labeled(&inputs, "result", "rejected"),
             notices,
-            mqtt_delivered: labeled(&deliveries, "sink", "mqtt"),
-            emails_sent: labeled(&deliveries, "sink", "email"),
-            webhooks_sent: labeled(&deliveries, "sink", "webhook"),
+            mqtt_delivered: labeled(&deliveries, "sink", SinkKind::Mqtt.as_str()),
+            emails_sent: labeled(&deliveries, "sink", SinkKind::Email.as_str()),
+            webhooks_sent: labeled(&deliveries, "sink", SinkKind::Webhook.as_str()),
             emails_failed,
             webhooks_failed,
             mqtt_in_up: gauge("conn", "in"),

@@ -31,6 +31,7 @@ pub mod mqtt;
 pub mod outbound;
 pub mod render;
 pub mod retry;
+pub mod sink;
 pub mod store;
 pub mod systemd;
 pub mod view;
@@ -48,6 +49,7 @@ use crate::daemon::core::{Core, Effects, Incoming, LinkOutcome};
 use crate::daemon::inbound::InToken;
 use crate::daemon::mqtt::Settings;
 use crate::daemon::outbound::{Out, Publisher};
+use crate::daemon::sink::{MqttSink, Sink, SinkKind};
 use crate::daemon::store::Store;
 use crate::time::{fmt_ts, Ts};
 
@@ -55,7 +57,7 @@ use crate::time::{fmt_ts, Ts};
 pub enum CoreEvent {
     Input(Incoming<InToken>),
     /// One of our own notices or CAP alerts routed back by the broker: sink, payload.
-    Echo(&'static str, Vec<u8>, InToken),
+    Echo(MqttSink, Vec<u8>, InToken),
     /// A proof published by our output connection before a notice (echo.rs).
     Proof(Vec<u8>, InToken),
     /// The input connection is up for the first time: the echo wait starts.
@@ -440,7 +442,7 @@ impl Sinks {
     /// and so do the state documents (`go_live`).
     fn apply_draining(&self, mut fx: Effects<InToken>) {
         for (_, sinks) in &mut fx.notices {
-            sinks.retain(|s| !s.starts_with("mqtt:"));
+            sinks.retain(|s| s.kind() != SinkKind::Mqtt);
         }
         fx.states.clear();
         self.apply(fx);
@@ -469,19 +471,28 @@ impl Sinks {
                 retain: false,
             });
         }
-        for (n, sinks) in &fx.notices {
+        for (n, sinks) in fx.notices {
             for s in sinks {
-                if s.starts_with("mqtt:") {
-                    outs.push(Out::Tracked {
-                        notice: Arc::clone(n),
-                        sink: s.clone(),
-                    });
-                } else if let (Some(addr), Some(m)) =
-                    (s.strip_prefix(render::SINK_EMAIL), &self.mailer)
-                {
-                    m.submit(Arc::clone(n), addr.to_string());
-                } else if let (true, Some(h)) = (s.starts_with(render::SINK_WEBHOOK), &self.hooks) {
-                    h.submit(Arc::clone(n), s.clone());
+                let notice = Arc::clone(&n);
+                match s {
+                    Sink::Notice => outs.push(Out::Tracked {
+                        notice,
+                        sink: MqttSink::Notice,
+                    }),
+                    Sink::Cap => outs.push(Out::Tracked {
+                        notice,
+                        sink: MqttSink::Cap,
+                    }),
+                    Sink::Email(addr) => {
+                        if let Some(m) = &self.mailer {
+                            m.submit(notice, addr);
+                        }
+                    }
+                    Sink::Webhook(name) => {
+                        if let Some(h) = &self.hooks {
+                            h.submit(notice, name);
+                        }
+                    }
                 }
             }
         }
@@ -496,7 +507,7 @@ type CsvAsk = (String, String, tokio::sync::oneshot::Sender<Option<String>>);
 #[derive(Default)]
 struct Arrived {
     inputs: Vec<Incoming<InToken>>,
-    echoes: Vec<(&'static str, Vec<u8>, InToken)>,
+    echoes: Vec<(MqttSink, Vec<u8>, InToken)>,
     proofs: Vec<(Vec<u8>, InToken)>,
     links: Vec<LinkAck>,
     cmds: Vec<ConsoleCmd>,
@@ -831,18 +842,19 @@ fn retain(core: &mut Core) {
 /// before the start, then what the inputs handled during the drain made), then, when
 /// those inputs moved levels (`states`), every state document; returns true.
 fn go_live(core: &Core, sinks: &Sinks, states: bool) -> anyhow::Result<bool> {
-    let pending = core.store().pending("mqtt:")?;
+    let pending = core.store().pending(SinkKind::Mqtt)?;
     tracing::info!(
         undelivered = pending.len(),
         "sending what was not delivered before"
     );
     metrics::set(&metrics::METRICS.live, true);
-    sinks
-        .publisher
-        .submit(pending.into_iter().map(|p| Out::Tracked {
+    sinks.publisher.submit(pending.into_iter().filter_map(|p| {
+        let sink = p.sink.mqtt()?;
+        Some(Out::Tracked {
             notice: Arc::new(p.notice),
-            sink: p.sink,
-        }));
+            sink,
+        })
+    }));
     if states {
         sinks
             .publisher

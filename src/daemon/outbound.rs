@@ -31,6 +31,7 @@ use tokio::task::JoinHandle;
 use crate::clock;
 use crate::config::Config;
 use crate::daemon::mqtt::{self, Backoff, Client, Ev, Settings};
+use crate::daemon::sink::{MqttSink, Sink};
 use crate::daemon::store::Store;
 use crate::daemon::{echo, metrics, render};
 use crate::notice::Notice;
@@ -38,8 +39,8 @@ use crate::notice::Notice;
 /// Something to publish.
 #[derive(Debug, Clone)]
 pub enum Out {
-    /// A notice to one `mqtt:*` sink of the outbox; marked delivered on PUBACK.
-    Tracked { notice: Arc<Notice>, sink: String },
+    /// A notice to one MQTT sink of the outbox; marked delivered on PUBACK.
+    Tracked { notice: Arc<Notice>, sink: MqttSink },
     /// Anything else (state, rejections).
     Plain {
         topic: String,
@@ -65,8 +66,8 @@ struct Item {
     payload: Vec<u8>,
     qos1: bool,
     retain: bool,
-    /// The notice and `mqtt:*` sink whose delivery this is (marked on PUBACK).
-    tracked: Option<(Arc<Notice>, String)>,
+    /// The notice and MQTT sink whose delivery this is (marked on PUBACK).
+    tracked: Option<(Arc<Notice>, MqttSink)>,
 }
 
 /// The connection's side: what waits, what is handed to rumqttc, what waits for PUBACK.
@@ -107,7 +108,7 @@ enum Feed {
     /// Messages to publish ([`Publisher::submit`]).
     Outs(Vec<Out>),
     /// Deliveries the broker acknowledged, to mark in the store.
-    Acked(Vec<(Arc<Notice>, String)>),
+    Acked(Vec<(Arc<Notice>, MqttSink)>),
 }
 
 /// Handle on the publishing side.
@@ -286,13 +287,12 @@ impl Feeder {
             Out::Tracked { notice, sink } => {
                 let payload = {
                     let store = self.shared.store.lock().expect("publisher store lock");
-                    echo::payload(&self.cfg, &store, &notice, &sink)
+                    echo::payload(&self.cfg, &store, &notice, sink)
                 };
-                let p = echo::proof(&self.echo_key, &sink, &notice.id, &payload);
-                let topic = if sink == render::SINK_CAP {
-                    render::cap_topic(&self.cfg, &notice)
-                } else {
-                    render::notice_topic(&self.cfg, &notice)
+                let p = echo::proof(&self.echo_key, sink, &notice.id, &payload);
+                let topic = match sink {
+                    MqttSink::Notice => render::notice_topic(&self.cfg, &notice),
+                    MqttSink::Cap => render::cap_topic(&self.cfg, &notice),
                 };
                 vec![
                     item(self.proof_topic.clone(), p.into_bytes(), true, false, None),
@@ -308,11 +308,11 @@ impl Feeder {
         }
     }
 
-    fn mark(&self, acked: Vec<(Arc<Notice>, String)>) {
+    fn mark(&self, acked: Vec<(Arc<Notice>, MqttSink)>) {
         let n = acked.len();
-        let marks: Vec<(&str, &str)> = acked
+        let marks: Vec<(&str, Sink)> = acked
             .iter()
-            .map(|(notice, sink)| (notice.id.as_str(), sink.as_str()))
+            .map(|(notice, sink)| (notice.id.as_str(), Sink::from(*sink)))
             .collect();
         let r = self
             .shared
@@ -364,7 +364,9 @@ impl State {
             let store = store.lock().expect("publisher store lock");
             all.iter()
                 .filter(|i| match &i.tracked {
-                    Some((notice, sink)) => store.is_delivered(&notice.id, sink).unwrap_or(false),
+                    Some((notice, sink)) => store
+                        .is_delivered(&notice.id, &Sink::from(*sink))
+                        .unwrap_or(false),
                     None => false,
                 })
                 .map(|i| i.order)
@@ -382,7 +384,7 @@ impl State {
 
     /// Handles an event of the connection; returns the deliveries the broker just
     /// acknowledged (counted in `marking` until the feeder marked them).
-    fn on_event(&mut self, ev: Ev, shared: &Shared) -> Vec<(Arc<Notice>, String)> {
+    fn on_event(&mut self, ev: Ev, shared: &Shared) -> Vec<(Arc<Notice>, MqttSink)> {
         let mut acked = Vec::new();
         match ev {
             Ev::ConnAck { .. } => {

@@ -7,18 +7,11 @@ use serde_json::json;
 
 use crate::config::{Config, Contact, WebhookConfig, WebhookKind};
 use crate::daemon::ack::AckKey;
+use crate::daemon::sink::Sink;
 use crate::input::Rejection;
 use crate::notice::{Kind, Notice, Plan};
 use crate::time::{fmt_ts, time_zh, Ts};
 use crate::wording::Said;
-
-/// Sink of the notice topic (JSON) and of the CAP topic.
-pub const SINK_NOTICE: &str = "mqtt:notice";
-pub const SINK_CAP: &str = "mqtt:cap";
-/// Prefix of an email sink; the address follows.
-pub const SINK_EMAIL: &str = "email:";
-/// Prefix of a webhook sink; the webhook's name follows.
-pub const SINK_WEBHOOK: &str = "webhook:";
 
 /// `{root}/{region}/notice/{plan}`.
 pub fn notice_topic(cfg: &Config, n: &Notice) -> String {
@@ -68,23 +61,20 @@ pub fn carried(n: &Notice) -> bool {
         )
 }
 
-/// The sinks a notice needs: the notice and CAP topics, and one per email recipient.
-pub fn sinks(cfg: &Config, n: &Notice) -> Vec<String> {
-    let mut s = vec![SINK_NOTICE.to_string()];
+/// The sinks a notice needs, in this order: the notice topic, the CAP topic (when
+/// [`carried`]), one per email recipient, one per webhook that wants it.
+pub fn sinks(cfg: &Config, n: &Notice) -> Vec<Sink> {
+    let mut s = vec![Sink::Notice];
     if carried(n) {
-        s.push(SINK_CAP.to_string());
+        s.push(Sink::Cap);
     }
-    s.extend(
-        email_recipients(cfg, n)
-            .into_iter()
-            .map(|a| format!("{SINK_EMAIL}{a}")),
-    );
+    s.extend(email_recipients(cfg, n).into_iter().map(Sink::Email));
     s.extend(
         cfg.webhooks
             .iter()
             .enumerate()
             .filter(|(_, w)| webhook_wants(cfg, w, n))
-            .map(|(i, w)| format!("{SINK_WEBHOOK}{}", webhook_name(i, w))),
+            .map(|(i, w)| Sink::Webhook(webhook_name(i, w))),
     );
     s
 }
@@ -798,12 +788,12 @@ plans = ["severe_weather"]
         let got: Vec<String> = email_recipients(&c, &call).into_iter().collect();
         assert_eq!(got, ["hb@x.org", "other@x.org"]);
         assert!(email_recipients(&cfg(""), &notice()).is_empty());
-        assert_eq!(sinks(&cfg(""), &notice()), [SINK_NOTICE, SINK_CAP]);
+        assert_eq!(sinks(&cfg(""), &notice()), [Sink::Notice, Sink::Cap]);
         let mut report = notice();
         report.kind = Kind::ReportFollowup;
         assert_eq!(
             sinks(&cfg(""), &report),
-            [SINK_NOTICE],
+            [Sink::Notice],
             "reports are not CAP"
         );
     }

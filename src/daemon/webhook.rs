@@ -22,16 +22,17 @@ use crate::config::{Config, WebhookKind};
 use crate::daemon::ack::{self, AckKey};
 use crate::daemon::metrics;
 use crate::daemon::render;
-use crate::daemon::retry::driver::{Delivery, Driver, Sink};
+use crate::daemon::retry::driver::{Delivery, Driver, Transport};
 use crate::daemon::retry::Backoff;
+use crate::daemon::sink::{Sink, SinkKind};
 use crate::daemon::store::Store;
 use crate::notice::{Kind, Notice};
 use crate::secret::{expand_env, secret};
 use prometheus_client::metrics::counter::Counter;
 
-/// A webhook ready to post to: its sink name and resolved URL (with `?key=`).
+/// A webhook ready to post to: its sink and resolved URL (with `?key=`).
 struct Hook {
-    sink: String,
+    sink: Sink,
     kind: WebhookKind,
     url: String,
     agent: ureq::Agent,
@@ -58,8 +59,8 @@ const TOKEN_ERRORS: [i64; 3] = [40001, 40014, 42001];
 #[derive(Clone)]
 pub struct Hooks {
     driver: Driver,
-    /// The sink names of the configured webhooks.
-    sinks: Arc<Vec<String>>,
+    /// The sinks of the configured webhooks.
+    sinks: Arc<Vec<Sink>>,
 }
 
 /// One attempt at one webhook delivery: a POST (or, for `wecom_app`, up to two token
@@ -114,7 +115,7 @@ fn hooks(cfg: &Config) -> anyhow::Result<Vec<Hook>> {
             .redirects(0)
             .build();
         out.push(Hook {
-            sink: format!("{}{}", render::SINK_WEBHOOK, render::webhook_name(i, w)),
+            sink: Sink::Webhook(render::webhook_name(i, w)),
             kind: w.kind,
             url: url.trim_end_matches('/').to_string(),
             agent,
@@ -137,10 +138,10 @@ impl Hooks {
         if hooks.is_empty() {
             return Ok(None);
         }
-        let sinks: Vec<String> = hooks.iter().map(|h| h.sink.clone()).collect();
+        let sinks: Vec<Sink> = hooks.iter().map(|h| h.sink.clone()).collect();
         let store = Store::open_sink(db)?;
         let mut pending = Vec::new();
-        for p in store.pending(render::SINK_WEBHOOK)? {
+        for p in store.pending(SinkKind::Webhook)? {
             if sinks.contains(&p.sink) {
                 let d = Delivery {
                     notice: Arc::new(p.notice),
@@ -163,9 +164,10 @@ impl Hooks {
         }))
     }
 
-    /// Queues a delivery of `notice` to the webhook sink `sink` (one not configured is
-    /// left in the outbox).
-    pub fn submit(&self, notice: Arc<Notice>, sink: String) {
+    /// Queues a delivery of `notice` to the webhook named `name` (the sink
+    /// [`Sink::Webhook`]; one not configured is left in the outbox).
+    pub fn submit(&self, notice: Arc<Notice>, name: String) {
+        let sink = Sink::Webhook(name);
         if self.sinks.contains(&sink) {
             self.driver.submit(notice, sink);
         }
@@ -178,13 +180,13 @@ impl Hooks {
     }
 }
 
-impl Sink for Posts {
-    const KIND: &'static str = "webhook";
+impl Transport for Posts {
+    const KIND: SinkKind = SinkKind::Webhook;
     const SENT: &'static str = "webhook delivered";
     const NOT_SENT: &'static str = "webhook not delivered";
 
     fn health_name(&self, d: &Delivery) -> String {
-        d.sink.clone()
+        d.sink.to_string()
     }
 
     /// A `wecom_app` attempt may make four requests (token, send, token again, send).

@@ -4,6 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
+use yingji::daemon::sink::SinkKind;
 use yingji::daemon::store::Store;
 use yingji::time::{floor_hour, fmt_ts, Ts};
 
@@ -223,7 +224,7 @@ pub fn ids(v: &[Value]) -> Vec<String> {
 
 pub fn assert_all_delivered(dir: &Path) {
     let store = Store::open(&dir.join("yingji.db")).unwrap();
-    let pending = store.pending("mqtt:").unwrap();
+    let pending = store.pending(SinkKind::Mqtt).unwrap();
     assert!(
         pending.is_empty(),
         "undelivered after a clean stop: {:?}",

@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::daemon::echo::Proofs;
 use crate::daemon::health;
 use crate::daemon::render;
+use crate::daemon::sink::{MqttSink, Sink};
 use crate::daemon::store::{Outboxed, Store, Tx};
 use crate::daemon::view::{Tracker, View};
 use crate::engine::{Engine, Step};
@@ -40,7 +41,7 @@ pub struct Incoming<T> {
 /// What a step asks the I/O around it to do, after the transaction committed.
 pub struct Effects<T> {
     /// New notices, each with the sinks it needs (already in the outbox).
-    pub notices: Vec<(Arc<Notice>, Vec<String>)>,
+    pub notices: Vec<(Arc<Notice>, Vec<Sink>)>,
     /// Inputs refused, to publish on `rejected`.
     pub rejections: Vec<(Ts, Rejection)>,
     /// (region, plan) whose track levels changed, with all their levels now.
@@ -489,7 +490,7 @@ impl Core {
     pub fn confirm<T>(
         &mut self,
         arrived: Vec<(Vec<u8>, T)>,
-        echoes: Vec<(&'static str, Vec<u8>, T)>,
+        echoes: Vec<(MqttSink, Vec<u8>, T)>,
         key: &[u8],
         proofs: &mut Proofs<T>,
         now: Ts,
@@ -538,7 +539,7 @@ impl Core {
     fn proof_tokens<T>(
         &self,
         id: Option<&str>,
-        sink: &str,
+        sink: MqttSink,
         payload: &[u8],
         key: &[u8],
         proofs: &mut Proofs<T>,
@@ -587,10 +588,14 @@ impl Core {
 }
 
 /// Marks deliveries in one transaction.
-fn mark_delivered(store: &mut Store, marks: Vec<(String, &str)>, now: Ts) -> anyhow::Result<()> {
+fn mark_delivered(
+    store: &mut Store,
+    marks: Vec<(String, MqttSink)>,
+    now: Ts,
+) -> anyhow::Result<()> {
     let tx = store.begin()?;
     for (id, sink) in marks {
-        tx.mark_delivered(&id, sink, now)?;
+        tx.mark_delivered(&id, &sink.into(), now)?;
     }
     tx.commit()
 }

@@ -494,7 +494,7 @@ fn a_proof_is_acked_only_once_the_echo_it_proves_is_marked() {
     let mut core = Core::recover(cfg(), store, t).unwrap();
     let fx = red_warning(&mut core, "2024-07-10T01:59:00+08:00", t);
     let n = Arc::clone(&fx.notices.first().expect("a red warning makes a notice").0);
-    let sink = render::SINK_NOTICE;
+    let sink = crate::daemon::sink::MqttSink::Notice;
     let key = b"echo key";
     let payload = crate::daemon::echo::payload(&core.cfg, core.store(), &n, sink);
     let proof = crate::daemon::echo::proof(key, sink, &n.id, &payload).into_bytes();
@@ -510,7 +510,7 @@ fn a_proof_is_acked_only_once_the_echo_it_proves_is_marked() {
         )
         .unwrap();
     assert_eq!(fx.acks, vec![0]);
-    assert!(!core.store().is_delivered(&n.id, sink).unwrap());
+    assert!(!core.store().is_delivered(&n.id, &sink.into()).unwrap());
     // The proof comes alone (its echo is in the next batch): not acked yet.
     let fx = core
         .confirm(vec![(proof.clone(), 1)], vec![], key, &mut proofs, t)
@@ -520,7 +520,7 @@ fn a_proof_is_acked_only_once_the_echo_it_proves_is_marked() {
         "proof acked before its echo: {:?}",
         fx.acks
     );
-    assert!(!core.store().is_delivered(&n.id, sink).unwrap());
+    assert!(!core.store().is_delivered(&n.id, &sink.into()).unwrap());
     // Killed here, the broker sends both again: the restarted daemon confirms the echo.
     drop(core);
     let mut core = Core::recover(cfg(), Store::open(&path).unwrap(), t).unwrap();
@@ -537,7 +537,7 @@ fn a_proof_is_acked_only_once_the_echo_it_proves_is_marked() {
     let mut acks = fx.acks;
     acks.sort();
     assert_eq!(acks, vec![3, 4], "the echo and its proof, once marked");
-    assert!(core.store().is_delivered(&n.id, sink).unwrap());
+    assert!(core.store().is_delivered(&n.id, &sink.into()).unwrap());
     assert!(proofs.is_empty(), "the proof is used up");
 }
 

@@ -1,11 +1,11 @@
 //! The I/O side of the retry queue, one for both the email and the webhook sinks: a task on
 //! the daemon's runtime that queues new deliveries, sleeps until the next one is due, makes
-//! each attempt through its [`Sink`], and records the result where it belongs: the outbox
+//! each attempt through its [`Transport`], and records the result where it belongs: the outbox
 //! (marked delivered, or its failed attempts counted), the health registry (degraded after
 //! failures in a row), the metrics and the log. The queue's rules are in `retry.rs`.
 //!
 //! Shutdown ([`Driver::stop`]): no new attempt starts; the attempt in hand is let finish
-//! (at most the sink's [`Sink::grace`]), so a delivery the server accepted is marked and
+//! (at most the transport's [`Transport::grace`]), so a delivery the server accepted is marked and
 //! not sent again after the restart. What is left stays in the outbox for the next start.
 
 use std::future::Future;
@@ -20,21 +20,23 @@ use super::{Attempt, Backoff, Mono, Outcome, Queue, Then};
 use crate::clock;
 use crate::daemon::health;
 use crate::daemon::metrics;
+use crate::daemon::sink::{Sink, SinkKind};
 use crate::daemon::store::Store;
 use crate::notice::Notice;
 use prometheus_client::metrics::counter::Counter;
 
-/// One delivery: a notice to one outbox sink (`email:{addr}`, `webhook:{name}`).
+/// One delivery: a notice to one outbox sink ([`Sink::Email`], [`Sink::Webhook`]).
 #[derive(Debug, Clone)]
 pub struct Delivery {
     pub notice: Arc<Notice>,
-    pub sink: String,
+    pub sink: Sink,
 }
 
-/// A sink's I/O: one attempt at one delivery, and how its results are named and counted.
-pub trait Sink: Send + Sync + 'static {
-    /// The sink kind in logs: `email`, `webhook`.
-    const KIND: &'static str;
+/// The I/O of one kind of sink: one attempt at one delivery, and how its results are named
+/// and counted.
+pub trait Transport: Send + Sync + 'static {
+    /// The sinks it delivers to (logs).
+    const KIND: SinkKind;
     /// The log message of a delivery made, and of one not made (operators and tests look
     /// for them).
     const SENT: &'static str;
@@ -63,14 +65,14 @@ pub struct Driver {
     grace: Duration,
     /// Whether an attempt is in hand (for the log at stop).
     busy: Arc<AtomicBool>,
-    kind: &'static str,
+    kind: SinkKind,
 }
 
 /// The queue and what the driver's task owns.
 struct Run<S> {
     sink: S,
     store: Store,
-    queue: Queue<(String, String), Delivery>,
+    queue: Queue<(String, Sink), Delivery>,
     epoch: tokio::time::Instant,
     busy: Arc<AtomicBool>,
 }
@@ -79,7 +81,7 @@ impl Driver {
     /// Starts the driver of `sink` on the current runtime, with `pending` (deliveries the
     /// outbox still has, with their failed attempts so far) queued first, due at once.
     /// `store` is the driver's own connection to the database.
-    pub fn start<S: Sink>(
+    pub fn start<S: Transport>(
         sink: S,
         backoff: Backoff,
         store: Store,
@@ -111,7 +113,7 @@ impl Driver {
     }
 
     /// Queues a delivery of `notice` to the outbox sink `sink`.
-    pub fn submit(&self, notice: Arc<Notice>, sink: String) {
+    pub fn submit(&self, notice: Arc<Notice>, sink: Sink) {
         let _ = self.tx.send(Delivery { notice, sink });
     }
 
@@ -125,7 +127,7 @@ impl Driver {
             let wait = self.grace + Duration::from_secs(1);
             if self.busy.load(Ordering::SeqCst) {
                 tracing::info!(
-                    sink = self.kind,
+                    sink = self.kind.as_str(),
                     within_s = wait.as_secs(),
                     "stopping: waiting for the delivery attempt in hand"
                 );
@@ -144,7 +146,7 @@ impl Driver {
 
 /// The driver's task: attempts what is due, one at a time, else waits for a new delivery,
 /// the next due time or the stop.
-async fn drive<S: Sink>(
+async fn drive<S: Transport>(
     mut run: Run<S>,
     mut rx: mpsc::UnboundedReceiver<Delivery>,
     mut stop: watch::Receiver<bool>,
@@ -177,7 +179,7 @@ async fn drive<S: Sink>(
     }
 }
 
-impl<S: Sink> Run<S> {
+impl<S: Transport> Run<S> {
     fn now(&self) -> Mono {
         clock::monotonic().saturating_duration_since(self.epoch)
     }

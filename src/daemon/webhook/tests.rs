@@ -50,7 +50,8 @@ fn call(person: &str, channel: &str, attempt: u32) -> Notice {
 fn sinks(n: &Notice) -> Vec<String> {
     render::sinks(&cfg(), n)
         .into_iter()
-        .filter(|s| s.starts_with(render::SINK_WEBHOOK))
+        .filter(|s| s.kind() == SinkKind::Webhook)
+        .map(|s| s.to_string())
         .collect()
 }
 
@@ -148,7 +149,8 @@ fn drill_mode_sends_nothing_to_the_phone_gateway() {
     c.drill = true;
     let s: Vec<String> = render::sinks(&c, &n)
         .into_iter()
-        .filter(|s| s.starts_with(render::SINK_WEBHOOK))
+        .filter(|s| s.kind() == SinkKind::Webhook)
+        .map(|s| s.to_string())
         .collect();
     assert_eq!(s, ["webhook:wecom-0"]);
     let b = body(&c, None, WebhookKind::Wecom, &n).unwrap();
@@ -245,7 +247,10 @@ timeout_s = 5
     .config;
     let hs = hooks(&c).unwrap();
     let n = call("yjj", "wechat", 1);
-    assert_eq!(render::sinks(&c, &n).last().unwrap(), "webhook:wecom_app-0");
+    assert_eq!(
+        render::sinks(&c, &n).last().unwrap().to_string(),
+        "webhook:wecom_app-0"
+    );
     assert!(!render::webhook_wants(
         &c,
         &c.webhooks[0],

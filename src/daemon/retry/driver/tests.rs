@@ -20,8 +20,8 @@ struct Scripted {
     epoch: tokio::time::Instant,
 }
 
-impl Sink for Scripted {
-    const KIND: &'static str = "test";
+impl Transport for Scripted {
+    const KIND: SinkKind = SinkKind::Webhook;
     const SENT: &'static str = "test delivered";
     const NOT_SENT: &'static str = "test not delivered";
 
@@ -42,7 +42,7 @@ impl Sink for Scripted {
 
     async fn attempt(&self, d: &Delivery) -> Result<(), String> {
         let at = clock::monotonic() - self.epoch;
-        let _ = self.seen.send((d.sink.clone(), at));
+        let _ = self.seen.send((d.sink.to_string(), at));
         let made = self.made.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         if let Some((from, g)) = &self.gate {
             if made >= *from {
@@ -56,7 +56,12 @@ impl Sink for Scripted {
 
 type Seen = mpsc::UnboundedReceiver<(String, Duration)>;
 
-/// A store holding one notice with deliveries to `sinks`, and its path (the driver opens
+/// The webhook sink of this name.
+fn hook(name: &str) -> Sink {
+    Sink::Webhook(name.into())
+}
+
+/// A store holding one notice with deliveries to the webhooks `sinks`, and its path (the driver opens
 /// its own connection, as in the daemon).
 fn store(name: &str, sinks: &[&str]) -> (Store, std::path::PathBuf, Arc<Notice>) {
     let dir = std::env::temp_dir().join(format!("yingji-retry-{name}-{}", std::process::id()));
@@ -66,7 +71,7 @@ fn store(name: &str, sinks: &[&str]) -> (Store, std::path::PathBuf, Arc<Notice>)
     let mut n = Notice::new(Plan::CoalSupply, "supply", Kind::Activate, "L2").reason("一");
     n.id = "coal_supply/shuozhou/supply/1".into();
     n.region = "shuozhou".into();
-    let sinks: Vec<String> = sinks.iter().map(|s| s.to_string()).collect();
+    let sinks: Vec<Sink> = sinks.iter().map(|s| hook(s)).collect();
     let tx = s.begin().unwrap();
     tx.outbox(&n, &sinks).unwrap();
     tx.commit().unwrap();
@@ -91,7 +96,7 @@ fn sink(name: &str, answers: &[Result<(), String>], gate: Gate) -> (Scripted, Se
 fn delivery(n: &Arc<Notice>, sink: &str) -> Delivery {
     Delivery {
         notice: Arc::clone(n),
-        sink: sink.into(),
+        sink: hook(sink),
     }
 }
 
@@ -103,7 +108,7 @@ fn failures_in_row(name: &str) -> u64 {
 
 #[tokio::test(start_paused = true)]
 async fn failures_follow_the_backoff_degrade_the_sink_and_the_delivery_is_marked_once() {
-    let (store, db, n) = store("backoff", &["t:a"]);
+    let (store, db, n) = store("backoff", &["a"]);
     let fail = || Err("refused".to_string());
     // The fourth attempt waits for the gate: the three failures before it are recorded.
     let gate = Arc::new(Notify::new());
@@ -113,7 +118,7 @@ async fn failures_follow_the_backoff_degrade_the_sink_and_the_delivery_is_marked
         s,
         Backoff::WEBHOOK,
         Store::open(&db).unwrap(),
-        vec![(delivery(&n, "t:a"), 0)],
+        vec![(delivery(&n, "a"), 0)],
     );
     let mut times = Vec::new();
     for _ in 0..4 {
@@ -128,7 +133,7 @@ async fn failures_follow_the_backoff_degrade_the_sink_and_the_delivery_is_marked
     assert!(health::problems()
         .iter()
         .any(|p| p.contains("test:backoff")));
-    assert_eq!(store.pending("t:").unwrap()[0].attempts, 3);
+    assert_eq!(store.pending(SinkKind::Webhook).unwrap()[0].attempts, 3);
     gate.notify_one();
     d.stop().await;
     assert_eq!(
@@ -136,55 +141,55 @@ async fn failures_follow_the_backoff_degrade_the_sink_and_the_delivery_is_marked
         0,
         "recovered by the success"
     );
-    assert!(store.is_delivered(&n.id, "t:a").unwrap());
-    assert!(store.pending("t:").unwrap().is_empty());
+    assert!(store.is_delivered(&n.id, &hook("a")).unwrap());
+    assert!(store.pending(SinkKind::Webhook).unwrap().is_empty());
     assert!(seen.try_recv().is_err(), "never attempted again");
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_failure_is_recorded_in_the_outbox_and_a_restart_continues_its_backoff() {
-    let (store, db, n) = store("count", &["t:a"]);
+    let (store, db, n) = store("count", &["a"]);
     let (s, mut seen) = sink("test:count", &[Err("HTTP 500".into())], None);
     let d = Driver::start(
         s,
         Backoff::WEBHOOK,
         Store::open(&db).unwrap(),
-        vec![(delivery(&n, "t:a"), 0)],
+        vec![(delivery(&n, "a"), 0)],
     );
     seen.recv().await.unwrap();
     d.stop().await;
-    let p = store.pending("t:").unwrap();
+    let p = store.pending(SinkKind::Webhook).unwrap();
     assert_eq!(
         (p.len(), p[0].attempts),
         (1, 1),
         "left in the outbox, counted"
     );
     // The next start: due at once, and its next failure waits 4 s, not 2 s.
-    let pending = vec![(delivery(&n, "t:a"), p[0].attempts)];
+    let pending = vec![(delivery(&n, "a"), p[0].attempts)];
     let (s, mut seen) = sink("test:count", &[Err("HTTP 500".into())], None);
     let d = Driver::start(s, Backoff::WEBHOOK, Store::open(&db).unwrap(), pending);
     assert_eq!(seen.recv().await.unwrap().1, Duration::ZERO);
     assert_eq!(seen.recv().await.unwrap().1, Duration::from_secs(4));
     d.stop().await;
-    assert!(store.is_delivered(&n.id, "t:a").unwrap());
+    assert!(store.is_delivered(&n.id, &hook("a")).unwrap());
 }
 
 #[tokio::test(start_paused = true)]
 async fn stop_lets_the_attempt_in_hand_finish_and_starts_no_other() {
-    let (store, db, n) = store("stop", &["t:a", "t:b"]);
+    let (store, db, n) = store("stop", &["a", "b"]);
     let gate = Arc::new(Notify::new());
     let (s, mut seen) = sink("test:stop", &[], Some((0, Arc::clone(&gate))));
-    let pending = vec![(delivery(&n, "t:a"), 0), (delivery(&n, "t:b"), 0)];
+    let pending = vec![(delivery(&n, "a"), 0), (delivery(&n, "b"), 0)];
     let d = Driver::start(s, Backoff::WEBHOOK, Store::open(&db).unwrap(), pending);
-    assert_eq!(seen.recv().await.unwrap().0, "t:a");
-    // The stop begins while "t:a" is in hand; the server answers afterwards.
+    assert_eq!(seen.recv().await.unwrap().0, "webhook:a");
+    // The stop begins while "a" is in hand; the server answers afterwards.
     tokio::join!(d.stop(), async { gate.notify_one() });
     assert!(
-        store.is_delivered(&n.id, "t:a").unwrap(),
+        store.is_delivered(&n.id, &hook("a")).unwrap(),
         "the attempt in hand was let finish and marked"
     );
     assert!(
-        !store.is_delivered(&n.id, "t:b").unwrap(),
+        !store.is_delivered(&n.id, &hook("b")).unwrap(),
         "b waits for the next start"
     );
     assert!(
@@ -195,19 +200,19 @@ async fn stop_lets_the_attempt_in_hand_finish_and_starts_no_other() {
 
 #[tokio::test(start_paused = true)]
 async fn a_delivery_queued_again_while_queued_is_attempted_once() {
-    let (store, db, n) = store("twice", &["t:a", "t:b"]);
+    let (store, db, n) = store("twice", &["a", "b"]);
     let (s, mut seen) = sink("test:twice", &[], None);
     let d = Driver::start(
         s,
         Backoff::WEBHOOK,
         Store::open(&db).unwrap(),
-        vec![(delivery(&n, "t:a"), 0)],
+        vec![(delivery(&n, "a"), 0)],
     );
-    d.submit(Arc::clone(&n), "t:a".into());
-    d.submit(Arc::clone(&n), "t:b".into());
-    assert_eq!(seen.recv().await.unwrap().0, "t:a");
-    assert_eq!(seen.recv().await.unwrap().0, "t:b");
+    d.submit(Arc::clone(&n), hook("a"));
+    d.submit(Arc::clone(&n), hook("b"));
+    assert_eq!(seen.recv().await.unwrap().0, "webhook:a");
+    assert_eq!(seen.recv().await.unwrap().0, "webhook:b");
     d.stop().await;
-    assert!(seen.try_recv().is_err(), "t:a once");
-    assert!(store.pending("t:").unwrap().is_empty());
+    assert!(seen.try_recv().is_err(), "a once");
+    assert!(store.pending(SinkKind::Webhook).unwrap().is_empty());
 }
