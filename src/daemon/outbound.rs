@@ -196,6 +196,11 @@ impl Publisher {
         while self.unfinished() > 0 && connected() && crate::clock::monotonic() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        // Acknowledged deliveries still being marked need no broker: let them finish.
+        while self.shared.marking.load(Ordering::SeqCst) > 0 && crate::clock::monotonic() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let left = self.unfinished();
         if left > 0 {
             tracing::warn!(
