@@ -230,6 +230,8 @@ if confirms:
     show("core confirming echoes (per batch of echoes and proofs)", [int(r["confirm_us"]) for r in confirms])
     if "mark_us" in confirms[0]:
         show("  of which the delivery marks (write transaction)", [int(r["mark_us"]) for r in confirms])
+    if "check_us" in confirms[0]:
+        show("  of which checking the echoes (render, compare)", [int(r["check_us"]) for r in confirms])
 '
 hwm=$(awk '/VmHWM/ {print $2}' "/proc/$daemon_pid/status")
 echo "daemon peak RSS at the end: $((hwm / 1024)) MiB; load average $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -120,8 +120,15 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    /// Starts the output connection; `store` is its own connection to the database.
-    pub fn start(cfg: Arc<Config>, s: &Settings, store: Store, echo_key: Vec<u8>) -> Publisher {
+    /// Starts the output connection; `store` is its own connection to the database;
+    /// what it renders for each notice goes into `rendered` for the echo check.
+    pub fn start(
+        cfg: Arc<Config>,
+        s: &Settings,
+        store: Store,
+        echo_key: Vec<u8>,
+        rendered: Arc<echo::Rendered>,
+    ) -> Publisher {
         let id = format!("{}-out", s.client_id);
         let (client, ev) = mqtt::client(s, &id, true, false);
         let proof_topic = echo::proof_topic(&cfg, &s.client_id);
@@ -143,6 +150,7 @@ impl Publisher {
         let feeder = Feeder {
             cfg,
             echo_key,
+            rendered,
             proof_topic,
             shared: Arc::clone(&shared),
         };
@@ -232,6 +240,8 @@ struct Feeder {
     echo_key: Vec<u8>,
     proof_topic: String,
     shared: Arc<Shared>,
+    /// What was published, for the core's echo check (echo.rs).
+    rendered: Arc<echo::Rendered>,
 }
 
 /// Messages the feeder takes off its channel at most before it marks what was acked.
@@ -295,6 +305,7 @@ impl Feeder {
                     echo::payload(&self.cfg, &store, &notice, sink)
                 };
                 let p = echo::proof(&self.echo_key, sink, &notice.id, &payload);
+                self.rendered.put(&notice.id, sink, &payload);
                 let topic = match sink {
                     MqttSink::Notice => render::notice_topic(&self.cfg, &notice),
                     MqttSink::Cap => render::cap_topic(&self.cfg, &notice),
