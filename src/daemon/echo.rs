@@ -126,8 +126,10 @@ pub struct Rendered {
     map: std::sync::Mutex<BTreeMap<(String, MqttSink), Vec<u8>>>,
 }
 
-/// Entries kept at most (echoes that never come must not grow it without bound).
-const MAX_RENDERED: usize = 10_000;
+/// Entries kept at most: echoes that never come must not grow it without bound, and a
+/// CAP alert is a few KiB, so the cap keeps it to a few MiB. Past it the map starts over;
+/// an echo without an entry is rendered again from the store (the same check, slower).
+const MAX_RENDERED: usize = 1_024;
 
 impl Rendered {
     /// The output connection rendered `payload` for notice `id` to `sink`.
