@@ -163,8 +163,28 @@ fn summary(name: &str, mut ms: Vec<f64>) {
     );
 }
 
+/// A connection that only publishes (its event loop pumped by a thread of its own).
+fn publisher(port: u16, tag: &str) -> Client {
+    let (c, mut conn) = client(port, &format!("bench-{tag}-{}", std::process::id()));
+    std::thread::spawn(move || {
+        for ev in conn.iter() {
+            if let Err(e) = ev {
+                eprintln!("command connection: {e}");
+                return;
+            }
+        }
+    });
+    c
+}
+
 fn roundtrip(port: u16, region: &str, n: usize, dir: &str) {
-    let (c, rx) = notices(port, region, "rt");
+    let (sub, rx) = notices(port, region, "rt");
+    // BENCH_RT_SPLIT=1: the commands on a connection of their own (for comparison).
+    let c = if std::env::var_os("BENCH_RT_SPLIT").is_some() {
+        publisher(port, "rt-cmd")
+    } else {
+        sub.clone()
+    };
     let topic = format!("ers/{region}/cmd");
     let mut ms = Vec::with_capacity(n);
     for i in 0..n {
@@ -182,6 +202,7 @@ fn roundtrip(port: u16, region: &str, n: usize, dir: &str) {
     }
     summary("round trip", ms);
     let _ = c.disconnect();
+    let _ = sub.disconnect();
     // The disk's share: what one synced write costs at least on this file system.
     let path = std::path::Path::new(dir).join("bench-fsync.tmp");
     let mut f = std::fs::File::create(&path).expect("create");

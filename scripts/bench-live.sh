@@ -14,7 +14,11 @@
 #     directory (the disk's share of a synced commit).
 # Env: BENCH_KEEP=1 keeps the temp dir (logs, store) and prints its path;
 #      BENCH_YINGJI=path BENCH_CLIENT=path use these binaries instead of building them;
-#      BENCH_NODELAY=true sets mosquitto's set_tcp_nodelay (default false, as mosquitto's).
+#      BENCH_NODELAY=true sets mosquitto's set_tcp_nodelay (default false, as mosquitto's);
+#      BENCH_WRAP="heaptrack -o FILE" runs the daemon under a profiler (the RSS printed is
+#      then the wrapper's);
+#      BENCH_RT_SPLIT=1 publishes the round trip's commands on a connection of their own
+#      (default: on the connection that receives the notices).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-100000}
@@ -127,10 +131,33 @@ email = "yjj@example.org"
 TOML
 mkdir -p "$tmp/store"
 
+# Where the daemon's resident memory is now: anonymous (heap, thread arenas, stacks) vs
+# file-backed (the binary's pages), the threads, and the largest anonymous mappings.
+memory() {
+  python3 - "$daemon_pid" "$1" <<'PY'
+import sys
+pid, when = sys.argv[1], sys.argv[2]
+st = dict(l.split(":", 1) for l in open(f"/proc/{pid}/status"))
+kb = lambda k: int(st[k].split()[0])
+print(f"daemon memory {when}: RSS {kb('VmRSS') / 1024:.1f} MiB (anonymous {kb('RssAnon') / 1024:.1f}, "
+      f"file {kb('RssFile') / 1024:.1f}), peak {kb('VmHWM') / 1024:.1f} MiB, threads {st['Threads'].strip()}")
+maps, cur = [], None
+for line in open(f"/proc/{pid}/smaps"):
+    f = line.split()
+    if "-" in f[0] and not f[0].endswith(":"):
+        cur = [f[5] if len(f) > 5 else "[anon]", 0]
+        maps.append(cur)
+    elif f[0] == "Rss:":
+        cur[1] = int(f[1])
+anon = sorted((m for m in maps if not m[0].startswith("/")), key=lambda m: -m[1])
+print("  largest anonymous mappings (KiB): " + ", ".join(f"{n} {r}" for n, r in anon[:8]))
+print(f"  anonymous mappings over 1 MiB: {sum(1 for m in anon if m[1] > 1024)}")
+PY
+}
 daemon_pid=
 start_daemon() {
   # yingji::timing: one line per batch of inputs (daemon_us, commit_us), read below.
-  RUST_LOG=info,yingji::timing=debug "$bin" run --json-logs --config "$tmp/yingji.toml" >> "$tmp/daemon.log" 2>&1 &
+  RUST_LOG=info,yingji::timing=debug ${BENCH_WRAP:-} "$bin" run --json-logs --config "$tmp/yingji.toml" >> "$tmp/daemon.log" 2>&1 &
   daemon_pid=$!
   pids+=($daemon_pid)
 }
@@ -170,6 +197,7 @@ print(f"drain of {n:,} QoS 1 messages: mosquitto_sub {t1 - t0:.2f} s ({b:,.0f}/s
 print(f"daemon peak RSS after the drain: {hwm / 1024:.1f} MiB")
 PY
 echo "load average $(cut -d' ' -f1-3 /proc/loadavg)"
+memory "after the drain"
 logged=$(wc -l < "$tmp/daemon.log")
 "$client" roundtrip "$mport" "$region" "$rounds" "$tmp/store"
 # The daemon's share of each round trip: from the command's arrival off the network until
@@ -177,10 +205,8 @@ logged=$(wc -l < "$tmp/daemon.log")
 # within it.
 tail -n +$((logged + 1)) "$tmp/daemon.log" | python3 -c '
 import json, math, sys
-rows = []
-for line in sys.stdin:
-    if "batch handled" in line:
-        rows.append(json.loads(line))
+lines = sys.stdin.readlines()
+rows = [json.loads(l) for l in lines if "batch handled" in l]
 def pct(v, p):  # nearest rank, as bench_live prints the round trip
     v = sorted(v)
     return v[min(max(math.ceil(p / 100 * len(v)), 1), len(v)) - 1] / 1000
@@ -199,7 +225,15 @@ if rows:
                     ("apply_us", "handing to the sinks")]:
         if k in rows[0]:
             show(f"  {k[:-3]}: {what}", col(k))
+confirms = [json.loads(l) for l in lines if "echoes confirmed" in l]
+if confirms:
+    show("core confirming echoes (per batch of echoes and proofs)", [int(r["confirm_us"]) for r in confirms])
+    if "mark_us" in confirms[0]:
+        show("  of which the delivery marks (write transaction)", [int(r["mark_us"]) for r in confirms])
+    if "check_us" in confirms[0]:
+        show("  of which checking the echoes (render, compare)", [int(r["check_us"]) for r in confirms])
 '
 hwm=$(awk '/VmHWM/ {print $2}' "/proc/$daemon_pid/status")
 echo "daemon peak RSS at the end: $((hwm / 1024)) MiB; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+memory "at the end"
 stop_daemon

@@ -275,6 +275,67 @@ fn echo_wait_counts_from_the_first_connection() {
     drop(broker);
 }
 
+/// Issue 15: more echoes than the input connection's window to the core (1,024 messages
+/// handed on and not yet taken) queued before the drain marker still drain: the input
+/// connection reads on through all of them to the marker, every echo reaches the core,
+/// and the daemon goes live by the marker, not by the 10 s drain wait.
+#[test]
+fn more_echoes_than_the_input_window_still_drain() {
+    let tmp = TempDir::new("many-echoes");
+    let dir = tmp.path();
+    let broker = Mosquitto::start(dir);
+    let cfg = config(dir, broker.port, "echoes", 4, "");
+    // The daemon's persistent session subscribes once; then the daemon is away.
+    let mut d = Daemon::start(dir, &cfg, &[]);
+    d.wait_ready();
+    d.wait_log(
+        "echoes of earlier publications drained",
+        Duration::from_secs(60),
+    );
+    assert!(d.term().success());
+    let mut queued = Vec::new();
+    const ECHOES: usize = 1_500;
+    for i in 0..ECHOES {
+        queued.push(m(
+            "ers/shuozhou/notice/coal_supply",
+            format!(r#"{{"id": "coal_supply/shuozhou/supply/{}"}}"#, 100_000 + i),
+        ));
+    }
+    publish(broker.port, &queued);
+    let mut d = Daemon::start(dir, &cfg, &[]);
+    d.wait_ready();
+    d.wait_log(
+        "echoes of earlier publications drained",
+        Duration::from_secs(120),
+    );
+    // Every queued echo reaches the core (none is ours: each confirms nothing).
+    wait_for(
+        Duration::from_secs(120),
+        "every echo handled by the core",
+        || (d.log_text().matches("echo not trusted").count() >= ECHOES).then_some(()),
+    );
+    let log = d.log_text();
+    assert!(
+        !log.contains("echoes did not drain in time"),
+        "the marker came only after the drain wait: {log}"
+    );
+    assert_eq!(log.matches("echo not trusted").count(), ECHOES);
+    // Live after the drain: an input is handled.
+    let now = fmt_ts(yingji::clock::now());
+    publish(
+        broker.port,
+        &[m(
+            "ers/shuozhou/coal/stock",
+            format!(
+                r#"{{"ts": "{now}", "plant": "p1", "stock_t": 250000, "burn_t_per_day": 10000}}"#
+            ),
+        )],
+    );
+    wait_journal(dir, 1);
+    assert!(d.term().success());
+    drop(broker);
+}
+
 /// Item 3: an SMTP server that accepts and never greets. Every attempt ends at its
 /// deadline, and the sink shows as degraded on /healthz, in /metrics and on the ops
 /// topic.

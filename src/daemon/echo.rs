@@ -116,6 +116,40 @@ impl<T> Proofs<T> {
     }
 }
 
+/// The bytes the output connection published for each notice and MQTT sink whose echo
+/// has not come back yet, so that the core checks an echo against what this daemon
+/// rendered without rendering it again (a CAP alert reads its track's history from the
+/// store). An echo whose entry is missing (after a restart, or the map was full) is
+/// checked by rendering, as before; either way it must be byte-identical.
+#[derive(Debug, Default)]
+pub struct Rendered {
+    map: std::sync::Mutex<BTreeMap<(String, MqttSink), Vec<u8>>>,
+}
+
+/// Entries kept at most: echoes that never come must not grow it without bound, and a
+/// CAP alert is a few KiB, so the cap keeps it to a few MiB. Past it the map starts over;
+/// an echo without an entry is rendered again from the store (the same check, slower).
+const MAX_RENDERED: usize = 1_024;
+
+impl Rendered {
+    /// The output connection rendered `payload` for notice `id` to `sink`.
+    pub fn put(&self, id: &str, sink: MqttSink, payload: &[u8]) {
+        let mut m = self.map.lock().expect("rendered lock");
+        if m.len() >= MAX_RENDERED {
+            m.clear();
+        }
+        m.insert((id.to_string(), sink), payload.to_vec());
+    }
+
+    /// Takes what was rendered for notice `id` to `sink`, when known.
+    pub fn take(&self, id: &str, sink: MqttSink) -> Option<Vec<u8>> {
+        self.map
+            .lock()
+            .expect("rendered lock")
+            .remove(&(id.to_string(), sink))
+    }
+}
+
 /// Store `meta` key of this instance's echo key.
 const META_KEY: &str = "echo_key";
 

@@ -304,11 +304,7 @@ pub fn archive(store: &Store, dir: &Path, cutoff: Ts) -> anyhow::Result<Archived
     let Some((snapshot_seq, _)) = store.latest_snapshot()? else {
         return Ok(done);
     };
-    let rows: Vec<JournalRow> = store
-        .journal_after(0)?
-        .into_iter()
-        .take_while(|r| r.seq <= snapshot_seq && r.at < cutoff)
-        .collect();
+    let rows = crate::daemon::store::journal_before(store.conn(), snapshot_seq, cutoff)?;
     if let (Some(first), Some(last)) = (rows.first(), rows.last()) {
         std::fs::create_dir_all(dir)?;
         let name = format!("journal-{}-{}.jsonl.gz", first.seq, last.seq);

@@ -176,11 +176,28 @@ pub struct InMsg {
     pub token: AckToken,
 }
 
-/// The received packet, kept to acknowledge it later (manual acks).
+/// What is kept of a received packet to acknowledge it later (manual acks): its packet id
+/// and QoS, all rumqttc's `ack` reads, in a packet without topic or payload. (The
+/// received packet's payload is a slice of the connection's read buffer: a token that
+/// kept it kept that buffer allocated until the ack.)
 #[derive(Debug, Clone)]
 pub enum AckToken {
     V4(Box<rumqttc::Publish>),
     V5(Box<r5::mqttbytes::v5::Publish>),
+}
+
+impl AckToken {
+    fn v4(p: &rumqttc::Publish) -> AckToken {
+        let mut a = rumqttc::Publish::new(String::new(), p.qos, Vec::new());
+        a.pkid = p.pkid;
+        AckToken::V4(Box::new(a))
+    }
+
+    fn v5(p: &r5::mqttbytes::v5::Publish) -> AckToken {
+        let mut a = r5::mqttbytes::v5::Publish::new(String::new(), p.qos, Vec::new(), None);
+        a.pkid = p.pkid;
+        AckToken::V5(Box::new(a))
+    }
 }
 
 /// A client handle (clonable, cheap).
@@ -302,12 +319,12 @@ impl EventLoop {
                         session_present: c.session_present,
                     },
                     Event::Incoming(Packet::Publish(p)) => Ev::Message(InMsg {
-                        topic: p.topic.clone(),
+                        token: AckToken::v4(&p),
                         payload: p.payload.to_vec(),
                         pkid: p.pkid,
                         dup: p.dup,
                         retain: p.retain,
-                        token: AckToken::V4(Box::new(p)),
+                        topic: p.topic,
                     }),
                     Event::Incoming(Packet::PubAck(a)) => Ev::PubAck(a.pkid),
                     Event::Outgoing(Outgoing::Publish(id)) => Ev::OutPublish(id),
@@ -329,7 +346,7 @@ impl EventLoop {
                         pkid: p.pkid,
                         dup: p.dup,
                         retain: p.retain,
-                        token: AckToken::V5(Box::new(p)),
+                        token: AckToken::v5(&p),
                     }),
                     Event::Incoming(Packet::PubAck(a)) => Ev::PubAck(a.pkid),
                     Event::Outgoing(Outgoing::Publish(id)) => Ev::OutPublish(id),

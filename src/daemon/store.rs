@@ -119,6 +119,33 @@ pub fn journal_after(conn: &Connection, seq: i64) -> anyhow::Result<Vec<JournalR
     Ok(out)
 }
 
+/// The journal's first rows, in order, up to `max_seq` and while handled before `cutoff`
+/// (what retention archives). Read row by row, stopping at the first row that does not
+/// qualify: the rest of the journal is never loaded.
+pub fn journal_before(
+    conn: &Connection,
+    max_seq: i64,
+    cutoff: Ts,
+) -> anyhow::Result<Vec<JournalRow>> {
+    let mut st =
+        conn.prepare("SELECT seq, at, topic, payload FROM journal WHERE seq <= ?1 ORDER BY seq")?;
+    let mut rows = st.query([max_seq])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let at = parse_ts(&r.get::<_, String>(1)?).map_err(anyhow::Error::msg)?;
+        if at >= cutoff {
+            break;
+        }
+        out.push(JournalRow {
+            seq: r.get(0)?,
+            at,
+            topic: r.get(2)?,
+            payload: r.get(3)?,
+        });
+    }
+    Ok(out)
+}
+
 /// A delivery still to make: the notice and the sink it goes to.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pending {
@@ -328,6 +355,15 @@ impl Store {
         Ok(())
     }
 
+    /// Marks deliveries made, in one transaction. Idempotent.
+    pub fn mark_all_delivered(&mut self, marks: &[(&str, Sink)], at: Ts) -> anyhow::Result<()> {
+        let tx = self.begin()?;
+        for (id, sink) in marks {
+            tx.mark_delivered(id, sink, at)?;
+        }
+        tx.commit()
+    }
+
     /// Records a failed attempt.
     pub fn mark_failed(&self, notice_id: &str, sink: &Sink, error: &str) -> anyhow::Result<()> {
         self.conn.execute(
@@ -458,10 +494,9 @@ impl Tx<'_> {
 
     /// Records that an input (topic and payload) was handled.
     pub fn saw(&self, topic: &str, payload: &[u8]) -> anyhow::Result<()> {
-        self.0.execute(
-            "INSERT OR IGNORE INTO seen_inputs (topic, digest) VALUES (?1, ?2)",
-            params![topic, digest(payload)],
-        )?;
+        self.0
+            .prepare_cached("INSERT OR IGNORE INTO seen_inputs (topic, digest) VALUES (?1, ?2)")?
+            .execute(params![topic, digest(payload)])?;
         Ok(())
     }
 

@@ -209,6 +209,10 @@ pub struct Core {
     tracker: Tracker,
     /// How long the last batch's commit took (the disk sync; `scripts/bench-live.sh`).
     last_commit: std::time::Duration,
+    /// How long the last confirmation spent checking its echoes (render and compare).
+    last_check: std::time::Duration,
+    /// What the output connection published, to check echoes against (echo.rs).
+    rendered: Option<Arc<crate::daemon::echo::Rendered>>,
 }
 
 impl Core {
@@ -235,6 +239,8 @@ impl Core {
             warned_back: None,
             tracker: Tracker::default(),
             last_commit: std::time::Duration::ZERO,
+            last_check: std::time::Duration::ZERO,
+            rendered: None,
         };
         let mut fx = Effects::<()>::default();
         let tx = core.store.begin()?;
@@ -265,6 +271,23 @@ impl Core {
     /// How long the last batch's commit took (its disk sync).
     pub fn last_commit(&self) -> std::time::Duration {
         self.last_commit
+    }
+
+    /// Forgets the last commit's time (before a step that may not commit).
+    pub fn clear_last_commit(&mut self) {
+        self.last_commit = std::time::Duration::ZERO;
+    }
+
+    /// Checks echoes against what the output connection rendered when it published them
+    /// (rendering again only when it has no entry).
+    pub fn check_echoes_against(&mut self, rendered: Arc<crate::daemon::echo::Rendered>) {
+        self.rendered = Some(rendered);
+    }
+
+    /// How long the last [`Core::confirm`] spent checking its echoes against what this
+    /// daemon renders (for the bench's timing line).
+    pub fn last_check(&self) -> std::time::Duration {
+        self.last_check
     }
 
     pub fn engine(&self) -> &Engine {
@@ -496,6 +519,7 @@ impl Core {
                 .extend(proofs.see(String::from_utf8_lossy(&p).into_owned(), token, now));
         }
         let mut marks = Vec::new();
+        let checking = crate::clock::monotonic();
         for (sink, payload, token) in echoes {
             fx.acks.push(token);
             let id = crate::daemon::echo::echo_id(sink, &payload);
@@ -514,14 +538,17 @@ impl Core {
                 }
             }
         }
+        self.last_check = checking.elapsed();
         if !marks.is_empty() {
             // Delivery marks, like the sinks' (Store::open_sink): not synced on their own,
             // so an echo does not make the next input wait for a disk sync; the next
             // journal commit syncs them. (Committed, they survive a SIGKILL.)
+            let t = crate::clock::monotonic();
             self.store.set_synced(false)?;
             let marked = mark_delivered(&mut self.store, marks, now);
             self.store.set_synced(true)?;
             marked?;
+            self.last_commit = t.elapsed();
         }
         fx.acks.extend(proofs.expire(now));
         Ok(fx)
@@ -537,13 +564,24 @@ impl Core {
         key: &[u8],
         proofs: &mut Proofs<T>,
     ) -> anyhow::Result<Option<Vec<T>>> {
-        let Some(n) = id.map(|id| self.store.notice(id)).transpose()?.flatten() else {
+        let Some(id) = id else {
             return Ok(None);
         };
-        if crate::daemon::echo::payload(&self.cfg, &self.store, &n, sink) != payload {
+        let published = self.rendered.as_ref().and_then(|r| r.take(id, sink));
+        let ours = match published {
+            // What this daemon rendered when it published the notice.
+            Some(bytes) => bytes == payload,
+            None => match self.store.notice(id)? {
+                Some(n) => {
+                    crate::daemon::echo::payload(&self.cfg, &self.store, &n, sink) == payload
+                }
+                None => false,
+            },
+        };
+        if !ours {
             return Ok(None);
         }
-        Ok(proofs.take(&crate::daemon::echo::proof(key, sink, &n.id, payload)))
+        Ok(proofs.take(&crate::daemon::echo::proof(key, sink, id, payload)))
     }
 
     /// Fires the timers due by wall time `now`. A clock that went backwards is logged

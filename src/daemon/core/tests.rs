@@ -619,3 +619,66 @@ fn a_panic_keeps_what_the_batch_did_before_it() {
         "the stock reading kept, the air reading not applied"
     );
 }
+
+/// Issue 15: an echo is checked against the bytes the output connection published
+/// (`echo::Rendered`) instead of rendering it again; bytes that differ from those confirm
+/// nothing even with a proof over them (a proof is only ever published for our own bytes,
+/// but the check must not rely on that alone), and the real echo is still confirmed.
+#[test]
+fn an_echo_is_checked_against_what_was_published() {
+    let (_p, store) = tmp_store("rendered");
+    let t = parse_ts("2024-07-10T02:00:00+08:00").unwrap();
+    let mut core = Core::recover(cfg(), store, t).unwrap();
+    let rendered = Arc::new(crate::daemon::echo::Rendered::default());
+    core.check_echoes_against(Arc::clone(&rendered));
+    let fx = red_warning(&mut core, "2024-07-10T01:59:00+08:00", t);
+    let n = Arc::clone(&fx.notices.first().expect("a red warning makes a notice").0);
+    let sink = crate::daemon::sink::MqttSink::Notice;
+    let key = b"echo key";
+    let payload = crate::daemon::echo::payload(&core.cfg, core.store(), &n, sink);
+    rendered.put(&n.id, sink, &payload);
+    let mut proofs = Proofs::default();
+    // Other bytes under the same id, with a proof over them: not what was published.
+    let forged = format!(r#"{{"id": "{}"}}"#, n.id).into_bytes();
+    let forged_proof = crate::daemon::echo::proof(key, sink, &n.id, &forged).into_bytes();
+    core.confirm(
+        vec![(forged_proof, 1)],
+        vec![(sink, forged, 2)],
+        key,
+        &mut proofs,
+        t,
+    )
+    .unwrap();
+    assert!(!core.store().is_delivered(&n.id, &sink.into()).unwrap());
+    // The real echo (what was published; the entry is gone, so it is rendered again).
+    let proof = crate::daemon::echo::proof(key, sink, &n.id, &payload).into_bytes();
+    core.confirm(
+        vec![(proof, 3)],
+        vec![(sink, payload.clone(), 4)],
+        key,
+        &mut proofs,
+        t,
+    )
+    .unwrap();
+    assert!(core.store().is_delivered(&n.id, &sink.into()).unwrap());
+    // With an entry, the check uses it: published bytes confirm.
+    let (_p2, store) = tmp_store("rendered-hit");
+    let mut core = Core::recover(cfg(), store, t).unwrap();
+    core.check_echoes_against(Arc::clone(&rendered));
+    let fx = red_warning(&mut core, "2024-07-10T01:59:00+08:00", t);
+    let n = Arc::clone(&fx.notices.first().unwrap().0);
+    let payload = crate::daemon::echo::payload(&core.cfg, core.store(), &n, sink);
+    rendered.put(&n.id, sink, &payload);
+    let proof = crate::daemon::echo::proof(key, sink, &n.id, &payload).into_bytes();
+    let mut proofs = Proofs::default();
+    core.confirm(
+        vec![(proof, 5)],
+        vec![(sink, payload, 6)],
+        key,
+        &mut proofs,
+        t,
+    )
+    .unwrap();
+    assert!(core.store().is_delivered(&n.id, &sink.into()).unwrap());
+    assert!(rendered.take(&n.id, sink).is_none(), "the entry is used up");
+}
