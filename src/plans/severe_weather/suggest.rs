@@ -70,7 +70,6 @@ impl Rule {
     fn from(&self, t: i64) -> i64 {
         t - self.hours * 3600
     }
-
 }
 
 /// Each rule's sum over its window (t − N h, t]; a missing hour counts as 0. At most 6
