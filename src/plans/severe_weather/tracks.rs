@@ -211,18 +211,7 @@ impl SevereWeather {
             trigger_zh(hz),
             called.len()
         );
-        let n = Notice::new(
-            Plan::SevereWeather,
-            hz.as_str(),
-            Kind::Downgrade,
-            new.as_str(),
-        )
-        .previous(old.as_str())
-        .clause(trigger_clause(hz))
-        .authority(MET_BUREAU)
-        .reason(reason)
-        .evidence(self.move_evidence(hz, w))
-        .recipients(called);
+        let n = self.move_down(hz, w, (Kind::Downgrade, new.as_str()), old, reason, called);
         cx.emit(n);
     }
 
@@ -245,15 +234,29 @@ impl SevereWeather {
                 None => format!("现已无{}预警", hz.name_zh()),
             },
         );
-        let n = Notice::new(Plan::SevereWeather, hz.as_str(), Kind::Terminate, "none")
+        let n = self.move_down(hz, w, (Kind::Terminate, "none"), old, reason, called);
+        cx.emit(n);
+        self.end_current_round(cx, hz, super::RoundStatus::Closed);
+    }
+
+    /// The notice of a warning that moved down (a downgrade, or the end of the service):
+    /// the trigger clause, the met bureau's authority, notified to those already called.
+    fn move_down(
+        &self,
+        hz: &Hazard,
+        w: &Warning,
+        (kind, level): (Kind, &str),
+        old: Color,
+        reason: String,
+        called: Vec<String>,
+    ) -> Notice {
+        Notice::new(Plan::SevereWeather, hz.as_str(), kind, level)
             .previous(old.as_str())
             .clause(trigger_clause(hz))
             .authority(MET_BUREAU)
             .reason(reason)
             .evidence(self.move_evidence(hz, w))
-            .recipients(called);
-        cx.emit(n);
-        self.end_current_round(cx, hz, super::RoundStatus::Closed);
+            .recipients(called)
     }
 
     fn move_evidence(&self, hz: &Hazard, w: &Warning) -> serde_json::Value {
