@@ -49,32 +49,11 @@ fn parse_plain(b: &[u8]) -> Option<Ts> {
     if [b[4], b[7], b[10], b[13], b[16]] != [b'-', b'-', b'T', b':', b':'] {
         return None;
     }
-    let (y, mo, d) = (i64::from(num(0..4)?), num(5..7)?, num(8..10)?);
-    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
-    let month_days = match mo {
-        2 if leap => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        1..=12 => 31,
-        _ => return None,
-    };
-    if d == 0 || d > month_days || h > 23 || mi > 59 || sec > 59 {
-        return None;
-    }
-    let local = days_from_civil(y, mo, d) * 86_400 + i64::from(h * 3600 + mi * 60 + sec);
-    Some(DateTime::from_timestamp(local - offset, 0)?.with_timezone(&cst()))
-}
-
-/// Days from 1970-01-01 to a date of the proleptic Gregorian calendar (H. Hinnant's
-/// `days_from_civil`); the date is valid.
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * i64::from((m + 9) % 12) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    // chrono checks the calendar (month lengths, leap years) and counts the days.
+    let date = NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?)?;
+    let local = date.and_hms_opt(num(11..13)?, num(14..16)?, num(17..19)?)?;
+    let utc = local.and_utc().timestamp() - offset;
+    Some(DateTime::from_timestamp(utc, 0)?.with_timezone(&cst()))
 }
 
 /// Parses a `YYYY-MM-DD` date.
