@@ -188,16 +188,32 @@ start_daemon
 wait "$await_pid"
 t3=$(tail -1 "$tmp/await.out")
 hwm=$(awk '/VmHWM/ {print $2}' "/proc/$daemon_pid/status")
-python3 - "$n" "$t0" "$t1" "$t2" "$t3" "$hwm" <<'PY'
+# The daemon's CPU time so far (user + system, all threads), and the broker's.
+cpu=$(awk '{print $14 + $15}' "/proc/$daemon_pid/stat")
+python3 - "$n" "$t0" "$t1" "$t2" "$t3" "$hwm" "$cpu" "$(getconf CLK_TCK)" <<'PY'
 import sys
 n, t0, t1, t2, t3, hwm = int(sys.argv[1]) + 1, *map(float, sys.argv[2:6]), int(sys.argv[6])
+cpu = int(sys.argv[7]) / int(sys.argv[8])
 b, d = n / (t1 - t0), n / (t3 - t2)
 print(f"drain of {n:,} QoS 1 messages: mosquitto_sub {t1 - t0:.2f} s ({b:,.0f}/s), "
       f"yingji {t3 - t2:.2f} s from start ({d:,.0f}/s): {100 * d / b:.0f} % of the subscriber's rate")
+print(f"daemon CPU time (user + system) from start to the end of the drain: {cpu:.2f} s "
+      f"({1e6 * cpu / n:.1f} us per message)")
 print(f"daemon peak RSS after the drain: {hwm / 1024:.1f} MiB")
 PY
 echo "load average $(cut -d' ' -f1-3 /proc/loadavg)"
 memory "after the drain"
+# How the core batched the drain (target yingji::timing, "drain batch handled").
+python3 - "$tmp/daemon.log" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if "drain batch handled" in l]
+if rows:
+    sizes = sorted(r["inputs"] for r in rows)
+    ingest = sum(r["ingest_us"] for r in rows) / 1e6
+    commit = sum(r["commit_us"] for r in rows) / 1e6
+    print(f"drain batches: {len(rows)} ({sum(sizes):,} inputs, median {sizes[len(sizes) // 2]}, "
+          f"max {sizes[-1]}); core handling {ingest:.2f} s, of which the commits {commit:.2f} s")
+PY
 logged=$(wc -l < "$tmp/daemon.log")
 "$client" roundtrip "$mport" "$region" "$rounds" "$tmp/store"
 # The daemon's share of each round trip: from the command's arrival off the network until

@@ -707,7 +707,11 @@ impl Loop {
         if self.live || self.held.is_empty() {
             return Ok(());
         }
-        let fx = core.ingest(std::mem::take(&mut self.held), clock::now())?;
+        let batch = std::mem::take(&mut self.held);
+        let (n, t) = (batch.len(), clock::monotonic());
+        let fx = core.ingest(batch, clock::now())?;
+        // For scripts/bench-live.sh: how the drain's inputs were batched.
+        tracing::debug!(target: "yingji::timing", inputs = n, ingest_us = t.elapsed().as_micros() as u64, commit_us = core.last_commit().as_micros() as u64, "drain batch handled");
         self.summary.inputs(&fx);
         self.states_held |= !fx.states.is_empty();
         sinks.apply_draining(fx);
