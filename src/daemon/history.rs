@@ -334,6 +334,9 @@ pub fn archive(store: &Store, dir: &Path, cutoff: Ts) -> anyhow::Result<Archived
         if let Ok(d) = std::fs::File::open(dir) {
             let _ = d.sync_all();
         }
+        // The retained-input index is kept lazily from the journal: it must hold these
+        // rows before they go.
+        store.index_seen_all()?;
         store.conn().execute(
             "DELETE FROM journal WHERE seq BETWEEN ?1 AND ?2",
             params![first.seq, last.seq],

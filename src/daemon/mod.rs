@@ -522,6 +522,19 @@ struct Arrived {
     shutdown: bool,
 }
 
+impl Arrived {
+    /// Nothing at all arrived during the wait.
+    fn is_empty(&self) -> bool {
+        self.inputs.is_empty()
+            && self.echoes.is_empty()
+            && self.proofs.is_empty()
+            && self.links.is_empty()
+            && self.cmds.is_empty()
+            && self.csv.is_empty()
+            && !(self.connected || self.drained || self.shutdown)
+    }
+}
+
 /// Waits up to `sleep` for the first event, then takes what else is there (at most
 /// `MAX_BATCH`), stopping after a marker or a shutdown.
 fn collect(rx: &Receiver<CoreEvent>, sleep: Duration) -> Arrived {
@@ -609,11 +622,14 @@ fn core_loop(mut core: Core, rx: Receiver<CoreEvent>, sinks: Sinks) -> anyhow::R
     loop {
         watchdog.ping();
         let sleep = match (l.live, core.next_deadline()) {
+            // Idle with the retained-input index behind: one dose per look.
+            _ if l.idle && core.seen_lags() => Duration::ZERO,
             (true, Some((t, _))) => clock::until(t),
             _ => MAX_SLEEP,
         }
         .min(MAX_SLEEP);
         let mut a = collect(&rx, sleep);
+        l.idle = a.is_empty();
         if a.connected && l.drain_until.is_none() {
             l.drain_until = Some(clock::now() + DRAIN_WAIT);
         }
@@ -628,6 +644,11 @@ fn core_loop(mut core: Core, rx: Receiver<CoreEvent>, sinks: Sinks) -> anyhow::R
         }
         if l.live {
             l.step(&mut core, &sinks)?;
+        }
+        if l.idle {
+            // The lazy index of handled inputs (store.rs `SEEN_UPTO`) catches up when
+            // nothing arrived during a wait, a dose at a time.
+            core.index_seen_dose()?;
         }
         if a.shutdown {
             systemd::stopping();
@@ -654,6 +675,8 @@ struct Loop {
     summary: Summary,
     /// Levels moved by inputs handled during the drain: published after its notices.
     states_held: bool,
+    /// Nothing arrived during the last wait.
+    idle: bool,
 }
 
 impl Loop {
@@ -670,6 +693,7 @@ impl Loop {
             next_retention: now,
             summary: Summary::new(),
             states_held: false,
+            idle: false,
         }
     }
 

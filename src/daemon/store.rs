@@ -279,37 +279,44 @@ impl Store {
         Ok(json.map(|j| serde_json::from_str(&j)).transpose()?)
     }
 
-    /// Fills `seen_inputs` from the journal when it is empty (a store made before it
-    /// existed), so that retained replays of inputs journaled then are recognised.
-    pub fn backfill_seen(&mut self) -> anyhow::Result<()> {
-        let empty: bool =
-            self.conn
-                .query_row("SELECT NOT EXISTS (SELECT 1 FROM seen_inputs)", [], |r| {
-                    r.get(0)
-                })?;
-        if !empty || self.last_seq()? == 0 {
-            return Ok(());
-        }
-        let rows = self.journal_after(0)?;
+    /// Sets up the `seen_inputs` watermark ([`SEEN_UPTO`]) when a store does not have it
+    /// yet: a store of an earlier version indexed every journal row in the transaction
+    /// that wrote it, so its index holds the whole journal; one whose index is empty (made
+    /// before the index existed) starts at 0 and has its journal indexed by the catch-up.
+    /// Returns the watermark.
+    pub fn init_seen(&mut self) -> anyhow::Result<i64> {
         let tx = self.begin()?;
-        for r in &rows {
-            tx.saw(&r.topic, &r.payload)?;
-        }
+        let upto = match tx.seen_upto()? {
+            Some(upto) => upto,
+            None => {
+                let indexed: bool =
+                    tx.0.query_row("SELECT EXISTS (SELECT 1 FROM seen_inputs)", [], |r| {
+                        r.get(0)
+                    })?;
+                let upto = if indexed { last_seq(&tx.0)? } else { 0 };
+                tx.set_seen_upto(upto)?;
+                upto
+            }
+        };
         tx.commit()?;
-        tracing::info!(
-            rows = rows.len(),
-            "indexed the journal for retained replays"
-        );
-        Ok(())
+        Ok(upto)
+    }
+
+    /// Indexes every journal row the index does not hold yet (before journal rows are
+    /// deleted: retention), in one transaction; returns the watermark.
+    pub fn index_seen_all(&self) -> anyhow::Result<i64> {
+        let tx = Tx(Transaction::new_unchecked(
+            &self.conn,
+            TransactionBehavior::Immediate,
+        )?);
+        let (_, upto) = tx.index_seen(usize::MAX)?;
+        tx.commit()?;
+        Ok(upto)
     }
 
     /// The last journal seq (0 when empty).
     pub fn last_seq(&self) -> anyhow::Result<i64> {
-        Ok(self
-            .conn
-            .query_row("SELECT COALESCE(MAX(seq), 0) FROM journal", [], |r| {
-                r.get(0)
-            })?)
+        last_seq(&self.conn)
     }
 
     /// Every delivery not yet made to a sink of `kind`, in notice order. A row whose sink
@@ -458,10 +465,30 @@ impl Store {
     }
 }
 
-fn digest(payload: &[u8]) -> Vec<u8> {
-    use sha2::Digest;
-    sha2::Sha256::digest(payload).to_vec()
+/// The last journal seq on `conn` (0 when empty).
+fn last_seq(conn: &Connection) -> anyhow::Result<i64> {
+    Ok(
+        conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM journal", [], |r| {
+            r.get(0)
+        })?,
+    )
 }
+
+fn digest(payload: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(payload).into()
+}
+
+/// `meta` key of the `seen_inputs` watermark: the index holds the inputs of every journal
+/// row up to this seq (and every retained input handled, journaled or not). The rows
+/// after it are indexed lazily ([`Tx::index_seen`]): by [`Tx::was_seen`] before it
+/// answers, when the core is idle, and before retention deletes journal rows. Inserting
+/// each input's random key as it is journaled dirtied hundreds of B-tree pages per
+/// batch commit; the catch-up inserts many rows at once, in key order.
+pub const SEEN_UPTO: &str = "seen_inputs_upto";
+
+/// Journal rows read and indexed at a time by the catch-up (its memory: one such chunk).
+const SEEN_CHUNK: usize = 4096;
 
 /// A write transaction.
 pub struct Tx<'a>(Transaction<'a>);
@@ -492,7 +519,8 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Records that an input (topic and payload) was handled.
+    /// Records that an input (topic and payload) was handled (a retained input: it is
+    /// recognised even when it was not journaled).
     pub fn saw(&self, topic: &str, payload: &[u8]) -> anyhow::Result<()> {
         self.0
             .prepare_cached("INSERT OR IGNORE INTO seen_inputs (topic, digest) VALUES (?1, ?2)")?
@@ -500,17 +528,82 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Whether this input (topic and payload) was handled before.
+    /// Whether this input (topic and payload) was handled before: journaled (this
+    /// transaction's rows included) or seen retained. The index is first caught up with
+    /// the journal, so the answer does not depend on how far the lazy index lags.
     pub fn was_seen(&self, topic: &str, payload: &[u8]) -> anyhow::Result<bool> {
+        self.index_seen(usize::MAX)?;
         Ok(self
             .0
-            .query_row(
-                "SELECT 1 FROM seen_inputs WHERE topic = ?1 AND digest = ?2",
-                params![topic, digest(payload)],
-                |_| Ok(()),
-            )
+            .prepare_cached("SELECT 1 FROM seen_inputs WHERE topic = ?1 AND digest = ?2")?
+            .query_row(params![topic, digest(payload)], |_| Ok(()))
             .optional()?
             .is_some())
+    }
+
+    /// The `seen_inputs` watermark ([`SEEN_UPTO`]); `None` before [`Store::init_seen`].
+    pub fn seen_upto(&self) -> anyhow::Result<Option<i64>> {
+        let v: Option<String> = self
+            .0
+            .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+            .query_row([SEEN_UPTO], |r| r.get(0))
+            .optional()?;
+        v.map(|v| v.parse::<i64>())
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("meta {SEEN_UPTO}: {e}"))
+    }
+
+    fn set_seen_upto(&self, upto: i64) -> anyhow::Result<()> {
+        self.0
+            .prepare_cached(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )?
+            .execute(params![SEEN_UPTO, upto.to_string()])?;
+        Ok(())
+    }
+
+    /// Indexes up to `max_rows` journal rows after the watermark, in this transaction, and
+    /// moves the watermark past them (rows and watermark commit together, so a crash
+    /// leaves neither). Returns the rows indexed and the watermark now.
+    pub fn index_seen(&self, max_rows: usize) -> anyhow::Result<(usize, i64)> {
+        let mut upto = self.seen_upto()?.unwrap_or(0);
+        let mut done = 0;
+        while done < max_rows {
+            let chunk = SEEN_CHUNK.min(max_rows - done);
+            let mut keys = Vec::with_capacity(chunk.min(64));
+            {
+                let mut st = self.0.prepare_cached(
+                    "SELECT seq, topic, payload FROM journal WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                )?;
+                let mut rows = st.query(params![upto, chunk as i64])?;
+                while let Some(r) = rows.next()? {
+                    upto = r.get(0)?;
+                    let topic: String = r.get(1)?;
+                    keys.push((topic, digest(r.get_ref(2)?.as_bytes()?)));
+                }
+            }
+            if keys.is_empty() {
+                break;
+            }
+            done += keys.len();
+            let last_chunk = keys.len() < chunk;
+            // In key order: the B-tree is walked once, not at random.
+            keys.sort_unstable();
+            let mut ins = self.0.prepare_cached(
+                "INSERT OR IGNORE INTO seen_inputs (topic, digest) VALUES (?1, ?2)",
+            )?;
+            for (topic, d) in &keys {
+                ins.execute(params![topic, d])?;
+            }
+            if last_chunk {
+                break;
+            }
+        }
+        if done > 0 {
+            self.set_seen_upto(upto)?;
+        }
+        Ok((done, upto))
     }
 
     /// Whether the last journaled message with packet id `pkid` was this one.

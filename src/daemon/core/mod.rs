@@ -213,14 +213,26 @@ pub struct Core {
     last_check: std::time::Duration,
     /// What the output connection published, to check echoes against (echo.rs).
     rendered: Option<Arc<crate::daemon::echo::Rendered>>,
+    /// The journal seq up to which `seen_inputs` holds the journal's inputs, as far as
+    /// this core knows (store.rs `SEEN_UPTO`; a retained input's check moves it further
+    /// without telling: the next dose finds that out).
+    seen_upto: i64,
 }
+
+/// Journal rows the retained-input index may lag behind the journal before each batch
+/// indexes `SEEN_DOSE` rows too (a core never idle still keeps it bounded; a retained
+/// input's check then catches up at most this many rows).
+const SEEN_LAG_MAX: i64 = 100_000;
+/// Journal rows indexed per dose (when idle, or per batch beyond `SEEN_LAG_MAX`): a few
+/// milliseconds, which an input arriving meanwhile waits for.
+pub const SEEN_DOSE: usize = 1024;
 
 impl Core {
     /// Recovery: the latest snapshot, then the journal after it through the engine
     /// (regenerated notices are already in the outbox and are ignored), then the clock
     /// advanced to `now`. Returns the core and the levels of every track.
     pub fn recover(cfg: Arc<Config>, mut store: Store, now: Ts) -> anyhow::Result<Core> {
-        store.backfill_seen()?;
+        let seen_upto = store.init_seen()?;
         let restored = restore_engine(&store, &cfg)?;
         let mut levels = Levels::new();
         for (region, plan, track, level) in store.levels()? {
@@ -241,6 +253,7 @@ impl Core {
             last_commit: std::time::Duration::ZERO,
             last_check: std::time::Duration::ZERO,
             rendered: None,
+            seen_upto,
         };
         let mut fx = Effects::<()>::default();
         let tx = core.store.begin()?;
@@ -370,7 +383,6 @@ impl Core {
             if step.journal {
                 self.seq = tx.journal(at, &m.topic, &m.payload)?;
                 tracing::debug!(seq = self.seq, topic = %m.topic, at = %fmt_ts(at), "input accepted");
-                tx.saw(&m.topic, &m.payload)?;
                 crate::daemon::metrics::inc(&crate::daemon::metrics::METRICS.inputs_accepted, 1);
                 if m.pkid != 0 {
                     tx.remember(m.pkid, &m.topic, &m.payload)?;
@@ -384,6 +396,9 @@ impl Core {
                 fx.rejections.push((at, r));
             }
             acks.push(m.token);
+        }
+        if self.seq - self.seen_upto > SEEN_LAG_MAX {
+            self.seen_upto = tx.index_seen(SEEN_DOSE)?.1;
         }
         if self.since_snapshot >= self.cfg.store.snapshot_every.max(1) {
             snapshot(&self.cfg, &tx, self.seq, now, &self.engine)?;
@@ -606,6 +621,32 @@ impl Core {
         tx.commit()?;
         self.track(&fx);
         Ok(fx)
+    }
+
+    /// Whether the retained-input index lags behind the journal (a dose is due when idle).
+    pub fn seen_lags(&self) -> bool {
+        self.seen_upto < self.seq
+    }
+
+    /// Indexes up to [`SEEN_DOSE`] journal rows into the retained-input index, in a
+    /// transaction of its own, not synced on its own (like the delivery marks: derived
+    /// data, synced by the next journal commit; lost with it, the watermark is lost too).
+    /// Returns the rows indexed.
+    pub fn index_seen_dose(&mut self) -> anyhow::Result<usize> {
+        if !self.seen_lags() {
+            return Ok(0);
+        }
+        self.store.set_synced(false)?;
+        let dose = (|| {
+            let tx = self.store.begin()?;
+            let done = tx.index_seen(SEEN_DOSE)?;
+            tx.commit()?;
+            Ok::<_, anyhow::Error>(done)
+        })();
+        self.store.set_synced(true)?;
+        let (n, upto) = dose?;
+        self.seen_upto = upto;
+        Ok(n)
     }
 
     /// Writes a snapshot now (on shutdown).

@@ -118,6 +118,15 @@ mod tests {
         assert_eq!(archived.notices, notices_before.len() - kept.len());
         assert!(archived.notices > 0);
         assert!(!kept.is_empty() && kept.iter().all(|n| n.at >= cutoff));
+        // A retained copy of an archived input is still ignored: the lazy index of
+        // handled inputs took the rows in before they were deleted.
+        let old_issue = Incoming {
+            retained: true,
+            ..warning(t0, "old-rain", r#""action": "issue", "color": "red""#)
+        };
+        let fx = core.ingest(vec![old_issue], now).unwrap();
+        assert!(fx.notices.is_empty() && fx.rejections.is_empty());
+        assert_eq!(core.store().journal_after(0).unwrap(), left);
         // Recovery from the store still works (snapshot + what is left of the journal).
         let store = Store::open(&dir.join("y.db")).unwrap();
         let again = Core::recover(cfg, store, now).unwrap();

@@ -135,6 +135,101 @@ fn a_redelivered_input_whose_ack_was_lost_is_not_journaled_twice() {
     assert_eq!(core.store().journal_after(0).unwrap().len(), 3);
 }
 
+/// Issue 9 with the lazy index (store.rs `SEEN_UPTO`): inputs handled live are not
+/// indexed as they are journaled; a retained copy of one is still ignored, whether it
+/// comes in the same batch, a later one, or after a restart, while the index lags.
+#[test]
+fn a_retained_copy_of_an_input_handled_live_is_ignored_while_the_index_lags() {
+    let (path, store) = tmp_store("seen-lag");
+    let t = parse_ts("2023-12-01T08:05:00+08:00").unwrap();
+    let mut core = Core::recover(cfg(), store, t).unwrap();
+    let retained = |payload: &str| Incoming {
+        retained: true,
+        ..msg("ers/shuozhou/air/aqi", payload)
+    };
+    let other = AQI.replace("80", "81");
+    let third = AQI.replace("80", "82");
+    // A live input and its retained copy in one batch, then another live input.
+    core.ingest(vec![msg("ers/shuozhou/air/aqi", AQI), retained(AQI)], t)
+        .unwrap();
+    core.ingest(vec![msg("ers/shuozhou/air/aqi", &other)], t)
+        .unwrap();
+    assert!(core.seen_lags(), "the live inputs are not indexed yet");
+    let upto = |c: &Core| -> i64 {
+        let v: String = c
+            .store()
+            .conn()
+            .query_row(
+                "SELECT value FROM meta WHERE key = ?1",
+                [crate::daemon::store::SEEN_UPTO],
+                |r| r.get(0),
+            )
+            .unwrap();
+        v.parse().unwrap()
+    };
+    let lagging = upto(&core);
+    assert!(lagging < core.seq, "{lagging} < {}", core.seq);
+    // A retained copy of the second live input, in a later batch: ignored, acked.
+    let fx = core.ingest(vec![retained(&other)], t).unwrap();
+    assert_eq!((fx.acks.len(), fx.rejections.len()), (1, 0));
+    assert_eq!(core.store().journal_after(0).unwrap().len(), 2);
+    // After a restart, with a third live input not indexed: its retained copy too.
+    core.ingest(vec![msg("ers/shuozhou/air/aqi", &third)], t)
+        .unwrap();
+    drop(core);
+    let mut core = Core::recover(cfg(), Store::open(&path).unwrap(), t).unwrap();
+    assert!(core.seen_lags());
+    core.ingest(vec![retained(&third), retained(AQI)], t)
+        .unwrap();
+    let payloads: Vec<Vec<u8>> = core
+        .store()
+        .journal_after(0)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.payload)
+        .collect();
+    let want = [AQI, &other, &third].map(|p| p.as_bytes().to_vec());
+    assert_eq!(payloads, want, "each input journaled once");
+    // A retained input not seen before is news: handled (and journaled).
+    let fourth = AQI.replace("80", "83");
+    core.ingest(vec![retained(&fourth)], t).unwrap();
+    assert_eq!(core.store().journal_after(0).unwrap().len(), 4);
+}
+
+/// The lazy index catches up in doses when the core is idle, and the watermark and the
+/// rows commit together (a store reopened reads the same watermark).
+#[test]
+fn idle_doses_index_the_journal_up_to_its_end() {
+    let (path, store) = tmp_store("seen-dose");
+    let t = parse_ts("2023-12-01T08:05:00+08:00").unwrap();
+    let mut core = Core::recover(cfg(), store, t).unwrap();
+    let n = SEEN_DOSE + 10;
+    let batch: Vec<_> = (0..n)
+        .map(|i| {
+            let p = AQI.replace("80", &format!("{}", 100 + i % 800));
+            msg("ers/shuozhou/air/aqi", &p)
+        })
+        .collect();
+    core.ingest(batch, t).unwrap();
+    let indexed = |c: &Core| -> i64 {
+        c.store()
+            .conn()
+            .query_row("SELECT COUNT(*) FROM seen_inputs", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(indexed(&core), 0);
+    assert_eq!(core.index_seen_dose().unwrap(), SEEN_DOSE);
+    assert!(core.seen_lags());
+    assert_eq!(core.index_seen_dose().unwrap(), 10);
+    assert!(!core.seen_lags());
+    assert_eq!(core.index_seen_dose().unwrap(), 0);
+    assert_eq!(indexed(&core), 800, "one row per distinct input");
+    let seq = core.seq;
+    drop(core);
+    let mut store = Store::open(&path).unwrap();
+    assert_eq!(store.init_seen().unwrap(), seq);
+}
+
 #[test]
 fn timers_fire_once_at_their_due_time_and_a_clock_jump_back_fires_nothing() {
     let cfg = Arc::new(
