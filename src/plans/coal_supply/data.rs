@@ -24,7 +24,27 @@ pub const MICRO: i128 = 1_000_000;
 /// `x` in millionths, as an integer (exact for decimals with up to 6 places, which is
 /// what the feeds and the config carry).
 pub fn micro(x: f64) -> i128 {
-    (x * 1e6).round() as i128
+    let y = x * 1e6;
+    // The same value as `y.round() as i128` (half away from zero, saturating, NaN 0),
+    // without the libm `round` call and the software float-to-i128 conversion
+    // (`__fixdfti`), which the stock rule paid several times per plant at every message.
+    // Below 2^62 the truncation to i64 is exact, and so is `y - t`: the fractional bits
+    // of `y` (none from 2^52 on).
+    const FAST: f64 = 4_611_686_018_427_387_904.0; // 2^62
+    if y.abs() < FAST {
+        let t = y as i64;
+        let frac = y - t as f64;
+        let r = if frac >= 0.5 {
+            t + 1
+        } else if frac <= -0.5 {
+            t - 1
+        } else {
+            t
+        };
+        i128::from(r)
+    } else {
+        y.round() as i128
+    }
 }
 
 /// A key plant's latest stock (latest by `ts`).
@@ -62,17 +82,22 @@ impl PlantStock {
     /// scaled to millionths in integers (no division, no binary rounding: 400000 t / 20000 t
     /// a day and 666666.6 t / 33333.33 t a day are both exactly 20.0 days and do not warn).
     pub fn below(&self, threshold: f64) -> bool {
+        self.below_each([threshold])[0]
+    }
+
+    /// [`PlantStock::below`] for several thresholds, the plant's values scaled once.
+    pub fn below_each<const N: usize>(&self, thresholds: [f64; N]) -> [bool; N] {
         match (self.stock_t, self.burn_t_per_day) {
             // Absurd tonnages (beyond i128 millionths) would overflow the exact form: the
             // float quotient decides them.
-            (Some(s), Some(b)) => match (
-                micro(s).checked_mul(MICRO),
-                micro(threshold).checked_mul(micro(b)),
-            ) {
-                (Some(l), Some(r)) => l < r,
-                _ => self.days < threshold,
-            },
-            _ => self.days < threshold,
+            (Some(s), Some(b)) => {
+                let (lhs, burn) = (micro(s).checked_mul(MICRO), micro(b));
+                thresholds.map(|t| match (lhs, micro(t).checked_mul(burn)) {
+                    (Some(l), Some(r)) => l < r,
+                    _ => self.days < t,
+                })
+            }
+            _ => thresholds.map(|t| self.days < t),
         }
     }
 }

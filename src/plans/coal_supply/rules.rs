@@ -77,12 +77,10 @@ pub fn conditions(d: &Data, cfg: &CoalConfig) -> Conds {
 }
 
 fn stock_level(s: &PlantStock) -> Level {
-    if s.below(STOCK_L1_DAYS) {
-        Level::L1
-    } else if s.below(STOCK_L2_DAYS) {
-        Level::L2
-    } else {
-        Level::None
+    match s.below_each([STOCK_L1_DAYS, STOCK_L2_DAYS]) {
+        [true, _] => Level::L1,
+        [false, true] => Level::L2,
+        _ => Level::None,
     }
 }
 
@@ -215,7 +213,7 @@ fn output_cond(d: &Data, cfg: &CoalConfig) -> Option<Cond> {
 /// Exact `100·|P − P₇| >= pct·P₇` on values scaled to millionths (no division, no
 /// rounding surprise at the threshold).
 pub fn change_at_least(p: f64, p7: f64, pct: f64) -> bool {
-    let s = |x: f64| (x * 1e6).round() as i128;
+    let s = micro;
     let lhs = (s(p) - s(p7)).abs().checked_mul(100 * 1_000_000);
     match lhs.zip(s(pct).checked_mul(s(p7))) {
         Some((l, r)) => l >= r,

@@ -713,3 +713,65 @@ fn reports_never_move_and_need_a_series() {
         vec!["report_overdue L2 12-02T17:00"]
     );
 }
+
+/// `micro`'s fast path gives exactly `(x * 1e6).round() as i128`, the form the exact
+/// comparisons were written with: ties away from zero, the float just below a half, the
+/// edges of the i64 path, huge, infinite and NaN values, and many random bit patterns and
+/// decimals.
+#[test]
+fn micro_is_round_then_i128_exactly() {
+    use super::data::micro;
+    let reference = |x: f64| (x * 1e6).round() as i128;
+    let mut xs = vec![
+        0.0,
+        -0.0,
+        0.5e-6,
+        -0.5e-6,
+        1.5e-6,
+        -2.5e-6,
+        f64::from_bits(0.5e-6_f64.to_bits() - 1),
+        20.0,
+        666_666.6,
+        33_333.33,
+        300_000.3,
+        15_000.015,
+        i64::MAX as f64 / 1e6,
+        i64::MIN as f64 / 1e6,
+        1e35,
+        -1e35,
+        1e300,
+        f64::MAX,
+        f64::MIN,
+        f64::MIN_POSITIVE,
+        f64::EPSILON,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::NAN,
+    ];
+    let two62 = 4_611_686_018_427_387_904.0_f64 / 1e6;
+    for k in -3..=3 {
+        xs.push(two62 + f64::from(k) * 1e-3);
+        xs.push(-two62 + f64::from(k) * 1e-3);
+    }
+    // xorshift64: random bit patterns (every exponent) and random decimals with up to 7
+    // places, and values a hair either side of each half-millionth.
+    let mut r: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        r ^= r << 13;
+        r ^= r >> 7;
+        r ^= r << 17;
+        r
+    };
+    for _ in 0..200_000 {
+        xs.push(f64::from_bits(next()));
+        let cents = (next() % 20_000_000_000) as f64 / 1e7 - 1_000.0;
+        xs.push(cents);
+        let half = ((next() % 2_000_000_000) as f64 + 0.5) / 1e6;
+        xs.push(half);
+        xs.push(f64::from_bits(half.to_bits() + 1));
+        xs.push(f64::from_bits(half.to_bits() - 1));
+    }
+    for x in xs {
+        assert_eq!(micro(x), reference(x), "{x:e} (bits {:#x})", x.to_bits());
+    }
+}
