@@ -49,33 +49,61 @@ pub fn micro(x: f64) -> i128 {
 
 /// A key plant's latest stock (latest by `ts`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(from = "StockFields")]
 pub struct PlantStock {
     pub ts: Ts,
     /// `None` when the plant reported stock days directly.
     pub stock_t: Option<f64>,
     pub burn_t_per_day: Option<f64>,
     pub days: f64,
+    /// The stock rule's level of these values (§4.2.1, `rules::stock_level`), worked out
+    /// once when they are stored or read back: the rule looks at every key plant at
+    /// every message, and the exact comparison is the costly part. Not in snapshots.
+    #[serde(skip_serializing)]
+    level: Level,
+}
+
+/// [`PlantStock`] as snapshots hold it (without the level derived from it).
+#[derive(Deserialize)]
+struct StockFields {
+    ts: Ts,
+    stock_t: Option<f64>,
+    burn_t_per_day: Option<f64>,
+    days: f64,
+}
+
+impl From<StockFields> for PlantStock {
+    fn from(f: StockFields) -> Self {
+        PlantStock::new(f.ts, f.stock_t, f.burn_t_per_day, f.days)
+    }
 }
 
 impl PlantStock {
+    pub fn new(ts: Ts, stock_t: Option<f64>, burn_t_per_day: Option<f64>, days: f64) -> Self {
+        let mut s = PlantStock {
+            ts,
+            stock_t,
+            burn_t_per_day,
+            days,
+            level: Level::None,
+        };
+        s.level = super::rules::stock_level(&s);
+        s
+    }
+
     fn from_report(r: &StockReport) -> Self {
         match r.stock {
             Stock::Tonnes {
                 stock_t,
                 burn_t_per_day,
-            } => PlantStock {
-                ts: r.ts,
-                stock_t: Some(stock_t),
-                burn_t_per_day: Some(burn_t_per_day),
-                days: r.stock.days(),
-            },
-            Stock::Days(d) => PlantStock {
-                ts: r.ts,
-                stock_t: None,
-                burn_t_per_day: None,
-                days: d,
-            },
+            } => PlantStock::new(r.ts, Some(stock_t), Some(burn_t_per_day), r.stock.days()),
+            Stock::Days(d) => PlantStock::new(r.ts, None, None, d),
         }
+    }
+
+    /// The stock rule's level of this stock (§4.2.1: below 15 days L1, below 20 L2).
+    pub fn level(&self) -> Level {
+        self.level
     }
 
     /// `days < threshold`, exactly: with tonnes, `stock_t < threshold · burn` on values

@@ -76,7 +76,8 @@ pub fn conditions(d: &Data, cfg: &CoalConfig) -> Conds {
     Conds(v)
 }
 
-fn stock_level(s: &PlantStock) -> Level {
+/// §4.2.1 stock rows for one stock (cached in [`PlantStock::level`]).
+pub(super) fn stock_level(s: &PlantStock) -> Level {
     match s.below_each([STOCK_L1_DAYS, STOCK_L2_DAYS]) {
         [true, _] => Level::L1,
         [false, true] => Level::L2,
@@ -98,7 +99,7 @@ fn stock_conds(d: &Data, cfg: &CoalConfig, v: &mut Vec<Cond>) {
     match cfg.stock_rule {
         StockRule::Any => {
             for (plant, s) in &d.stocks {
-                let level = stock_level(s);
+                let level = s.level();
                 if level > Level::None {
                     v.push(Cond {
                         level,
@@ -117,7 +118,7 @@ fn stock_conds(d: &Data, cfg: &CoalConfig, v: &mut Vec<Cond>) {
         }
         StockRule::Aggregate => {
             let Some(agg) = aggregate(d) else { return };
-            let level = stock_level(&agg);
+            let level = agg.level();
             if level > Level::None {
                 v.push(Cond {
                     level,
@@ -152,12 +153,7 @@ pub fn aggregate(d: &Data) -> Option<PlantStock> {
         }
     }
     let (stock, burn) = (stock as f64 / 1e6, burn as f64 / 1e6);
-    Some(PlantStock {
-        ts: ts?,
-        stock_t: Some(stock),
-        burn_t_per_day: Some(burn),
-        days: stock / burn,
-    })
+    Some(PlantStock::new(ts?, Some(stock), Some(burn), stock / burn))
 }
 
 /// The annual daily quota of `date`'s own year. A table without any year up to it has no

@@ -775,3 +775,39 @@ fn micro_is_round_then_i128_exactly() {
         assert_eq!(micro(x), reference(x), "{x:e} (bits {:#x})", x.to_bits());
     }
 }
+
+/// A plant's stock level is worked out when the report is stored and when a snapshot is
+/// read back, and is not itself in the snapshot: the snapshot reads and writes as before,
+/// and a restored engine has the same levels (and so warns the same) as the one it was
+/// taken from.
+#[test]
+fn a_plants_stock_level_is_derived_not_snapshotted() {
+    let mut x = h("");
+    let at = "2023-12-01T09:00:00";
+    let ts = format!("{at}+08:00");
+    let plants = [("A", 100_000.0, 10_000.0), ("B", 399_999.0, 20_000.0)];
+    for (plant, stock, burn) in plants {
+        let p = json!({"ts": ts, "plant": plant, "stock_t": stock, "burn_t_per_day": burn});
+        x.send(at, "coal/stock", p);
+    }
+    x.stock(at, "C", 25.0);
+    let levels = |e: &Engine| -> Vec<(String, super::Level)> {
+        let data = &e.state().regions[0].coal.data;
+        data.stocks
+            .iter()
+            .map(|(p, s)| (p.clone(), s.level()))
+            .collect()
+    };
+    use super::Level::{None as Calm, L1, L2};
+    let want = [("A", L1), ("B", L2), ("C", Calm)].map(|(p, l)| (p.to_string(), l));
+    assert_eq!(levels(&x.e), want);
+    let snap = x.e.snapshot();
+    let v: Value = serde_json::from_slice(&snap).unwrap();
+    let a = &v["regions"][0]["coal"]["data"]["stocks"]["A"];
+    let mut keys: Vec<&String> = a.as_object().unwrap().keys().collect();
+    keys.sort();
+    assert_eq!(keys, ["burn_t_per_day", "days", "stock_t", "ts"], "{a}");
+    let back = Engine::restore(Arc::clone(x.e.config()), &snap).unwrap();
+    assert_eq!(levels(&back), want);
+    assert_eq!(back.snapshot(), snap);
+}
