@@ -57,15 +57,18 @@ fn route(cfg: &Config, topic: &str) -> Route {
     else {
         return Route::Ignore;
     };
-    let parts: Vec<&str> = rest.split('/').collect();
-    if parts.iter().any(|p| p.starts_with('_')) {
+    if rest.split('/').any(|p| p.starts_with('_')) {
         return Route::Ignore;
     }
-    let known = cfg.region_index(parts[0]).is_some();
-    let output = match parts.get(1..) {
-        Some(["notice", _]) => Some(Some(MqttSink::Notice)),
-        Some(["cap", _]) => Some(Some(MqttSink::Cap)),
-        Some(["state", ..]) | Some(["rejected"]) => Some(None),
+    // The region, and what follows it (at most three segments matter): no allocation
+    // per message.
+    let mut parts = rest.split('/');
+    let region = parts.next().unwrap_or("");
+    let known = cfg.region_index(region).is_some();
+    let output = match (parts.next(), parts.next(), parts.next()) {
+        (Some("notice"), Some(_), None) => Some(Some(MqttSink::Notice)),
+        (Some("cap"), Some(_), None) => Some(Some(MqttSink::Cap)),
+        (Some("state"), ..) | (Some("rejected"), None, _) => Some(None),
         _ => None,
     };
     match (known, output) {
@@ -457,7 +460,19 @@ mod tests {
         assert_eq!(route(&cfg, "ers/shuozhou/air/bogus"), Route::Input);
         assert_eq!(route(&cfg, "ers/nowhere/air/aqi"), Route::Input);
         for t in [
+            "ers/shuozhou/notice",
+            "ers/shuozhou/notice/coal_supply/x",
+            "ers/shuozhou/cap",
+            "ers/shuozhou/rejected/x",
+            "ers/shuozhou",
+            "ers/",
+        ] {
+            assert_eq!(route(&cfg, t), Route::Input, "{t}");
+        }
+        for t in [
             "ers/shuozhou/rejected",
+            "ers/shuozhou/state",
+            "ers/shuozhou/state/coal_supply/x",
             "ers/shuozhou/state/coal_supply",
             "ers/nowhere/notice/coal_supply",
             "ers/nowhere/rejected",
