@@ -8,7 +8,8 @@
 #  1. drain: N QoS 1 stock readings (and one closing `manual L2`) are queued for the
 #     daemon's persistent session and for a bare `mosquitto_sub -c -q 1` session on the same
 #     topics; each drains its queue from start (the subscriber first, then the daemon, until
-#     the L2 notice comes out). Prints both rates, their ratio and the daemon's peak RSS.
+#     the L2 notice comes out). Prints both rates, their ratio and the daemon's peak RSS,
+#     and the CPU time of the broker (both drains) and of the subscriber.
 #  2. round trip: ROUNDS `manual` coal commands one after another, each waiting for the
 #     notice it makes (p50/p90/p99), and as many 4 KiB write + fdatasync in the store's
 #     directory (the disk's share of a synced commit).
@@ -62,6 +63,9 @@ log_dest file $tmp/mosquitto.log
 $( [ "$(id -u)" = 0 ] && echo "user root" )
 CONF
 "$mosq" -c "$tmp/mosquitto.conf" & pids+=($!)
+broker_pid=$!
+# The broker's CPU time so far (user + system, clock ticks): it shares the 2 cores.
+broker_cpu() { awk '{print $14 + $15}' "/proc/$broker_pid/stat"; }
 python3 tests/e2e_support/smtp_sink.py "$sport" "$tmp/mail" > "$tmp/smtp.log" 2>&1 & pids+=($!)
 python3 - "$hport" > "$tmp/hook.log" 2>&1 <<'PY' & pids+=($!)
 import http.server, sys
@@ -176,17 +180,22 @@ mosquitto_sub -p "$mport" -c -i bench-sub -q 1 "${topics[@]}" -E
 "$client" fill "$mport" "$region" "$n"
 
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+b0=$(broker_cpu)
 t0=$(now)
-mosquitto_sub -p "$mport" -c -i bench-sub -q 1 "${topics[@]}" -C $((n + 1)) > /dev/null
+# The subscriber's own CPU time (user + system) goes to $tmp/sub.cpu.
+{ TIMEFORMAT='%U %S'; time mosquitto_sub -p "$mport" -c -i bench-sub -q 1 "${topics[@]}" -C $((n + 1)) > /dev/null; } 2> "$tmp/sub.cpu"
 t1=$(now)
+b1=$(broker_cpu)
 "$client" await "$mport" "$region" > "$tmp/await.out" &
 await_pid=$!
 pids+=($await_pid)
 wait_for 30 "the notice subscriber" grep -q ready "$tmp/await.out"
+b2=$(broker_cpu)
 t2=$(now)
 start_daemon
 wait "$await_pid"
 t3=$(tail -1 "$tmp/await.out")
+b3=$(broker_cpu)
 hwm=$(awk '/VmHWM/ {print $2}' "/proc/$daemon_pid/status")
 # The daemon's CPU time so far (user + system, all threads), and the broker's.
 cpu=$(awk '{print $14 + $15}' "/proc/$daemon_pid/stat")
@@ -200,6 +209,15 @@ print(f"drain of {n:,} QoS 1 messages: mosquitto_sub {t1 - t0:.2f} s ({b:,.0f}/s
 print(f"daemon CPU time (user + system) from start to the end of the drain: {cpu:.2f} s "
       f"({1e6 * cpu / n:.1f} us per message)")
 print(f"daemon peak RSS after the drain: {hwm / 1024:.1f} MiB")
+PY
+python3 - "$b0" "$b1" "$b2" "$b3" "$(getconf CLK_TCK)" "$t0" "$t1" "$t2" "$t3" "$(cat "$tmp/sub.cpu")" <<'PY'
+import sys
+b0, b1, b2, b3, tck = (int(x) for x in sys.argv[1:6])
+t0, t1, t2, t3 = map(float, sys.argv[6:10])
+sub = sum(map(float, sys.argv[10].split()))
+print(f"broker CPU time: {(b1 - b0) / tck:.2f} s during the subscriber's drain "
+      f"(subscriber {sub:.2f} s, wall {t1 - t0:.2f} s), {(b3 - b2) / tck:.2f} s during the daemon's "
+      f"(wall {t3 - t2:.2f} s)")
 PY
 echo "load average $(cut -d' ' -f1-3 /proc/loadavg)"
 memory "after the drain"
