@@ -7,7 +7,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{
+    params, CachedStatement, Connection, OptionalExtension, Transaction, TransactionBehavior,
+};
 
 use crate::daemon::sink::{Sink, SinkKind};
 use crate::notice::Notice;
@@ -493,6 +495,25 @@ const SEEN_CHUNK: usize = 4096;
 /// A write transaction.
 pub struct Tx<'a>(Transaction<'a>);
 
+/// The per-input writes of a batch ([`Tx::inputs`]), with their statements held.
+pub struct InputWrites<'t> {
+    journal: CachedStatement<'t>,
+    remember: CachedStatement<'t>,
+}
+
+impl InputWrites<'_> {
+    /// Appends an input to the journal; returns its seq.
+    pub fn journal(&mut self, at: Ts, topic: &str, payload: &[u8]) -> anyhow::Result<i64> {
+        Ok(self.journal.insert(params![fmt_ts(at), topic, payload])?)
+    }
+
+    /// See [`Tx::remember`].
+    pub fn remember(&mut self, pkid: u16, topic: &str, payload: &[u8]) -> anyhow::Result<()> {
+        self.remember.execute(params![pkid, topic, payload])?;
+        Ok(())
+    }
+}
+
 impl Tx<'_> {
     /// The transaction's connection, for reads that must see its own rows.
     pub fn conn(&self) -> &Connection {
@@ -501,22 +522,27 @@ impl Tx<'_> {
 
     /// Appends an input to the journal; returns its seq.
     pub fn journal(&self, at: Ts, topic: &str, payload: &[u8]) -> anyhow::Result<i64> {
-        self.0
-            .prepare_cached("INSERT INTO journal (at, topic, payload) VALUES (?1, ?2, ?3)")?
-            .execute(params![fmt_ts(at), topic, payload])?;
-        Ok(self.0.last_insert_rowid())
+        self.inputs()?.journal(at, topic, payload)
     }
 
     /// Remembers the last journaled message of each MQTT packet id, to recognise the
     /// broker redelivering it (DUP) when our ack did not reach it.
     pub fn remember(&self, pkid: u16, topic: &str, payload: &[u8]) -> anyhow::Result<()> {
-        self.0
-            .prepare_cached(
+        self.inputs()?.remember(pkid, topic, payload)
+    }
+
+    /// The statements a batch of inputs runs for each input, prepared once for the batch
+    /// (a statement cache lookup hashes and compares the SQL text at every call).
+    pub fn inputs(&self) -> anyhow::Result<InputWrites<'_>> {
+        Ok(InputWrites {
+            journal: self
+                .0
+                .prepare_cached("INSERT INTO journal (at, topic, payload) VALUES (?1, ?2, ?3)")?,
+            remember: self.0.prepare_cached(
                 "INSERT INTO inbox (pkid, topic, payload) VALUES (?1, ?2, ?3)
              ON CONFLICT (pkid) DO UPDATE SET topic = excluded.topic, payload = excluded.payload",
-            )?
-            .execute(params![pkid, topic, payload])?;
-        Ok(())
+            )?,
+        })
     }
 
     /// Records that an input (topic and payload) was handled (a retained input: it is

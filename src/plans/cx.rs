@@ -68,10 +68,19 @@ impl From<TimersRepr> for Timers {
 
 impl Timers {
     pub fn arm(&mut self, key: TimerKey, due: Ts) {
-        self.cancel(&key);
         self.seq += 1;
-        self.queue.insert((due, self.seq), key.clone());
-        self.armed.insert(key, (due, self.seq));
+        let slot = (due, self.seq);
+        // Re-arming (a feed's silence timer at every reading) moves the queue entry and
+        // updates the key's slot in place: one map lookup instead of a remove and an
+        // insert.
+        if let Some(old) = self.armed.get_mut(&key) {
+            let queued = self.queue.remove(old);
+            *old = slot;
+            self.queue.insert(slot, queued.unwrap_or(key));
+        } else {
+            self.queue.insert(slot, key.clone());
+            self.armed.insert(key, slot);
+        }
     }
 
     pub fn cancel(&mut self, key: &TimerKey) {

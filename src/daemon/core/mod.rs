@@ -341,6 +341,7 @@ impl Core {
     pub fn ingest<T>(&mut self, batch: Vec<Incoming<T>>, now: Ts) -> anyhow::Result<Effects<T>> {
         let mut fx = Effects::default();
         let tx = self.store.begin()?;
+        let mut writes = tx.inputs()?;
         let mut acks = Vec::with_capacity(batch.len());
         for m in batch {
             let arrived = m.arrived.unwrap_or(now);
@@ -381,11 +382,11 @@ impl Core {
                 }
             }
             if step.journal {
-                self.seq = tx.journal(at, &m.topic, &m.payload)?;
+                self.seq = writes.journal(at, &m.topic, &m.payload)?;
                 tracing::debug!(seq = self.seq, topic = %m.topic, at = %fmt_ts(at), "input accepted");
                 crate::daemon::metrics::inc(&crate::daemon::metrics::METRICS.inputs_accepted, 1);
                 if m.pkid != 0 {
-                    tx.remember(m.pkid, &m.topic, &m.payload)?;
+                    writes.remember(m.pkid, &m.topic, &m.payload)?;
                 }
                 self.since_snapshot += 1;
             } else {
@@ -397,6 +398,7 @@ impl Core {
             }
             acks.push(m.token);
         }
+        drop(writes);
         if self.seq - self.seen_upto > SEEN_LAG_MAX {
             self.seen_upto = tx.index_seen(SEEN_DOSE)?.1;
         }
