@@ -47,6 +47,19 @@ pub fn micro(x: f64) -> i128 {
     }
 }
 
+/// §4.2.1: "库存不足20天" (L2), "不足15天" (L1); strict.
+pub const STOCK_L2_DAYS: f64 = 20.0;
+pub const STOCK_L1_DAYS: f64 = 15.0;
+
+/// §4.2.1 stock rows for one stock (cached in [`PlantStock::level`]).
+fn stock_level(s: &PlantStock) -> Level {
+    match s.below_each([STOCK_L1_DAYS, STOCK_L2_DAYS]) {
+        [true, _] => Level::L1,
+        [false, true] => Level::L2,
+        _ => Level::None,
+    }
+}
+
 /// A key plant's latest stock (latest by `ts`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(from = "StockFields")]
@@ -56,7 +69,7 @@ pub struct PlantStock {
     pub stock_t: Option<f64>,
     pub burn_t_per_day: Option<f64>,
     pub days: f64,
-    /// The stock rule's level of these values (§4.2.1, `rules::stock_level`), worked out
+    /// The stock rule's level of these values (§4.2.1, [`stock_level`]), worked out
     /// once when they are stored or read back: the rule looks at every key plant at
     /// every message, and the exact comparison is the costly part. Not in snapshots.
     #[serde(skip_serializing)]
@@ -87,7 +100,7 @@ impl PlantStock {
             days,
             level: Level::None,
         };
-        s.level = super::rules::stock_level(&s);
+        s.level = stock_level(&s);
         s
     }
 

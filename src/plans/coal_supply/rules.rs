@@ -8,11 +8,9 @@ use serde_json::{json, Value};
 use crate::config::{CoalConfig, StockRule};
 
 use super::data::{micro, Data, PlantStock};
+pub use super::data::{STOCK_L1_DAYS, STOCK_L2_DAYS};
 use super::Level;
 
-/// §4.2.1: "库存不足20天" (L2), "不足15天" (L1); strict.
-pub const STOCK_L2_DAYS: f64 = 20.0;
-pub const STOCK_L1_DAYS: f64 = 15.0;
 /// §4.2.1: "连续5天" (L2), "连续10天" (L1) below the annual daily quota.
 pub const RUN_L2_DAYS: usize = 5;
 pub const RUN_L1_DAYS: usize = 10;
@@ -74,15 +72,6 @@ pub fn conditions(d: &Data, cfg: &CoalConfig) -> Conds {
         });
     }
     Conds(v)
-}
-
-/// §4.2.1 stock rows for one stock (cached in [`PlantStock::level`]).
-pub(super) fn stock_level(s: &PlantStock) -> Level {
-    match s.below_each([STOCK_L1_DAYS, STOCK_L2_DAYS]) {
-        [true, _] => Level::L1,
-        [false, true] => Level::L2,
-        _ => Level::None,
-    }
 }
 
 fn limit(l: Level) -> f64 {
