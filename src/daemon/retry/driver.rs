@@ -160,7 +160,7 @@ impl Driver {
                     sink = self.kind.as_str(),
                     in_hand,
                     within_s = wait.as_secs(),
-                    "stopping: waiting for the delivery attempts in hand"
+                    "stopping: waiting for the delivery attempt in hand"
                 );
             }
             if tokio::time::timeout(wait, &mut t).await.is_err() {
