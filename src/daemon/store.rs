@@ -425,10 +425,7 @@ impl Store {
         let mut out = Vec::new();
         for row in rows.into_iter().rev() {
             // A row archived by retention since the first read is no longer history.
-            let Some(json) = one
-                .query_row([row], |r| r.get::<_, String>(0))
-                .optional()?
-            else {
+            let Some(json) = one.query_row([row], |r| r.get::<_, String>(0)).optional()? else {
                 continue;
             };
             let e: Notice = serde_json::from_str(&json)?;
