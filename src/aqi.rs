@@ -51,15 +51,21 @@ impl Pollutant {
 
     /// Parses a pollutant name; case-insensitive, `PM25` accepted for `PM2.5`.
     pub fn parse(s: &str) -> Option<Pollutant> {
-        match s.trim().to_ascii_uppercase().as_str() {
-            "SO2" => Some(Pollutant::So2),
-            "NO2" => Some(Pollutant::No2),
-            "PM10" => Some(Pollutant::Pm10),
-            "CO" => Some(Pollutant::Co),
-            "O3" => Some(Pollutant::O3),
-            "PM2.5" | "PM25" => Some(Pollutant::Pm25),
-            _ => None,
-        }
+        const NAMES: [(&str, Pollutant); 7] = [
+            ("SO2", Pollutant::So2),
+            ("NO2", Pollutant::No2),
+            ("PM10", Pollutant::Pm10),
+            ("CO", Pollutant::Co),
+            ("O3", Pollutant::O3),
+            ("PM2.5", Pollutant::Pm25),
+            ("PM25", Pollutant::Pm25),
+        ];
+        // ASCII case folded in place (no uppercased copy per name read).
+        let s = s.trim();
+        NAMES
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(s))
+            .map(|&(_, p)| p)
     }
 
     pub const ALL: [Pollutant; 6] = [
@@ -223,6 +229,28 @@ pub fn category_zh(aqi: f64) -> &'static str {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Names read as the uppercased match read them (ASCII case only; a full-width or
+    /// spaced name is refused).
+    #[test]
+    fn pollutant_names_read_in_any_ascii_case() {
+        let upper = |s: &str| match s.trim().to_ascii_uppercase().as_str() {
+            "SO2" => Some(Pollutant::So2),
+            "NO2" => Some(Pollutant::No2),
+            "PM10" => Some(Pollutant::Pm10),
+            "CO" => Some(Pollutant::Co),
+            "O3" => Some(Pollutant::O3),
+            "PM2.5" | "PM25" => Some(Pollutant::Pm25),
+            _ => None,
+        };
+        for s in [
+            "so2", "SO2", " pm2.5 ", "Pm25", "pM10", "co", "Co", "o3", "NO2", "nO2", "PM2,5",
+            "ＰＭ10", "pm 10", "", "O₃", "PM2.5\t", "PM2.50", "CO2", "O", "pm2.",
+        ] {
+            assert_eq!(Pollutant::parse(s), upper(s), "{s:?}");
+        }
+        assert_eq!(Pollutant::parse("pm2.5"), Some(Pollutant::Pm25));
+    }
 
     fn c(v: [f64; 6]) -> Concentrations {
         Concentrations {

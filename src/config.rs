@@ -90,10 +90,11 @@ pub struct Config {
     /// status Exercise, every subject and message starts with 【演练】, nothing goes to a
     /// phone gateway.
     pub drill: bool,
-    /// Region id -> index in `regions`, built by [`Config::finish`] (one lookup per
-    /// message instead of a scan over every region).
+    /// Region id -> index in `regions`, built by [`Config::finish`] (one hashed lookup
+    /// per message instead of a scan over every region; only looked up, never iterated).
     #[serde(skip)]
-    region_ids: BTreeMap<String, usize>,
+    #[allow(clippy::disallowed_types)] // looked up by id, never iterated: order cannot leak
+    region_ids: std::collections::HashMap<String, usize>,
 }
 
 impl Default for Config {
@@ -117,7 +118,8 @@ impl Default for Config {
             webhooks: Vec::new(),
             operators: Vec::new(),
             drill: false,
-            region_ids: BTreeMap::new(),
+            #[allow(clippy::disallowed_types)] // see the field
+            region_ids: std::collections::HashMap::new(),
         }
     }
 }

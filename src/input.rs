@@ -1190,33 +1190,17 @@ impl<'j, 'a> Obj<'j, 'a> {
         }
     }
     fn num(&self, k: &str) -> Result<f64, Bad> {
-        match self.req(k)? {
-            Json::Number(f) => {
-                let f = *f;
-                if f.is_finite() {
-                    Ok(f)
-                } else {
-                    Err((
-                        RejectionClass::OutOfRange,
-                        format!("{k} is not a finite number"),
-                    ))
-                }
-            }
-            v => Err(wrong_type(k, "a number", v)),
-        }
+        number(k, self.req(k)?)
     }
     fn num_min(&self, k: &str, min: f64, why: &str) -> Result<f64, Bad> {
-        let v = self.num(k)?;
-        if v < min {
-            return Err(out_of_range(k, v, why));
-        }
-        Ok(v)
+        at_least(k, self.num(k)?, min, why)
     }
+    /// One lookup of `k` (an air observation reads a dozen optional fields).
     fn opt_num_min(&self, k: &str, min: f64) -> Result<Option<f64>, Bad> {
-        if !self.has(k) {
-            return Ok(None);
+        match self.0.get(k) {
+            None | Some(Json::Null) => Ok(None),
+            Some(v) => at_least(k, number(k, v)?, min, "must not be negative").map(Some),
         }
-        self.num_min(k, min, "must not be negative").map(Some)
     }
     fn ts_any(&self, k: &str) -> Result<Ts, Bad> {
         let s = self.req_str(k)?;
@@ -1238,6 +1222,26 @@ impl<'j, 'a> Obj<'j, 'a> {
         future_check(k, day_start(d), at)?;
         Ok(d)
     }
+}
+
+/// The finite number field `k` holds.
+fn number(k: &str, v: &Json) -> Result<f64, Bad> {
+    match v {
+        Json::Number(f) if f.is_finite() => Ok(*f),
+        Json::Number(_) => Err((
+            RejectionClass::OutOfRange,
+            format!("{k} is not a finite number"),
+        )),
+        v => Err(wrong_type(k, "a number", v)),
+    }
+}
+
+/// `v` (field `k`) if it is at least `min`; else out of range, saying `why`.
+fn at_least(k: &str, v: f64, min: f64, why: &str) -> Result<f64, Bad> {
+    if v < min {
+        return Err(out_of_range(k, v, why));
+    }
+    Ok(v)
 }
 
 fn future_check(k: &str, t: Ts, at: Ts) -> Result<(), Bad> {

@@ -30,15 +30,15 @@ pub fn parse_ts(s: &str) -> Result<Ts, String> {
 /// `None` for anything else, and for any field out of range: chrono then parses it (or
 /// says what is wrong), so the result is always chrono's (a unit test compares them).
 fn parse_plain(b: &[u8]) -> Option<Ts> {
-    let num = |r: std::ops::Range<usize>| -> Option<u32> {
-        b[r].iter().try_fold(0u32, |n, &c| {
-            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
-        })
+    // Two ASCII digits at `i`.
+    let d2 = |i: usize| -> Option<u32> {
+        let (hi, lo) = (b[i].wrapping_sub(b'0'), b[i + 1].wrapping_sub(b'0'));
+        (hi < 10 && lo < 10).then(|| u32::from(hi) * 10 + u32::from(lo))
     };
     let offset = match (b.len(), b.get(19)) {
         (20, Some(b'Z')) => 0,
         (25, Some(b'+')) if b[22] == b':' => {
-            let (h, m) = (num(20..22)?, num(23..25)?);
+            let (h, m) = (d2(20)?, d2(23)?);
             if h > 23 || m > 59 {
                 return None;
             }
@@ -49,11 +49,26 @@ fn parse_plain(b: &[u8]) -> Option<Ts> {
     if [b[4], b[7], b[10], b[13], b[16]] != [b'-', b'-', b'T', b':', b':'] {
         return None;
     }
-    // chrono checks the calendar (month lengths, leap years) and counts the days.
-    let date = NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?)?;
-    let local = date.and_hms_opt(num(11..13)?, num(14..16)?, num(17..19)?)?;
-    let utc = local.and_utc().timestamp() - offset;
-    Some(DateTime::from_timestamp(utc, 0)?.with_timezone(&cst()))
+    let (h, mi, sec) = (d2(11)?, d2(14)?, d2(17)?);
+    // A leap second (or 24:00) is chrono's to read or refuse.
+    if h > 23 || mi > 59 || sec > 59 {
+        return None;
+    }
+    // chrono checks the calendar (month lengths, leap years). The offset is taken off the
+    // time of day, moving the date at most one day either way: no count of days since the
+    // epoch and back.
+    let date = NaiveDate::from_ymd_opt((d2(0)? * 100 + d2(2)?) as i32, d2(5)?, d2(8)?)?;
+    let secs = i64::from(h * 3600 + mi * 60 + sec) - offset;
+    let (date, secs) = if secs < 0 {
+        (date.pred_opt()?, secs + 86_400)
+    } else {
+        (date, secs)
+    };
+    let time = NaiveTime::from_num_seconds_from_midnight_opt(secs as u32, 0)?;
+    Some(DateTime::from_naive_utc_and_offset(
+        date.and_time(time),
+        cst(),
+    ))
 }
 
 /// Parses a `YYYY-MM-DD` date.
