@@ -19,7 +19,8 @@
 # 44 ms too (docs/performance.md): that is the broker's, not the daemon's, and no daemon
 # can go under it.
 # Env: BENCH_KEEP=1 keeps the temp dir (logs, store) and prints its path;
-#      BENCH_YINGJI=path BENCH_CLIENT=path use these binaries instead of building them;
+#      BENCH_YINGJI=path BENCH_CLIENT=path use these binaries instead of building them
+#      (the sinks, examples/bench_sinks.rs, are taken from beside BENCH_CLIENT, or BENCH_SINKS);
 #      BENCH_NODELAY=false runs mosquitto with its own default (Nagle on its sockets);
 #      BENCH_WRAP="heaptrack -o FILE" runs the daemon under a profiler (the RSS printed is
 #      then the wrapper's);
@@ -31,10 +32,12 @@ n=${1:-100000}
 rounds=${2:-1000}
 region=shuozhou
 if [ -z "${BENCH_YINGJI:-}" ] || [ -z "${BENCH_CLIENT:-}" ]; then
-  cargo build --release --quiet --bin yingji --example bench_live
+  cargo build --release --quiet --bin yingji --example bench_live --example bench_sinks
 fi
 bin=${BENCH_YINGJI:-$PWD/target/release/yingji}
 client=${BENCH_CLIENT:-$PWD/target/release/examples/bench_live}
+sinks=${BENCH_SINKS:-$(dirname "$client")/bench_sinks}
+[ -x "$sinks" ] || cargo build --release --quiet --example bench_sinks
 tmp=$(mktemp -d)
 pids=()
 cleanup() {
@@ -69,33 +72,17 @@ $( [ "$(id -u)" = 0 ] && echo "user root" )
 CONF
 "$mosq" -c "$tmp/mosquitto.conf" & pids+=($!)
 mosq_pid=$!
-# The sinks' servers only accept (the SMTP sink without parsing, the webhook sink with
-# keep-alive and TCP_NODELAY): they share the two cores with the daemon here, a real server runs elsewhere.
-# Their CPU time during the round trip is printed below.
-python3 tests/e2e_support/smtp_sink.py "$sport" "$tmp/mail" --discard > "$tmp/smtp.log" 2>&1 & pids+=($!)
+# The sinks' servers (examples/bench_sinks.rs) only accept, each on one thread, with
+# TCP_NODELAY: they share the two cores with the daemon here, where a real mail server
+# or chat gateway runs elsewhere (the Python sinks of the e2e tests took 3 ms of CPU per
+# round trip, more than the daemon). Their CPU time during the round trip is printed below.
+"$sinks" smtp "$sport" > "$tmp/smtp.log" 2>&1 & pids+=($!)
 smtp_pid=$!
-python3 - "$hport" > "$tmp/hook.log" 2>&1 <<'PY' & pids+=($!)
-import http.server, sys
-class H(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # The headers and the body are two writes: with Nagle on, the body would wait for
-    # the client's delayed ACK on a kept-alive connection (44 ms a request).
-    disable_nagle_algorithm = True
-    def do_POST(self):
-        self.rfile.read(int(self.headers.get("content-length", 0)))
-        body = b'{"errcode":0,"errmsg":"ok"}'
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *a):
-        pass
-http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
-PY
+"$sinks" http "$hport" > "$tmp/hook.log" 2>&1 & pids+=($!)
 hook_pid=$!
 wait_for 10 mosquitto mosquitto_sub -p "$mport" -t x -E
 wait_for 10 "the SMTP sink" grep -q ready "$tmp/smtp.log"
+wait_for 10 "the webhook sink" grep -q ready "$tmp/hook.log"
 
 cat > "$tmp/yingji.toml" <<TOML
 [mqtt]
