@@ -1,10 +1,5 @@
 """A test SMTP server (aiosmtpd): writes a JSON summary of each message and recipient to a
-directory, so a test can read them back. Usage: smtp_sink.py PORT DIR [--discard]
-
---discard (scripts/bench-live.sh): accept every message without parsing or writing it, only
-counting recipients (the count is written to DIR/count at each message). Parsing a 10 KiB
-multipart message costs this sink milliseconds of CPU, which the benchmark's daemon would
-otherwise share its two cores with; a real mail server runs elsewhere."""
+directory, so a test can read them back. Usage: smtp_sink.py PORT DIR"""
 import email
 import email.policy
 import json
@@ -13,18 +8,6 @@ import sys
 import threading
 
 from aiosmtpd.controller import Controller
-
-
-class Discard:
-    def __init__(self, out):
-        self.out = out
-        self.n = 0
-
-    async def handle_DATA(self, server, session, envelope):
-        self.n += len(envelope.rcpt_tos)
-        with open(os.path.join(self.out, "count"), "w") as f:
-            f.write(str(self.n))
-        return "250 OK"
 
 
 class Sink:
@@ -54,8 +37,7 @@ class Sink:
 if __name__ == "__main__":
     port, out = int(sys.argv[1]), sys.argv[2]
     os.makedirs(out, exist_ok=True)
-    handler = Discard(out) if "--discard" in sys.argv[3:] else Sink(out)
-    c = Controller(handler, hostname="127.0.0.1", port=port)
+    c = Controller(Sink(out), hostname="127.0.0.1", port=port)
     c.start()
     print("ready", flush=True)
     threading.Event().wait()
