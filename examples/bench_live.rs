@@ -5,6 +5,8 @@
 //!     bench_live await PORT REGION            wait for the L2 notice; print its arrival time
 //!     bench_live roundtrip PORT REGION N DIR  N sequential `manual` round trips, then N
 //!                                             4 KiB write + fdatasync in DIR (the disk's share)
+//!     bench_live echo PORT REGION N           the broker's floor: N round trips of the same
+//!                                             client against a bare responder (below)
 //!
 //! `fill` ends with a `manual L2` command, so the L2 notice that `await` sees marks the end
 //! of the drain: the daemon handles its input in order.
@@ -103,11 +105,15 @@ fn fill(port: u16, region: &str, n: usize) {
 
 type Notices = mpsc::Receiver<(Instant, Value)>;
 
-/// Subscribes to the coal notices; returns the client and a receiver of (arrival, notice).
-fn notices(port: u16, region: &str, tag: &str) -> (Client, Notices) {
+/// The topic of the coal notices.
+fn notice_topic(region: &str) -> String {
+    format!("ers/{region}/notice/coal_supply")
+}
+
+/// Subscribes to `topic`; returns the client and a receiver of (arrival, notice).
+fn notices(port: u16, topic: &str, tag: &str) -> (Client, Notices) {
     let (c, mut conn) = client(port, &format!("bench-{tag}-{}", std::process::id()));
-    c.subscribe(format!("ers/{region}/notice/coal_supply"), QoS::AtLeastOnce)
-        .expect("subscribe");
+    c.subscribe(topic, QoS::AtLeastOnce).expect("subscribe");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for ev in conn.iter() {
@@ -177,15 +183,16 @@ fn publisher(port: u16, tag: &str) -> Client {
     c
 }
 
-fn roundtrip(port: u16, region: &str, n: usize, dir: &str) {
-    let (sub, rx) = notices(port, region, "rt");
+/// N `manual` commands on `cmd`, one after another, each timed until the notice it makes
+/// arrives on `notice`; prints the percentiles as `name`.
+fn rounds(port: u16, (cmd, notice): (&str, &str), n: usize, name: &str) {
+    let (sub, rx) = notices(port, notice, "rt");
     // BENCH_RT_SPLIT=1: the commands on a connection of their own (for comparison).
     let c = if std::env::var_os("BENCH_RT_SPLIT").is_some() {
         publisher(port, "rt-cmd")
     } else {
         sub.clone()
     };
-    let topic = format!("ers/{region}/cmd");
     let mut ms = Vec::with_capacity(n);
     for i in 0..n {
         // The drain left L2 in force: none, L2, none, …
@@ -195,14 +202,19 @@ fn roundtrip(port: u16, region: &str, n: usize, dir: &str) {
             ("activate", "L2")
         };
         let t0 = Instant::now();
-        c.publish(&topic, QoS::AtLeastOnce, false, manual(level))
+        c.publish(cmd, QoS::AtLeastOnce, false, manual(level))
             .expect("publish");
         let at = wait_notice(&rx, kind, level, Duration::from_secs(60));
         ms.push(at.duration_since(t0).as_secs_f64() * 1e3);
     }
-    summary("round trip", ms);
+    summary(name, ms);
     let _ = c.disconnect();
     let _ = sub.disconnect();
+}
+
+fn roundtrip(port: u16, region: &str, n: usize, dir: &str) {
+    let topics = (format!("ers/{region}/cmd"), notice_topic(region));
+    rounds(port, (&topics.0, &topics.1), n, "round trip");
     // The disk's share: what one synced write costs at least on this file system.
     let path = std::path::Path::new(dir).join("bench-fsync.tmp");
     let mut f = std::fs::File::create(&path).expect("create");
@@ -218,21 +230,73 @@ fn roundtrip(port: u16, region: &str, n: usize, dir: &str) {
     let _ = std::fs::remove_file(path);
 }
 
+/// The broker's floor for the round trip: a bare responder (a rumqttc client like the
+/// daemon's connections: TCP_NODELAY, QoS 1, the command PUBACKed before the answer is
+/// published, as the daemon acks an input before its notice goes out) answers each command
+/// on `bench/{region}/cmd` with a small notice of the same kind and level on
+/// `bench/{region}/notice`; the same client as `roundtrip` times N rounds against it. The
+/// topics are not the daemon's, so the daemon sees none of it. Whatever the broker adds
+/// (e.g. Nagle's algorithm on its sockets, `set_tcp_nodelay false`) is in this number too.
+fn echo(port: u16, region: &str, n: usize) {
+    let (cmd, notice) = (
+        format!("bench/{region}/cmd"),
+        format!("bench/{region}/notice"),
+    );
+    let (c, mut conn) = client(port, &format!("bench-echo-{}", std::process::id()));
+    c.subscribe(&cmd, QoS::AtLeastOnce).expect("subscribe");
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let responder = c.clone();
+    let topic = notice.clone();
+    std::thread::spawn(move || {
+        for ev in conn.iter() {
+            match ev {
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    let _ = ready_tx.send(());
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    let v: Value = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
+                    let level = v["level"].as_str().unwrap_or("none");
+                    let kind = if level == "none" {
+                        "terminate"
+                    } else {
+                        "activate"
+                    };
+                    let answer = json!({"plan": "coal_supply", "kind": kind, "level": level});
+                    responder
+                        .publish(&topic, QoS::AtLeastOnce, false, answer.to_string())
+                        .expect("publish");
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    eprintln!("responder connection: {e}");
+                    return;
+                }
+            }
+        }
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("responder SUBACK");
+    rounds(port, (&cmd, &notice), n, "round trip, bare responder");
+    let _ = c.disconnect();
+}
+
 fn main() {
     let a: Vec<String> = std::env::args().collect();
     let port = |i: usize| a[i].parse::<u16>().expect("PORT");
     match a.get(1).map(String::as_str) {
         Some("fill") => fill(port(2), &a[3], a[4].parse().expect("N")),
         Some("await") => {
-            let (_c, rx) = notices(port(2), &a[3], "await");
+            let (_c, rx) = notices(port(2), &notice_topic(&a[3]), "await");
             println!("ready");
             std::io::stdout().flush().expect("stdout");
             wait_notice(&rx, "activate", "L2", Duration::from_secs(1800));
             println!("{:.6}", unix_now());
         }
         Some("roundtrip") => roundtrip(port(2), &a[3], a[4].parse().expect("N"), &a[5]),
+        Some("echo") => echo(port(2), &a[3], a[4].parse().expect("N")),
         _ => {
-            eprintln!("usage: bench_live fill|await|roundtrip PORT REGION [N] [DIR]");
+            eprintln!("usage: bench_live fill|await|roundtrip|echo PORT REGION [N] [DIR]");
             std::process::exit(2);
         }
     }

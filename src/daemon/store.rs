@@ -408,20 +408,36 @@ impl Store {
 
     /// The notices of `n`'s track a CAP message of `n` may reference: from the track's
     /// last `activate` up to `n`, in order (all of the track up to `n` when it has none).
-    /// Read backwards from `n`, so the cost does not grow with the track's history.
+    ///
+    /// The track's rows are found by the `id` index alone (their `n`, no JSON read), and
+    /// only the notices from `n` back to the last `activate` are read. One query with
+    /// `ORDER BY n DESC` made SQLite 3.53 read every notice of the track and sort them in
+    /// a temporary B-tree (spilled to temporary files: 3.6 KB of JSON per row), for every
+    /// CAP message: in a 1,500-round bench that was 60 % of the daemon's CPU
+    /// (docs/performance.md, branch `latency`).
     pub fn cap_history(&self, n: &Notice) -> anyhow::Result<Vec<Notice>> {
         let lo = format!("{}/{}/{}/", n.plan.as_str(), n.region, n.track);
         // '0' follows '/': every id with the prefix sorts in [lo, hi).
         let hi = format!("{}/{}/{}0", n.plan.as_str(), n.region, n.track);
-        let mut st = self.conn.prepare_cached(
-            "SELECT json FROM notices WHERE id >= ?1 AND id < ?2
-             AND n <= COALESCE((SELECT n FROM notices WHERE id = ?3), 9223372036854775807)
-             ORDER BY n DESC",
-        )?;
-        let mut rows = st.query(params![lo, hi, n.id])?;
+        let mut rows: Vec<i64> = {
+            let mut st = self.conn.prepare_cached(
+                "SELECT n FROM notices WHERE id >= ?1 AND id < ?2
+                 AND n <= COALESCE((SELECT n FROM notices WHERE id = ?3), 9223372036854775807)",
+            )?;
+            let found = st.query_map(params![lo, hi, n.id], |r| r.get(0))?;
+            found.collect::<Result<_, _>>()?
+        };
+        rows.sort_unstable();
+        let mut one = self
+            .conn
+            .prepare_cached("SELECT json FROM notices WHERE n = ?1")?;
         let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            let e: Notice = serde_json::from_str(&row.get::<_, String>(0)?)?;
+        for row in rows.into_iter().rev() {
+            // A row archived by retention since the first read is no longer history.
+            let Some(json) = one.query_row([row], |r| r.get::<_, String>(0)).optional()? else {
+                continue;
+            };
+            let e: Notice = serde_json::from_str(&json)?;
             let first = e.kind == crate::notice::Kind::Activate;
             out.push(e);
             if first {
@@ -722,6 +738,48 @@ impl Tx<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// CAP references: from the track's last activate up to the notice, in order; other
+    /// tracks (one whose name extends this one's included) and later notices are not in it.
+    #[test]
+    fn cap_history_reads_back_to_the_tracks_last_activate() {
+        use crate::notice::{Kind, Plan};
+        let dir = std::env::temp_dir().join(format!("yingji-store-cap-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut s = Store::open(&dir.join("y.db")).unwrap();
+        let mut made = Vec::new();
+        let kinds = [
+            ("supply", Kind::Escalate),
+            ("supply", Kind::Activate),
+            ("supply2", Kind::Activate),
+            ("supply", Kind::Escalate),
+            ("supply", Kind::Terminate),
+            ("supply", Kind::Activate),
+            ("supply2", Kind::Escalate),
+            ("supply", Kind::Escalate),
+            ("supply", Kind::Terminate),
+        ];
+        for (i, (track, kind)) in kinds.into_iter().enumerate() {
+            let mut n = Notice::new(Plan::CoalSupply, track, kind, "L2");
+            // Ids of one track do not sort by number ("/10" < "/9"): the order is `n`'s.
+            n.id = format!("coal_supply/shuozhou/{track}/{}", 20 - i);
+            n.region = "shuozhou".into();
+            let tx = s.begin().unwrap();
+            tx.outbox(&n, &[Sink::Cap]).unwrap();
+            tx.commit().unwrap();
+            made.push(n);
+        }
+        let ids = |v: Vec<Notice>| v.into_iter().map(|n| n.id).collect::<Vec<_>>();
+        let id = |i: usize| made[i].id.clone();
+        assert_eq!(ids(s.cap_history(&made[4]).unwrap()), [id(1), id(3), id(4)]);
+        assert_eq!(ids(s.cap_history(&made[8]).unwrap()), [id(5), id(7), id(8)]);
+        assert_eq!(ids(s.cap_history(&made[6]).unwrap()), [id(2), id(6)]);
+        assert_eq!(
+            ids(s.cap_history(&made[0]).unwrap()),
+            [id(0)],
+            "no activate before it: the track up to the notice"
+        );
+    }
 
     fn at() -> Ts {
         parse_ts("2025-01-01T08:00:00+08:00").unwrap()

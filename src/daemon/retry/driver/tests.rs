@@ -24,6 +24,7 @@ impl Transport for Scripted {
     const KIND: SinkKind = SinkKind::Webhook;
     const SENT: &'static str = "test delivered";
     const NOT_SENT: &'static str = "test not delivered";
+    const ORDERED: bool = true;
 
     fn health_name(&self, _: &Delivery) -> String {
         self.name.clone()
@@ -175,27 +176,68 @@ async fn a_failure_is_recorded_in_the_outbox_and_a_restart_continues_its_backoff
 }
 
 #[tokio::test(start_paused = true)]
-async fn stop_lets_the_attempt_in_hand_finish_and_starts_no_other() {
+async fn stop_lets_the_attempts_in_hand_finish_and_starts_no_other() {
     let (store, db, n) = store("stop", &["a", "b"]);
     let gate = Arc::new(Notify::new());
     let (s, mut seen) = sink("test:stop", &[], Some((0, Arc::clone(&gate))));
-    let pending = vec![(delivery(&n, "a"), 0), (delivery(&n, "b"), 0)];
+    // A second notice to "a": its lane is busy with the first, so it waits.
+    let mut later = (*n).clone();
+    later.id = "coal_supply/shuozhou/supply/2".into();
+    let later = Arc::new(later);
+    let pending = vec![
+        (delivery(&n, "a"), 0),
+        (delivery(&n, "b"), 0),
+        (delivery(&later, "a"), 0),
+    ];
     let d = Driver::start(s, Backoff::WEBHOOK, Store::open(&db).unwrap(), pending);
-    assert_eq!(seen.recv().await.unwrap().0, "webhook:a");
-    // The stop begins while "a" is in hand; the server answers afterwards.
-    tokio::join!(d.stop(), async { gate.notify_one() });
-    assert!(
-        store.is_delivered(&n.id, &hook("a")).unwrap(),
-        "the attempt in hand was let finish and marked"
+    let mut started = vec![seen.recv().await.unwrap().0, seen.recv().await.unwrap().0];
+    started.sort();
+    assert_eq!(
+        started,
+        ["webhook:a", "webhook:b"],
+        "two destinations at once"
     );
-    assert!(
-        !store.is_delivered(&n.id, &hook("b")).unwrap(),
-        "b waits for the next start"
-    );
+    // The stop begins while both are in hand; the servers answer afterwards.
+    tokio::join!(d.stop(), async { gate.notify_waiters() });
+    for sink in ["a", "b"] {
+        assert!(
+            store.is_delivered(&n.id, &hook(sink)).unwrap(),
+            "the attempt in hand to {sink} was let finish and marked"
+        );
+    }
     assert!(
         seen.try_recv().is_err(),
-        "no attempt started after the stop"
+        "no attempt started after the stop (the second notice to a waits for the next start)"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_destination_never_has_two_attempts_in_hand() {
+    let (_store, db, n) = store("order", &["a"]);
+    let gate = Arc::new(Notify::new());
+    // Every attempt waits for the gate: one destination never has two in hand.
+    let (s, mut seen) = sink("test:order", &[], Some((0, Arc::clone(&gate))));
+    let notices: Vec<Arc<Notice>> = (1..=3)
+        .map(|i| {
+            let mut m = (*n).clone();
+            m.id = format!("coal_supply/shuozhou/supply/{i}");
+            Arc::new(m)
+        })
+        .collect();
+    let pending = notices.iter().map(|m| (delivery(m, "a"), 0)).collect();
+    let d = Driver::start(s, Backoff::WEBHOOK, Store::open(&db).unwrap(), pending);
+    seen.recv().await.unwrap();
+    for _ in 0..2 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(
+            seen.try_recv().is_err(),
+            "the next waits for the one in hand"
+        );
+        gate.notify_one();
+        seen.recv().await.unwrap();
+    }
+    gate.notify_one();
+    d.stop().await;
 }
 
 #[tokio::test(start_paused = true)]
