@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use lettre::message::{header, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::AsyncSmtpConnection;
+use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use crate::config::Config;
@@ -36,6 +38,9 @@ pub struct Mailer {
 struct Email {
     cfg: Arc<Config>,
     smtp: Smtp,
+    /// A plain relay (`smtp://` without TLS or credentials) is spoken to over a socket of
+    /// our own ([`Relay`]); every other URL through lettre's transport.
+    relay: Option<Relay>,
     from: Mailbox,
     /// The key that signs a recipient's acknowledgement link (None: no links).
     links: Option<AckKey>,
@@ -97,9 +102,11 @@ impl Mailer {
                 (d, p.attempts)
             })
             .collect();
+        let relay = Relay::of(&cfg);
         let email = Email {
             cfg,
             smtp,
+            relay,
             from,
             links,
         };
@@ -161,10 +168,99 @@ impl Transport for Email {
         // One deadline over every network step: lettre's own timeout did not cover a
         // server that accepts and never greets.
         let deadline = deadline(&self.cfg);
-        match tokio::time::timeout(deadline, self.smtp.send(m)).await {
-            Ok(r) => r.map(|_| ()).map_err(|e| e.to_string()),
+        let send = async {
+            match &self.relay {
+                Some(relay) => relay.send(&m).await,
+                None => self
+                    .smtp
+                    .send(m)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string()),
+            }
+        };
+        match tokio::time::timeout(deadline, send).await {
+            Ok(r) => r,
             Err(_) => Err(format!("no answer within {} s", deadline.as_secs())),
         }
+    }
+}
+
+/// A plain SMTP relay, `smtp://host[:port][/hello-name]` (no `?tls=`, no credentials: a
+/// mail server on the host or the LAN), as lettre reads that URL (port 25, the path as
+/// the EHLO name). lettre's own connection leaves Nagle's algorithm on and writes the
+/// end of the message data (`CRLF.CRLF`) apart from the body, so each email waited for
+/// the server's delayed ACK, about 40 ms (docs/performance.md, branch `latency`). Here
+/// lettre speaks SMTP over a socket of ours with TCP_NODELAY; the session is the one
+/// lettre's transport holds (EHLO, MAIL, RCPT, DATA, QUIT), one per email.
+#[derive(Debug, Clone, PartialEq)]
+struct Relay {
+    host: String,
+    port: u16,
+    hello: ClientId,
+}
+
+impl Relay {
+    /// `None` for any URL that is not a plain relay's (TLS, credentials, a query, a
+    /// percent-encoded or unparsable authority): those go through lettre's transport.
+    fn from_url(url: &str) -> Option<Relay> {
+        let rest = url.strip_prefix("smtp://")?;
+        if rest.contains(['?', '@', '#', '%']) {
+            return None;
+        }
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let (host, port) = match authority.strip_prefix('[') {
+            // An IPv6 literal: [::1] or [::1]:2525.
+            Some(v6) => {
+                let (host, after) = v6.split_once(']')?;
+                (host, after.strip_prefix(':'))
+            }
+            None => match authority.split_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (authority, None),
+            },
+        };
+        let port = match port {
+            Some(p) => p.parse().ok()?,
+            None => 25,
+        };
+        let name = path.trim_matches('/');
+        if host.is_empty() || host.contains(':') && !authority.starts_with('[') {
+            return None;
+        }
+        Some(Relay {
+            host: host.to_string(),
+            port,
+            hello: if name.is_empty() {
+                ClientId::default()
+            } else {
+                ClientId::Domain(name.to_string())
+            },
+        })
+    }
+
+    /// The relay of `[email]`, if its URL is a plain relay's and no credentials are set
+    /// (lettre's transport authenticates).
+    fn of(cfg: &Config) -> Option<Relay> {
+        let e = cfg.email.as_ref()?;
+        if e.username.is_some() {
+            return None;
+        }
+        Relay::from_url(&expand_env(&e.smtp_url).ok()?)
+    }
+
+    async fn send(&self, m: &Message) -> Result<(), String> {
+        let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
+            .await
+            .map_err(|e| format!("Connection error: {e}"))?;
+        tcp.set_nodelay(true)
+            .map_err(|e| format!("Connection error: {e}"))?;
+        let mut conn = AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello)
+            .await
+            .map_err(|e| e.to_string())?;
+        let sent = conn.send(m.envelope(), &m.formatted()).await;
+        conn.abort().await;
+        sent.map(|_| ()).map_err(|e| e.to_string())
     }
 }
 
@@ -207,6 +303,60 @@ fn deadline(cfg: &Config) -> Duration {
 mod tests {
     use super::*;
     use crate::notice::{Kind, Plan};
+
+    /// Only a plain relay's URL is spoken to directly; the port and EHLO name as lettre
+    /// reads them.
+    #[test]
+    fn a_plain_relay_is_read_from_its_url() {
+        let relay = |host: &str, port, hello: Option<&str>| Relay {
+            host: host.into(),
+            port,
+            hello: hello.map_or_else(ClientId::default, |h| ClientId::Domain(h.into())),
+        };
+        for (url, want) in [
+            (
+                "smtp://127.0.0.1:2525",
+                Some(relay("127.0.0.1", 2525, None)),
+            ),
+            (
+                "smtp://mail.example.org",
+                Some(relay("mail.example.org", 25, None)),
+            ),
+            (
+                "smtp://mail.example.org/",
+                Some(relay("mail.example.org", 25, None)),
+            ),
+            (
+                "smtp://[::1]:2525/yingji.example.org",
+                Some(relay("::1", 2525, Some("yingji.example.org"))),
+            ),
+            ("smtp://[::1]", Some(relay("::1", 25, None))),
+            ("smtps://mail.example.org", None),
+            ("smtp://mail.example.org?tls=required", None),
+            ("smtp://mail.example.org:587?tls=opportunistic", None),
+            ("smtp://user:pw@mail.example.org", None),
+            ("smtp://mail.example.org:smtp", None),
+            ("smtp://mail.example.org:99999", None),
+            ("smtp://", None),
+            ("smtp://:25", None),
+            ("smtp://m%61il.example.org", None),
+            ("SMTP://mail.example.org", None),
+        ] {
+            assert_eq!(Relay::from_url(url), want, "{url}");
+        }
+        let cfg = |extra: &str| {
+            Config::from_toml(&format!(
+                "[email]\nsmtp_url = \"smtp://127.0.0.1:2525\"\nfrom = \"y <y@x.org>\"\n{extra}"
+            ))
+            .unwrap()
+            .config
+        };
+        assert_eq!(Relay::of(&cfg("")), Some(relay("127.0.0.1", 2525, None)));
+        assert_eq!(
+            Relay::of(&cfg("username = \"duty\"\npassword = \"pw\"")),
+            None
+        );
+    }
 
     #[test]
     fn message_has_chinese_subject_id_and_both_parts() {
