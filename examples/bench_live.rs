@@ -158,6 +158,10 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
 }
 
 fn summary(name: &str, mut ms: Vec<f64>) {
+    if ms.is_empty() {
+        println!("{name}: n=0 (nothing timed)");
+        return;
+    }
     ms.sort_by(f64::total_cmp);
     println!(
         "{name}: n={} p50={:.2} ms p90={:.2} ms p99={:.2} ms max={:.2} ms",

@@ -248,7 +248,7 @@ rounds, hz = int(sys.argv[1]), int(sys.argv[2])
 a, b = (list(map(int, x.split())) for x in sys.argv[3:5])
 names = ["daemon", "SMTP sink", "webhook sink", "mosquitto"]
 print("CPU time during the round trip (incl. the fdatasync loop): " + ", ".join(
-    f"{n} {(y - x) / hz:.2f} s ({1e3 * (y - x) / hz / rounds:.2f} ms per round)"
+    f"{n} {(y - x) / hz:.2f} s ({1e3 * (y - x) / hz / max(rounds, 1):.2f} ms per round)"
     for n, x, y in zip(names, a, b)))
 PY
 # The daemon's share of each round trip: from the command's arrival off the network until
