@@ -190,6 +190,13 @@ pub struct Store {
     conn: Connection,
 }
 
+/// The page cache of the core's connection, KiB (SQLite's default is 2,000). Its writes
+/// are appends (journal, notices, outbox) and upserts of recent packet ids, and a page it
+/// no longer holds is read back from the OS's cache: a 100,000-input drain took the same
+/// CPU with 256 KiB, and the daemon's peak memory after it was about 2 MiB lower
+/// (docs/performance.md, "main after the session's merges").
+const CORE_CACHE_KIB: i64 = 256;
+
 impl Store {
     /// Opens (creating when missing, with its parent directory) the store at `path`.
     pub fn open(path: &Path) -> anyhow::Result<Store> {
@@ -202,6 +209,7 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // FULL: a committed journal row survives a power loss, so acking after commit is safe.
         conn.pragma_update(None, "synchronous", "FULL")?;
+
         conn.busy_handler(Some(busy))?;
         conn.execute_batch(SCHEMA)?;
         Ok(Store { conn })
@@ -236,7 +244,7 @@ impl Store {
     /// Opens the store the daemon runs on: like [`Store::open`], but a zero-byte file
     /// where a store was expected (a truncated or wrongly restored file) is refused unless
     /// `init` (`yingji run --init`): starting it as a new store would restart notice ids at
-    /// 1 and forget every warning in force.
+    /// 1 and forget every warning in force. Its page cache is [`CORE_CACHE_KIB`].
     pub fn open_checked(path: &Path, init: bool) -> anyhow::Result<Store> {
         let len = |p: &Path| std::fs::metadata(p).map(|m| m.len()).ok();
         let mut wal = path.as_os_str().to_owned();
@@ -249,7 +257,11 @@ impl Store {
                 path.display()
             );
         }
-        Self::open(path)
+        let store = Self::open(path)?;
+        store
+            .conn
+            .pragma_update(None, "cache_size", -CORE_CACHE_KIB)?;
+        Ok(store)
     }
 
     /// Starts a write transaction (journal rows, notices, levels, snapshot together).
@@ -797,10 +809,13 @@ mod tests {
             Store::open_checked(&path, false).is_ok(),
             "missing: a new store"
         );
-        assert!(
-            Store::open_checked(&path, false).is_ok(),
-            "an existing store"
-        );
+        let core = Store::open_checked(&path, false).expect("an existing store");
+        let kib: i64 = core
+            .conn()
+            .query_row("PRAGMA cache_size", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(kib, -CORE_CACHE_KIB, "the core's page cache, in KiB");
+        drop(core);
         let empty = dir.join("empty.db");
         std::fs::write(&empty, b"").unwrap();
         let e = Store::open_checked(&empty, false).err().expect("refused");
