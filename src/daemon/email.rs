@@ -225,7 +225,7 @@ impl Relay {
             None => 25,
         };
         let name = path.trim_matches('/');
-        if host.is_empty() || host.contains(':') && !authority.starts_with('[') {
+        if host.is_empty() {
             return None;
         }
         Some(Relay {
