@@ -296,7 +296,7 @@ pub struct Archived {
 }
 
 /// Archives and deletes the journal rows older than `cutoff` that the latest snapshot
-/// includes, and deletes the notices (with their deliveries) made before `cutoff`.
+/// includes (all but the newest row), and deletes the notices (with their deliveries) made before `cutoff`.
 /// The archive, `journal-{first seq}-{last seq}.jsonl.gz` in `dir`, is a scenario file
 /// (gzip), written and synced before the rows are deleted.
 pub fn archive(store: &Store, dir: &Path, cutoff: Ts) -> anyhow::Result<Archived> {
@@ -304,7 +304,12 @@ pub fn archive(store: &Store, dir: &Path, cutoff: Ts) -> anyhow::Result<Archived
     let Some((snapshot_seq, _)) = store.latest_snapshot()? else {
         return Ok(done);
     };
-    let rows = crate::daemon::store::journal_before(store.conn(), snapshot_seq, cutoff)?;
+    // Never the newest row: a journal seq is SQLite's rowid (no AUTOINCREMENT), so an
+    // emptied journal would number the next input 1 again, behind the snapshot's seq
+    // (recovery would skip it) and the retained-input index's watermark.
+    let newest = store.last_seq()?;
+    let rows =
+        crate::daemon::store::journal_before(store.conn(), snapshot_seq.min(newest - 1), cutoff)?;
     if let (Some(first), Some(last)) = (rows.first(), rows.last()) {
         std::fs::create_dir_all(dir)?;
         let name = format!("journal-{}-{}.jsonl.gz", first.seq, last.seq);

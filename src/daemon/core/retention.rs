@@ -134,4 +134,38 @@ mod tests {
         assert_eq!(register(&again), register(&core));
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    /// When every journal row is old, the newest stays: seqs are rowids, and an emptied
+    /// journal would give the next input seq 1, which recovery (snapshot at the old last
+    /// seq, then the rows after it) would skip although it was acknowledged.
+    #[test]
+    fn retention_never_empties_the_journal_so_seqs_keep_growing() {
+        let dir = std::env::temp_dir().join(format!("yingji-retain-all-{}", std::process::id()));
+        let t0 = parse_ts("2024-07-01T08:00:00+08:00").unwrap();
+        let (cfg, mut core) = core_keeping_30_days(&dir, t0);
+        let issue = r#""action": "issue", "color": "red""#;
+        core.ingest(vec![warning(t0, "old-rain", issue)], t0)
+            .unwrap();
+        let lift = t0 + chrono::Duration::hours(2);
+        core.ingest(vec![warning(lift, "old-rain", r#""action": "lift""#)], lift)
+            .unwrap();
+        let last = core.store().last_seq().unwrap();
+        let now = t0 + chrono::Duration::days(40);
+        let (_, archived) = core.retain(now).unwrap();
+        assert_eq!(archived.journal_rows, 1, "all but the newest row archived");
+        core.ingest(vec![warning(now, "new-rain", issue)], now)
+            .unwrap();
+        assert!(
+            core.store().last_seq().unwrap() > last,
+            "the next seq follows the old ones"
+        );
+        // Recovery replays the new input after the snapshot.
+        let store = Store::open(&dir.join("y.db")).unwrap();
+        let again = Core::recover(cfg, store, now).unwrap();
+        let warnings = |c: &Core| {
+            serde_json::to_string(&c.engine().state().regions[0].weather.tracks).unwrap()
+        };
+        assert_eq!(warnings(&again), warnings(&core));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
