@@ -367,15 +367,6 @@ impl Store {
         Ok(out)
     }
 
-    /// Marks one delivery made. Idempotent.
-    pub fn mark_delivered(&self, notice_id: &str, sink: &Sink, at: Ts) -> anyhow::Result<()> {
-        self.conn.execute(
-            "UPDATE deliveries SET delivered_at = ?3 WHERE notice_id = ?1 AND sink = ?2 AND delivered_at IS NULL",
-            params![notice_id, sink.to_string(), fmt_ts(at)],
-        )?;
-        Ok(())
-    }
-
     /// Marks deliveries made, in one transaction. Idempotent.
     pub fn mark_all_delivered(&mut self, marks: &[(&str, Sink)], at: Ts) -> anyhow::Result<()> {
         let tx = self.begin()?;
@@ -535,7 +526,8 @@ impl InputWrites<'_> {
         Ok(self.journal.insert(params![fmt_ts(at), topic, payload])?)
     }
 
-    /// See [`Tx::remember`].
+    /// Remembers the last journaled message of each MQTT packet id, to recognise the
+    /// broker redelivering it (DUP) when our ack did not reach it.
     pub fn remember(&mut self, pkid: u16, topic: &str, payload: &[u8]) -> anyhow::Result<()> {
         self.remember.execute(params![pkid, topic, payload])?;
         Ok(())
@@ -551,12 +543,6 @@ impl Tx<'_> {
     /// Appends an input to the journal; returns its seq.
     pub fn journal(&self, at: Ts, topic: &str, payload: &[u8]) -> anyhow::Result<i64> {
         self.inputs()?.journal(at, topic, payload)
-    }
-
-    /// Remembers the last journaled message of each MQTT packet id, to recognise the
-    /// broker redelivering it (DUP) when our ack did not reach it.
-    pub fn remember(&self, pkid: u16, topic: &str, payload: &[u8]) -> anyhow::Result<()> {
-        self.inputs()?.remember(pkid, topic, payload)
     }
 
     /// The statements a batch of inputs runs for each input, prepared once for the batch
@@ -847,7 +833,7 @@ mod tests {
     /// version does not know is left where it is, not a failure.
     #[test]
     fn deliveries_stored_as_strings_read_back_as_sinks() {
-        let (s, n) = store_with_notice("sinks");
+        let (mut s, n) = store_with_notice("sinks");
         s.conn()
             .execute_batch(&format!(
                 "INSERT INTO notices (id, json) VALUES ('{}', '{}');
@@ -875,7 +861,7 @@ mod tests {
         );
         let hook = Sink::Webhook("wecom-0".into());
         s.mark_failed(&n.id, &hook, "HTTP 500").unwrap();
-        s.mark_delivered(&n.id, &Sink::Cap, at()).unwrap();
+        s.mark_all_delivered(&[(&n.id, Sink::Cap)], at()).unwrap();
         assert!(s.is_delivered(&n.id, &Sink::Cap).unwrap());
         assert!(!s.is_delivered(&n.id, &Sink::Notice).unwrap());
         let rows: Vec<(String, bool, u32)> = s

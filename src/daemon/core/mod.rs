@@ -562,7 +562,11 @@ impl Core {
             // journal commit syncs them. (Committed, they survive a SIGKILL.)
             let t = crate::clock::monotonic();
             self.store.set_synced(false)?;
-            let marked = mark_delivered(&mut self.store, marks, now);
+            let marks: Vec<(&str, Sink)> = marks
+                .iter()
+                .map(|(id, sink)| (id.as_str(), Sink::from(*sink)))
+                .collect();
+            let marked = self.store.mark_all_delivered(&marks, now);
             self.store.set_synced(true)?;
             marked?;
             self.last_commit = t.elapsed();
@@ -659,19 +663,6 @@ impl Core {
         self.since_snapshot = 0;
         Ok(())
     }
-}
-
-/// Marks deliveries in one transaction.
-fn mark_delivered(
-    store: &mut Store,
-    marks: Vec<(String, MqttSink)>,
-    now: Ts,
-) -> anyhow::Result<()> {
-    let tx = store.begin()?;
-    for (id, sink) in marks {
-        tx.mark_delivered(&id, &sink.into(), now)?;
-    }
-    tx.commit()
 }
 
 /// Stores a snapshot of `engine` (including the journal up to `seq`), but only one that
