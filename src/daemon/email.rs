@@ -131,10 +131,6 @@ impl Transport for Email {
     const KIND: SinkKind = SinkKind::Email;
     const SENT: &'static str = "email sent";
     const NOT_SENT: &'static str = "email not sent";
-    /// Emails to one address may go in parallel: a mail client orders them by their
-    /// `Date`, which lettre sets when the message is built, and attempts start in the
-    /// order queued (a burst to one duty officer does not wait 40 ms per message).
-    const ORDERED: bool = false;
 
     /// One name for every address: `email`.
     fn health_name(&self, _: &Delivery) -> String {

@@ -7,7 +7,8 @@
 //! - At most [`Queue::new`]'s `limit` attempts at once, and at most one per *lane* (the
 //!   delivery's destination: one email address, one webhook), so a burst to several
 //!   destinations goes out in parallel while each destination still receives its
-//!   deliveries one after another, in order. Due deliveries are started in the order they
+//!   deliveries one after another, in order (except that a failed delivery is retried
+//!   after those queued behind it, see the next rule). Due deliveries are started in the order they
 //!   were queued (a retry that is due goes before what was queued after it); one whose lane
 //!   is busy waits without holding back the other lanes.
 //! - A delivery is retried on its own: one that fails goes back with its next try

@@ -184,9 +184,6 @@ impl Transport for Posts {
     const KIND: SinkKind = SinkKind::Webhook;
     const SENT: &'static str = "webhook delivered";
     const NOT_SENT: &'static str = "webhook not delivered";
-    /// One request at a time per webhook: a group chat or a phone gateway shows the
-    /// notices in the order they arrive.
-    const ORDERED: bool = true;
 
     fn health_name(&self, d: &Delivery) -> String {
         d.sink.to_string()

@@ -30,10 +30,9 @@ use crate::daemon::store::Store;
 use crate::notice::Notice;
 use prometheus_client::metrics::counter::Counter;
 
-/// Attempts in hand at once, per driver (all emails, or all webhooks); for an ordered
-/// transport at most one per destination (retry.rs). A mail server that takes 40 ms per
-/// message (lettre waits for the server's delayed ACK before the end of each message:
-/// docs/performance.md) then takes a burst in parallel instead of one message after another.
+/// Attempts in hand at once, per driver (all emails, or all webhooks), at most one per
+/// destination (retry.rs): a burst to several addresses or webhooks goes out in parallel
+/// instead of one delivery after another.
 pub const IN_FLIGHT: usize = 8;
 
 /// One delivery: a notice to one outbox sink ([`Sink::Email`], [`Sink::Webhook`]).
@@ -52,10 +51,6 @@ pub trait Transport: Send + Sync + 'static {
     /// for them).
     const SENT: &'static str;
     const NOT_SENT: &'static str;
-
-    /// Whether deliveries to one destination go one after another, in the order queued
-    /// (their lane is the destination), or in parallel (each its own lane).
-    const ORDERED: bool;
 
     /// The sink's name in the health registry for `d` (`email`, or `webhook:{name}`).
     fn health_name(&self, d: &Delivery) -> String;
@@ -90,9 +85,9 @@ type Done = (Ticket, Delivery, Result<(), String>);
 struct Run<S> {
     sink: Arc<S>,
     store: Store,
-    /// Keyed by (notice id, sink), laned by the sink (the destination) when
-    /// [`Transport::ORDERED`], else by the key.
-    queue: Queue<(String, Sink), (Option<String>, Sink), Delivery>,
+    /// Keyed by (notice id, sink), laned by the sink: one destination's deliveries go
+    /// one after another, in the order queued.
+    queue: Queue<(String, Sink), Sink, Delivery>,
     epoch: tokio::time::Instant,
     busy: Arc<AtomicUsize>,
     /// The attempts in hand, each a task.
@@ -231,11 +226,7 @@ impl<S: Transport> Run<S> {
 
     fn push(&mut self, d: Delivery, failures: u32) {
         let key = (d.notice.id.clone(), d.sink.clone());
-        let lane = if S::ORDERED {
-            (None, d.sink.clone())
-        } else {
-            (Some(d.notice.id.clone()), d.sink.clone())
-        };
+        let lane = d.sink.clone();
         let now = self.now();
         if !self.queue.push(key, lane, d, failures, now) {
             tracing::debug!("a delivery already queued was queued again: attempted once");

@@ -24,7 +24,6 @@ impl Transport for Scripted {
     const KIND: SinkKind = SinkKind::Webhook;
     const SENT: &'static str = "test delivered";
     const NOT_SENT: &'static str = "test not delivered";
-    const ORDERED: bool = true;
 
     fn health_name(&self, _: &Delivery) -> String {
         self.name.clone()
