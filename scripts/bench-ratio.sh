@@ -65,27 +65,21 @@ base = ["target/release/examples/parse_baseline", scen]
 replay = [sys.argv[5], "replay", scen, "--config", os.path.join(tmp, name + ".toml"),
           "--quiet", "--out", os.path.join(tmp, name + ".out.jsonl")]
 
-def cpu(cmd, runs=1):
-    """Best CPU time (user + sys) and max RSS of `runs` runs. The program runs under
-    /usr/bin/time, which reports its max RSS (a child forked from Python would count
-    Python's own pages in it); the CPU time is the rusage `wait4` returns for /usr/bin/time
-    (its own and its child's, in microseconds: `time -f %U` prints hundredths, a large
-    part of a 0.15 s baseline)."""
-    best, rss = None, 0
+def run(cmd):
+    """CPU time (user + sys) and max RSS of one run. The program runs under /usr/bin/time,
+    which reports its max RSS (a child forked from Python would count Python's own pages
+    in it); the CPU time is the rusage `wait4` returns for /usr/bin/time (its own and its
+    child's, in microseconds: `time -f %U` prints hundredths, a large part of a 0.15 s
+    baseline)."""
     tf = os.path.join(tmp, "time.txt")
-    for _ in range(runs):
-        p = subprocess.Popen(["/usr/bin/time", "-f", "%M", "-o", tf] + cmd,
-                             stdout=subprocess.DEVNULL)
-        _, status, ru = os.wait4(p.pid, 0)
-        p.returncode = os.waitstatus_to_exitcode(status)
-        if p.returncode != 0:
-            sys.exit(f"{cmd[0]} failed")
-        with open(tf) as f:
-            m = f.read().split()[-1]
-        t = ru.ru_utime + ru.ru_stime
-        best = t if best is None else min(best, t)
-        rss = max(rss, int(m))
-    return best, rss / 1024
+    p = subprocess.Popen(["/usr/bin/time", "-f", "%M", "-o", tf] + cmd,
+                         stdout=subprocess.DEVNULL)
+    _, status, ru = os.wait4(p.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"{cmd[0]} failed")
+    with open(tf) as f:
+        rss = int(f.read().split()[-1])
+    return ru.ru_utime + ru.ru_stime, rss / 1024
 
 def instructions(cmd, tag):
     out = os.path.join(tmp, f"callgrind.{name}.{tag}")
@@ -100,10 +94,12 @@ def instructions(cmd, tag):
 with open(scen, "rb") as f:
     lines = sum(1 for _ in f)
 # Baseline and replay alternate, so that a change in the machine's load hits both.
-(bt, brss), (rt, rrss) = cpu(base), cpu(replay)
-for _ in range(runs - 1):
-    (b, brss), (r, rrss) = cpu(base), cpu(replay)
-    bt, rt = min(bt, b), min(rt, r)
+# The best CPU time and the largest max RSS of each.
+bt = brss = rt = rrss = None
+for _ in range(runs):
+    (b, bm), (r, rm) = run(base), run(replay)
+    bt, brss = min(b, bt or b), max(bm, brss or bm)
+    rt, rrss = min(r, rt or r), max(rm, rrss or rm)
 with open(os.path.join(tmp, name + ".out.jsonl"), "rb") as f:
     notices = sum(1 for _ in f)
 print(f"{name}: {lines:,} lines, {os.path.getsize(scen)/1e6:.1f} MB, {notices:,} notices")
