@@ -51,21 +51,11 @@ impl Pollutant {
 
     /// Parses a pollutant name; case-insensitive, `PM25` accepted for `PM2.5`.
     pub fn parse(s: &str) -> Option<Pollutant> {
-        const NAMES: [(&str, Pollutant); 7] = [
-            ("SO2", Pollutant::So2),
-            ("NO2", Pollutant::No2),
-            ("PM10", Pollutant::Pm10),
-            ("CO", Pollutant::Co),
-            ("O3", Pollutant::O3),
-            ("PM2.5", Pollutant::Pm25),
-            ("PM25", Pollutant::Pm25),
-        ];
-        // ASCII case folded in place (no uppercased copy per name read).
+        // Its name or its key (`PM25` is `pm25`), ASCII case folded in place.
         let s = s.trim();
-        NAMES
-            .iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case(s))
-            .map(|&(_, p)| p)
+        Pollutant::ALL
+            .into_iter()
+            .find(|p| p.as_str().eq_ignore_ascii_case(s) || p.key().eq_ignore_ascii_case(s))
     }
 
     pub const ALL: [Pollutant; 6] = [

@@ -72,9 +72,7 @@ pub fn horizon(v: &View) -> Horizon {
     let (mut g, mut o) = (Run::default(), Run::default());
     // M(h0-48+j) is `v.means[j]`.
     for (j, m) in v.means.iter().take(48 + n).enumerate() {
-        // `m.above(x)` for the three thresholds, its validity and count read once.
-        let (valid, count) = (m.valid(), f64::from(m.count));
-        let above = [150.0, 200.0, 300.0].map(|x| valid && m.sum > x * count);
+        let above = [150.0, 200.0, 300.0].map(|x| m.above(x));
         g.next(j, !m.ozone(), above);
         o.next(j, m.ozone(), above);
         if j < 48 {
