@@ -1,7 +1,8 @@
 //! `yingji replay`: scenario files on virtual time (CONTRACT.md "Scenario files").
 //!
-//! Streaming: one line at a time into a reused buffer, payloads borrowed from the line,
-//! so a scenario of any size runs in constant memory.
+//! Streaming: lines are read and parsed [`BATCH`] at a time into reused buffers, payloads
+//! borrowed from their lines, then fed to the engine in order, so a scenario of any size
+//! runs in constant memory.
 
 use std::borrow::Cow;
 use std::io::{BufRead, Write};

@@ -188,7 +188,9 @@ impl Transport for Email {
 /// end of the message data (`CRLF.CRLF`) apart from the body, so each email waited for
 /// the server's delayed ACK, about 40 ms (docs/performance.md, branch `latency`). Here
 /// lettre speaks SMTP over a socket of ours with TCP_NODELAY; the session is the one
-/// lettre's transport holds (EHLO, MAIL, RCPT, DATA, QUIT), one per email.
+/// lettre's transport holds (EHLO, MAIL, RCPT, DATA, QUIT), one per email. lettre fixed
+/// the stall upstream (PR #1159) after 0.11.23: with a release that has it, this path
+/// can go.
 #[derive(Debug, Clone, PartialEq)]
 struct Relay {
     host: String,
