@@ -598,7 +598,6 @@ fn confirm_echoes(
     let echoes = std::mem::take(&mut a.echoes);
     let (n_proofs, n_echoes) = (arrived.len(), echoes.len());
     let t = clock::monotonic();
-    core.clear_last_commit();
     let fx = core.confirm(arrived, echoes, &sinks.echo_key, proofs, clock::now())?;
     if !fx.acks.is_empty() {
         sinks.apply(fx);
@@ -606,7 +605,7 @@ fn confirm_echoes(
     if n_proofs + n_echoes > 0 {
         // For scripts/bench-live.sh: the core's time on echoes, which an input arriving
         // meanwhile waits for.
-        tracing::debug!(target: "yingji::timing", confirm_us = t.elapsed().as_micros() as u64, mark_us = core.last_commit().as_micros() as u64, check_us = core.last_check().as_micros() as u64, proofs = n_proofs, echoes = n_echoes, "echoes confirmed");
+        tracing::debug!(target: "yingji::timing", confirm_us = t.elapsed().as_micros() as u64, mark_us = core.last_mark().as_micros() as u64, check_us = core.last_check().as_micros() as u64, proofs = n_proofs, echoes = n_echoes, "echoes confirmed");
     }
     Ok(())
 }

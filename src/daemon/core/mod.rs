@@ -211,6 +211,8 @@ pub struct Core {
     last_commit: std::time::Duration,
     /// How long the last confirmation spent checking its echoes (render and compare).
     last_check: std::time::Duration,
+    /// How long the last confirmation's delivery marks took (zero: none were made).
+    last_mark: std::time::Duration,
     /// What the output connection published, to check echoes against (echo.rs).
     rendered: Option<Arc<crate::daemon::echo::Rendered>>,
     /// The journal seq up to which `seen_inputs` holds the journal's inputs, as far as
@@ -252,6 +254,7 @@ impl Core {
             tracker: Tracker::default(),
             last_commit: std::time::Duration::ZERO,
             last_check: std::time::Duration::ZERO,
+            last_mark: std::time::Duration::ZERO,
             rendered: None,
             seen_upto,
         };
@@ -286,9 +289,9 @@ impl Core {
         self.last_commit
     }
 
-    /// Forgets the last commit's time (before a step that may not commit).
-    pub fn clear_last_commit(&mut self) {
-        self.last_commit = std::time::Duration::ZERO;
+    /// How long the last [`Core::confirm`]'s delivery marks took (zero when it made none).
+    pub fn last_mark(&self) -> std::time::Duration {
+        self.last_mark
     }
 
     /// Checks echoes against what the output connection rendered when it published them
@@ -556,6 +559,7 @@ impl Core {
             }
         }
         self.last_check = checking.elapsed();
+        self.last_mark = std::time::Duration::ZERO;
         if !marks.is_empty() {
             // Delivery marks, like the sinks' (Store::open_sink): not synced on their own,
             // so an echo does not make the next input wait for a disk sync; the next
@@ -569,7 +573,7 @@ impl Core {
             let marked = self.store.mark_all_delivered(&marks, now);
             self.store.set_synced(true)?;
             marked?;
-            self.last_commit = t.elapsed();
+            self.last_mark = t.elapsed();
         }
         fx.acks.extend(proofs.expire(now));
         Ok(fx)
