@@ -78,8 +78,8 @@ pub struct Driver {
     kind: SinkKind,
 }
 
-/// What an attempt's task returns: its ticket, its delivery and the result.
-type Done = (Ticket, Delivery, Result<(), String>);
+/// What an attempt's task returns (its ticket and delivery are kept in `started`).
+type Done = Result<(), String>;
 
 /// The queue and what the driver's task owns.
 struct Run<S> {
@@ -239,10 +239,7 @@ impl<S: Transport> Run<S> {
         let sink = Arc::clone(&self.sink);
         let (ticket, d) = (a.ticket, a.item);
         let task = d.clone();
-        let handle = self.tasks.spawn(async move {
-            let result = sink.attempt(&task).await;
-            (ticket, task, result)
-        });
+        let handle = self.tasks.spawn(async move { sink.attempt(&task).await });
         self.started.insert(handle.id(), (ticket, d));
     }
 
@@ -257,7 +254,7 @@ impl<S: Transport> Run<S> {
         };
         self.busy.fetch_sub(1, Ordering::SeqCst);
         let result = match done {
-            Ok((_, (_, _, r))) => r,
+            Ok((_, r)) => r,
             Err(e) => Err(format!("the attempt failed: {e}")),
         };
         self.record(ticket, &d, result);
