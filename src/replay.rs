@@ -267,12 +267,7 @@ pub fn feed_scenario_watched<R: BufRead>(
             match item {
                 Item::Skip { n } => feed.tick(n, false, fed_at),
                 Item::Parsed { n, at, topic, msg } => {
-                    let topic = &batch.bufs[i][topic];
-                    let step = feed.engine.ingest_checked(at, topic, msg);
-                    if let Some(r) = feed.watch.timeline.as_deref_mut() {
-                        r.saw(at);
-                    }
-                    feed.message(at, step);
+                    feed.parsed(at, &batch.bufs[i][topic], msg);
                     fed_at = Some(at);
                     feed.tick(n, true, fed_at);
                 }
@@ -444,6 +439,16 @@ impl Feed<'_, '_> {
                 self.message(at, step);
             }
         }
+    }
+
+    /// A message line read in one pass (its payload parsed ahead): the same as
+    /// [`Feed::event`] does for a message, without parsing the payload again.
+    fn parsed(&mut self, at: Ts, topic: &str, msg: Result<crate::Message, Rejection>) {
+        if let Some(r) = self.watch.timeline.as_deref_mut() {
+            r.saw(at);
+        }
+        let step = self.engine.ingest_checked(at, topic, msg);
+        self.message(at, step);
     }
 
     fn message(&mut self, at: Ts, step: crate::engine::Step) {
