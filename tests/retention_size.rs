@@ -62,6 +62,7 @@ fn a_year_of_feeds_on_disk() {
             dup: false,
             retained: false,
             arrived: Some(at),
+            parsed: None,
             token: (),
         });
     }

@@ -194,6 +194,21 @@ struct Loop {
     client_id: String,
 }
 
+/// An input's payload parsed here, at its arrival, off the core's thread: during a
+/// drain the core's thread is the daemon's bottleneck and parsing was about a seventh of
+/// its time (docs/performance.md). Parsing is pure (`input::parse`), so this is the
+/// message or rejection the core would make of it at that time. A panic leaves the
+/// parsing to the core, which refuses the input behind its own panic boundary
+/// (core.rs `guarded_ingest`).
+fn pre_parse(
+    cfg: &Config,
+    topic: &str,
+    payload: &[u8],
+    at: crate::time::Ts,
+) -> Option<Result<crate::input::Message, crate::input::Rejection>> {
+    std::panic::catch_unwind(|| crate::input::parse(cfg, topic, payload, at)).ok()
+}
+
 /// Whether the loop goes on.
 enum Flow {
     Go,
@@ -269,15 +284,20 @@ impl Loop {
                     }
                     return Flow::Go;
                 }
-                Route::Input => CoreEvent::Input(Incoming {
-                    topic: m.topic,
-                    payload: m.payload,
-                    pkid: m.pkid,
-                    dup: m.dup,
-                    retained: m.retain,
-                    arrived: Some(crate::clock::now()),
-                    token,
-                }),
+                Route::Input => {
+                    let arrived = crate::clock::now();
+                    let parsed = pre_parse(&self.cfg, &m.topic, &m.payload, arrived);
+                    CoreEvent::Input(Incoming {
+                        topic: m.topic,
+                        payload: m.payload,
+                        pkid: m.pkid,
+                        dup: m.dup,
+                        retained: m.retain,
+                        arrived: Some(arrived),
+                        parsed,
+                        token,
+                    })
+                }
             }
         };
         match self.core.send(ev) {

@@ -35,6 +35,12 @@ pub struct Incoming<T> {
     pub retained: bool,
     /// Wall time it came off the network (`None`: the batch's `now`).
     pub arrived: Option<Ts>,
+    /// The payload already parsed at `arrived` where it came off the network (inbound.rs),
+    /// so that the core's thread does not spend its time on JSON. The core uses it only
+    /// when the input's time is `arrived` (the engine's clock not past it): parsing
+    /// depends on that time (a reading's age), so otherwise it parses the payload again.
+    /// `None`: the core parses it.
+    pub parsed: Option<Result<input::Message, Rejection>>,
     pub token: T,
 }
 
@@ -136,17 +142,20 @@ fn restore_from(conn: &rusqlite::Connection, cfg: &Arc<Config>) -> anyhow::Resul
 /// after a panic it is rebuilt from what `tx` holds, the last snapshot and the journal
 /// rows after it, this transaction's own included, and advanced to its time before the
 /// input ([`rebuild`]).
-fn guarded_ingest(
+fn guarded_ingest<T>(
     cfg: &Arc<Config>,
     engine: &mut Engine,
     tx: &Tx<'_>,
     at: Ts,
-    topic: &str,
-    payload: &[u8],
+    m: &mut Incoming<T>,
 ) -> anyhow::Result<Result<Step, Rejection>> {
+    // Parsed at its arrival: good only if that is still its time.
+    let parsed = m.parsed.take().filter(|_| m.arrived == Some(at));
+    let (topic, payload) = (m.topic.as_str(), m.payload.as_slice());
     let was = engine.now();
-    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        engine.ingest(at, topic, payload)
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match parsed {
+        Some(parsed) => engine.ingest_checked(at, topic, parsed),
+        None => engine.ingest(at, topic, payload),
     }));
     let panic = match caught {
         Ok(step) => return Ok(Ok(step)),
@@ -346,7 +355,7 @@ impl Core {
         let tx = self.store.begin()?;
         let mut writes = tx.inputs()?;
         let mut acks = Vec::with_capacity(batch.len());
-        for m in batch {
+        for mut m in batch {
             let arrived = m.arrived.unwrap_or(now);
             let at = match self.engine.now() {
                 Some(n) if n > arrived => n,
@@ -369,15 +378,14 @@ impl Core {
                 }
                 tx.saw(&m.topic, &m.payload)?;
             }
-            let step =
-                match guarded_ingest(&self.cfg, &mut self.engine, &tx, at, &m.topic, &m.payload)? {
-                    Ok(step) => step,
-                    Err(r) => {
-                        fx.rejections.push((at, r));
-                        acks.push(m.token);
-                        continue;
-                    }
-                };
+            let step = match guarded_ingest(&self.cfg, &mut self.engine, &tx, at, &mut m)? {
+                Ok(step) => step,
+                Err(r) => {
+                    fx.rejections.push((at, r));
+                    acks.push(m.token);
+                    continue;
+                }
+            };
             if let Some(input::Input::AirForecast(f)) = step.message.as_ref().map(|m| &m.input) {
                 if f.ignored_hours > 0 {
                     tracing::info!(topic = %m.topic, ignored_hours = f.ignored_hours, kept_hours = f.hours.len(), "forecast hours more than {} days after arrival ignored", input::FORECAST_HORIZON_DAYS);
@@ -477,6 +485,7 @@ impl Core {
                 dup: false,
                 retained: false,
                 arrived: None,
+                parsed: None,
                 token: (),
             }],
             now,

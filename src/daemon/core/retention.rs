@@ -51,6 +51,7 @@ mod tests {
             dup: false,
             retained: false,
             arrived: Some(at),
+            parsed: None,
             token: (),
         }
     }

@@ -28,6 +28,7 @@ fn msg(topic: &str, payload: &str) -> Incoming<u32> {
         dup: false,
         retained: false,
         arrived: None,
+        parsed: None,
         token: 7,
     }
 }
@@ -776,4 +777,45 @@ fn an_echo_is_checked_against_what_was_published() {
     .unwrap();
     assert!(core.store().is_delivered(&n.id, &sink.into()).unwrap());
     assert!(rendered.take(&n.id, sink).is_none(), "the entry is used up");
+}
+
+/// An input parsed where it arrived (inbound.rs) is handled as parsed when its time is
+/// its arrival; when the engine's clock is already past its arrival, its time is the
+/// engine's and the payload is parsed again at that time (parsing depends on it).
+#[test]
+fn a_payload_parsed_on_arrival_is_used_only_at_its_arrival_time() {
+    let (_p, store) = tmp_store("preparsed");
+    let t = parse_ts("2023-12-01T08:05:00+08:00").unwrap();
+    let mut core = Core::recover(cfg(), store, t).unwrap();
+    let marked = || {
+        Some(Err(Rejection {
+            topic: "ers/shuozhou/air/aqi".into(),
+            region: Some("shuozhou".into()),
+            class: RejectionClass::BadJson,
+            reason: "parsed on arrival".into(),
+        }))
+    };
+    let on_time = Incoming {
+        arrived: Some(t),
+        parsed: marked(),
+        ..msg("ers/shuozhou/air/aqi", AQI)
+    };
+    let fx = core.ingest(vec![on_time], t).unwrap();
+    assert_eq!(fx.rejections.len(), 1, "the parse made on arrival is used");
+    assert_eq!(fx.rejections[0].1.reason, "parsed on arrival");
+    assert!(core.store().journal_after(0).unwrap().is_empty());
+
+    let late = Incoming {
+        arrived: Some(t - chrono::Duration::minutes(1)),
+        parsed: marked(),
+        ..msg("ers/shuozhou/air/aqi", AQI)
+    };
+    let fx = core.ingest(vec![late], t).unwrap();
+    assert!(
+        fx.rejections.is_empty(),
+        "parsed again at the engine's time"
+    );
+    let rows = core.store().journal_after(0).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].at, t);
 }

@@ -98,6 +98,7 @@ fn rig(name: &str, extra: &str) -> Rig {
                 dup: false,
                 retained: false,
                 arrived: None,
+                parsed: None,
                 token: (),
             }],
             now,
