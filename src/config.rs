@@ -176,7 +176,10 @@ impl Default for MqttConfig {
 pub struct StoreConfig {
     /// SQLite file: journal, snapshots, outbox, call register. Relative to the working dir.
     pub path: PathBuf,
-    /// Snapshot the engine state every this many journaled inputs.
+    /// Snapshot the engine state every this many journaled inputs. A crash (not a stop:
+    /// a stop snapshots) makes the next start replay at most this many journal rows; a
+    /// snapshot costs the same whatever the rate of inputs, and it is checked by restoring
+    /// it, so a backlog drained after an outage pays it per this many inputs.
     pub snapshot_every: u64,
     /// Journal rows, notices and call register entries are kept this many days; older
     /// journal rows are archived to `archive_dir` first.
@@ -189,7 +192,7 @@ impl Default for StoreConfig {
     fn default() -> Self {
         Self {
             path: PathBuf::from("var/yingji.db"),
-            snapshot_every: 1000,
+            snapshot_every: 10_000,
             retain_days: 400,
             archive_dir: PathBuf::from("var/archive"),
         }
