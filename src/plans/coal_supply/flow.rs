@@ -42,9 +42,7 @@ impl CoalSupply {
             return; // §4.2.1 counts key power / heating plants only.
         }
         let period = watched(cx, Some(&r.plant)).period;
-        let prev = self.data.stock_feeds.get(&r.plant).copied();
-        let (clock, resumed) = Clock::arrive(prev, cx.now);
-        self.data.stock_feeds.insert(r.plant.clone(), clock);
+        let resumed = self.data.stock_feeds.arrive(&r.plant, cx.now);
         cx.arm(Timer::StockGap(r.plant.clone()), cx.now + period.duration());
         self.data.add_stock(r);
         if let Some(last) = resumed {
@@ -330,8 +328,7 @@ impl CoalSupply {
     /// PLANS.md §5.3: whether a silence gap of a key plant's stock or of the output is
     /// open (a date-skip gap does not count).
     fn gap_open(&self) -> bool {
-        self.data.output_feed.is_some_and(|f| f.silent)
-            || self.data.stock_feeds.values().any(|f| f.silent)
+        self.data.output_feed.is_some_and(|f| f.silent) || self.data.stock_feeds.any_silent()
     }
 
     /// PLANS.md §5.3: a hold end waits while a gap is open.
@@ -801,12 +798,11 @@ impl CoalSupply {
     pub(super) fn on_gap(&mut self, cx: &mut Cx, plant: Option<String>) {
         let plant = plant.as_deref();
         // The timer is armed only by a message of the feed, which starts its clock.
-        let clock = match plant {
-            Some(p) => self.data.stock_feeds.get_mut(p),
-            None => self.data.output_feed.as_mut(),
+        let last = match plant {
+            Some(p) => self.data.stock_feeds.fall_silent(p),
+            None => self.data.output_feed.as_mut().map(Clock::fall_silent),
         };
-        let Some(clock) = clock else { return };
-        let last = clock.fall_silent();
+        let Some(last) = last else { return };
         let w = watched(cx, plant);
         let n = notice(Kind::DataGap, self.level)
             .clause(clause("§4.1"))

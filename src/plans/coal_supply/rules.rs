@@ -86,8 +86,10 @@ fn limit(l: Level) -> f64 {
 /// (`aggregate`: total stock / total burn).
 fn stock_conds(d: &Data, cfg: &CoalConfig, v: &mut Vec<Cond>) {
     match cfg.stock_rule {
+        // None below: no plant to name (the walk is spared, `Stocks::any_below`).
+        StockRule::Any if !d.stocks.any_below() => {}
         StockRule::Any => {
-            for (plant, s) in &d.stocks {
+            for (plant, s) in d.stocks.iter() {
                 let level = s.level();
                 if level > Level::None {
                     v.push(Cond {
