@@ -18,6 +18,7 @@ pub mod broker;
 pub mod cap;
 pub mod claims;
 pub mod core;
+pub mod durable;
 pub mod echo;
 pub mod email;
 pub mod health;
@@ -46,6 +47,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::clock;
 use crate::config::Config;
 use crate::daemon::core::{Core, Effects, Incoming, LinkOutcome};
+use crate::daemon::durable::Synced;
 use crate::daemon::inbound::InToken;
 use crate::daemon::mqtt::Settings;
 use crate::daemon::outbound::{Out, Publisher};
@@ -192,6 +194,8 @@ async fn run_async(cfg: Arc<Config>, init: bool) -> anyhow::Result<()> {
     };
     let link_key = ack::AckKey::load(&cfg, &mut store)?;
     let echo_key = echo::load_key(&mut store)?;
+    // From here on the core's commits are synced off its connection (durable.rs).
+    store.sync_off_thread(&path)?;
     let mut core = {
         let cfg = Arc::clone(&cfg);
         tokio::task::spawn_blocking(move || Core::recover(cfg, store, clock::now())).await??
@@ -523,6 +527,17 @@ struct Arrived {
 }
 
 impl Arrived {
+    /// Inputs arrived, and nothing else.
+    fn only_inputs(&self) -> bool {
+        !self.inputs.is_empty()
+            && self.echoes.is_empty()
+            && self.proofs.is_empty()
+            && self.links.is_empty()
+            && self.cmds.is_empty()
+            && self.csv.is_empty()
+            && !(self.connected || self.drained || self.shutdown)
+    }
+
     /// Nothing at all arrived during the wait.
     fn is_empty(&self) -> bool {
         self.inputs.is_empty()
@@ -621,6 +636,8 @@ fn core_loop(mut core: Core, rx: Receiver<CoreEvent>, sinks: Sinks) -> anyhow::R
     loop {
         watchdog.ping();
         let sleep = match (l.live, core.next_deadline()) {
+            // A drain batch waits for its sync: only a look at what is there already.
+            _ if l.pending.is_some() => Duration::ZERO,
             // Idle with the retained-input index behind: one dose per look.
             _ if l.idle && core.seen_lags() => Duration::ZERO,
             (true, Some((t, _))) => clock::until(t),
@@ -629,6 +646,11 @@ fn core_loop(mut core: Core, rx: Receiver<CoreEvent>, sinks: Sinks) -> anyhow::R
         .min(MAX_SLEEP);
         let mut a = collect(&rx, sleep);
         l.idle = a.is_empty();
+        // The last drain batch's effects go out now, unless more inputs of the drain
+        // follow at once (they go out after the next batch is handled, `drain_step`).
+        if l.live || !a.only_inputs() {
+            l.flush(&sinks)?;
+        }
         if a.connected && l.drain_until.is_none() {
             l.drain_until = Some(clock::now() + DRAIN_WAIT);
         }
@@ -676,6 +698,8 @@ struct Loop {
     states_held: bool,
     /// Nothing arrived during the last wait.
     idle: bool,
+    /// The last drain batch, committed: its effects, and the sync they wait for.
+    pending: Option<(Effects<InToken>, Synced)>,
 }
 
 impl Loop {
@@ -693,7 +717,17 @@ impl Loop {
             summary: Summary::new(),
             states_held: false,
             idle: false,
+            pending: None,
         }
+    }
+
+    /// Releases the last drain batch's effects once its commit is synced.
+    fn flush(&mut self, sinks: &Sinks) -> anyhow::Result<()> {
+        if let Some((fx, synced)) = self.pending.take() {
+            synced.wait()?;
+            sinks.apply_draining(fx);
+        }
+        Ok(())
     }
 
     /// Goes live when the echoes drained, when they did not drain in time, or when no
@@ -707,6 +741,8 @@ impl Loop {
         if self.live {
             return Ok(());
         }
+        // Whatever goes live goes after the drain's effects.
+        self.flush(sinks)?;
         let now = clock::now();
         if !drained && self.drain_until.is_some_and(|t| now >= t) {
             tracing::warn!("echoes did not drain in time: sending what is undelivered now");
@@ -726,18 +762,23 @@ impl Loop {
 
     /// Before going live: inputs flow while the echoes drain (the marker is queued
     /// behind them); their MQTT notices wait for `go_live` (`Sinks::apply_draining`).
+    ///
+    /// A batch's commit is synced on the store's sync thread while the next batch is
+    /// handled (durable.rs): its acks and notices go out after that next batch, or when
+    /// no input follows at once (`flush`), never before its sync.
     fn drain_step(&mut self, core: &mut Core, sinks: &Sinks) -> anyhow::Result<()> {
         if self.live || self.held.is_empty() {
             return Ok(());
         }
         let batch = std::mem::take(&mut self.held);
         let (n, t) = (batch.len(), clock::monotonic());
-        let fx = core.ingest(batch, clock::now())?;
+        let (fx, synced) = core.ingest_sync_later(batch, clock::now())?;
         // For scripts/bench-live.sh: how the drain's inputs were batched.
         tracing::debug!(target: "yingji::timing", inputs = n, ingest_us = t.elapsed().as_micros() as u64, commit_us = core.last_commit().as_micros() as u64, "drain batch handled");
         self.summary.inputs(&fx);
         self.states_held |= !fx.states.is_empty();
-        sinks.apply_draining(fx);
+        self.flush(sinks)?;
+        self.pending = Some((fx, synced));
         Ok(())
     }
 

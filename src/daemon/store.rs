@@ -11,6 +11,7 @@ use rusqlite::{
     params, CachedStatement, Connection, OptionalExtension, Transaction, TransactionBehavior,
 };
 
+use crate::daemon::durable::{Durable, Synced};
 use crate::daemon::sink::{Sink, SinkKind};
 use crate::notice::Notice;
 use crate::time::{fmt_ts, parse_ts, Ts};
@@ -188,6 +189,11 @@ fn busy(tries: i32) -> bool {
 /// A handle on the database file.
 pub struct Store {
     conn: Connection,
+    /// The core's store: its commits are made durable by [`Durable`] instead of inside
+    /// SQLite ([`Store::sync_off_thread`]).
+    durable: Option<Durable>,
+    /// Whether a commit is synced ([`Store::set_synced`]).
+    synced: bool,
 }
 
 /// The page cache of the core's connection, KiB (SQLite's default is 2,000). Its writes
@@ -212,14 +218,35 @@ impl Store {
 
         conn.busy_handler(Some(busy))?;
         conn.execute_batch(SCHEMA)?;
-        Ok(Store { conn })
+        Ok(Store {
+            conn,
+            durable: None,
+            synced: true,
+        })
     }
 
     /// `synchronous = FULL` (`true`, what the journal needs) or `NORMAL` for the next
     /// transactions on this connection (see [`Store::open_sink`]).
-    pub fn set_synced(&self, full: bool) -> anyhow::Result<()> {
-        let mode = if full { "FULL" } else { "NORMAL" };
-        self.conn.pragma_update(None, "synchronous", mode)?;
+    /// With [`Store::sync_off_thread`], whether [`Tx::commit`] syncs the log.
+    pub fn set_synced(&mut self, full: bool) -> anyhow::Result<()> {
+        self.synced = full;
+        if self.durable.is_none() {
+            let mode = if full { "FULL" } else { "NORMAL" };
+            self.conn.pragma_update(None, "synchronous", mode)?;
+        }
+        Ok(())
+    }
+
+    /// From now on this connection's commits are written to the log without a sync and
+    /// without automatic checkpoints, and [`Durable`] (durable.rs) syncs and checkpoints:
+    /// [`Tx::commit`] syncs the log before it returns (what `synchronous = FULL` did), and
+    /// [`Tx::commit_sync_later`] has it synced on another thread. For the core's store,
+    /// at `path`.
+    pub fn sync_off_thread(&mut self, path: &Path) -> anyhow::Result<()> {
+        let durable = Durable::start(path)?;
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        self.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        self.durable = Some(durable);
         Ok(())
     }
 
@@ -231,7 +258,7 @@ impl Store {
     /// What a power loss can cost: a delivery made just before it is made again after
     /// the restart (a duplicate the consumer drops by id, never a loss).
     pub fn open_sink(path: &Path) -> anyhow::Result<Store> {
-        let store = Self::open(path)?;
+        let mut store = Self::open(path)?;
         store.set_synced(false)?;
         Ok(store)
     }
@@ -269,9 +296,12 @@ impl Store {
     /// connections; a deferred one that reads first would fail with SQLITE_BUSY when a
     /// sink wrote in between.
     pub fn begin(&mut self) -> anyhow::Result<Tx<'_>> {
-        Ok(Tx(self.conn.transaction_with_behavior(
-            TransactionBehavior::Immediate,
-        )?))
+        Ok(Tx(
+            self.conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?,
+            self.durable.as_ref(),
+            self.synced,
+        ))
     }
 
     /// The latest snapshot: (journal seq it includes, engine state).
@@ -319,10 +349,11 @@ impl Store {
     /// Indexes every journal row the index does not hold yet (before journal rows are
     /// deleted: retention), in one transaction; returns the watermark.
     pub fn index_seen_all(&self) -> anyhow::Result<i64> {
-        let tx = Tx(Transaction::new_unchecked(
-            &self.conn,
-            TransactionBehavior::Immediate,
-        )?);
+        let tx = Tx(
+            Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?,
+            self.durable.as_ref(),
+            self.synced,
+        );
         let (_, upto) = tx.index_seen(usize::MAX)?;
         tx.commit()?;
         Ok(upto)
@@ -512,7 +543,9 @@ pub const SEEN_UPTO: &str = "seen_inputs_upto";
 const SEEN_CHUNK: usize = 4096;
 
 /// A write transaction.
-pub struct Tx<'a>(Transaction<'a>);
+/// A write transaction; with [`Store::sync_off_thread`], the store's [`Durable`] and
+/// whether [`Tx::commit`] syncs ([`Store::set_synced`]).
+pub struct Tx<'a>(Transaction<'a>, Option<&'a Durable>, bool);
 
 /// The per-input writes of a batch ([`Tx::inputs`]), with their statements held.
 pub struct InputWrites<'t> {
@@ -728,8 +761,21 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Commits; with [`Store::sync_off_thread`], syncs the log before returning.
     pub fn commit(self) -> anyhow::Result<()> {
-        Ok(self.0.commit()?)
+        self.0.commit()?;
+        match self.1 {
+            Some(d) if self.2 => Ok(d.sync()?),
+            _ => Ok(()),
+        }
+    }
+
+    /// Commits, and has the log synced on the sync thread (with [`Store::sync_off_thread`];
+    /// otherwise the commit synced it): nothing the transaction wrote may be released
+    /// (acked, sent) before [`Synced::wait`] returned.
+    pub fn commit_sync_later(self) -> anyhow::Result<Synced> {
+        self.0.commit()?;
+        Ok(self.1.map_or_else(Synced::done, Durable::sync_later))
     }
 }
 

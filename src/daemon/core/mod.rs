@@ -4,13 +4,15 @@
 //! Per batch of inputs, one SQLite transaction holds: the journal rows (written before
 //! each input is handled), the notices they produced with the sinks each needs, the
 //! levels they moved, and, every `snapshot_every` inputs, a snapshot. Only after it
-//! committed are the inputs acknowledged and the notices delivered, so a crash at any
-//! point loses nothing that was acknowledged and sends nothing that is not stored.
+//! committed, and its log synced (durable.rs), are the inputs acknowledged and the
+//! notices delivered, so a crash or a power loss at any point loses nothing that was
+//! acknowledged and sends nothing that is not stored.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::config::Config;
+use crate::daemon::durable::Synced;
 use crate::daemon::echo::Proofs;
 use crate::daemon::health;
 use crate::daemon::render;
@@ -186,6 +188,27 @@ fn guarded_ingest<T>(
     }))
 }
 
+/// Whether an input was handled before: a redelivery (DUP) of a message already
+/// journaled (our ack was lost), or a retained message handled before. A retained message
+/// is resent by the broker at every subscription: it is handled once per topic and
+/// payload (issue 9), so a lifted warning never comes back and a stock report is not
+/// journaled at every CONNACK. A retained one not seen before is recorded as seen.
+fn handled_before<T>(tx: &Tx<'_>, m: &Incoming<T>) -> anyhow::Result<bool> {
+    if m.dup && m.pkid != 0 && tx.seen(m.pkid, &m.topic, &m.payload)? {
+        tracing::info!(topic = %m.topic, pkid = m.pkid, "redelivered input already journaled: acked again");
+        return Ok(true);
+    }
+    if m.retained {
+        if tx.was_seen(&m.topic, &m.payload)? {
+            tracing::info!(topic = %m.topic, "retained input handled before: replay ignored");
+            health::count("retained_replay_ignored");
+            return Ok(true);
+        }
+        tx.saw(&m.topic, &m.payload)?;
+    }
+    Ok(false)
+}
+
 /// The engine as it was before an input that panicked: the last snapshot and the journal
 /// after it as `tx` sees them (this batch's earlier inputs included), then advanced to
 /// `was`, its time before the input (timers that fired by then without a journal row
@@ -351,6 +374,26 @@ impl Core {
     /// its arrival, but never before the engine's time, so that the journal replays
     /// exactly.
     pub fn ingest<T>(&mut self, batch: Vec<Incoming<T>>, now: Ts) -> anyhow::Result<Effects<T>> {
+        Ok(self.ingest_with(batch, now, false)?.0)
+    }
+
+    /// [`Core::ingest`] whose commit is synced on the store's sync thread
+    /// ([`Tx::commit_sync_later`]) while the caller goes on: none of the effects may be
+    /// released before the [`Synced`] returned with them was waited for.
+    pub fn ingest_sync_later<T>(
+        &mut self,
+        batch: Vec<Incoming<T>>,
+        now: Ts,
+    ) -> anyhow::Result<(Effects<T>, Synced)> {
+        self.ingest_with(batch, now, true)
+    }
+
+    fn ingest_with<T>(
+        &mut self,
+        batch: Vec<Incoming<T>>,
+        now: Ts,
+        later: bool,
+    ) -> anyhow::Result<(Effects<T>, Synced)> {
         let mut fx = Effects::default();
         let tx = self.store.begin()?;
         let mut writes = tx.inputs()?;
@@ -361,22 +404,9 @@ impl Core {
                 Some(n) if n > arrived => n,
                 _ => arrived,
             };
-            if m.dup && m.pkid != 0 && tx.seen(m.pkid, &m.topic, &m.payload)? {
-                tracing::info!(topic = %m.topic, pkid = m.pkid, "redelivered input already journaled: acked again");
+            if handled_before(&tx, &m)? {
                 acks.push(m.token);
                 continue;
-            }
-            // A retained message is resent by the broker at every subscription: it is
-            // handled once per topic and payload (issue 9), so a lifted warning never
-            // comes back and a stock report is not journaled at every CONNACK.
-            if m.retained {
-                if tx.was_seen(&m.topic, &m.payload)? {
-                    tracing::info!(topic = %m.topic, "retained input handled before: replay ignored");
-                    health::count("retained_replay_ignored");
-                    acks.push(m.token);
-                    continue;
-                }
-                tx.saw(&m.topic, &m.payload)?;
             }
             let step = match guarded_ingest(&self.cfg, &mut self.engine, &tx, at, &mut m)? {
                 Ok(step) => step,
@@ -418,11 +448,16 @@ impl Core {
             self.since_snapshot = 0;
         }
         let t = crate::clock::monotonic();
-        tx.commit()?;
+        let synced = if later {
+            tx.commit_sync_later()?
+        } else {
+            tx.commit()?;
+            Synced::done()
+        };
         self.last_commit = t.elapsed();
         fx.acks = acks;
         self.track(&fx);
-        Ok(fx)
+        Ok((fx, synced))
     }
 
     /// An acknowledgement link clicked: the `ack` command it stands for goes through
