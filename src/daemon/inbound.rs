@@ -431,12 +431,13 @@ mod tests {
     use super::*;
 
     fn tok(gen: u64, seq: u64) -> InToken {
-        let mut p = rumqttc::Publish::new("t", rumqttc::QoS::AtLeastOnce, vec![]);
-        p.pkid = seq as u16 + 1;
         InToken {
             gen,
             seq,
-            token: AckToken::V4(Box::new(p)),
+            token: AckToken::V4 {
+                pkid: seq as u16 + 1,
+                qos: rumqttc::QoS::AtLeastOnce,
+            },
             received: crate::clock::monotonic().into_std(),
             permit: None,
         }
@@ -445,8 +446,7 @@ mod tests {
     fn pkids(v: Vec<AckToken>) -> Vec<u16> {
         v.into_iter()
             .map(|t| match t {
-                AckToken::V4(p) => p.pkid,
-                AckToken::V5(p) => p.pkid,
+                AckToken::V4 { pkid, .. } | AckToken::V5 { pkid, .. } => pkid,
             })
             .collect()
     }

@@ -177,26 +177,29 @@ pub struct InMsg {
 }
 
 /// What is kept of a received packet to acknowledge it later (manual acks): its packet id
-/// and QoS, all rumqttc's `ack` reads, in a packet without topic or payload. (The
-/// received packet's payload is a slice of the connection's read buffer: a token that
-/// kept it kept that buffer allocated until the ack.)
-#[derive(Debug, Clone)]
+/// and QoS, all rumqttc's `ack` reads; the ack builds a packet without topic or payload
+/// from them. (The received packet's payload is a slice of the connection's read buffer:
+/// a token that kept it kept that buffer allocated until the ack; a boxed empty packet
+/// per message was an allocation per message.)
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum AckToken {
-    V4(Box<rumqttc::Publish>),
-    V5(Box<r5::mqttbytes::v5::Publish>),
+    V4 { pkid: u16, qos: rumqttc::QoS },
+    V5 { pkid: u16, qos: r5::mqttbytes::QoS },
 }
 
 impl AckToken {
     fn v4(p: &rumqttc::Publish) -> AckToken {
-        let mut a = rumqttc::Publish::new(String::new(), p.qos, Vec::new());
-        a.pkid = p.pkid;
-        AckToken::V4(Box::new(a))
+        AckToken::V4 {
+            pkid: p.pkid,
+            qos: p.qos,
+        }
     }
 
     fn v5(p: &r5::mqttbytes::v5::Publish) -> AckToken {
-        let mut a = r5::mqttbytes::v5::Publish::new(String::new(), p.qos, Vec::new(), None);
-        a.pkid = p.pkid;
-        AckToken::V5(Box::new(a))
+        AckToken::V5 {
+            pkid: p.pkid,
+            qos: p.qos,
+        }
     }
 }
 
@@ -393,9 +396,17 @@ impl Client {
 
     /// Acknowledges a received message.
     pub async fn ack(&self, t: &AckToken) {
-        let r = match (self, t) {
-            (Client::V4(c), AckToken::V4(p)) => c.ack(p).await.map_err(|e| e.to_string()),
-            (Client::V5(c), AckToken::V5(p)) => c.ack(p).await.map_err(|e| e.to_string()),
+        let r = match (self, *t) {
+            (Client::V4(c), AckToken::V4 { pkid, qos }) => {
+                let mut p = rumqttc::Publish::new(String::new(), qos, Vec::new());
+                p.pkid = pkid;
+                c.ack(&p).await.map_err(|e| e.to_string())
+            }
+            (Client::V5(c), AckToken::V5 { pkid, qos }) => {
+                let mut p = r5::mqttbytes::v5::Publish::new(String::new(), qos, Vec::new(), None);
+                p.pkid = pkid;
+                c.ack(&p).await.map_err(|e| e.to_string())
+            }
             _ => Err("ack token of the other protocol version".into()),
         };
         if let Err(e) = r {
