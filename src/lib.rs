@@ -22,6 +22,9 @@ pub mod timeline;
 pub mod topic;
 pub mod wording;
 
+#[cfg(test)]
+mod testing;
+
 pub use config::Config;
 pub use engine::{Engine, Step};
 pub use input::{Input, Message, Rejection};

@@ -228,13 +228,8 @@ mod tests {
     #[test]
     fn the_plain_form_reads_as_chrono_reads_it() {
         let chrono_ts = |s: &str| DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&cst()));
-        let mut n = 0x2545_F491_4F6C_DD1Du64;
-        let mut below = |k: u64| {
-            n ^= n << 13;
-            n ^= n >> 7;
-            n ^= n << 17;
-            n % k
-        };
+        let mut rng = crate::testing::Rng(0x2545_F491_4F6C_DD1D);
+        let mut below = |k: u64| rng.below(k);
         let mut read = 0;
         for _ in 0..20_000 {
             let offset = match below(4) {
@@ -304,13 +299,8 @@ mod tests {
     /// of every year chrono can hold and sub-second parts of 0, 3, 6 and 9 digits.
     #[test]
     fn times_format_as_chrono_formats_them() {
-        let mut n = 0x9E37_79B9_7F4A_7C15u64;
-        let mut below = |k: u64| {
-            n ^= n << 13;
-            n ^= n >> 7;
-            n ^= n << 17;
-            n % k
-        };
+        let mut rng = crate::testing::Rng(0x9E37_79B9_7F4A_7C15);
+        let mut below = |k: u64| rng.below(k);
         let year = |y| {
             NaiveDate::from_ymd_opt(y, 1, 1)
                 .unwrap()

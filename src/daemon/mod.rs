@@ -529,19 +529,17 @@ struct Arrived {
 impl Arrived {
     /// Inputs arrived, and nothing else.
     fn only_inputs(&self) -> bool {
-        !self.inputs.is_empty()
-            && self.echoes.is_empty()
-            && self.proofs.is_empty()
-            && self.links.is_empty()
-            && self.cmds.is_empty()
-            && self.csv.is_empty()
-            && !(self.connected || self.drained || self.shutdown)
+        !self.inputs.is_empty() && self.no_other_event()
     }
 
     /// Nothing at all arrived during the wait.
     fn is_empty(&self) -> bool {
-        self.inputs.is_empty()
-            && self.echoes.is_empty()
+        self.inputs.is_empty() && self.no_other_event()
+    }
+
+    /// Nothing but inputs (if any) arrived.
+    fn no_other_event(&self) -> bool {
+        self.echoes.is_empty()
             && self.proofs.is_empty()
             && self.links.is_empty()
             && self.cmds.is_empty()

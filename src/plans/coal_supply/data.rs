@@ -382,13 +382,8 @@ mod tests {
     #[test]
     fn the_counts_agree_with_a_walk_over_every_plant() {
         let t0 = parse_ts("2023-12-01T08:00:00+08:00").unwrap();
-        let mut n = 0x2545_F491_4F6C_DD1Du64;
-        let mut below = |k: u64| {
-            n ^= n << 13;
-            n ^= n >> 7;
-            n ^= n << 17;
-            n % k
-        };
+        let mut rng = crate::testing::Rng(0x2545_F491_4F6C_DD1D);
+        let mut below = |k: u64| rng.below(k);
         let (mut stocks, mut feeds) = (Stocks::default(), StockFeeds::default());
         let (mut were_below, mut were_silent) = (0, 0);
         for step in 0..20_000 {

@@ -810,16 +810,9 @@ fn embedded_measures_parse() {
     }
 }
 
-/// A small deterministic generator for the randomised test below (xorshift64).
-struct Rng(u64);
+use crate::testing::Rng;
 
 impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
     /// Mostly whole AQI values; one in eight has tenths, so sums would round.
     fn aqi(&mut self) -> f64 {
         if self.below(8) == 0 {

@@ -1,0 +1,15 @@
+//! What the unit tests share.
+
+/// A small deterministic generator (xorshift64) for the randomised tests: the same
+/// numbers at every run, so a failure repeats.
+pub(crate) struct Rng(pub(crate) u64);
+
+impl Rng {
+    /// A number below `n`.
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
