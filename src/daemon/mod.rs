@@ -739,19 +739,23 @@ impl Loop {
         if self.live {
             return Ok(());
         }
-        // Whatever goes live goes after the drain's effects.
-        self.flush(sinks)?;
         let now = clock::now();
-        if !drained && self.drain_until.is_some_and(|t| now >= t) {
+        let late = !drained && self.drain_until.is_some_and(|t| now >= t);
+        let alone = !drained && self.drain_until.is_none() && now >= self.started + CONNECT_WAIT;
+        if !(drained || late || alone) {
+            return Ok(());
+        }
+        // What goes live goes after the drain's effects.
+        self.flush(sinks)?;
+        if late {
             tracing::warn!("echoes did not drain in time: sending what is undelivered now");
-            self.live = go_live(core, sinks, std::mem::take(&mut self.states_held))?;
-        } else if !drained && self.drain_until.is_none() && now >= self.started + CONNECT_WAIT {
+        } else if alone {
             tracing::error!(
                 "no connection to the broker since the start: going live without draining echoes"
             );
-            self.live = go_live(core, sinks, std::mem::take(&mut self.states_held))?;
-        } else if drained {
-            self.live = go_live(core, sinks, std::mem::take(&mut self.states_held))?;
+        }
+        self.live = go_live(core, sinks, std::mem::take(&mut self.states_held))?;
+        if drained {
             sinks.show(core, self.live, true);
             systemd::ready();
         }
