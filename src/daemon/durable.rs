@@ -8,8 +8,8 @@
 //! survives a crash of the process but not yet a power loss) and no automatic
 //! checkpoints, and [`Durable`] does the rest:
 //! - [`Durable::sync`]: `fdatasync` of the log on the calling thread, right after the
-//!   commit. What `FULL` did inside it; every core commit that releases anything (an ack,
-//!   a notice) does this before releasing it, unless it asked for
+//!   commit: what `FULL` did inside it. A core commit does this before it releases
+//!   anything (an ack, a notice), except a batch of the drain, which asks for
 //! - [`Durable::sync_later`]: the same `fdatasync` on the sync thread; the core handles
 //!   its next batch meanwhile and releases this batch's acks and notices only once
 //!   [`Synced::wait`] returned. One sync covers every commit written before it.
