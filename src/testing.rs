@@ -5,11 +5,16 @@
 pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    /// A number below `n`.
-    pub(crate) fn below(&mut self, n: u64) -> u64 {
+    /// The next number (every bit pattern).
+    pub(crate) fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
-        self.0 % n
+        self.0
+    }
+
+    /// A number below `n`.
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
     }
 }

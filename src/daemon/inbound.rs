@@ -195,7 +195,7 @@ struct Loop {
 }
 
 /// An input's payload parsed here, at its arrival, off the core's thread: during a
-/// drain the core's thread is the daemon's bottleneck and parsing was about a seventh of
+/// drain the core's thread is the daemon's bottleneck and parsing was about a sixth of
 /// its time (docs/performance.md). Parsing is pure (`input::parse`), so this is the
 /// message or rejection the core would make of it at that time. A panic leaves the
 /// parsing to the core, which refuses the input behind its own panic boundary

@@ -225,9 +225,10 @@ impl Store {
         })
     }
 
-    /// `synchronous = FULL` (`true`, what the journal needs) or `NORMAL` for the next
-    /// transactions on this connection (see [`Store::open_sink`]).
-    /// With [`Store::sync_off_thread`], whether [`Tx::commit`] syncs the log.
+    /// Whether the next transactions' commits are synced (`true`, what the journal needs)
+    /// or not (a crash of the process still keeps them; see [`Store::open_sink`]): through
+    /// `synchronous = FULL` or `NORMAL`, or, after [`Store::sync_off_thread`], whether
+    /// [`Tx::commit`] syncs the log.
     pub fn set_synced(&mut self, full: bool) -> anyhow::Result<()> {
         self.synced = full;
         if self.durable.is_none() {
@@ -542,7 +543,6 @@ pub const SEEN_UPTO: &str = "seen_inputs_upto";
 /// Journal rows read and indexed at a time by the catch-up (its memory: one such chunk).
 const SEEN_CHUNK: usize = 4096;
 
-/// A write transaction.
 /// A write transaction; with [`Store::sync_off_thread`], the store's [`Durable`] and
 /// whether [`Tx::commit`] syncs ([`Store::set_synced`]).
 pub struct Tx<'a>(Transaction<'a>, Option<&'a Durable>, bool);

@@ -11,8 +11,7 @@
 //! accepted is marked and not sent again after the restart. What is left stays in the
 //! outbox for the next start.
 
-#[allow(clippy::disallowed_types)]
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -95,10 +94,8 @@ struct Run<S> {
     /// Deliveries made and not yet marked in the outbox: marked together, in one
     /// transaction, before the driver waits again ([`Run::flush_marks`]).
     marks: Vec<(String, Sink)>,
-    /// The ticket and delivery of each task, for a task that panicked. Looked up by the
-    /// task's id, never iterated (tokio's task id has no order).
-    #[allow(clippy::disallowed_types)]
-    started: HashMap<tokio::task::Id, (Ticket, Delivery)>,
+    /// The ticket and delivery of each task, for a task that panicked, by the task's id.
+    started: BTreeMap<tokio::task::Id, (Ticket, Delivery)>,
 }
 
 impl Driver {
@@ -121,8 +118,7 @@ impl Driver {
             busy: Arc::clone(&busy),
             tasks: JoinSet::new(),
             marks: Vec::new(),
-            #[allow(clippy::disallowed_types)]
-            started: HashMap::new(),
+            started: BTreeMap::new(),
         };
         for (d, failures) in pending {
             run.push(d, failures);

@@ -328,7 +328,7 @@ impl CoalSupply {
     /// PLANS.md §5.3: whether a silence gap of a key plant's stock or of the output is
     /// open (a date-skip gap does not count).
     fn gap_open(&self) -> bool {
-        self.data.output_feed.is_some_and(|f| f.silent) || self.data.stock_feeds.any_silent()
+        self.data.output_feed.is_some_and(|f| f.silent) || self.data.stock_feeds.any_marked()
     }
 
     /// PLANS.md §5.3: a hold end waits while a gap is open.

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use crate::config::{CoalConfig, StockRule};
 
 use super::data::{micro, Data, PlantStock};
-pub use super::data::{STOCK_L1_DAYS, STOCK_L2_DAYS};
+use super::data::{STOCK_L1_DAYS, STOCK_L2_DAYS};
 use super::Level;
 
 /// §4.2.1: "连续5天" (L2), "连续10天" (L1) below the annual daily quota.
@@ -86,8 +86,8 @@ fn limit(l: Level) -> f64 {
 /// (`aggregate`: total stock / total burn).
 fn stock_conds(d: &Data, cfg: &CoalConfig, v: &mut Vec<Cond>) {
     match cfg.stock_rule {
-        // None below: no plant to name (the walk is spared, `Stocks::any_below`).
-        StockRule::Any if !d.stocks.any_below() => {}
+        // None below: no plant to name (the walk is spared, `ByPlant::any_marked`).
+        StockRule::Any if !d.stocks.any_marked() => {}
         StockRule::Any => {
             for (plant, s) in d.stocks.iter() {
                 let level = s.level();

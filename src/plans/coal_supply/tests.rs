@@ -753,15 +753,10 @@ fn micro_is_round_then_i128_exactly() {
         xs.push(two62 + f64::from(k) * 1e-3);
         xs.push(-two62 + f64::from(k) * 1e-3);
     }
-    // xorshift64: random bit patterns (every exponent) and random decimals with up to 7
-    // places, and values a hair either side of each half-millionth.
-    let mut r: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut next = move || {
-        r ^= r << 13;
-        r ^= r >> 7;
-        r ^= r << 17;
-        r
-    };
+    // Random bit patterns (every exponent) and random decimals with up to 7 places, and
+    // values a hair either side of each half-millionth.
+    let mut r = crate::testing::Rng(0x9E37_79B9_7F4A_7C15);
+    let mut next = move || r.next_u64();
     for _ in 0..200_000 {
         xs.push(f64::from_bits(next()));
         let cents = (next() % 20_000_000_000) as f64 / 1e7 - 1_000.0;
