@@ -17,44 +17,36 @@
 //!   (`PRAGMA wal_checkpoint(PASSIVE)`, which syncs the log before and the database
 //!   after), at most every [`CHECKPOINT_EVERY`] while the core commits.
 //!
-//! The first sync also syncs the directory, once, for a log file made by this open: the
-//! file's name must survive a power loss too (SQLite does the same for a new log).
+//! The log file is opened once, when the core's store starts syncing this way, and synced
+//! through that handle: the kernel reports a failed write-back of the file to every handle
+//! open at the time, but to a handle opened later only if no other handle saw it first
+//! (the checkpoint thread's and the sinks' connections sync the same file). SQLite keeps
+//! the file (the same inode, truncated at most) while the core's connection is open. Its
+//! directory is synced once then, so that the file's name survives a power loss too.
+//!
+//! [`Store::sync_off_thread`]: crate::daemon::store::Store::sync_off_thread
 
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 /// The least time between two checkpoints while commits come (they are coalesced).
-pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
-/// What syncs the log: its path, and whether the directory was synced.
-struct Log {
-    wal: PathBuf,
-    dir: PathBuf,
-    dir_synced: AtomicBool,
-}
-
-impl Log {
-    /// `fdatasync` of the log file (the file of that name now: SQLite keeps it while a
-    /// connection is open, and this opens it anew each time, so it can never sync a file
-    /// SQLite no longer uses), then, the first time, of its directory.
-    fn sync(&self) -> io::Result<()> {
-        File::open(&self.wal)?.sync_data()?;
-        if !self.dir_synced.load(Ordering::Acquire) {
-            File::open(&self.dir)?.sync_all()?;
-            self.dir_synced.store(true, Ordering::Release);
-        }
-        Ok(())
-    }
+/// The path of SQLite's log of the database at `db`.
+pub fn wal_path(db: &Path) -> PathBuf {
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    PathBuf::from(wal)
 }
 
 /// The log's syncs and checkpoints for the core's store ([`Store::sync_off_thread`]).
-/// Dropping it ends its threads.
+/// Dropped, it lets its threads end (they are not waited for: the sync thread at once,
+/// the checkpoint thread after its current pause).
 pub struct Durable {
-    log: Arc<Log>,
+    log: Arc<File>,
     later: mpsc::Sender<mpsc::SyncSender<io::Result<()>>>,
     checkpoint: mpsc::SyncSender<()>,
 }
@@ -83,17 +75,11 @@ impl Synced {
 impl Durable {
     /// Starts the sync and checkpoint threads for the store at `db`.
     pub fn start(db: &Path) -> anyhow::Result<Durable> {
-        let mut wal = db.as_os_str().to_owned();
-        wal.push("-wal");
-        let dir = match db.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let log = Arc::new(Log {
-            wal: PathBuf::from(wal),
-            dir,
-            dir_synced: AtomicBool::new(false),
-        });
+        let log = Arc::new(File::open(wal_path(db))?);
+        match db.parent() {
+            Some(d) if !d.as_os_str().is_empty() => File::open(d)?.sync_all()?,
+            _ => File::open(".")?.sync_all()?,
+        }
         let (later, asks) = mpsc::channel::<mpsc::SyncSender<io::Result<()>>>();
         let sync_log = Arc::clone(&log);
         std::thread::Builder::new()
@@ -102,7 +88,7 @@ impl Durable {
                 // Every ask waiting when a sync starts is answered by it.
                 while let Ok(first) = asks.recv() {
                     let waiting: Vec<_> = std::iter::once(first).chain(asks.try_iter()).collect();
-                    let r = sync_log.sync();
+                    let r = sync_log.sync_data();
                     for w in waiting {
                         let _ = w.send(r.as_ref().map(|_| ()).map_err(copy_err));
                     }
@@ -136,7 +122,7 @@ impl Durable {
 
     /// Makes every commit written so far durable, on this thread.
     pub fn sync(&self) -> io::Result<()> {
-        self.log.sync()?;
+        self.log.sync_data()?;
         self.nudge_checkpoint();
         Ok(())
     }
@@ -144,11 +130,8 @@ impl Durable {
     /// Makes every commit written so far durable, on the sync thread.
     pub fn sync_later(&self) -> Synced {
         let (tx, rx) = mpsc::sync_channel(1);
-        if self.later.send(tx).is_err() {
-            // The thread is gone: `wait` says so.
-            let (_, rx) = mpsc::sync_channel(1);
-            return Synced(Some(rx));
-        }
+        // A thread that is gone drops `tx`: `wait` says so.
+        let _ = self.later.send(tx);
         self.nudge_checkpoint();
         Synced(Some(rx))
     }
@@ -215,21 +198,16 @@ mod tests {
         assert_eq!(store.journal_after(0).unwrap().len(), 200);
     }
 
-    /// A sync whose thread is gone fails the wait: the core never releases a commit it
-    /// could not make durable.
+    /// A sync whose thread is gone fails the wait, and a log that cannot be synced is
+    /// refused at the start: the core never releases a commit it could not make durable.
     #[test]
     fn a_sync_that_cannot_happen_fails_the_wait() {
         let (_, rx) = mpsc::sync_channel(1);
         assert!(Synced(Some(rx)).wait().is_err());
         let path = tmp("gone");
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        let log = Log {
-            wal: path.with_extension("nowal"),
-            dir: path.parent().unwrap().to_path_buf(),
-            dir_synced: AtomicBool::new(false),
-        };
         assert!(
-            log.sync().is_err(),
+            Durable::start(&path).is_err(),
             "no log file: the sync fails, it is not skipped"
         );
     }

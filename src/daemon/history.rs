@@ -296,9 +296,11 @@ pub struct Archived {
 }
 
 /// Archives and deletes the journal rows older than `cutoff` that the latest snapshot
-/// includes (all but the newest row), and deletes the notices (with their deliveries) made before `cutoff`.
-/// The archive, `journal-{first seq}-{last seq}.jsonl.gz` in `dir`, is a scenario file
-/// (gzip), written and synced before the rows are deleted.
+/// includes (all but the newest row), and deletes the notices (with their deliveries)
+/// made before `cutoff`. The archive, `journal-{first seq}-{last seq}.jsonl.gz` in `dir`,
+/// is a scenario file (gzip), written and synced before the rows are deleted; the
+/// deletions are one transaction, synced like a journal commit (a power loss after
+/// them cannot bring back rows already archived).
 pub fn archive(store: &Store, dir: &Path, cutoff: Ts) -> anyhow::Result<Archived> {
     let mut done = Archived::default();
     let Some((snapshot_seq, _)) = store.latest_snapshot()? else {
@@ -339,23 +341,26 @@ pub fn archive(store: &Store, dir: &Path, cutoff: Ts) -> anyhow::Result<Archived
         if let Ok(d) = std::fs::File::open(dir) {
             let _ = d.sync_all();
         }
-        // The retained-input index is kept lazily from the journal: it must hold these
-        // rows before they go.
-        store.index_seen_all()?;
-        store.conn().execute(
-            "DELETE FROM journal WHERE seq BETWEEN ?1 AND ?2",
-            params![first.seq, last.seq],
-        )?;
         done.file = Some(path);
         done.journal_rows = rows.len();
     }
-    done.notices = delete_notices_before(store, cutoff)?;
+    let tx = store.begin_shared()?;
+    if let (Some(first), Some(last)) = (rows.first(), rows.last()) {
+        // The retained-input index is kept lazily from the journal: it must hold these
+        // rows before they go.
+        tx.index_seen(usize::MAX)?;
+        tx.conn().execute(
+            "DELETE FROM journal WHERE seq BETWEEN ?1 AND ?2",
+            params![first.seq, last.seq],
+        )?;
+    }
+    done.notices = delete_notices_before(tx.conn(), cutoff)?;
+    tx.commit()?;
     Ok(done)
 }
 
 /// Deletes the notices made before `cutoff` and their deliveries; returns how many.
-fn delete_notices_before(store: &Store, cutoff: Ts) -> anyhow::Result<usize> {
-    let conn = store.conn();
+fn delete_notices_before(conn: &rusqlite::Connection, cutoff: Ts) -> anyhow::Result<usize> {
     let old: Vec<String> = {
         let mut st = conn.prepare("SELECT id, json FROM notices ORDER BY n")?;
         let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;

@@ -199,7 +199,7 @@ struct Loop {
 /// its time (docs/performance.md). Parsing is pure (`input::parse`), so this is the
 /// message or rejection the core would make of it at that time. A panic leaves the
 /// parsing to the core, which refuses the input behind its own panic boundary
-/// (core.rs `guarded_ingest`).
+/// (core/mod.rs `guarded_ingest`).
 fn pre_parse(
     cfg: &Config,
     topic: &str,

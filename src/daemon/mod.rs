@@ -646,7 +646,7 @@ fn core_loop(mut core: Core, rx: Receiver<CoreEvent>, sinks: Sinks) -> anyhow::R
         l.idle = a.is_empty();
         // The last drain batch's effects go out now, unless more inputs of the drain
         // follow at once (they go out after the next batch is handled, `drain_step`).
-        if l.live || !a.only_inputs() {
+        if !a.only_inputs() {
             l.flush(&sinks)?;
         }
         if a.connected && l.drain_until.is_none() {
@@ -672,6 +672,8 @@ fn core_loop(mut core: Core, rx: Receiver<CoreEvent>, sinks: Sinks) -> anyhow::R
         if a.shutdown {
             systemd::stopping();
             core.snapshot(clock::now())?;
+            // The last drain batch, synced by the snapshot's commit at the latest.
+            l.flush(&sinks)?;
             return Ok(());
         }
     }

@@ -181,7 +181,7 @@ pub struct InMsg {
 /// from them. (The received packet's payload is a slice of the connection's read buffer:
 /// a token that kept it kept that buffer allocated until the ack; a boxed empty packet
 /// per message was an allocation per message.)
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy)]
 pub enum AckToken {
     V4 { pkid: u16, qos: rumqttc::QoS },
     V5 { pkid: u16, qos: r5::mqttbytes::QoS },

@@ -192,8 +192,6 @@ pub struct Store {
     /// The core's store: its commits are made durable by [`Durable`] instead of inside
     /// SQLite ([`Store::sync_off_thread`]).
     durable: Option<Durable>,
-    /// Whether a commit is synced ([`Store::set_synced`]).
-    synced: bool,
 }
 
 /// The page cache of the core's connection, KiB (SQLite's default is 2,000). Its writes
@@ -221,21 +219,7 @@ impl Store {
         Ok(Store {
             conn,
             durable: None,
-            synced: true,
         })
-    }
-
-    /// Whether the next transactions' commits are synced (`true`, what the journal needs)
-    /// or not (a crash of the process still keeps them; see [`Store::open_sink`]): through
-    /// `synchronous = FULL` or `NORMAL`, or, after [`Store::sync_off_thread`], whether
-    /// [`Tx::commit`] syncs the log.
-    pub fn set_synced(&mut self, full: bool) -> anyhow::Result<()> {
-        self.synced = full;
-        if self.durable.is_none() {
-            let mode = if full { "FULL" } else { "NORMAL" };
-            self.conn.pragma_update(None, "synchronous", mode)?;
-        }
-        Ok(())
     }
 
     /// From now on this connection's commits are written to the log without a sync and
@@ -259,8 +243,8 @@ impl Store {
     /// What a power loss can cost: a delivery made just before it is made again after
     /// the restart (a duplicate the consumer drops by id, never a loss).
     pub fn open_sink(path: &Path) -> anyhow::Result<Store> {
-        let mut store = Self::open(path)?;
-        store.set_synced(false)?;
+        let store = Self::open(path)?;
+        store.conn.pragma_update(None, "synchronous", "NORMAL")?;
         Ok(store)
     }
 
@@ -275,9 +259,10 @@ impl Store {
     /// 1 and forget every warning in force. Its page cache is [`CORE_CACHE_KIB`].
     pub fn open_checked(path: &Path, init: bool) -> anyhow::Result<Store> {
         let len = |p: &Path| std::fs::metadata(p).map(|m| m.len()).ok();
-        let mut wal = path.as_os_str().to_owned();
-        wal.push("-wal");
-        if len(path) == Some(0) && len(Path::new(&wal)).unwrap_or(0) == 0 && !init {
+        if len(path) == Some(0)
+            && len(&crate::daemon::durable::wal_path(path)).unwrap_or(0) == 0
+            && !init
+        {
             anyhow::bail!(
                 "store {} is an empty file: refusing to start it as a new store (notice ids \
                  would restart at 1). Restore the store from a backup, or start once with \
@@ -301,7 +286,6 @@ impl Store {
             self.conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)?,
             self.durable.as_ref(),
-            self.synced,
         ))
     }
 
@@ -347,17 +331,13 @@ impl Store {
         Ok(upto)
     }
 
-    /// Indexes every journal row the index does not hold yet (before journal rows are
-    /// deleted: retention), in one transaction; returns the watermark.
-    pub fn index_seen_all(&self) -> anyhow::Result<i64> {
-        let tx = Tx(
+    /// [`Store::begin`] for a caller that holds the store shared (retention, history.rs):
+    /// it must not have another transaction of this store open meanwhile.
+    pub fn begin_shared(&self) -> anyhow::Result<Tx<'_>> {
+        Ok(Tx(
             Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?,
             self.durable.as_ref(),
-            self.synced,
-        );
-        let (_, upto) = tx.index_seen(usize::MAX)?;
-        tx.commit()?;
-        Ok(upto)
+        ))
     }
 
     /// The last journal seq (0 when empty).
@@ -399,13 +379,16 @@ impl Store {
         Ok(out)
     }
 
-    /// Marks deliveries made, in one transaction. Idempotent.
+    /// Marks deliveries made, in one transaction. Idempotent. Not synced on its own
+    /// ([`Tx::commit_unsynced`]): a mark lost to a power loss makes a delivery again after
+    /// the restart (a duplicate the consumer drops by id, never a loss), and a mark never
+    /// makes a journal commit wait for a sync of its own.
     pub fn mark_all_delivered(&mut self, marks: &[(&str, Sink)], at: Ts) -> anyhow::Result<()> {
         let tx = self.begin()?;
         for (id, sink) in marks {
             tx.mark_delivered(id, sink, at)?;
         }
-        tx.commit()
+        tx.commit_unsynced()
     }
 
     /// Records a failed attempt.
@@ -543,9 +526,8 @@ pub const SEEN_UPTO: &str = "seen_inputs_upto";
 /// Journal rows read and indexed at a time by the catch-up (its memory: one such chunk).
 const SEEN_CHUNK: usize = 4096;
 
-/// A write transaction; with [`Store::sync_off_thread`], the store's [`Durable`] and
-/// whether [`Tx::commit`] syncs ([`Store::set_synced`]).
-pub struct Tx<'a>(Transaction<'a>, Option<&'a Durable>, bool);
+/// A write transaction; with [`Store::sync_off_thread`], the store's [`Durable`].
+pub struct Tx<'a>(Transaction<'a>, Option<&'a Durable>);
 
 /// The per-input writes of a batch ([`Tx::inputs`]), with their statements held.
 pub struct InputWrites<'t> {
@@ -765,9 +747,17 @@ impl Tx<'_> {
     pub fn commit(self) -> anyhow::Result<()> {
         self.0.commit()?;
         match self.1 {
-            Some(d) if self.2 => Ok(d.sync()?),
-            _ => Ok(()),
+            Some(d) => Ok(d.sync()?),
+            None => Ok(()),
         }
+    }
+
+    /// Commits without a sync of its own: derived or redoable data (delivery marks, the
+    /// retained-input index), which the next synced commit syncs with it. (Committed, it
+    /// survives a crash of the process; a store synced inside SQLite, `synchronous = FULL`,
+    /// still syncs it.)
+    pub fn commit_unsynced(self) -> anyhow::Result<()> {
+        Ok(self.0.commit()?)
     }
 
     /// Commits, and has the log synced on the sync thread (with [`Store::sync_off_thread`];

@@ -231,6 +231,25 @@ fn idle_doses_index_the_journal_up_to_its_end() {
     assert_eq!(store.init_seen().unwrap(), seq);
 }
 
+/// A journal whose rows after the index's watermark are gone (emptied by the retention
+/// of an earlier version) leaves nothing to index: one dose finds that, and the core no
+/// longer lags (it would look again at every idle turn of its loop, without a pause).
+#[test]
+fn a_dose_with_nothing_left_to_index_ends_the_lag() {
+    let (_p, store) = tmp_store("seen-gone");
+    let t = parse_ts("2023-12-01T08:05:00+08:00").unwrap();
+    let mut core = Core::recover(cfg(), store, t).unwrap();
+    let batch = vec![msg("ers/shuozhou/air/aqi", AQI)];
+    core.ingest(batch, t).unwrap();
+    assert!(core.seen_lags());
+    core.store()
+        .conn()
+        .execute("DELETE FROM journal", [])
+        .unwrap();
+    assert_eq!(core.index_seen_dose().unwrap(), 0);
+    assert!(!core.seen_lags());
+}
+
 #[test]
 fn timers_fire_once_at_their_due_time_and_a_clock_jump_back_fires_nothing() {
     let cfg = Arc::new(
